@@ -1,0 +1,90 @@
+"""Configuration: environment, TOML file, and one clear line per bad value."""
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tgbot.config import ConfigError, load_config
+
+
+def test_defaults_without_environment():
+    config = load_config(env={})
+    assert config.token is None
+    assert config.api_base_url == "https://api.telegram.org/bot"
+    assert config.default_language == "en"
+    assert config.timezone == "Asia/Shanghai"
+    assert config.db_path == Path("tgbot.db")
+
+
+def test_environment_values_are_parsed():
+    config = load_config(
+        env={
+            "TGBOT_TOKEN": "123:abc",
+            "TGBOT_API_BASE_URL": "http://127.0.0.1:8081/bot",
+            "TGBOT_DB_PATH": "/tmp/x.db",
+            "TGBOT_ADMIN_IDS": "1, 2;3",
+            "TGBOT_AGENT_CHAT_ID": "-1001",
+            "TGBOT_DEFAULT_LANGUAGE": "zh-Hans",
+            "TGBOT_TIMEZONE": "Europe/Berlin",
+        }
+    )
+    assert config.token == "123:abc"
+    assert config.api_file_url == "http://127.0.0.1:8081/file/bot"
+    assert config.admin_ids == frozenset({1, 2, 3})
+    assert config.agent_chat_ids == (-1001,)
+    assert config.default_language == "zh_Hans"
+    assert config.zone.key == "Europe/Berlin"
+
+
+@pytest.mark.parametrize(
+    ("name", "value"),
+    [
+        ("TGBOT_ADMIN_IDS", "1,abc"),
+        ("TGBOT_TIMEZONE", "Mars/Base"),
+        ("TGBOT_DEFAULT_LANGUAGE", "fr"),
+        ("TGBOT_API_BASE_URL", "not a url"),
+        ("TGBOT_TOKEN", "nocolon"),
+        ("TGBOT_FLOW_TIMEOUT", "0"),
+        ("TGBOT_PERSISTENCE_INTERVAL", "-1"),
+        ("TGBOT_DEBUG_USER_TEXT", "maybe"),
+    ],
+)
+def test_bad_value_names_the_variable(name, value):
+    with pytest.raises(ConfigError) as err:
+        load_config(env={name: value})
+    assert str(err.value).startswith(name + ":")
+    assert "\n" not in str(err.value)
+
+
+def test_toml_file_then_environment_wins(tmp_path):
+    toml = tmp_path / "bot.toml"
+    toml.write_text('timezone = "UTC"\nadmin_ids = [7, 8]\ndb_path = "a.db"\n')
+    config = load_config(env={"TGBOT_DB_PATH": "b.db"}, config_file=toml)
+    assert config.timezone == "UTC"
+    assert config.admin_ids == frozenset({7, 8})
+    assert config.db_path == Path("b.db")
+
+
+def test_toml_unknown_key_is_refused(tmp_path):
+    toml = tmp_path / "bot.toml"
+    toml.write_text('colour = "blue"\n')
+    with pytest.raises(ConfigError, match="unknown setting 'colour'"):
+        load_config(env={}, config_file=toml)
+
+
+def test_cli_bad_value_prints_one_line_and_exits_2(tmp_path):
+    env = {"TGBOT_TIMEZONE": "Nowhere/Land", "PATH": "/usr/bin:/bin"}
+    proc = subprocess.run(
+        [sys.executable, "-m", "tgbot", "migrate"],
+        env=env,
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert proc.returncode == 2
+    assert proc.stderr.strip().splitlines() == [
+        "config error: TGBOT_TIMEZONE: unknown time zone 'Nowhere/Land'"
+    ]

@@ -1,0 +1,130 @@
+"""Command line: ``tgbot run | migrate | backup``."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import sys
+from pathlib import Path
+from urllib.parse import urlparse
+
+from telegram import Update
+
+from storage import AlreadyRunning, Database, InstanceLock, StorageError, migrate
+
+from .config import Config, ConfigError, load_config
+
+_LOGGER = logging.getLogger("tgbot")
+
+
+class _RedactingFilter(logging.Filter):
+    """Keep httpx's request lines (which carry the bot token in the URL) out of the log."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not record.name.startswith(("httpx", "httpcore"))
+
+
+def setup_logging(level: str) -> None:
+    """Log to stderr at ``level``; third-party request logs only at DEBUG."""
+    logging.basicConfig(
+        level=getattr(logging, level),
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+    if level != "DEBUG":
+        for handler in logging.getLogger().handlers:
+            handler.addFilter(_RedactingFilter())
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="tgbot", description="U-Pay support bot")
+    parser.add_argument("--config", help="TOML file with settings (TGBOT_* variables win)")
+    sub = parser.add_subparsers(dest="command", required=True)
+    sub.add_parser("run", help="run the bot (long polling; webhook if TGBOT_WEBHOOK_URL is set)")
+    sub.add_parser("migrate", help="apply database migrations and exit")
+    backup = sub.add_parser("backup", help="copy the database with SQLite's online backup")
+    backup.add_argument("dest", help="file to write")
+    return parser
+
+
+def run_bot(config: Config) -> int:
+    """Run the bot until interrupted; return the exit code."""
+    from .app import build_application
+
+    if not config.token:
+        print("config error: TGBOT_TOKEN: required to run against Telegram", file=sys.stderr)
+        return 2
+    app = build_application(config)
+    try:
+        if config.webhook_url:
+            # PTB's webhook handler awaits update_queue.put() before answering 200, and our
+            # queue stores the update in the inbox inside put(): stored before acknowledged.
+            app.run_webhook(
+                listen=config.webhook_listen,
+                port=config.webhook_port,
+                url_path=urlparse(config.webhook_url).path.lstrip("/"),
+                webhook_url=config.webhook_url,
+                secret_token=config.webhook_secret,
+                allowed_updates=Update.ALL_TYPES,
+            )
+        else:
+            app.run_polling(allowed_updates=Update.ALL_TYPES, drop_pending_updates=False)
+    except AlreadyRunning as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 3
+    return 0
+
+
+async def _migrate(config: Config) -> tuple[int, int]:
+    lock = InstanceLock(config.db_path)
+    lock.acquire()
+    try:
+        db = await Database.open(config.db_path)
+        try:
+            return await migrate(db)
+        finally:
+            await db.close()
+    finally:
+        lock.release()
+
+
+async def _backup(config: Config, dest: Path) -> None:
+    db = await Database.open(config.db_path)
+    try:
+        await db.backup(dest)
+    finally:
+        await db.close()
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of the ``tgbot`` command."""
+    args = _parser().parse_args(argv)
+    try:
+        config = load_config(config_file=args.config)
+    except ConfigError as exc:
+        print(f"config error: {exc}", file=sys.stderr)
+        return 2
+    setup_logging(config.log_level)
+    try:
+        if args.command == "run":
+            return run_bot(config)
+        if args.command == "migrate":
+            before, after = asyncio.run(_migrate(config))
+            print(f"database {config.db_path}: schema version {before} -> {after}")
+            return 0
+        if args.command == "backup":
+            dest = Path(args.dest)
+            if dest.exists():
+                print(f"error: {dest} already exists", file=sys.stderr)
+                return 2
+            asyncio.run(_backup(config, dest))
+            print(f"backup of {config.db_path} written to {dest}")
+            return 0
+    except AlreadyRunning as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 3
+    except StorageError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    return 2

@@ -1,0 +1,251 @@
+"""Configuration: a dataclass from ``TGBOT_*`` environment variables and an optional TOML file.
+
+A bad value stops start-up with one line that names the variable (:class:`ConfigError`).
+Environment variables win over the file, so a deployment can override one setting.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import tomllib
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlparse
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+SUPPORTED_LANGUAGES = ("zh_Hans", "en")
+ENV_PREFIX = "TGBOT_"
+
+
+class ConfigError(ValueError):
+    """A configuration value is missing or malformed; the message names the variable."""
+
+
+def _int(name: str, raw: str) -> int:
+    try:
+        return int(raw.strip())
+    except ValueError:
+        raise ConfigError(f"{name}: expected an integer, got {raw!r}") from None
+
+
+def _positive_float(name: str, raw: str) -> float:
+    try:
+        value = float(raw.strip())
+    except ValueError:
+        raise ConfigError(f"{name}: expected a number, got {raw!r}") from None
+    if not value > 0:
+        raise ConfigError(f"{name}: must be greater than 0, got {raw!r}")
+    return value
+
+
+def _positive_int(name: str, raw: str) -> int:
+    value = _int(name, raw)
+    if value < 1:
+        raise ConfigError(f"{name}: must be at least 1, got {raw!r}")
+    return value
+
+
+def _int_set(name: str, raw: str) -> frozenset[int]:
+    return frozenset(_int(name, part) for part in raw.replace(";", ",").split(",") if part.strip())
+
+
+def _int_tuple(name: str, raw: str) -> tuple[int, ...]:
+    return tuple(_int(name, part) for part in raw.replace(";", ",").split(",") if part.strip())
+
+
+def _bool(name: str, raw: str) -> bool:
+    value = raw.strip().lower()
+    if value in {"1", "true", "yes", "on"}:
+        return True
+    if value in {"0", "false", "no", "off", ""}:
+        return False
+    raise ConfigError(f"{name}: expected true or false, got {raw!r}")
+
+
+def _url(name: str, raw: str) -> str:
+    parsed = urlparse(raw.strip())
+    if parsed.scheme not in {"http", "https"} or not parsed.netloc:
+        raise ConfigError(f"{name}: expected an http(s) URL, got {raw!r}")
+    return raw.strip()
+
+
+def _optional_url(name: str, raw: str) -> str | None:
+    return _url(name, raw) if raw.strip() else None
+
+
+def _language(name: str, raw: str) -> str:
+    value = raw.strip().replace("-", "_")
+    for lang in SUPPORTED_LANGUAGES:
+        if value.lower() == lang.lower() or (
+            lang == "zh_Hans" and value.lower() in {"zh", "zh_cn"}
+        ):
+            return lang
+    raise ConfigError(f"{name}: expected one of {', '.join(SUPPORTED_LANGUAGES)}, got {raw!r}")
+
+
+def _timezone(name: str, raw: str) -> str:
+    try:
+        ZoneInfo(raw.strip())
+    except (ZoneInfoNotFoundError, ValueError):
+        raise ConfigError(f"{name}: unknown time zone {raw!r}") from None
+    return raw.strip()
+
+
+def _token(name: str, raw: str) -> str | None:
+    value = raw.strip()
+    if not value:
+        return None
+    bot_id, sep, secret = value.partition(":")
+    if not sep or not bot_id.isdigit() or not secret:
+        raise ConfigError(f"{name}: expected a bot token like 123456:ABC..., got a malformed value")
+    return value
+
+
+def _str(name: str, raw: str) -> str:
+    return raw.strip()
+
+
+def _optional_str(name: str, raw: str) -> str | None:
+    return raw.strip() or None
+
+
+def _path(name: str, raw: str) -> Path:
+    if not raw.strip():
+        raise ConfigError(f"{name}: must not be empty")
+    return Path(raw.strip()).expanduser()
+
+
+def _log_level(name: str, raw: str) -> str:
+    value = raw.strip().upper()
+    if value not in {"DEBUG", "INFO", "WARNING", "ERROR"}:
+        raise ConfigError(f"{name}: expected DEBUG, INFO, WARNING or ERROR, got {raw!r}")
+    return value
+
+
+@dataclass(frozen=True)
+class Config:
+    """Everything the bot needs to start; see README for each ``TGBOT_*`` variable."""
+
+    token: str | None = None
+    api_base_url: str = "https://api.telegram.org/bot"
+    api_file_url: str = "https://api.telegram.org/file/bot"
+    db_path: Path = Path("tgbot.db")
+    admin_ids: frozenset[int] = frozenset()
+    agent_chat_ids: tuple[int, ...] = ()
+    default_language: str = "en"
+    timezone: str = "Asia/Shanghai"
+    webhook_url: str | None = None
+    webhook_listen: str = "127.0.0.1"
+    webhook_port: int = 8443
+    webhook_secret: str | None = None
+    #: Seconds of inactivity after which a guided flow ends politely.
+    flow_timeout: float = 900.0
+    #: Seconds after which any inline button answers "this menu has expired".
+    button_ttl: float = 24 * 3600.0
+    #: Updates processed at once (different chats); 1 switches to PTB's sequential processing.
+    concurrent_updates: int = 64
+    #: Seconds between persistence writes (conversation state on disk within a second).
+    persistence_interval: float = 0.5
+    #: Telegram's budget shared by the send lanes.
+    rate_overall_per_second: float = 25.0
+    rate_group_per_minute: float = 20.0
+    rate_chat_per_second: float = 1.0
+    log_level: str = "INFO"
+    #: Log users' message text (never on in production: DESIGN section 6, rule 8).
+    debug_user_text: bool = False
+    demo: bool = field(default=False, compare=False)
+
+    @property
+    def zone(self) -> ZoneInfo:
+        """Return the configured time zone."""
+        return ZoneInfo(self.timezone)
+
+    def replace(self, **changes: Any) -> Config:
+        """Return a copy with ``changes`` applied."""
+        return dataclasses.replace(self, **changes)
+
+
+# variable suffix -> (field name, parser)
+_FIELDS: dict[str, tuple[str, Callable[[str, str], Any]]] = {
+    "TOKEN": ("token", _token),
+    "API_BASE_URL": ("api_base_url", _url),
+    "API_FILE_URL": ("api_file_url", _url),
+    "DB_PATH": ("db_path", _path),
+    "ADMIN_IDS": ("admin_ids", _int_set),
+    "AGENT_CHAT_ID": ("agent_chat_ids", _int_tuple),
+    "DEFAULT_LANGUAGE": ("default_language", _language),
+    "TIMEZONE": ("timezone", _timezone),
+    "WEBHOOK_URL": ("webhook_url", _optional_url),
+    "WEBHOOK_LISTEN": ("webhook_listen", _str),
+    "WEBHOOK_PORT": ("webhook_port", _positive_int),
+    "WEBHOOK_SECRET": ("webhook_secret", _optional_str),
+    "FLOW_TIMEOUT": ("flow_timeout", _positive_float),
+    "BUTTON_TTL": ("button_ttl", _positive_float),
+    "CONCURRENT_UPDATES": ("concurrent_updates", _positive_int),
+    "PERSISTENCE_INTERVAL": ("persistence_interval", _positive_float),
+    "RATE_OVERALL_PER_SECOND": ("rate_overall_per_second", _positive_float),
+    "RATE_GROUP_PER_MINUTE": ("rate_group_per_minute", _positive_float),
+    "RATE_CHAT_PER_SECOND": ("rate_chat_per_second", _positive_float),
+    "LOG_LEVEL": ("log_level", _log_level),
+    "DEBUG_USER_TEXT": ("debug_user_text", _bool),
+}
+
+
+def _file_values(path: Path) -> dict[str, str]:
+    try:
+        with path.open("rb") as fh:
+            data = tomllib.load(fh)
+    except FileNotFoundError:
+        raise ConfigError(f"--config: file not found: {path}") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"--config: {path} is not valid TOML ({exc})") from None
+    values: dict[str, str] = {}
+    for key, value in data.items():
+        suffix = key.upper()
+        if suffix.startswith(ENV_PREFIX):
+            suffix = suffix[len(ENV_PREFIX) :]
+        if suffix not in _FIELDS:
+            raise ConfigError(f"--config: unknown setting {key!r} in {path}")
+        if isinstance(value, list):
+            value = ",".join(str(v) for v in value)
+        elif isinstance(value, bool):
+            value = "true" if value else "false"
+        values[suffix] = str(value)
+    return values
+
+
+def load_config(
+    env: Mapping[str, str] | None = None, config_file: str | Path | None = None, **overrides: Any
+) -> Config:
+    """Build a :class:`Config` from a TOML file, then ``TGBOT_*`` variables, then ``overrides``.
+
+    Raises:
+        ConfigError: naming the first bad variable.
+    """
+    env = os.environ if env is None else env
+    raw: dict[str, tuple[str, str]] = {}
+    if config_file:
+        for suffix, value in _file_values(Path(config_file)).items():
+            raw[suffix] = (f"{suffix.lower()} in {config_file}", value)
+    for suffix in _FIELDS:
+        name = ENV_PREFIX + suffix
+        if name in env:
+            raw[suffix] = (name, env[name])
+    kwargs: dict[str, Any] = {}
+    for suffix, (source, value) in raw.items():
+        field_name, parser = _FIELDS[suffix]
+        kwargs[field_name] = parser(source, value)
+    if "api_base_url" in kwargs and "api_file_url" not in kwargs:
+        kwargs["api_file_url"] = _derive_file_url(kwargs["api_base_url"])
+    kwargs.update(overrides)
+    return Config(**kwargs)
+
+
+def _derive_file_url(base_url: str) -> str:
+    """Guess a Bot API server's file URL from its method URL (``.../bot`` -> ``.../file/bot``)."""
+    if base_url.endswith("/bot"):
+        return base_url[: -len("bot")] + "file/bot"
+    return base_url.rstrip("/") + "/file/bot"

@@ -1,0 +1,82 @@
+"""Detection and masking of card numbers, one-time codes and passwords typed in chat.
+
+DESIGN section 6, rule 4: anything that looks like one of these outside the step that asks
+for it is deleted with a warning and never stored or logged in clear.
+"""
+
+from __future__ import annotations
+
+import re
+
+from .text import normalize_input
+
+_CARD_CANDIDATE = re.compile(r"(?<!\d)(?:\d[ -]?){12,18}\d(?!\d)")
+_CODE_ALONE = re.compile(r"^\s*(\d{4,8})\s*$")
+_CODE_WITH_WORD = re.compile(
+    r"(验证码|校验码|动态码|短信码|otp|verification code|code)\D{0,6}(\d{4,8})(?!\d)", re.IGNORECASE
+)
+_PASSWORD = re.compile(
+    r"(密码|支付密码|登录密码|pin|password|passcode|pwd)\s*(是|为|:|：|=|is)\s*\S{3,}",
+    re.IGNORECASE,
+)
+
+
+def luhn_ok(digits: str) -> bool:
+    """Return True if ``digits`` passes the Luhn check used by card numbers."""
+    total = 0
+    for index, char in enumerate(reversed(digits)):
+        value = int(char)
+        if index % 2:
+            value *= 2
+            if value > 9:
+                value -= 9
+        total += value
+    return total % 10 == 0
+
+
+def find_card_numbers(text: str) -> list[str]:
+    """Return the card numbers (13-19 digits, Luhn-valid, spaces/dashes allowed) in ``text``."""
+    found = []
+    for match in _CARD_CANDIDATE.finditer(normalize_input(text)):
+        digits = re.sub(r"\D", "", match.group())
+        if 13 <= len(digits) <= 19 and luhn_ok(digits):
+            found.append(digits)
+    return found
+
+
+def looks_like_code(text: str) -> bool:
+    """Return True if ``text`` looks like a one-time code (4-8 digits alone, or "code 1234")."""
+    normalized = normalize_input(text)
+    return bool(_CODE_ALONE.match(normalized) or _CODE_WITH_WORD.search(normalized))
+
+
+def looks_like_password(text: str) -> bool:
+    """Return True if ``text`` discloses a password or PIN ("my password is ...")."""
+    return bool(_PASSWORD.search(normalize_input(text)))
+
+
+def classify(text: str, *, code_expected: bool = False) -> str | None:
+    """Return "card", "password" or "code" for sensitive text, else None."""
+    if find_card_numbers(text):
+        return "card"
+    if looks_like_password(text):
+        return "password"
+    if not code_expected and looks_like_code(text):
+        return "code"
+    return None
+
+
+def mask(text: str) -> str:
+    """Mask card numbers, codes and disclosed passwords in ``text`` (for agents and logs)."""
+    normalized = normalize_input(text)
+
+    def card(match: re.Match[str]) -> str:
+        digits = re.sub(r"\D", "", match.group())
+        if 13 <= len(digits) <= 19 and luhn_ok(digits):
+            return f"{digits[:4]} **** **** {digits[-4:]}"
+        return match.group()
+
+    masked = _CARD_CANDIDATE.sub(card, normalized)
+    masked = _PASSWORD.sub(lambda m: f"{m.group(1)}{m.group(2)}******", masked)
+    masked = _CODE_WITH_WORD.sub(lambda m: f"{m.group(1)} ******", masked)
+    return _CODE_ALONE.sub("******", masked)

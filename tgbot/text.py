@@ -1,0 +1,66 @@
+"""Text safety helpers: HTML escaping, Telegram length limits, input normalization."""
+
+from __future__ import annotations
+
+import html
+import re
+import unicodedata
+
+MESSAGE_LIMIT = 4096
+CAPTION_LIMIT = 1024
+CALLBACK_ANSWER_LIMIT = 200
+TOPIC_NAME_LIMIT = 128
+CALLBACK_DATA_LIMIT = 64
+DEEP_LINK_LIMIT = 64
+
+_SPACES = re.compile(r"\s+")
+
+
+def escape(text: object) -> str:
+    """HTML-escape user-provided text for a message sent with ``parse_mode=HTML``."""
+    return html.escape(str(text), quote=False)
+
+
+def normalize_input(text: str) -> str:
+    """Normalize typed input: full-width digits/letters/spaces to ASCII (NFKC), spaces collapsed."""
+    return _SPACES.sub(" ", unicodedata.normalize("NFKC", text)).strip()
+
+
+def truncate(text: str, limit: int, ellipsis: str = "…") -> str:
+    """Cut ``text`` to at most ``limit`` characters, ending with ``ellipsis`` when cut."""
+    if len(text) <= limit:
+        return text
+    return text[: max(0, limit - len(ellipsis))] + ellipsis
+
+
+def utf16_len(text: str) -> int:
+    """Return the length Telegram counts for entity offsets (UTF-16 code units)."""
+    return len(text.encode("utf-16-le")) // 2
+
+
+def split_text(text: str, limit: int = MESSAGE_LIMIT) -> list[str]:
+    """Split plain text into chunks of at most ``limit`` characters, at paragraph, line or
+    word boundaries where possible."""
+    chunks: list[str] = []
+    rest = text
+    while len(rest) > limit:
+        window = rest[:limit]
+        cut = -1
+        for sep in ("\n\n", "\n", " "):
+            cut = window.rfind(sep)
+            if cut > limit // 2:
+                break
+        if cut <= limit // 2:
+            cut = limit
+        chunks.append(rest[:cut].rstrip())
+        rest = rest[cut:].lstrip()
+    if rest or not chunks:
+        chunks.append(rest)
+    return chunks
+
+
+def check_callback_data(data: str) -> str:
+    """Return ``data`` if it fits Telegram's 64-byte callback data limit, else raise."""
+    if len(data.encode()) > CALLBACK_DATA_LIMIT:
+        raise ValueError(f"callback data over {CALLBACK_DATA_LIMIT} bytes: {data!r}")
+    return data
