@@ -1,0 +1,38 @@
+"""SQLite storage: connection, migrations, repositories and the PTB persistence.
+
+Imports nothing from ``tgbot`` or ``handlers``.
+"""
+
+from storage.db import Database
+from storage.errors import AlreadyRunning, StorageError
+from storage.lock import InstanceLock
+from storage.migrations import latest_version, migrate
+from storage.persistence import SQLitePersistence
+from storage.repos import (
+    AuditEntry,
+    AuditRepository,
+    InboxRepository,
+    OutboxItem,
+    OutboxRepository,
+    Repositories,
+    User,
+    UserRepository,
+)
+
+__all__ = [
+    "AlreadyRunning",
+    "AuditEntry",
+    "AuditRepository",
+    "Database",
+    "InboxRepository",
+    "InstanceLock",
+    "OutboxItem",
+    "OutboxRepository",
+    "Repositories",
+    "SQLitePersistence",
+    "StorageError",
+    "User",
+    "UserRepository",
+    "latest_version",
+    "migrate",
+]

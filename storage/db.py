@@ -1,0 +1,163 @@
+"""The single long-lived SQLite connection the application owns."""
+
+from __future__ import annotations
+
+import asyncio
+import contextvars
+import os
+import sqlite3
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any
+
+import aiosqlite
+
+from storage.errors import StorageError
+
+# The task that currently owns the write transaction. A nested ``transaction()``
+# in the same task joins it through a SAVEPOINT instead of deadlocking on the lock.
+_owner: contextvars.ContextVar[asyncio.Task[Any] | None] = contextvars.ContextVar(
+    "storage_transaction_owner", default=None
+)
+
+Params = Sequence[Any] | dict[str, Any]
+
+
+class Database:
+    """One aiosqlite connection with serialized write transactions.
+
+    Reads (``fetchone``/``fetchall``) run without the lock. They share the one
+    connection, so a read issued while another task's transaction is open sees
+    that transaction's uncommitted rows; repositories only read what they may
+    act on, so this is acceptable and keeps reads cheap.
+    """
+
+    def __init__(self, path: Path, conn: aiosqlite.Connection) -> None:
+        self.path = path
+        self._conn = conn
+        self._lock = asyncio.Lock()
+        self._savepoints = 0
+        self._closed = False
+
+    @property
+    def closed(self) -> bool:
+        """Whether :meth:`close` was called."""
+        return self._closed
+
+    @classmethod
+    async def open(cls, path: str | Path) -> Database:
+        """Open (creating if needed) the database file and configure the connection."""
+        path = Path(path)
+        # Probe first: when aiosqlite.connect() itself fails, its worker thread is
+        # left to report to the event loop later, which fails once the loop is closed.
+        try:
+            await asyncio.to_thread(_probe, path)
+        except sqlite3.Error as exc:
+            raise StorageError(f"Cannot open database {path}: {exc}") from exc
+        conn = await aiosqlite.connect(path, isolation_level=None)
+        try:
+            conn.row_factory = aiosqlite.Row
+            # Set first: switching to WAL itself may have to wait for a lock.
+            await conn.execute("PRAGMA busy_timeout=5000")
+            mode = await conn.execute_fetchall("PRAGMA journal_mode=WAL")
+            # In-memory databases cannot use WAL; anything else silently not in WAL
+            # would lose the concurrent-reader guarantee the design relies on.
+            if str(path) != ":memory:" and next(iter(mode))[0].lower() != "wal":
+                raise StorageError(f"Could not switch {path} to WAL journal mode")
+            await conn.execute("PRAGMA foreign_keys=ON")
+            # NORMAL is durable across application crashes in WAL mode; only an OS
+            # crash or power loss can drop the last transactions.
+            await conn.execute("PRAGMA synchronous=NORMAL")
+        except BaseException:
+            await conn.close()
+            raise
+        return cls(path, conn)
+
+    async def close(self) -> None:
+        """Close the connection, waiting for a running transaction to finish."""
+        async with self._lock:
+            self._closed = True
+            await self._conn.close()
+
+    @asynccontextmanager
+    async def transaction(self) -> AsyncIterator[aiosqlite.Connection]:
+        """Run a write transaction: BEGIN IMMEDIATE, COMMIT on success, ROLLBACK on error.
+
+        Only one transaction runs at a time. Calling this again inside a running
+        transaction of the same task nests through a SAVEPOINT, so a caller can
+        group several repository calls into one atomic unit.
+        """
+        task = asyncio.current_task()
+        if task is not None and _owner.get() is task:
+            async with self._savepoint():
+                yield self._conn
+            return
+        async with self._lock:
+            token = _owner.set(task)
+            try:
+                await self._conn.execute("BEGIN IMMEDIATE")
+                try:
+                    yield self._conn
+                except BaseException:
+                    # SQLite may already have rolled back (e.g. disk full); a second
+                    # ROLLBACK would raise and hide the original error.
+                    if self._conn.in_transaction:
+                        await self._conn.execute("ROLLBACK")
+                    raise
+                await self._conn.execute("COMMIT")
+            finally:
+                _owner.reset(token)
+
+    @asynccontextmanager
+    async def _savepoint(self) -> AsyncIterator[None]:
+        self._savepoints += 1
+        name = f"sp_{self._savepoints}"
+        await self._conn.execute(f"SAVEPOINT {name}")
+        try:
+            yield
+        except BaseException:
+            await self._conn.execute(f"ROLLBACK TO {name}")
+            await self._conn.execute(f"RELEASE {name}")
+            raise
+        await self._conn.execute(f"RELEASE {name}")
+
+    async def fetchone(self, sql: str, params: Params = ()) -> aiosqlite.Row | None:
+        """Run a query and return its first row, or None."""
+        async with self._conn.execute(sql, params) as cursor:
+            return await cursor.fetchone()
+
+    async def fetchall(self, sql: str, params: Params = ()) -> list[aiosqlite.Row]:
+        """Run a query and return all rows."""
+        async with self._conn.execute(sql, params) as cursor:
+            return list(await cursor.fetchall())
+
+    async def backup(self, dest: str | Path) -> None:
+        """Copy the committed database into ``dest`` with SQLite's online backup API.
+
+        The copy is written next to ``dest`` and renamed into place, so ``dest``
+        is either the previous file or a complete backup, never a partial one.
+        A second connection is used, so the copy is a committed snapshot and
+        writers are not blocked while it runs.
+        """
+        dest = Path(dest)
+        tmp = dest.with_name(f".{dest.name}.tmp")
+        tmp.unlink(missing_ok=True)
+        source = await aiosqlite.connect(self.path, isolation_level=None)
+        try:
+            # The target is used from aiosqlite's worker thread, not this one.
+            target = sqlite3.connect(tmp, check_same_thread=False)
+            try:
+                await source.backup(target)
+            finally:
+                target.close()
+        except BaseException:
+            tmp.unlink(missing_ok=True)
+            raise
+        finally:
+            await source.close()
+        os.replace(tmp, dest)
+
+
+def _probe(path: Path) -> None:
+    sqlite3.connect(path).close()

@@ -1,0 +1,29 @@
+"""Repositories: one class per aggregate, speaking in domain terms."""
+
+from storage.db import Database
+from storage.repos.audit import AuditEntry, AuditRepository
+from storage.repos.inbox import InboxRepository
+from storage.repos.outbox import OutboxItem, OutboxRepository
+from storage.repos.users import User, UserRepository
+
+__all__ = [
+    "AuditEntry",
+    "AuditRepository",
+    "InboxRepository",
+    "OutboxItem",
+    "OutboxRepository",
+    "Repositories",
+    "User",
+    "UserRepository",
+]
+
+
+class Repositories:
+    """All repositories over one database, e.g. ``repos.users.get(user_id)``."""
+
+    def __init__(self, db: Database) -> None:
+        self.db = db
+        self.users = UserRepository(db)
+        self.audit = AuditRepository(db)
+        self.inbox = InboxRepository(db)
+        self.outbox = OutboxRepository(db)

@@ -1,0 +1,81 @@
+"""Audit log of agent and admin actions."""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+from storage.db import Database
+
+
+@dataclass(frozen=True, slots=True)
+class AuditEntry:
+    """One recorded action: who did what to which target, with details."""
+
+    id: int
+    at: float
+    actor_id: int | None
+    action: str
+    target: str | None
+    details: dict[str, Any] = field(default_factory=dict)
+
+
+class AuditRepository:
+    """Append-only audit log."""
+
+    def __init__(self, db: Database) -> None:
+        self._db = db
+
+    async def record(
+        self,
+        actor_id: int | None,
+        action: str,
+        target: str | int | None = None,
+        details: dict[str, Any] | None = None,
+        now: float | None = None,
+    ) -> int:
+        """Append an entry and return its id.
+
+        Args:
+            actor_id: Telegram id of the agent/admin; None for the system itself.
+            action: What was done, e.g. ``"broadcast.start"``.
+            target: What it was done to (ticket id, user id...); stored as text.
+            details: JSON-serializable extra facts; never codes or card numbers.
+            now: Time of the action; defaults to the current time.
+        """
+        now = time.time() if now is None else now
+        async with self._db.transaction() as conn:
+            cursor = await conn.execute(
+                "INSERT INTO audit_log (at, actor_id, action, target, details) "
+                "VALUES (?, ?, ?, ?, ?)",
+                (
+                    now,
+                    actor_id,
+                    action,
+                    None if target is None else str(target),
+                    json.dumps(details or {}, ensure_ascii=False),
+                ),
+            )
+            assert cursor.lastrowid is not None
+            return cursor.lastrowid
+
+    async def recent(self, limit: int = 20) -> list[AuditEntry]:
+        """Return the latest entries, newest first."""
+        rows = await self._db.fetchall(
+            "SELECT id, at, actor_id, action, target, details FROM audit_log "
+            "ORDER BY id DESC LIMIT ?",
+            (limit,),
+        )
+        return [
+            AuditEntry(
+                id=row["id"],
+                at=row["at"],
+                actor_id=row["actor_id"],
+                action=row["action"],
+                target=row["target"],
+                details=json.loads(row["details"]),
+            )
+            for row in rows
+        ]

@@ -1,0 +1,87 @@
+"""Durable inbox of Telegram updates: stored before handling, marked done after."""
+
+from __future__ import annotations
+
+import time
+
+from storage.db import Database
+
+
+class InboxRepository:
+    """Updates keyed by ``update_id``; a done update is never handled again."""
+
+    def __init__(self, db: Database) -> None:
+        self._db = db
+
+    async def store(self, update_id: int, payload: str, now: float | None = None) -> bool:
+        """Store an update; return False if this update_id was already stored."""
+        now = time.time() if now is None else now
+        async with self._db.transaction() as conn:
+            cursor = await conn.execute(
+                "INSERT OR IGNORE INTO inbox (update_id, payload, received_at) VALUES (?, ?, ?)",
+                (update_id, payload, now),
+            )
+            return cursor.rowcount > 0
+
+    async def store_many(self, items: list[tuple[int, str]], now: float | None = None) -> list[int]:
+        """Store a batch of ``(update_id, payload)`` in one transaction; return the new ids."""
+        now = time.time() if now is None else now
+        new: list[int] = []
+        async with self._db.transaction() as conn:
+            for update_id, payload in items:
+                cursor = await conn.execute(
+                    "INSERT OR IGNORE INTO inbox (update_id, payload, received_at) "
+                    "VALUES (?, ?, ?)",
+                    (update_id, payload, now),
+                )
+                if cursor.rowcount > 0:
+                    new.append(update_id)
+        return new
+
+    async def mark_done(self, update_id: int, now: float | None = None) -> None:
+        """Mark an update as handled (the first time only)."""
+        now = time.time() if now is None else now
+        async with self._db.transaction() as conn:
+            await conn.execute(
+                "UPDATE inbox SET done_at = ? WHERE update_id = ? AND done_at IS NULL",
+                (now, update_id),
+            )
+
+    async def pending(self) -> list[tuple[int, str]]:
+        """Return stored but unfinished updates as ``(update_id, payload)``, oldest first."""
+        rows = await self._db.fetchall(
+            "SELECT update_id, payload FROM inbox WHERE done_at IS NULL ORDER BY update_id"
+        )
+        return [(row[0], row[1]) for row in rows]
+
+    async def is_done(self, update_id: int) -> bool:
+        """Whether this update was stored and handled."""
+        row = await self._db.fetchone(
+            "SELECT 1 FROM inbox WHERE update_id = ? AND done_at IS NOT NULL", (update_id,)
+        )
+        return row is not None
+
+    async def count_pending(self) -> int:
+        """Count unfinished updates."""
+        row = await self._db.fetchone("SELECT COUNT(*) FROM inbox WHERE done_at IS NULL")
+        return int(row[0]) if row else 0
+
+    async def max_update_id(self) -> int | None:
+        """Return the highest update_id ever stored (kept by :meth:`prune`), or None."""
+        row = await self._db.fetchone("SELECT MAX(update_id) FROM inbox")
+        return None if row is None or row[0] is None else int(row[0])
+
+    async def prune(self, older_than: float) -> int:
+        """Delete handled updates finished before ``older_than``; return how many.
+
+        The row with the highest update_id is kept, so the last seen id survives
+        for dedupe. Choose ``older_than`` beyond Telegram's 24-hour redelivery
+        window: a pruned update_id stored again counts as new.
+        """
+        async with self._db.transaction() as conn:
+            cursor = await conn.execute(
+                "DELETE FROM inbox WHERE done_at IS NOT NULL AND done_at < ? "
+                "AND update_id < (SELECT MAX(update_id) FROM inbox)",
+                (older_than,),
+            )
+            return cursor.rowcount

@@ -1,0 +1,177 @@
+"""The connection, transactions, migrations and backups."""
+
+import asyncio
+import sqlite3
+from pathlib import Path
+
+import pytest
+
+from storage import Database, Repositories, StorageError, latest_version, migrate
+from storage import migrations as migrations_module
+from storage.migrations import Migration, split_statements
+
+EXPECTED_TABLES = {
+    "users",
+    "audit_log",
+    "inbox",
+    "outbox",
+    "ptb_user_data",
+    "ptb_chat_data",
+    "ptb_documents",
+    "ptb_conversations",
+}
+
+
+async def tables(db: Database) -> set[str]:
+    rows = await db.fetchall("SELECT name FROM sqlite_master WHERE type = 'table'")
+    return {row[0] for row in rows}
+
+
+async def user_version(db: Database) -> int:
+    row = await db.fetchone("PRAGMA user_version")
+    assert row is not None
+    return row[0]
+
+
+async def test_open_configures_connection(db: Database) -> None:
+    assert (await db.fetchone("PRAGMA journal_mode"))[0] == "wal"
+    assert (await db.fetchone("PRAGMA foreign_keys"))[0] == 1
+    assert (await db.fetchone("PRAGMA busy_timeout"))[0] == 5000
+    assert (await db.fetchone("PRAGMA synchronous"))[0] == 1  # NORMAL
+
+
+async def test_migrate_from_empty_creates_every_table(db_path: Path) -> None:
+    db = await Database.open(db_path)
+    try:
+        assert await migrate(db) == (0, latest_version())
+        assert await tables(db) >= EXPECTED_TABLES
+        assert await user_version(db) == latest_version()
+    finally:
+        await db.close()
+
+
+async def test_migrate_again_changes_nothing(db: Database) -> None:
+    before = await tables(db)
+    assert await migrate(db) == (latest_version(), latest_version())
+    assert await tables(db) == before
+
+
+async def test_migrate_refuses_database_from_newer_code(db: Database) -> None:
+    newer = latest_version() + 1
+    await db.fetchone(f"PRAGMA user_version = {newer}")
+    with pytest.raises(StorageError, match=rf"schema version {newer}.*only knows up to") as exc:
+        await migrate(db)
+    assert str(db.path) in str(exc.value)
+    assert await user_version(db) == newer
+
+
+async def test_failed_migration_leaves_previous_version_intact(
+    db_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    steps = (
+        Migration(1, "0001_a.sql", "CREATE TABLE a (x INTEGER);"),
+        Migration(2, "0002_b.sql", "CREATE TABLE b (x INTEGER); INSERT INTO nowhere VALUES (1);"),
+    )
+    monkeypatch.setattr(migrations_module, "load_migrations", lambda: steps)
+    db = await Database.open(db_path)
+    try:
+        with pytest.raises(StorageError, match=r"0002_b\.sql failed"):
+            await migrate(db)
+        assert await user_version(db) == 1
+        assert await tables(db) == {"a"}  # b was rolled back with the failed step
+    finally:
+        await db.close()
+
+
+def test_packaged_migrations_are_numbered_without_gaps() -> None:
+    versions = [m.version for m in migrations_module.load_migrations()]
+    assert versions == list(range(1, latest_version() + 1))
+
+
+def test_split_statements_keeps_semicolons_in_strings_and_triggers() -> None:
+    script = """
+        CREATE TABLE t (x TEXT); -- comment; with semicolon
+        INSERT INTO t VALUES ('a;b');
+        CREATE TRIGGER tr AFTER INSERT ON t BEGIN UPDATE t SET x = x || ';'; END;
+    """
+    statements = split_statements(script)
+    assert len(statements) == 3
+    assert "'a;b'" in statements[1]
+    assert statements[2].endswith("END;")
+
+
+async def test_transaction_rolls_back_on_error(db: Database) -> None:
+    with pytest.raises(RuntimeError):
+        async with db.transaction() as conn:
+            await conn.execute("INSERT INTO audit_log (at, action) VALUES (1, 'x')")
+            raise RuntimeError("boom")
+    assert (await db.fetchone("SELECT COUNT(*) FROM audit_log"))[0] == 0
+
+
+async def test_nested_transaction_groups_repository_calls(repos: Repositories) -> None:
+    db = repos.db
+    with pytest.raises(RuntimeError):
+        async with db.transaction():
+            await repos.users.touch(1, "Ann", "en", now=1.0)
+            await repos.audit.record(99, "user.touch", target=1, now=1.0)
+            raise RuntimeError("boom")
+    assert await repos.users.get(1) is None
+    assert await repos.audit.recent() == []
+
+    async with db.transaction():
+        await repos.users.touch(1, "Ann", "en", now=1.0)
+        with pytest.raises(RuntimeError):
+            async with db.transaction():
+                await repos.audit.record(99, "inner", now=1.0)
+                raise RuntimeError("inner only")
+    assert await repos.users.get(1) is not None
+    assert await repos.audit.recent() == []
+
+
+async def test_transactions_run_one_at_a_time(db: Database) -> None:
+    inside = 0
+    overlap = False
+
+    async def write(i: int) -> None:
+        nonlocal inside, overlap
+        async with db.transaction() as conn:
+            inside += 1
+            overlap = overlap or inside > 1
+            await asyncio.sleep(0.01)
+            await conn.execute("INSERT INTO audit_log (at, action) VALUES (?, 'x')", (i,))
+            inside -= 1
+
+    await asyncio.gather(*(write(i) for i in range(5)))
+    assert not overlap
+    assert (await db.fetchone("SELECT COUNT(*) FROM audit_log"))[0] == 5
+
+
+async def test_backup_is_a_readable_copy_with_the_same_rows(
+    repos: Repositories, tmp_path: Path
+) -> None:
+    await repos.users.touch(1, "Ann", "en", now=1.0)
+    await repos.outbox.enqueue(0, 1, "sendMessage", {"text": "hi"}, now=1.0)
+    dest = tmp_path / "backups" / "copy.db"
+    dest.parent.mkdir()
+    await repos.db.backup(dest)
+
+    with sqlite3.connect(dest) as copy:
+        assert copy.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+        assert copy.execute("SELECT id, first_name FROM users").fetchall() == [(1, "Ann")]
+        assert copy.execute("SELECT method FROM outbox").fetchall() == [("sendMessage",)]
+        assert copy.execute("PRAGMA user_version").fetchone()[0] == latest_version()
+    copy.close()
+    assert list(dest.parent.iterdir()) == [dest]  # no temporary file left behind
+
+    restored = await Database.open(dest)
+    try:
+        user = await Repositories(restored).users.get(1)
+        assert user is not None and user.first_name == "Ann"
+    finally:
+        await restored.close()
+
+
+async def test_unopenable_path_gives_a_clear_error(tmp_path: Path) -> None:
+    missing = tmp_path / "no-such-dir" / "bot.db"
+    with pytest.raises(StorageError, match="Cannot open database"):
+        await Database.open(missing)

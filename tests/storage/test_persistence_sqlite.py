@@ -1,0 +1,311 @@
+"""What SQLitePersistence promises beyond the shared contract, and a real Application."""
+
+import asyncio
+import json
+import sqlite3
+import time
+from collections.abc import AsyncIterator
+from enum import StrEnum
+from pathlib import Path
+from typing import Any
+
+import pytest
+from telegram import Update
+from telegram.ext import (
+    Application,
+    ApplicationBuilder,
+    CommandHandler,
+    ContextTypes,
+    ConversationHandler,
+    MessageHandler,
+    filters,
+)
+from telegram.request import BaseRequest, RequestData
+
+from storage import Database, SQLitePersistence, StorageError, migrate
+
+USER_ID = 42
+
+
+async def conversation_rows(db: Database) -> list[tuple[str, str, str]]:
+    rows = await db.fetchall("SELECT name, key, state FROM ptb_conversations")
+    return [(row[0], row[1], row[2]) for row in rows]
+
+
+async def test_ended_conversation_deletes_its_row(db: Database) -> None:
+    p = SQLitePersistence(db)
+    await p.update_conversation("refund", (USER_ID, USER_ID), "refund:choose_tx")
+    assert await conversation_rows(db) == [("refund", "[42,42]", '"refund:choose_tx"')]
+    await p.update_conversation("refund", (USER_ID, USER_ID), None)
+    assert await conversation_rows(db) == []
+
+
+async def test_empty_user_data_costs_no_row(db: Database) -> None:
+    p = SQLitePersistence(db)
+    await p.update_user_data(1, {})
+    await p.update_chat_data(2, {})
+    assert (await db.fetchone("SELECT COUNT(*) FROM ptb_user_data"))[0] == 0
+    assert (await db.fetchone("SELECT COUNT(*) FROM ptb_chat_data"))[0] == 0
+
+
+async def test_unserializable_value_fails_and_keeps_previous_data(db: Database) -> None:
+    p = SQLitePersistence(db)
+    await p.update_user_data(1, {"step": 1})
+    with pytest.raises(TypeError, match="Cannot persist a value of type object"):
+        await p.update_user_data(1, {"step": 2, "bad": object()})
+    assert await SQLitePersistence(db).get_user_data() == {1: {"step": 1}}
+
+
+async def test_unchanged_bot_data_is_not_rewritten(db: Database) -> None:
+    p = SQLitePersistence(db)
+    await p.update_bot_data({"a": 1})
+    first = await db.fetchone("SELECT updated_at FROM ptb_documents WHERE name = 'bot_data'")
+    await asyncio.sleep(0.01)
+    await p.update_bot_data({"a": 1})
+    again = await db.fetchone("SELECT updated_at FROM ptb_documents WHERE name = 'bot_data'")
+    assert first[0] == again[0]
+
+
+@pytest.mark.parametrize("interval", [0, -1, float("nan"), float("inf")])
+def test_update_interval_must_be_positive(db_path: Path, interval: float) -> None:
+    with pytest.raises(ValueError, match="update_interval"):
+        SQLitePersistence(lambda: pytest.fail("not opened"), update_interval=interval)
+
+
+def test_default_update_interval_keeps_states_within_a_second() -> None:
+    p = SQLitePersistence(lambda: pytest.fail("not opened"))
+    assert 0 < p.update_interval <= 0.5
+
+
+async def test_database_can_be_supplied_later(db: Database) -> None:
+    holder: dict[str, Database] = {}
+    p = SQLitePersistence(lambda: holder["db"])
+    holder["db"] = db
+    await p.update_bot_data({"ready": True})
+    assert await p.get_bot_data() == {"ready": True}
+
+
+async def test_reopened_database_is_picked_up(db_path: Path) -> None:
+    holder: dict[str, Database] = {}
+
+    async def open_db() -> Database:
+        holder["db"] = await Database.open(db_path)
+        await migrate(holder["db"])
+        return holder["db"]
+
+    p = SQLitePersistence(lambda: holder["db"])
+    await open_db()
+    await p.update_user_data(1, {"step": 1})
+    await holder["db"].close()  # application shutdown
+    await open_db()  # initialize again
+    try:
+        assert await p.get_user_data() == {1: {"step": 1}}
+    finally:
+        await holder["db"].close()
+
+
+async def test_async_opener_runs_once_inside_application_initialize(db_path: Path) -> None:
+    opened: list[Database] = []
+
+    async def open_db() -> Database:
+        database = await Database.open(db_path)
+        await migrate(database)
+        opened.append(database)
+        return database
+
+    app = build_app(SQLitePersistence(open_db))
+    try:
+        await app.initialize()  # loads persistence, before any post_init would run
+        await app.shutdown()
+        assert len(opened) == 1
+    finally:
+        for database in opened:
+            await database.close()
+
+
+async def test_opener_returning_nothing_is_a_clear_error() -> None:
+    p = SQLitePersistence(lambda: None)  # type: ignore[arg-type,return-value]
+    with pytest.raises(StorageError, match=r"open Database before Application\.initialize"):
+        await p.get_user_data()
+
+
+# -- a real Application -------------------------------------------------------------
+
+
+class OfflineRequest(BaseRequest):
+    """Answers the Bot API without a network: getMe only, which initialize() needs."""
+
+    async def initialize(self) -> None:
+        """Nothing to set up."""
+
+    async def shutdown(self) -> None:
+        """Nothing to tear down."""
+
+    @property
+    def read_timeout(self) -> float:
+        """Return a short default read timeout."""
+        return 1.0
+
+    async def do_request(
+        self, url: str, method: str, request_data: RequestData | None = None, **_: Any
+    ) -> tuple[int, bytes]:
+        """Answer getMe; any other call is a test bug."""
+        if url.endswith("/getMe"):
+            me = {"id": 1, "is_bot": True, "first_name": "Support", "username": "support_bot"}
+            return 200, json.dumps({"ok": True, "result": me}).encode()
+        return 400, json.dumps({"ok": False, "description": f"unexpected {url}"}).encode()
+
+
+class Demo(StrEnum):
+    ASK_NAME = "demo:ask_name"
+    CONFIRM = "demo:confirm"
+
+
+async def start(update: Update, context: ContextTypes.DEFAULT_TYPE) -> Demo:
+    """Ask for a name."""
+    return Demo.ASK_NAME
+
+
+async def remember_name(update: Update, context: ContextTypes.DEFAULT_TYPE) -> Demo:
+    """Keep the name in the flow's scratch and ask to confirm."""
+    assert context.user_data is not None and update.message is not None
+    context.user_data["name"] = update.message.text
+    return Demo.CONFIRM
+
+
+async def confirm(update: Update, context: ContextTypes.DEFAULT_TYPE) -> int:
+    """Check the restored scratch, then end the flow and drop it."""
+    assert context.user_data is not None
+    context.user_data["confirmed_name"] = context.user_data.get("name")
+    context.bot_data["confirmed"] = context.user_data.pop("confirmed_name")
+    context.user_data.clear()
+    return ConversationHandler.END
+
+
+async def cancel(update: Update, context: ContextTypes.DEFAULT_TYPE) -> int:
+    """End the flow and drop its scratch."""
+    assert context.user_data is not None
+    context.user_data.clear()
+    return ConversationHandler.END
+
+
+def build_app(db: Database | SQLitePersistence) -> Application:
+    persistence = db if isinstance(db, SQLitePersistence) else SQLitePersistence(db)
+    app = (
+        ApplicationBuilder()
+        .token("1:x")
+        .request(OfflineRequest())
+        .get_updates_request(OfflineRequest())
+        .updater(None)
+        .persistence(persistence)
+        .build()
+    )
+    app.add_handler(
+        ConversationHandler(
+            entry_points=[CommandHandler("start", start)],
+            states={
+                Demo.ASK_NAME: [MessageHandler(filters.TEXT & ~filters.COMMAND, remember_name)],
+                Demo.CONFIRM: [MessageHandler(filters.Regex("^yes$"), confirm)],
+            },
+            fallbacks=[CommandHandler("cancel", cancel)],
+            name="demo",
+            persistent=True,
+        )
+    )
+    return app
+
+
+def message(app: Application, update_id: int, text: str) -> Update:
+    data: dict[str, Any] = {
+        "update_id": update_id,
+        "message": {
+            "message_id": update_id,
+            "date": int(time.time()),
+            "chat": {"id": USER_ID, "type": "private", "first_name": "Ann"},
+            "from": {"id": USER_ID, "is_bot": False, "first_name": "Ann"},
+            "text": text,
+        },
+    }
+    if text.startswith("/"):
+        data["message"]["entities"] = [{"type": "bot_command", "offset": 0, "length": len(text)}]
+    return Update.de_json(data, app.bot)
+
+
+def on_disk(db_path: Path, sql: str) -> list[tuple[Any, ...]]:
+    """Read through a separate connection: only committed data is visible."""
+    conn = sqlite3.connect(db_path)
+    try:
+        return conn.execute(sql).fetchall()
+    finally:
+        conn.close()
+
+
+async def eventually_on_disk(db_path: Path, sql: str, expected: list[Any]) -> None:
+    """Wait up to one second (the design's promise) for ``sql`` to return ``expected``."""
+    # Polling a file written by another component: there is no event to wait on.
+    deadline = time.monotonic() + 1.0
+    for _ in range(100):
+        rows = on_disk(db_path, sql)
+        if rows == expected or time.monotonic() >= deadline:
+            break
+        await asyncio.sleep(0.05)
+    assert rows == expected
+
+
+STATE_SQL = "SELECT name, key, state FROM ptb_conversations"
+USER_DATA_SQL = "SELECT user_id, data FROM ptb_user_data"
+
+
+@pytest.fixture
+async def running_db(db_path: Path) -> AsyncIterator[Database]:
+    database = await Database.open(db_path)
+    await migrate(database)
+    yield database
+    await database.close()
+
+
+async def test_conversation_state_reaches_disk_within_a_second_and_survives_restart(
+    running_db: Database, db_path: Path
+) -> None:
+    app = build_app(running_db)
+    await app.initialize()
+    await app.start()
+    try:
+        await app.process_update(message(app, 1, "/start"))
+        # No stop(): the periodic persistence run alone must put the state on disk.
+        await eventually_on_disk(db_path, STATE_SQL, [("demo", "[42,42]", '"demo:ask_name"')])
+
+        await app.process_update(message(app, 2, "Ann Lee"))
+        await eventually_on_disk(db_path, STATE_SQL, [("demo", "[42,42]", '"demo:confirm"')])
+        await eventually_on_disk(db_path, USER_DATA_SQL, [(USER_ID, '{"name":"Ann Lee"}')])
+    finally:
+        await app.stop()
+        await app.shutdown()
+
+    # A restarted bot resumes the flow with its scratch.
+    app = build_app(running_db)
+    await app.initialize()
+    await app.start()
+    try:
+        await app.process_update(message(app, 3, "yes"))
+        assert app.bot_data["confirmed"] == "Ann Lee"
+        # The ended flow leaves nothing behind: no state row, no scratch row.
+        await eventually_on_disk(db_path, STATE_SQL, [])
+        await eventually_on_disk(db_path, USER_DATA_SQL, [])
+    finally:
+        await app.stop()
+        await app.shutdown()
+
+
+async def test_cancelled_conversation_row_is_deleted(running_db: Database, db_path: Path) -> None:
+    app = build_app(running_db)
+    await app.initialize()
+    await app.start()
+    try:
+        await app.process_update(message(app, 1, "/start"))
+        await eventually_on_disk(db_path, STATE_SQL, [("demo", "[42,42]", '"demo:ask_name"')])
+        await app.process_update(message(app, 2, "/cancel"))
+        await eventually_on_disk(db_path, STATE_SQL, [])
+    finally:
+        await app.stop()
+        await app.shutdown()
