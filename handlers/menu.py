@@ -1,0 +1,131 @@
+"""The front door: /start greets in the user's language with the main menu, /help says what
+the bot does and what it will never ask for, /language switches 中文 / English, /cancel
+leaves whatever is running.
+"""
+
+from __future__ import annotations
+
+from telegram import (
+    BotCommand,
+    BotCommandScopeAllPrivateChats,
+    InlineKeyboardButton,
+    InlineKeyboardMarkup,
+    Update,
+)
+from telegram.ext import Application, CallbackQueryHandler, CommandHandler
+from telegram.ext import filters as f
+
+from tgbot.context import BotContext
+from tgbot.i18n import LANGUAGES, N_, translator
+from tgbot.text import escape
+
+from .common import GREETING, answer_expired, main_menu_markup, show_main_menu
+
+HELP_TEXT = N_(
+    "<b>What I can do</b>\n"
+    "Choose a topic from the menu and I will guide you step by step. "
+    "You can reach a human agent at any time.\n\n"
+    "<b>Commands</b>\n"
+    "/start – main menu\n"
+    "/language – 中文 / English\n"
+    "/cancel – stop what you are doing\n"
+    "/help – this help\n\n"
+    "<b>Stay safe</b>\n"
+    "Nobody from support will ever ask you for your password, PIN, full card number "
+    "or a verification code in a chat. The only code I ask for is the one of a "
+    "verification you started yourself. Cards are added only on the wallet's secure page."
+)
+CHOOSE_LANGUAGE = N_("Please choose your language:")
+LANGUAGE_SET = N_("Language set to English.")
+CANCELLED = N_("Cancelled. Nothing was submitted.")
+NOTHING_TO_CANCEL = N_("There is nothing to cancel.")
+
+#: Command menus per language: (command, description).
+COMMANDS = [
+    ("start", N_("Main menu")),
+    ("help", N_("What I can do")),
+    ("language", N_("中文 / English")),
+    ("cancel", N_("Stop what you are doing")),
+]
+
+
+async def start(update: Update, context: BotContext) -> None:
+    """Greet the user by name and show the main menu (an unknown deep link lands here too)."""
+    user = update.effective_user
+    text = context._(GREETING).format(name=escape(user.first_name if user else ""))
+    await show_main_menu(update, context, text)
+
+
+async def help_command(update: Update, context: BotContext) -> None:
+    """Explain what the bot does and what it will never ask for."""
+    await update.effective_message.reply_text(
+        context._(HELP_TEXT), reply_markup=main_menu_markup(context)
+    )
+
+
+def language_keyboard() -> list[list[InlineKeyboardButton]]:
+    """Return one button per supported language, labelled in that language."""
+    return [
+        [InlineKeyboardButton(name, callback_data=f"lang:set:{code}")]
+        for code, name in LANGUAGES.items()
+    ]
+
+
+async def language_command(update: Update, context: BotContext) -> None:
+    """Offer the language buttons."""
+    text = "\n".join(translator(code).gettext(CHOOSE_LANGUAGE) for code in LANGUAGES)
+    if update.callback_query:
+        await update.callback_query.answer()
+    await context.bot.send_message(
+        update.effective_chat.id, text, reply_markup=InlineKeyboardMarkup(language_keyboard())
+    )
+
+
+async def set_language(update: Update, context: BotContext) -> None:
+    """Store the chosen language and show the menu in it."""
+    query = update.callback_query
+    code = query.data.rsplit(":", 1)[-1]
+    if code not in LANGUAGES:
+        await answer_expired(update, context)
+        return
+    await context.repos.users.set_language(query.from_user.id, code)
+    context.tr = translator(code)
+    await query.answer()
+    await query.edit_message_text(context._(LANGUAGE_SET))
+    await show_main_menu(update, context)
+
+
+async def cancel(update: Update, context: BotContext) -> None:
+    """Confirm the cancel (the lifecycle stage already ended any running flow)."""
+    text = CANCELLED if context.ended_flow else NOTHING_TO_CANCEL
+    await update.effective_message.reply_text(
+        context._(text), reply_markup=main_menu_markup(context)
+    )
+
+
+async def set_command_menus(application: Application) -> None:
+    """Publish the command menu in every language (Telegram shows the user's)."""
+    scope = BotCommandScopeAllPrivateChats()
+    for code in LANGUAGES:
+        tr = translator(code)
+        commands = [BotCommand(name, tr.gettext(desc)) for name, desc in COMMANDS]
+        language_code = "zh" if code == "zh_Hans" else code
+        await application.bot.set_my_commands(commands, scope=scope, language_code=language_code)
+    default = translator(application.config.default_language)
+    await application.bot.set_my_commands(
+        [BotCommand(name, default.gettext(desc)) for name, desc in COMMANDS], scope=scope
+    )
+
+
+def command_handlers() -> list:
+    """Return the front door's command and button handlers (private chats)."""
+    private = f.ChatType.PRIVATE
+    return [
+        CommandHandler("start", start, filters=private),
+        CommandHandler("menu", start, filters=private),
+        CommandHandler("help", help_command, filters=private),
+        CommandHandler("language", language_command, filters=private),
+        CommandHandler("cancel", cancel, filters=private),
+        CallbackQueryHandler(language_command, pattern=r"^lang:menu$"),
+        CallbackQueryHandler(set_language, pattern=r"^lang:set:"),
+    ]

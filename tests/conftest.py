@@ -1,0 +1,51 @@
+"""Shared fixtures: the real bot on the Bot API emulator, one fresh database per test."""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.harness import BotHarness
+from tests.support.survey import quiz_flow, support_handlers, survey_flow
+
+#: Rates high enough that tests never wait for the send lanes (lane tests set their own).
+FAST = {"rate_overall_per_second": 10_000.0, "rate_chat_per_second": 10_000.0}
+
+
+@pytest.fixture
+async def make_bot(tmp_path):
+    """Return a factory of started bots on one database (tests may restart them)."""
+    harnesses: list[BotHarness] = []
+
+    async def factory(*, http: bool = False, emu=None, **config) -> BotHarness:
+        harness = BotHarness(
+            tmp_path / "bot.db",
+            emu,
+            http=http,
+            extra_flows=[survey_flow, quiz_flow],
+            extra_handlers=[support_handlers],
+            **{**FAST, **config},
+        )
+        harnesses.append(harness)
+        return await harness.start()
+
+    yield factory
+    for harness in harnesses:
+        await harness.close()
+
+
+@pytest.fixture
+async def bot(make_bot):
+    """The bot (with the test flows) on an in-process emulator."""
+    harness = await make_bot()
+    yield harness
+    await harness.close()
+    assert harness.violations == []
+
+
+@pytest.fixture(params=["in-process", "http"])
+async def any_bot(request, make_bot):
+    """The bot over the in-process transport and over HTTP on 127.0.0.1."""
+    harness = await make_bot(http=request.param == "http")
+    yield harness
+    await harness.close()
+    assert harness.violations == []

@@ -1,0 +1,158 @@
+"""Update pipeline and flow lifecycle (DESIGN section 3), driven as a user would."""
+
+import asyncio
+
+from handlers.common import FLOW_KEY
+
+
+async def _survey_to_word_step(user):
+    await user.send("/survey")
+    assert user.last_message.text == "Step 1/3: pick a colour"
+    await user.click("Red")
+    assert user.last_message.text == "Step 2/3: type a word"
+
+
+async def test_three_step_flow_completes(any_bot):
+    alice = any_bot.user("Alice")
+    await _survey_to_word_step(alice)
+    await alice.send("kiwi")
+    assert alice.last_message.text == "Step 3/3: red kiwi?"
+    assert "Confirm" in alice.buttons and "🏠 Main menu" in alice.buttons
+    await alice.click("Confirm")
+    assert alice.last_message.text == "Thanks: red kiwi"
+    # The ended flow's scratch is gone from user_data and from the database.
+    await any_bot.app.update_persistence()
+    assert not any_bot.app.user_data.get(alice.user_id)
+    row = await any_bot.app.db.fetchone("SELECT COUNT(*) AS n FROM ptb_user_data")
+    assert row["n"] == 0
+
+
+async def test_starting_another_flow_ends_the_current_one(bot):
+    alice = bot.user("Alice")
+    await _survey_to_word_step(alice)
+    await alice.send("/quiz")
+    assert alice.last_message.text == "Quiz: what is the answer?"
+    assert bot.app.user_data[alice.user_id][FLOW_KEY]["name"] == "quiz"
+    # Typing now does not reach the survey's word step: it was ended.
+    await alice.send("kiwi")
+    assert "did not understand" in alice.last_message.text
+    assert "Step 3/3" not in " ".join(alice.texts)
+
+
+async def test_button_of_an_ended_flow_says_menu_expired(bot):
+    alice = bot.user("Alice")
+    await alice.send("/survey")
+    first_menu = alice.last_message.message_id
+    await alice.send("/cancel")
+    assert alice.last_message.text == "Cancelled. Nothing was submitted."
+    query = await alice.click("Blue", message_id=first_menu)
+    assert alice.answer_of(query) == "This menu has expired. Here is a fresh one."
+    assert alice.last_message.text == "What can I help you with?"
+    assert FLOW_KEY not in bot.app.user_data.get(alice.user_id, {})
+
+
+async def test_button_from_an_earlier_run_of_the_same_flow_is_refused(bot):
+    alice = bot.user("Alice")
+    await alice.send("/survey")
+    old_menu = alice.last_message.message_id
+    await alice.send("/survey")  # a new run of the same flow
+    query = await alice.click("Red", message_id=old_menu)
+    assert alice.answer_of(query) == "This menu has expired. Here is a fresh one."
+    assert "Step 2/3" not in " ".join(alice.texts)
+
+
+async def test_forged_button_data_does_nothing(bot):
+    alice = bot.user("Alice")
+    await alice.send("/survey")
+    menu = alice.last_message.message_id
+    query = await alice.press_forged(menu, "refund:confirm:999")
+    assert alice.answer_of(query) == "This menu has expired. Here is a fresh one."
+    query = await alice.press_forged(menu, "lang:set:xx")
+    assert alice.answer_of(query) == "This menu has expired. Here is a fresh one."
+
+
+async def test_button_older_than_its_expiry_is_refused(bot):
+    alice = bot.user("Alice")
+    bot.emu.advance(-2 * 24 * 3600)  # the menu was sent two days ago
+    await alice.send("/survey")
+    bot.emu.advance(2 * 24 * 3600)
+    query = await alice.click("Red")
+    assert alice.answer_of(query) == "This menu has expired. Here is a fresh one."
+    assert "Step 2/3" not in " ".join(alice.texts)
+
+
+async def test_edited_message_never_advances_a_step(bot):
+    alice = bot.user("Alice")
+    hello = await alice.send("hello")
+    await _survey_to_word_step(alice)
+    count = len(alice.texts)
+    await alice.edit(hello.message_id, "kiwi")
+    assert len(alice.texts) == count
+    assert alice.last_message.text == "Step 2/3: type a word"
+    await alice.send("kiwi")
+    assert alice.last_message.text == "Step 3/3: red kiwi?"
+
+
+async def test_inactivity_ends_the_flow_politely_after_a_restart(make_bot):
+    bot = await make_bot(flow_timeout=60)
+    alice = bot.user("Alice")
+    await _survey_to_word_step(alice)
+    emu = bot.emu
+    await bot.stop()
+    # The flow record on disk says the last activity was long ago.
+    bot2 = await make_bot(emu=emu, flow_timeout=0.5)
+    alice.harness = bot2
+    await asyncio.sleep(1.5)  # the expiry job runs every flow_timeout / 4
+    await bot2.settle()
+    assert alice.last_message.text.startswith("Your previous request was closed after 1 minutes")
+    assert "🌐 Language" in alice.buttons  # the menu comes with it: a way forward
+    await alice.send("kiwi")
+    assert "did not understand" in alice.last_message.text
+
+
+async def test_flows_run_in_private_chats_only_and_foreign_groups_are_left(bot):
+    owner = bot.user("Owner")
+    group = bot.emu.add_group("Random group", members=[owner.user_id])
+    bot.emu.add_bot_to_group(group.id, by_user_id=owner.user_id)
+    await bot.settle()
+    assert ("leaveChat", {"chat_id": group.id}) in [
+        (m, {"chat_id": p.get("chat_id")}) for m, p in bot.emu.calls
+    ]
+    assert bot.emu.bot_messages(group.id) == []
+
+
+async def test_start_and_cancel_leave_a_running_flow(bot):
+    alice = bot.user("Alice")
+    await _survey_to_word_step(alice)
+    await alice.send("/start")
+    assert alice.last_message.text.startswith("Hello, Alice!")
+    await alice.send("kiwi")
+    assert "did not understand" in alice.last_message.text
+    await alice.send("/cancel")
+    assert alice.last_message.text == "There is nothing to cancel."
+
+
+async def test_oversized_input_is_refused_and_the_step_kept(bot):
+    alice = bot.user("Alice")
+    await _survey_to_word_step(alice)
+    await alice.send("x" * 4000)
+    assert "too long" in alice.last_message.text
+    await alice.send("kiwi")
+    assert alice.last_message.text == "Step 3/3: red kiwi?"
+
+
+async def test_card_number_is_deleted_and_never_stored(bot):
+    alice = bot.user("Alice")
+    await _survey_to_word_step(alice)
+    sent = await alice.send("4111 1111 1111 1111")
+    stored = bot.emu.message(alice.user_id, sent.message_id)
+    assert stored.deleted
+    assert "bank card number" in alice.last_message.text
+    # Still in the word step; the card number reached neither scratch nor any table.
+    assert "4111" not in str(bot.app.user_data[alice.user_id])
+    await bot.app.update_persistence()
+    for table in ("ptb_user_data", "users", "audit_log", "outbox"):
+        rows = await bot.app.db.fetchall(f"SELECT * FROM {table}")
+        assert "4111111111111111" not in str([tuple(r) for r in rows])
+    await alice.send("kiwi")
+    assert alice.last_message.text == "Step 3/3: red kiwi?"

@@ -1,0 +1,252 @@
+"""Application assembly: ``build_application(config)`` wires PTB, storage and handlers.
+
+The application owns the lifecycle of everything stateful: :meth:`WalletApplication.initialize`
+takes the single-instance lock, opens the database and migrates it *before* PTB loads the
+persistence; :meth:`~WalletApplication.shutdown` closes it after PTB's last persistence write.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from typing import Any
+
+from telegram import Update
+from telegram.constants import ParseMode
+from telegram.ext import Application, ApplicationBuilder, ContextTypes, Defaults, PersistenceInput
+from telegram.request import BaseRequest
+
+import handlers
+from storage import Database, InstanceLock, Repositories, SQLitePersistence, migrate
+
+from .config import Config
+from .context import BotContext
+from .lanes import LaneRateLimiter
+from .outbox import OutboxWorker
+from .runtime import ChatOrderedUpdateProcessor, InboxQueue, SequentialUpdateProcessor
+
+_LOGGER = logging.getLogger(__name__)
+
+#: Done inbox rows are kept this long (Telegram re-sends at most 24 h of backlog).
+INBOX_RETENTION = 3 * 24 * 3600.0
+
+
+class _Storage:
+    """Holder for the database, opened by the application's ``initialize``."""
+
+    def __init__(self) -> None:
+        self.db: Database | None = None
+        self.repos: Repositories | None = None
+
+    def database(self) -> Database:
+        if self.db is None:
+            raise RuntimeError("the database is not open yet")
+        return self.db
+
+
+class WalletApplication(Application):
+    """PTB's Application plus the support bot's storage, outbox and flow registry."""
+
+    def __init__(self, *, config: Config, storage: _Storage, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.config = config
+        self._storage = storage
+        self._lock = InstanceLock(config.db_path)
+        self.flows: dict[str, Any] = {}
+        self.outbox: OutboxWorker | None = None
+
+    @property
+    def db(self) -> Database:
+        """Return the open database."""
+        return self._storage.database()
+
+    @property
+    def repos(self) -> Repositories:
+        """Return the repositories facade."""
+        assert self._storage.repos is not None, "the database is not open yet"
+        return self._storage.repos
+
+    async def initialize(self) -> None:
+        """Lock, open and migrate the database, then let PTB load persistence and the bot."""
+        if self._initialized:
+            return
+        self._lock.acquire()
+        try:
+            db = await Database.open(self.config.db_path)
+            self._storage.db = db
+            before, after = await migrate(db)
+            if before != after:
+                _LOGGER.info("Database migrated from version %s to %s", before, after)
+            self._storage.repos = Repositories(db)
+            assert isinstance(self.update_queue, InboxQueue)
+            self.update_queue.inbox = self.repos.inbox
+            self.outbox = OutboxWorker(self.bot, self.repos)
+            await super().initialize()
+            await self._replay_inbox()
+        except BaseException:
+            await self._close_storage()
+            raise
+
+    async def _replay_inbox(self) -> None:
+        pending = await self.repos.inbox.pending()
+        if not pending:
+            return
+        updates = [Update.de_json(json.loads(payload), self.bot) for _, payload in pending]
+        _LOGGER.info("Handling %d updates received before the last stop", len(updates))
+        await self.update_queue.replay(updates)  # type: ignore[attr-defined]
+
+    async def start(self) -> None:
+        """Start PTB, the outbox worker and the housekeeping jobs."""
+        await super().start()
+        assert self.outbox is not None
+        await self.outbox.start()
+        if self.job_queue is not None:
+            self.job_queue.run_repeating(
+                _expire_flows,
+                interval=min(30.0, self.config.flow_timeout / 4),
+                first=1.0,
+                name="expire-flows",
+            )
+            self.job_queue.run_repeating(
+                _prune_inbox, interval=3600.0, first=60.0, name="prune-inbox"
+            )
+
+    async def stop(self) -> None:
+        """Stop the outbox worker, then PTB (which writes persistence one last time)."""
+        if self.outbox is not None:
+            await self.outbox.stop()
+        await super().stop()
+
+    async def shutdown(self) -> None:
+        """Let PTB shut down, then close the database and release the lock."""
+        try:
+            await super().shutdown()
+        finally:
+            await self._close_storage()
+
+    async def _close_storage(self) -> None:
+        if self._storage.db is not None:
+            await self._storage.db.close()
+            self._storage.db = None
+            self._storage.repos = None
+        self._lock.release()
+
+    async def mark_update_done(self, update: object) -> None:
+        """Record that an update was handled (it will not be handled again)."""
+        if isinstance(update, Update) and self._storage.repos is not None:
+            await self.repos.inbox.mark_done(update.update_id)
+
+
+async def _expire_flows(context: BotContext) -> None:
+    """End flows that saw no activity for the configured timeout and tell their users."""
+    from handlers.common import FLOW_KEY, end_flow_of, is_expired, main_menu_markup
+    from handlers.core import TIMED_OUT
+
+    from .i18n import pick_language, translator
+
+    app: WalletApplication = context.application  # type: ignore[assignment]
+    timeout = app.config.flow_timeout
+    now = time.time()
+    expired = [
+        user_id
+        for user_id, data in app.user_data.items()
+        if data.get(FLOW_KEY) and is_expired(data[FLOW_KEY], timeout, now)
+    ]
+    for user_id in expired:
+        end_flow_of(app, user_id)
+        user = await app.repos.users.get(user_id)
+        lang = pick_language(
+            user.language if user else None,
+            user.telegram_language if user else None,
+            app.config.default_language,
+        )
+        context.tr = translator(lang)
+        minutes = max(1, round(timeout / 60))
+        await app.outbox.enqueue(
+            user_id,
+            "sendMessage",
+            {
+                "text": context._(TIMED_OUT).format(minutes=minutes),
+                "reply_markup": main_menu_markup(context).to_dict(),
+            },
+            kind="flow-timeout",
+        )
+
+
+async def _prune_inbox(context: BotContext) -> None:
+    """Forget handled updates older than Telegram's replay window."""
+    app: WalletApplication = context.application  # type: ignore[assignment]
+    await app.repos.inbox.prune(time.time() - INBOX_RETENTION)
+
+
+def build_application(
+    config: Config,
+    *,
+    request: BaseRequest | None = None,
+    get_updates_request: BaseRequest | None = None,
+    extra_flows: list | None = None,
+) -> WalletApplication:
+    """Build the bot's Application from ``config``.
+
+    Args:
+        config: the configuration.
+        request: transport for API calls (the sandbox passes its in-process one).
+        get_updates_request: transport for getUpdates (defaults to ``request``).
+        extra_flows: additional guided flows (tests use this).
+    """
+    if not config.token:
+        raise ValueError("TGBOT_TOKEN is required")
+    storage = _Storage()
+    app_ref: dict[str, WalletApplication] = {}
+
+    async def on_done(update: object) -> None:
+        await app_ref["app"].mark_update_done(update)
+
+    if config.concurrent_updates > 1:
+        processor: Any = ChatOrderedUpdateProcessor(config.concurrent_updates, on_done)
+    else:
+        processor = SequentialUpdateProcessor(on_done)
+
+    builder = (
+        ApplicationBuilder()
+        .application_class(WalletApplication, {"config": config, "storage": storage})
+        .token(config.token)
+        .base_url(config.api_base_url)
+        .base_file_url(config.api_file_url)
+        .defaults(Defaults(parse_mode=ParseMode.HTML, tzinfo=config.zone))
+        .update_queue(InboxQueue())
+        .concurrent_updates(processor)
+        .context_types(ContextTypes(context=BotContext))
+        .rate_limiter(
+            LaneRateLimiter(
+                overall_per_second=config.rate_overall_per_second,
+                group_per_minute=config.rate_group_per_minute,
+                chat_per_second=config.rate_chat_per_second,
+            )
+        )
+        .persistence(
+            SQLitePersistence(
+                storage.database,
+                update_interval=config.persistence_interval,
+                store_data=PersistenceInput(bot_data=False, chat_data=False, callback_data=False),
+            )
+        )
+        .post_init(_post_init)
+    )
+    if request is not None:
+        builder = builder.request(request).get_updates_request(get_updates_request or request)
+    app: WalletApplication = builder.build()  # type: ignore[assignment]
+    app_ref["app"] = app
+    handlers.register(app, extra_flows)
+    return app
+
+
+async def _post_init(application: Application) -> None:
+    """Publish the per-language command menus."""
+    from handlers.menu import set_command_menus
+
+    try:
+        await set_command_menus(application)
+    except Exception as exc:  # a cosmetic call must not stop the bot from starting
+        _LOGGER.warning("Could not set the command menus: %s", exc)

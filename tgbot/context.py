@@ -1,0 +1,71 @@
+"""The typed callback context: handlers get repositories, outbox and translations from it."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from telegram.ext import CallbackContext, ExtBot
+
+from .i18n import Translator, translator
+
+if TYPE_CHECKING:
+    from storage import Repositories, User
+
+    from .app import WalletApplication
+    from .config import Config
+    from .outbox import OutboxWorker
+
+
+class BotContext(CallbackContext[ExtBot, dict, dict, dict]):
+    """PTB's context plus this project's services and the update's language."""
+
+    def __init__(self, application: Any, chat_id: int | None = None, user_id: int | None = None):
+        super().__init__(application, chat_id=chat_id, user_id=user_id)
+        self.user_record: User | None = None
+        #: Name of a flow the lifecycle stage ended for this update (e.g. by /cancel).
+        self.ended_flow: str | None = None
+        self._translator: Translator | None = None
+
+    @property
+    def app(self) -> WalletApplication:
+        """Return the running application."""
+        return self.application  # type: ignore[return-value]
+
+    @property
+    def repos(self) -> Repositories:
+        """Return the repositories facade."""
+        return self.app.repos
+
+    @property
+    def config(self) -> Config:
+        """Return the configuration."""
+        return self.app.config
+
+    @property
+    def outbox(self) -> OutboxWorker:
+        """Return the durable outbox."""
+        return self.app.outbox
+
+    @property
+    def tr(self) -> Translator:
+        """Return the translator of this update's user (the default language until known)."""
+        if self._translator is None:
+            self._translator = translator(self.config.default_language)
+        return self._translator
+
+    @tr.setter
+    def tr(self, value: Translator) -> None:
+        self._translator = value
+
+    @property
+    def lang(self) -> str:
+        """Return this update's language code (``zh_Hans`` or ``en``)."""
+        return self.tr.lang
+
+    def _(self, message: str) -> str:
+        """Translate ``message`` into this update's language."""
+        return self.tr.gettext(message)
+
+    def ngettext(self, singular: str, plural: str, n: int) -> str:
+        """Translate the plural form of a message that fits ``n``."""
+        return self.tr.ngettext(singular, plural, n)

@@ -1,0 +1,104 @@
+"""Translations and locale formatting (Babel gettext; catalogs in ``locales/``).
+
+Each update gets a :class:`Translator` for its user's language (no process-global current
+locale). Catalogs are the ``.po`` files; ``tgbot i18n compile`` writes ``.mo`` files next to
+them, and a missing or outdated ``.mo`` is compiled in memory from its ``.po`` at start, so a
+fresh checkout runs without a build step. Labels defined at import time use :func:`N_` and are
+translated when shown.
+"""
+
+from __future__ import annotations
+
+import gettext as gettext_module
+import io
+from dataclasses import dataclass
+from datetime import datetime
+from decimal import Decimal
+from functools import cache
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+from babel import Locale
+from babel.dates import format_datetime as babel_format_datetime
+from babel.messages.mofile import write_mo
+from babel.messages.pofile import read_po
+from babel.numbers import format_currency, format_decimal
+
+LOCALES_DIR = Path(__file__).resolve().parent.parent / "locales"
+DOMAIN = "messages"
+#: Supported languages: code -> the language's own name (shown on the language buttons).
+LANGUAGES: dict[str, str] = {"zh_Hans": "中文", "en": "English"}
+
+
+def N_(message: str) -> str:
+    """Mark ``message`` for extraction; it is translated later, where it is shown."""
+    return message
+
+
+def pick_language(chosen: str | None, telegram_code: str | None, default: str) -> str:
+    """Return the user's language: their choice, else ``zh*`` -> Chinese, else the default."""
+    if chosen in LANGUAGES:
+        return chosen
+    if telegram_code:
+        code = telegram_code.lower().replace("_", "-")
+        if code.startswith("zh"):
+            return "zh_Hans"
+        if code.startswith("en"):
+            return "en"
+    return default
+
+
+def _load_catalog(lang: str, locales_dir: Path) -> gettext_module.NullTranslations:
+    po_path = locales_dir / lang / "LC_MESSAGES" / f"{DOMAIN}.po"
+    mo_path = po_path.with_suffix(".mo")
+    if mo_path.exists() and (
+        not po_path.exists() or mo_path.stat().st_mtime >= po_path.stat().st_mtime
+    ):
+        with mo_path.open("rb") as fh:
+            return gettext_module.GNUTranslations(fh)
+    if not po_path.exists():
+        return gettext_module.NullTranslations()
+    with po_path.open("rb") as fh:
+        catalog = read_po(fh, locale=lang)
+    buffer = io.BytesIO()
+    write_mo(buffer, catalog, use_fuzzy=False)
+    buffer.seek(0)
+    return gettext_module.GNUTranslations(buffer)
+
+
+@dataclass(frozen=True)
+class Translator:
+    """One language's gettext functions and Babel formatters."""
+
+    lang: str
+    locale: Locale
+    catalog: gettext_module.NullTranslations
+
+    def gettext(self, message: str) -> str:
+        """Translate ``message``."""
+        return self.catalog.gettext(message)
+
+    def ngettext(self, singular: str, plural: str, n: int) -> str:
+        """Translate the form of ``singular``/``plural`` that fits ``n``."""
+        return self.catalog.ngettext(singular, plural, n)
+
+    def money(self, amount: Decimal, currency: str) -> str:
+        """Format ``amount`` of ``currency`` for this locale (e.g. ``¥88.00`` / ``US$5.00``)."""
+        return format_currency(amount, currency, locale=self.locale)
+
+    def number(self, value: Decimal | int | float) -> str:
+        """Format a number for this locale."""
+        return format_decimal(value, locale=self.locale)
+
+    def datetime(self, moment: datetime, zone: ZoneInfo, fmt: str = "medium") -> str:
+        """Format ``moment`` in ``zone`` for this locale."""
+        return babel_format_datetime(moment, fmt, tzinfo=zone, locale=self.locale)
+
+
+@cache
+def translator(lang: str, locales_dir: Path = LOCALES_DIR) -> Translator:
+    """Return the (cached) translator of ``lang``."""
+    if lang not in LANGUAGES:
+        raise ValueError(f"unsupported language {lang!r}")
+    locale = Locale.parse(lang.replace("_", "-"), sep="-")
+    return Translator(lang=lang, locale=locale, catalog=_load_catalog(lang, locales_dir))

@@ -1,0 +1,239 @@
+"""The durable outbox worker: sends stored messages through the send lanes, retrying.
+
+Messages the bot must not lose (relays, notifications, broadcasts) are written to the
+``outbox`` table first (``Repositories.outbox.enqueue``) and sent from here. A send that timed
+out may have been delivered, so the guarantee is "none lost, duplicates at most the messages
+in flight at a crash". One chat's messages keep their order: when one is rescheduled, the
+chat's later messages wait for it.
+
+After a send, a hook registered for the message's ``kind`` may record the result (the
+handoff flow maps relayed message ids this way).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import random
+import time
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from telegram import Bot
+from telegram.error import BadRequest, Forbidden, NetworkError, RetryAfter, TimedOut
+
+from storage import OutboxItem, Repositories
+
+from .lanes import Lane
+
+_LOGGER = logging.getLogger(__name__)
+
+SentHook = Callable[[OutboxItem, Any], Awaitable[None]]
+FailedHook = Callable[[OutboxItem, Exception], Awaitable[None]]
+
+MAX_ATTEMPTS = 8
+_BATCH = 50
+_CONCURRENT_CHATS = 8
+
+
+def _result_summary(result: Any) -> dict[str, Any]:
+    """Return what is worth keeping of a send's result (the message id, where there is one)."""
+    if hasattr(result, "message_id"):
+        return {"message_id": result.message_id}
+    if isinstance(result, tuple | list):
+        return {"message_ids": [getattr(r, "message_id", None) for r in result]}
+    return {"result": result if isinstance(result, bool | int | str) else None}
+
+
+def backoff(attempts: int) -> float:
+    """Return seconds before retry number ``attempts`` (exponential, jittered, at most 5 min)."""
+    return min(300.0, 2.0 ** min(attempts, 8)) * (0.75 + random.random() / 2)
+
+
+class OutboxWorker:
+    """Send due outbox messages, oldest first within a lane, most urgent lane first."""
+
+    def __init__(self, bot: Bot, repos: Repositories, poll_interval: float = 1.0) -> None:
+        self._bot = bot
+        self._repos = repos
+        self._poll_interval = poll_interval
+        self._wake = asyncio.Event()
+        self._task: asyncio.Task | None = None
+        self._blocked: dict[int, float] = {}
+        self._sent_hooks: dict[str, SentHook] = {}
+        self._failed_hooks: dict[str, FailedHook] = {}
+        self._busy = False
+        self._stopping = False
+
+    def on_sent(self, kind: str, hook: SentHook) -> None:
+        """Call ``hook(item, result)`` after each message of ``kind`` is sent."""
+        self._sent_hooks[kind] = hook
+
+    def on_failed(self, kind: str, hook: FailedHook) -> None:
+        """Call ``hook(item, error)`` when a message of ``kind`` fails for good."""
+        self._failed_hooks[kind] = hook
+
+    async def enqueue(
+        self,
+        chat_id: int,
+        method: str,
+        params: dict[str, Any],
+        *,
+        lane: Lane = Lane.NOTIFY,
+        thread_id: int | None = None,
+        kind: str | None = None,
+        ref: str | None = None,
+        dedupe_key: str | None = None,
+    ) -> int:
+        """Store a message to send and wake the worker; returns the outbox id."""
+        params = {"chat_id": chat_id, **params}
+        if thread_id is not None:
+            params["message_thread_id"] = thread_id
+        item_id = await self._repos.outbox.enqueue(
+            int(lane),
+            chat_id,
+            method,
+            params,
+            thread_id=thread_id,
+            kind=kind,
+            ref=ref,
+            dedupe_key=dedupe_key,
+        )
+        self.wake()
+        return item_id
+
+    def wake(self) -> None:
+        """Look for due messages now instead of at the next poll."""
+        self._wake.set()
+
+    async def start(self) -> None:
+        """Requeue messages that were in flight at the last stop and start sending."""
+        requeued = await self._repos.outbox.reset_in_flight()
+        if requeued:
+            _LOGGER.info(
+                "Outbox: %d messages in flight at the last stop will be sent again", requeued
+            )
+        self._stopping = False
+        self._task = asyncio.create_task(self._run(), name="outbox-worker")
+
+    async def stop(self) -> None:
+        """Stop after the messages being sent now."""
+        self._stopping = True
+        self._wake.set()
+        if self._task is not None:
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            self._task = None
+
+    async def idle(self, timeout: float = 10.0) -> bool:
+        """Wait until nothing is due (for tests and the sandbox); return False on timeout."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if not self._busy:
+                due = await self._repos.outbox.due(limit=1, exclude_chats=self._blocked_chats())
+                if not due:
+                    return True
+                self.wake()
+            await asyncio.sleep(0.01)
+        return False
+
+    def _blocked_chats(self) -> set[int]:
+        now = time.time()
+        self._blocked = {chat: until for chat, until in self._blocked.items() if until > now}
+        return set(self._blocked)
+
+    async def _run(self) -> None:
+        while not self._stopping:
+            try:
+                items = await self._repos.outbox.due(
+                    limit=_BATCH, exclude_chats=self._blocked_chats()
+                )
+                if items:
+                    self._busy = True
+                    try:
+                        await self._send_batch(items)
+                    finally:
+                        self._busy = False
+                    continue
+                await self._sleep_until_due()
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                _LOGGER.exception("Outbox worker error; retrying in a second")
+                await asyncio.sleep(1.0)
+
+    async def _sleep_until_due(self) -> None:
+        next_due = await self._repos.outbox.next_due_at()
+        timeout = self._poll_interval
+        if next_due is not None:
+            timeout = min(timeout, max(0.0, next_due - time.time()))
+        self._wake.clear()
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._wake.wait(), timeout=timeout)
+
+    async def _send_batch(self, items: list[OutboxItem]) -> None:
+        by_chat: dict[int, list[OutboxItem]] = {}
+        for item in items:
+            by_chat.setdefault(item.chat_id, []).append(item)
+        await self._repos.outbox.mark_sending([item.id for item in items])
+        limit = asyncio.Semaphore(_CONCURRENT_CHATS)
+
+        async def send_chat(chat_items: list[OutboxItem]) -> None:
+            async with limit:
+                for index, item in enumerate(chat_items):
+                    if not await self._send_one(item):
+                        # Keep the chat's order: the rest wait for the rescheduled one.
+                        rest = chat_items[index + 1 :]
+                        if rest:
+                            await self._repos.outbox.reset_ids([i.id for i in rest])
+                        return
+
+        await asyncio.gather(*(send_chat(chat_items) for chat_items in by_chat.values()))
+
+    async def _send_one(self, item: OutboxItem) -> bool:
+        """Send one message; return False if the chat must wait (item rescheduled)."""
+        try:
+            # The Bot API method by name (PTB warns on do_api_request for methods it knows).
+            send = getattr(self._bot, item.method)
+            result = await send(**item.params, rate_limit_args={"lane": item.lane})
+        except RetryAfter as exc:
+            seconds = exc.retry_after
+            seconds = float(getattr(seconds, "total_seconds", lambda: seconds)())
+            await self._reschedule(item, time.time() + seconds, f"RetryAfter {seconds}s")
+            return False
+        except Forbidden as exc:
+            await self._fail(item, exc)
+            return True
+        except BadRequest as exc:
+            await self._fail(item, exc)
+            return True
+        except (TimedOut, NetworkError) as exc:
+            # TimedOut may have been delivered; a retry can duplicate, never lose.
+            if item.attempts + 1 >= MAX_ATTEMPTS:
+                await self._fail(item, exc)
+                return True
+            await self._reschedule(item, time.time() + backoff(item.attempts), type(exc).__name__)
+            return False
+        await self._repos.outbox.mark_sent(item.id, _result_summary(result))
+        hook = self._sent_hooks.get(item.kind or "")
+        if hook is not None:
+            try:
+                await hook(item, result)
+            except Exception:
+                _LOGGER.exception("Outbox hook for %s failed (message %s)", item.kind, item.id)
+        return True
+
+    async def _reschedule(self, item: OutboxItem, at: float, error: str) -> None:
+        self._blocked[item.chat_id] = at
+        await self._repos.outbox.reschedule(item.id, at, error)
+
+    async def _fail(self, item: OutboxItem, exc: Exception) -> None:
+        _LOGGER.warning("Outbox message %s to chat %s failed: %s", item.id, item.chat_id, exc)
+        await self._repos.outbox.mark_failed(item.id, str(exc))
+        hook = self._failed_hooks.get(item.kind or "")
+        if hook is not None:
+            try:
+                await hook(item, exc)
+            except Exception:
+                _LOGGER.exception("Outbox failure hook for %s failed", item.kind)
