@@ -16,11 +16,14 @@ async def make_bot(tmp_path):
     """Return a factory of started bots on one database (tests may restart them)."""
     harnesses: list[BotHarness] = []
 
-    async def factory(*, http: bool = False, emu=None, **config) -> BotHarness:
+    async def factory(
+        *, http: bool = False, emu=None, webhook_port: int | None = None, **config
+    ) -> BotHarness:
         harness = BotHarness(
             tmp_path / "bot.db",
             emu,
             http=http,
+            webhook_port=webhook_port,
             extra_flows=[survey_flow, quiz_flow],
             extra_handlers=[support_handlers],
             **{**FAST, **config},

@@ -151,6 +151,7 @@ class BotHarness:
         http: bool = False,
         extra_flows: list | None = None,
         extra_handlers: list | None = None,
+        webhook_port: int | None = None,
         **config: Any,
     ) -> None:
         self.emu = emu or TelegramEmulator(TOKEN, strict=True, caps=Caps(enabled=False))
@@ -158,6 +159,7 @@ class BotHarness:
         self.http = http
         self.extra_flows = extra_flows
         self.extra_handlers = extra_handlers or []
+        self.webhook_port = webhook_port
         self.config_overrides = config
         self.server: EmulatorServer | None = None
         self.app: WalletApplication | None = None
@@ -195,9 +197,19 @@ class BotHarness:
         for handler_factory in self.extra_handlers:
             app.add_handlers(handler_factory(), group=5)
         await app.initialize()
-        await app.updater.start_polling(
-            poll_interval=0.0, timeout=1, allowed_updates=Update.ALL_TYPES
-        )
+        if self.webhook_port:
+            await app.updater.start_webhook(
+                listen="127.0.0.1",
+                port=self.webhook_port,
+                url_path="hook",
+                webhook_url=f"http://127.0.0.1:{self.webhook_port}/hook",
+                secret_token="s3cret-token",
+                allowed_updates=Update.ALL_TYPES,
+            )
+        else:
+            await app.updater.start_polling(
+                poll_interval=0.0, timeout=1, allowed_updates=Update.ALL_TYPES
+            )
         await app.start()
         return self
 
@@ -244,5 +256,7 @@ class BotHarness:
                 raise TimeoutError(f"the bot did not handle update {last_id} in {timeout}s")
             await asyncio.sleep(0.005)
         assert app.outbox is not None
-        if not await app.outbox.idle(timeout=max(0.1, deadline - time.monotonic())):
-            raise TimeoutError("the outbox still has messages due")
+        if not await app.outbox.idle(
+            timeout=max(0.1, deadline - time.monotonic()), include_scheduled=True
+        ):
+            raise TimeoutError("the outbox still has messages to send")

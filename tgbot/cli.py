@@ -45,6 +45,12 @@ def _parser() -> argparse.ArgumentParser:
     sub.add_parser("migrate", help="apply database migrations and exit")
     backup = sub.add_parser("backup", help="copy the database with SQLite's online backup")
     backup.add_argument("dest", help="file to write")
+    demo = sub.add_parser("demo", help="sandbox Telegram + demo wallet + web page (no token)")
+    demo.add_argument("--host", default="127.0.0.1", help="address of the web page")
+    demo.add_argument("--port", type=int, default=8765, help="port of the web page (0: any)")
+    demo.add_argument("--db", default="tgbot-demo.db", help="demo database (not the real one)")
+    i18n = sub.add_parser("i18n", help="translation catalogs: extract, update, compile, check")
+    i18n.add_argument("action", choices=["extract", "update", "compile", "check"])
     return parser
 
 
@@ -107,6 +113,14 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     setup_logging(config.log_level)
     try:
+        if args.command == "demo":
+            from .sandbox.demo import run_demo
+
+            return run_demo(config, host=args.host, port=args.port, db_path=Path(args.db))
+        if args.command == "i18n":
+            from .i18n_tools import run_i18n
+
+            return run_i18n(args.action)
         if args.command == "run":
             return run_bot(config)
         if args.command == "migrate":

@@ -54,8 +54,12 @@ def backoff(attempts: int) -> float:
 class OutboxWorker:
     """Send due outbox messages, oldest first within a lane, most urgent lane first."""
 
-    def __init__(self, bot: Bot, repos: Repositories, poll_interval: float = 1.0) -> None:
+    def __init__(
+        self, bot: Bot, repos: Repositories, poll_interval: float = 1.0, retry_scale: float = 1.0
+    ) -> None:
         self._bot = bot
+        #: Multiplies every retry delay (tests shrink it; 1.0 in production).
+        self.retry_scale = retry_scale
         self._repos = repos
         self._poll_interval = poll_interval
         self._wake = asyncio.Event()
@@ -126,13 +130,17 @@ class OutboxWorker:
                 await self._task
             self._task = None
 
-    async def idle(self, timeout: float = 10.0) -> bool:
-        """Wait until nothing is due (for tests and the sandbox); return False on timeout."""
+    async def idle(self, timeout: float = 10.0, include_scheduled: bool = False) -> bool:
+        """Wait until nothing is due (or, with ``include_scheduled``, nothing is left to send
+        at all, retries included); return False on timeout. For tests and the sandbox."""
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if not self._busy:
-                due = await self._repos.outbox.due(limit=1, exclude_chats=self._blocked_chats())
-                if not due:
+                if include_scheduled:
+                    counts = await self._repos.outbox.counts()
+                    if not counts.get("pending") and not counts.get("sending"):
+                        return True
+                elif not await self._repos.outbox.due(limit=1, exclude_chats=self._blocked_chats()):
                     return True
                 self.wake()
             await asyncio.sleep(0.01)
@@ -200,7 +208,8 @@ class OutboxWorker:
         except RetryAfter as exc:
             seconds = exc.retry_after
             seconds = float(getattr(seconds, "total_seconds", lambda: seconds)())
-            await self._reschedule(item, time.time() + seconds, f"RetryAfter {seconds}s")
+            delay = seconds * self.retry_scale
+            await self._reschedule(item, time.time() + delay, f"RetryAfter {seconds}s")
             return False
         except Forbidden as exc:
             await self._fail(item, exc)
@@ -213,7 +222,8 @@ class OutboxWorker:
             if item.attempts + 1 >= MAX_ATTEMPTS:
                 await self._fail(item, exc)
                 return True
-            await self._reschedule(item, time.time() + backoff(item.attempts), type(exc).__name__)
+            delay = backoff(item.attempts) * self.retry_scale
+            await self._reschedule(item, time.time() + delay, type(exc).__name__)
             return False
         await self._repos.outbox.mark_sent(item.id, _result_summary(result))
         hook = self._sent_hooks.get(item.kind or "")
