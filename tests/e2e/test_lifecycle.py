@@ -39,8 +39,8 @@ async def test_starting_another_flow_ends_the_current_one(bot):
     assert "Step 3/3" not in " ".join(alice.texts)
 
 
-async def test_button_of_an_ended_flow_says_menu_expired(bot):
-    alice = bot.user("Alice")
+async def test_button_of_an_ended_flow_says_menu_expired(any_bot):
+    alice = any_bot.user("Alice")
     await alice.send("/survey")
     first_menu = alice.last_message.message_id
     await alice.send("/cancel")
@@ -48,7 +48,7 @@ async def test_button_of_an_ended_flow_says_menu_expired(bot):
     query = await alice.click("Blue", message_id=first_menu)
     assert alice.answer_of(query) == "This menu has expired. Here is a fresh one."
     assert alice.last_message.text == "What can I help you with?"
-    assert FLOW_KEY not in bot.app.user_data.get(alice.user_id, {})
+    assert FLOW_KEY not in any_bot.app.user_data.get(alice.user_id, {})
 
 
 async def test_button_from_an_earlier_run_of_the_same_flow_is_refused(bot):
@@ -61,8 +61,8 @@ async def test_button_from_an_earlier_run_of_the_same_flow_is_refused(bot):
     assert "Step 2/3" not in " ".join(alice.texts)
 
 
-async def test_forged_button_data_does_nothing(bot):
-    alice = bot.user("Alice")
+async def test_forged_button_data_does_nothing(any_bot):
+    alice = any_bot.user("Alice")
     await alice.send("/survey")
     menu = alice.last_message.message_id
     query = await alice.press_forged(menu, "refund:confirm:999")
@@ -81,8 +81,8 @@ async def test_button_older_than_its_expiry_is_refused(bot):
     assert "Step 2/3" not in " ".join(alice.texts)
 
 
-async def test_edited_message_never_advances_a_step(bot):
-    alice = bot.user("Alice")
+async def test_edited_message_never_advances_a_step(any_bot):
+    alice = any_bot.user("Alice")
     hello = await alice.send("hello")
     await _survey_to_word_step(alice)
     count = len(alice.texts)
@@ -141,18 +141,18 @@ async def test_oversized_input_is_refused_and_the_step_kept(bot):
     assert alice.last_message.text == "Step 3/3: red kiwi?"
 
 
-async def test_card_number_is_deleted_and_never_stored(bot):
-    alice = bot.user("Alice")
+async def test_card_number_is_deleted_and_never_stored(any_bot):
+    alice = any_bot.user("Alice")
     await _survey_to_word_step(alice)
     sent = await alice.send("4111 1111 1111 1111")
-    stored = bot.emu.message(alice.user_id, sent.message_id)
+    stored = any_bot.emu.message(alice.user_id, sent.message_id)
     assert stored.deleted
     assert "bank card number" in alice.last_message.text
     # Still in the word step; the card number reached neither scratch nor any table.
-    assert "4111" not in str(bot.app.user_data[alice.user_id])
-    await bot.app.update_persistence()
+    assert "4111" not in str(any_bot.app.user_data[alice.user_id])
+    await any_bot.app.update_persistence()
     for table in ("ptb_user_data", "users", "audit_log", "outbox"):
-        rows = await bot.app.db.fetchall(f"SELECT * FROM {table}")
+        rows = await any_bot.app.db.fetchall(f"SELECT * FROM {table}")
         assert "4111111111111111" not in str([tuple(r) for r in rows])
     await alice.send("kiwi")
     assert alice.last_message.text == "Step 3/3: red kiwi?"

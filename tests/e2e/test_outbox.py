@@ -56,8 +56,8 @@ async def test_server_errors_and_timeouts_lose_nothing(make_bot):
     assert counts.get("sent") == 30 and not counts.get("pending")
 
 
-async def test_blocked_user_fails_without_retries_and_others_continue(make_bot):
-    bot = await make_bot()
+async def test_blocked_user_fails_without_retries_and_others_continue(any_bot):
+    bot = any_bot
     alice, bob = bot.user("Alice"), bot.user("Bob")
     await alice.send("/start")
     await bob.send("/start")
