@@ -57,17 +57,19 @@ class MenuEntry:
 
     data: str
     label: str
+    description: str
     order: int
 
 
 MENU: list[MenuEntry] = []
 
 
-def add_menu_entry(data: str, label: str, order: int) -> None:
-    """Register a main-menu button (``label`` marked with ``N_``); ``order`` sorts the menu."""
+def add_menu_entry(data: str, label: str, description: str, order: int) -> None:
+    """Register a main-menu button; ``label`` and ``description`` (shown by /help) are marked
+    with ``N_``; ``order`` sorts the menu."""
     check_callback_data(data)
     if all(entry.data != data for entry in MENU):
-        MENU.append(MenuEntry(data, label, order))
+        MENU.append(MenuEntry(data, label, description, order))
         MENU.sort(key=lambda entry: entry.order)
 
 

@@ -53,9 +53,7 @@ TIMED_OUT = N_(
     "Your previous request was closed after {minutes} minutes without activity. "
     "Nothing was submitted. You can start again from the menu."
 )
-NOT_UNDERSTOOD = N_(
-    "Sorry, I did not understand that. Please choose from the menu, or talk to a human."
-)
+NOT_UNDERSTOOD = N_("Sorry, I did not understand that. Please choose from the menu below.")
 TEXT_ONLY = N_("I can only read text messages here. Please choose from the menu.")
 ERROR_TEXT = N_(
     "Sorry, something went wrong on our side. Your request was not lost. "

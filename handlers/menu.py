@@ -19,17 +19,18 @@ from tgbot.context import BotContext
 from tgbot.i18n import LANGUAGES, N_, translator
 from tgbot.text import escape
 
-from .common import GREETING, answer_expired, main_menu_markup, show_main_menu
+from .common import GREETING, MENU, answer_expired, main_menu_markup, show_main_menu
 
-HELP_TEXT = N_(
-    "<b>What I can do</b>\n"
-    "Choose a topic from the menu and I will guide you step by step. "
-    "You can reach a human agent at any time.\n\n"
+HELP_TITLE = N_("<b>What I can do</b>")
+HELP_GUIDED = N_("Choose a topic from the menu and I will guide you step by step.")
+HELP_COMMANDS = N_(
     "<b>Commands</b>\n"
     "/start – main menu\n"
     "/language – 中文 / English\n"
     "/cancel – stop what you are doing\n"
-    "/help – this help\n\n"
+    "/help – this help"
+)
+HELP_SAFETY = N_(
     "<b>Stay safe</b>\n"
     "Nobody from support will ever ask you for your password, PIN, full card number "
     "or a verification code in a chat. The only code I ask for is the one of a "
@@ -57,10 +58,11 @@ async def start(update: Update, context: BotContext) -> None:
 
 
 async def help_command(update: Update, context: BotContext) -> None:
-    """Explain what the bot does and what it will never ask for."""
-    await update.effective_message.reply_text(
-        context._(HELP_TEXT), reply_markup=main_menu_markup(context)
-    )
+    """Explain what the bot does (the flows on the menu) and what it will never ask for."""
+    topics = [f"• {context._(entry.label)}: {context._(entry.description)}" for entry in MENU]
+    parts = [context._(HELP_TITLE), *(topics or [context._(HELP_GUIDED)])]
+    text = "\n".join(parts) + "\n\n" + context._(HELP_COMMANDS) + "\n\n" + context._(HELP_SAFETY)
+    await update.effective_message.reply_text(text, reply_markup=main_menu_markup(context))
 
 
 def language_keyboard() -> list[list[InlineKeyboardButton]]:

@@ -14,10 +14,12 @@ from typing import Any
 
 from telegram import Update
 from telegram.constants import ParseMode
+from telegram.error import TelegramError
 from telegram.ext import Application, ApplicationBuilder, ContextTypes, Defaults, PersistenceInput
 from telegram.request import BaseRequest
 
 import handlers
+from handlers.menu import set_command_menus
 from storage import Database, InstanceLock, Repositories, SQLitePersistence, migrate
 
 from .config import Config
@@ -101,6 +103,7 @@ class WalletApplication(Application):
         await super().start()
         assert self.outbox is not None
         await self.outbox.start()
+        await self._publish_commands()
         if self.job_queue is not None:
             self.job_queue.run_repeating(
                 _expire_flows,
@@ -111,6 +114,13 @@ class WalletApplication(Application):
             self.job_queue.run_repeating(
                 _prune_inbox, interval=3600.0, first=60.0, name="prune-inbox"
             )
+
+    async def _publish_commands(self) -> None:
+        """Publish the per-language command menus (cosmetic: a failure only logs)."""
+        try:
+            await set_command_menus(self)
+        except TelegramError as exc:
+            _LOGGER.warning("Could not set the command menus: %s", exc)
 
     async def stop(self) -> None:
         """Stop the outbox worker, then PTB (which writes persistence one last time)."""
@@ -232,7 +242,6 @@ def build_application(
                 store_data=PersistenceInput(bot_data=False, chat_data=False, callback_data=False),
             )
         )
-        .post_init(_post_init)
     )
     if request is not None:
         builder = builder.request(request).get_updates_request(get_updates_request or request)
@@ -240,13 +249,3 @@ def build_application(
     app_ref["app"] = app
     handlers.register(app, extra_flows)
     return app
-
-
-async def _post_init(application: Application) -> None:
-    """Publish the per-language command menus."""
-    from handlers.menu import set_command_menus
-
-    try:
-        await set_command_menus(application)
-    except Exception as exc:  # a cosmetic call must not stop the bot from starting
-        _LOGGER.warning("Could not set the command menus: %s", exc)

@@ -156,3 +156,14 @@ async def test_card_number_is_deleted_and_never_stored(any_bot):
         assert "4111111111111111" not in str([tuple(r) for r in rows])
     await alice.send("kiwi")
     assert alice.last_message.text == "Step 3/3: red kiwi?"
+
+
+async def test_edited_message_with_a_card_number_is_scrubbed_too(bot):
+    alice = bot.user("Alice")
+    await _survey_to_word_step(alice)
+    sent = await alice.send("kiwi")
+    await alice.edit(sent.message_id, "actually 4111-1111-1111-1111")
+    assert bot.emu.message(alice.user_id, sent.message_id).deleted
+    assert "bank card number" in alice.last_message.text
+    # The edit did not change the answer already given.
+    assert "Step 3/3: red kiwi?" in alice.texts

@@ -11,7 +11,7 @@ from telegram import InlineKeyboardButton, Update
 from telegram.ext import CallbackQueryHandler, CommandHandler, MessageHandler
 from telegram.ext import filters as f
 
-from handlers.common import END, GuidedFlow, nav_rows, scratch, send_step
+from handlers.common import END, GuidedFlow, final, nav_rows, scratch, send_step
 from tgbot.context import BotContext
 
 
@@ -123,9 +123,14 @@ async def slow_echo(update: Update, context: BotContext) -> None:
     await update.effective_message.reply_text(f"slow {' '.join(context.args)} done")
 
 
+async def boom(update: Update, context: BotContext) -> None:
+    """Fail on purpose (to test the error handler)."""
+    raise RuntimeError("handler failed on purpose")
+
+
 def support_handlers() -> list:
     """Return the test-only command handlers."""
-    return [CommandHandler("slow", slow_echo)]
+    return final([CommandHandler("slow", slow_echo), CommandHandler("boom", boom)])
 
 
 def main() -> int:
