@@ -20,7 +20,7 @@ from collections.abc import Callable, Coroutine
 from enum import IntEnum
 from typing import Any
 
-from telegram.error import RetryAfter
+from telegram.error import BadRequest, Forbidden, NetworkError, RetryAfter
 from telegram.ext import BaseRateLimiter
 
 from .keyed_lock import KeyedLock
@@ -183,7 +183,11 @@ class LaneRateLimiter(BaseRateLimiter[dict]):
         data: dict[str, Any],
         rate_limit_args: dict | None,
     ) -> bool | dict[str, Any] | list[dict[str, Any]]:
-        """Wait for the lane's turn, send, and on ``RetryAfter`` pause the chat concerned."""
+        """Wait for the lane's turn and send; on ``RetryAfter`` pause the chat concerned.
+
+        Replies (lane 0) are retried a few times after ``RetryAfter``, 5xx and timeouts;
+        other lanes raise to the outbox, which reschedules.
+        """
         lane = Lane((rate_limit_args or {}).get("lane", Lane.REPLY))
         chat_id = _chat_id(data)
         limited = _is_limited(endpoint)
@@ -199,12 +203,25 @@ class LaneRateLimiter(BaseRateLimiter[dict]):
             try:
                 return await callback(*args, **kwargs)
             except RetryAfter as exc:
-                seconds = exc.retry_after
-                seconds = seconds.total_seconds() if hasattr(seconds, "total_seconds") else seconds
-                self.pause(chat_id, float(seconds))
+                seconds = _seconds(exc.retry_after)
+                self.pause(chat_id, seconds)
                 _LOGGER.warning(
                     "Telegram asked to retry %s after %ss (lane %s)", endpoint, seconds, lane.name
                 )
                 if lane is not Lane.REPLY or attempt >= self._reply_retries or seconds > 30:
                     raise
-                attempt += 1
+            except (BadRequest, Forbidden):
+                raise
+            except NetworkError as exc:
+                # A reply the user is waiting for is worth a quick retry (5xx, timeouts); a
+                # timed-out send may have arrived, so this can duplicate it, never lose it.
+                if lane is not Lane.REPLY or attempt >= self._reply_retries:
+                    raise
+                _LOGGER.warning("Retrying %s after %s", endpoint, type(exc).__name__)
+                await asyncio.sleep(0.2 * (attempt + 1))
+            attempt += 1
+
+
+def _seconds(value: Any) -> float:
+    """Return a RetryAfter duration in seconds (PTB gives int or timedelta)."""
+    return float(value.total_seconds() if hasattr(value, "total_seconds") else value)

@@ -95,3 +95,25 @@ async def test_non_sending_methods_are_not_limited():
     assert await asyncio.wait_for(
         limiter.process_request(callback, (), {}, "answerCallbackQuery", {}, None), 0.5
     )
+
+
+async def test_reply_is_retried_after_a_server_error_but_other_lanes_are_not():
+    from telegram.error import NetworkError
+
+    limiter = LaneRateLimiter(overall_per_second=1000, chat_per_second=1000)
+    attempts: list[int] = []
+
+    async def flaky():
+        attempts.append(1)
+        if len(attempts) == 1:
+            raise NetworkError("Bad Gateway")
+        return True
+
+    assert await limiter.process_request(flaky, (), {}, "sendMessage", {"chat_id": 3}, None)
+    assert len(attempts) == 2
+    attempts.clear()
+    with pytest.raises(NetworkError):
+        await limiter.process_request(
+            flaky, (), {}, "sendMessage", {"chat_id": 3}, {"lane": Lane.RELAY}
+        )
+    assert len(attempts) == 1
