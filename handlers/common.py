@@ -32,7 +32,7 @@ from telegram.error import BadRequest
 from telegram.ext import ApplicationHandlerStop, BaseHandler, ConversationHandler
 
 from tgbot.context import BotContext
-from tgbot.i18n import N_
+from tgbot.i18n import N_, Translator, pick_language, translator
 from tgbot.text import check_callback_data
 
 _LOGGER = logging.getLogger(__name__)
@@ -106,10 +106,33 @@ def final(handlers: list[BaseHandler]) -> list[BaseHandler]:
 def _stop_after(callback: Callback) -> Callback:
     @functools.wraps(callback)
     async def stopping(update: Update, context: BotContext) -> object:
-        await callback(update, context)
+        try:
+            await callback(update, context)
+        except ApplicationHandlerStop:
+            raise
+        except Exception as exc:
+            await report_error(update, context, exc)
         raise ApplicationHandlerStop
 
     return stopping
+
+
+async def report_error(update: Update, context: BotContext, exc: Exception) -> None:
+    """Hand ``exc`` to the error handler and stop: the user gets one apology, not also the
+    fallback's "I did not understand" (PTB would go on to later groups)."""
+    await context.application.process_error(update, exc)
+
+
+async def translator_for(context: Any, user_id: int) -> Translator:
+    """Return the translator of a user from their stored record (for jobs and errors)."""
+    user = await context.application.repos.users.get(user_id)
+    return translator(
+        pick_language(
+            user.language if user else None,
+            user.telegram_language if user else None,
+            context.application.config.default_language,
+        )
+    )
 
 
 def flow_record(context: BotContext) -> dict[str, Any] | None:
@@ -272,7 +295,14 @@ class GuidedFlow(ConversationHandler):
                 await answer_expired(update, context)
                 return None
             record["last"] = time.time()
-            state = await callback(update, context)
+            try:
+                state = await callback(update, context)
+            except ApplicationHandlerStop:
+                raise
+            except Exception as exc:
+                # The step stays where it was; the user gets the apology and can retry.
+                await report_error(update, context, exc)
+                raise ApplicationHandlerStop(None) from None
             if state == END:
                 clear_flow_data(context.application, user_id)
             # The flow answered: later stages (commands, router, fallback) must not.

@@ -32,6 +32,7 @@ from .common import (
     is_expired,
     main_menu_markup,
     show_main_menu,
+    translator_for,
 )
 
 _LOGGER = logging.getLogger(__name__)
@@ -49,10 +50,7 @@ WARN_CODE = N_(
     "⚠️ I deleted your message because it looked like a one-time code. Nobody from support "
     "will ever ask for a code in a chat; I only ask for one during a verification you started."
 )
-TIMED_OUT = N_(
-    "Your previous request was closed after {minutes} minutes without activity. "
-    "Nothing was submitted. You can start again from the menu."
-)
+TIMED_OUT_NEXT = N_("Nothing was submitted. You can start again from the menu.")
 NOT_UNDERSTOOD = N_("Sorry, I did not understand that. Please choose from the menu below.")
 TEXT_ONLY = N_("I can only read text messages here. Please choose from the menu.")
 ERROR_TEXT = N_(
@@ -69,6 +67,17 @@ LEAVING_COMMANDS = ("/start", "/cancel", "/menu")
 
 #: Longest text a user may send into a flow step; longer ones are refused with a message.
 MAX_INPUT = 2000
+
+
+def timed_out_text(context: BotContext, timeout: float) -> str:
+    """Return the polite "your request was closed" message for a flow timeout."""
+    minutes = max(1, round(timeout / 60))
+    closed = context.ngettext(
+        "Your previous request was closed after {minutes} minute without activity.",
+        "Your previous request was closed after {minutes} minutes without activity.",
+        minutes,
+    ).format(minutes=context.tr.number(minutes))
+    return f"{closed} {context._(TIMED_OUT_NEXT)}"
 
 
 def is_agent_chat(context: BotContext, chat: Chat | None) -> bool:
@@ -152,10 +161,9 @@ async def enforce_lifecycle(update: Update, context: BotContext) -> None:
     record = flow_record(context)
     if record is not None and is_expired(record, context.config.flow_timeout):
         end_flow_of(context.application, user.id, chat.id)
-        minutes = max(1, round(context.config.flow_timeout / 60))
         await context.bot.send_message(
             chat.id,
-            context._(TIMED_OUT).format(minutes=minutes),
+            timed_out_text(context, context.config.flow_timeout),
             reply_markup=main_menu_markup(context),
         )
     query = update.callback_query
@@ -168,7 +176,9 @@ async def enforce_lifecycle(update: Update, context: BotContext) -> None:
     message = update.message
     if message is not None and message.text and len(message.text) > MAX_INPUT:
         await message.reply_text(
-            context._(TOO_LONG).format(length=len(message.text), limit=MAX_INPUT),
+            context._(TOO_LONG).format(
+                length=context.tr.number(len(message.text)), limit=context.tr.number(MAX_INPUT)
+            ),
             reply_markup=main_menu_markup(context),
         )
         raise ApplicationHandlerStop
@@ -215,6 +225,8 @@ async def on_error(update: object, context: BotContext) -> None:
     chat = update.effective_chat
     if chat.type != ChatType.PRIVATE:
         return
+    # PTB gives the error handler a fresh context: find the user's language again.
+    context.tr = await translator_for(context, chat.id)
     if update.callback_query is not None:
         with contextlib.suppress(TelegramError):
             await update.callback_query.answer()

@@ -22,6 +22,7 @@ from tgbot.text import escape
 from .common import GREETING, MENU, answer_expired, main_menu_markup, show_main_menu
 
 HELP_TITLE = N_("<b>What I can do</b>")
+HELP_TOPIC = N_("• {label}: {description}")
 HELP_GUIDED = N_("Choose a topic from the menu and I will guide you step by step.")
 HELP_COMMANDS = N_(
     "<b>Commands</b>\n"
@@ -37,6 +38,7 @@ HELP_SAFETY = N_(
     "verification you started yourself. Cards are added only on the wallet's secure page."
 )
 CHOOSE_LANGUAGE = N_("Please choose your language:")
+# TRANSLATORS: name the language of this catalog (the one the user just chose).
 LANGUAGE_SET = N_("Language set to English.")
 CANCELLED = N_("Cancelled. Nothing was submitted.")
 NOTHING_TO_CANCEL = N_("There is nothing to cancel.")
@@ -45,7 +47,7 @@ NOTHING_TO_CANCEL = N_("There is nothing to cancel.")
 COMMANDS = [
     ("start", N_("Main menu")),
     ("help", N_("What I can do")),
-    ("language", N_("中文 / English")),
+    ("language", "中文 / English"),  # the same in every language
     ("cancel", N_("Stop what you are doing")),
 ]
 
@@ -59,7 +61,10 @@ async def start(update: Update, context: BotContext) -> None:
 
 async def help_command(update: Update, context: BotContext) -> None:
     """Explain what the bot does (the flows on the menu) and what it will never ask for."""
-    topics = [f"• {context._(entry.label)}: {context._(entry.description)}" for entry in MENU]
+    topics = [
+        context._(HELP_TOPIC).format(label=context._(e.label), description=context._(e.description))
+        for e in MENU
+    ]
     parts = [context._(HELP_TITLE), *(topics or [context._(HELP_GUIDED)])]
     text = "\n".join(parts) + "\n\n" + context._(HELP_COMMANDS) + "\n\n" + context._(HELP_SAFETY)
     await update.effective_message.reply_text(text, reply_markup=main_menu_markup(context))

@@ -19,6 +19,8 @@ from telegram.ext import Application, ApplicationBuilder, ContextTypes, Defaults
 from telegram.request import BaseRequest
 
 import handlers
+from handlers.common import FLOW_KEY, end_flow_of, is_expired, main_menu_markup, translator_for
+from handlers.core import timed_out_text
 from handlers.menu import set_command_menus
 from storage import Database, InstanceLock, Repositories, SQLitePersistence, migrate
 
@@ -150,11 +152,6 @@ class WalletApplication(Application):
 
 async def _expire_flows(context: BotContext) -> None:
     """End flows that saw no activity for the configured timeout and tell their users."""
-    from handlers.common import FLOW_KEY, end_flow_of, is_expired, main_menu_markup
-    from handlers.core import TIMED_OUT
-
-    from .i18n import pick_language, translator
-
     app: WalletApplication = context.application  # type: ignore[assignment]
     timeout = app.config.flow_timeout
     now = time.time()
@@ -165,19 +162,12 @@ async def _expire_flows(context: BotContext) -> None:
     ]
     for user_id in expired:
         end_flow_of(app, user_id)
-        user = await app.repos.users.get(user_id)
-        lang = pick_language(
-            user.language if user else None,
-            user.telegram_language if user else None,
-            app.config.default_language,
-        )
-        context.tr = translator(lang)
-        minutes = max(1, round(timeout / 60))
+        context.tr = await translator_for(context, user_id)
         await app.outbox.enqueue(
             user_id,
             "sendMessage",
             {
-                "text": context._(TIMED_OUT).format(minutes=minutes),
+                "text": timed_out_text(context, timeout),
                 "reply_markup": main_menu_markup(context).to_dict(),
             },
             kind="flow-timeout",
