@@ -210,7 +210,12 @@ class LaneRateLimiter(BaseRateLimiter[dict]):
                 )
                 if lane is not Lane.REPLY or attempt >= self._reply_retries or seconds > 30:
                     raise
-            except (BadRequest, Forbidden):
+            except BadRequest as exc:
+                if _harmless(endpoint, exc, retried=attempt > 0):
+                    _LOGGER.info("%s: %s (ignored)", endpoint, exc.message)
+                    return True
+                raise
+            except Forbidden:
                 raise
             except NetworkError as exc:
                 # A reply the user is waiting for is worth a quick retry (5xx, timeouts); a
@@ -220,6 +225,19 @@ class LaneRateLimiter(BaseRateLimiter[dict]):
                 _LOGGER.warning("Retrying %s after %s", endpoint, type(exc).__name__)
                 await asyncio.sleep(0.2 * (attempt + 1))
             attempt += 1
+
+
+def _harmless(endpoint: str, exc: BadRequest, *, retried: bool) -> bool:
+    """Return True for errors that only mean "already done" or "too late to matter".
+
+    A callback answer is cosmetic: after downtime Telegram replays presses too old to answer,
+    and that must not fail the handler. A retried edit that reports "not modified" had
+    arrived the first time.
+    """
+    text = exc.message.lower()
+    if endpoint == "answerCallbackQuery" and "query is too old" in text:
+        return True
+    return retried and endpoint.startswith("editMessage") and "not modified" in text
 
 
 def _seconds(value: Any) -> float:

@@ -187,6 +187,8 @@ class TelegramEmulator(ClientActions):
         self._files_by_path: dict[str, StoredFile] = {}
         self.calls: list[tuple[str, dict[str, Any]]] = []
         self.violations: list[str] = []
+        #: Injected faults so far, by kind: "5xx", "429", "timeout", "timeout_delivered".
+        self.fault_counts: collections.Counter[str] = collections.Counter()
         self.callback_answers: dict[str, dict[str, Any]] = {}
         self.chat_actions: list[dict[str, Any]] = []
         self.commands: dict[tuple[str, str], list[dict[str, Any]]] = {}
@@ -323,13 +325,16 @@ class TelegramEmulator(ClientActions):
                 await asyncio.sleep(faults.latency)
             roll = faults.rng.random
             if faults.rate_5xx and roll() < faults.rate_5xx:
+                self.fault_counts["5xx"] += 1
                 raise ApiError(500, "Internal Server Error")
             if faults.rate_429 and roll() < faults.rate_429:
+                self.fault_counts["429"] += 1
                 raise ApiError(
                     429, f"Too Many Requests: retry after {faults.retry_after}", faults.retry_after
                 )
             if faults.rate_timeout and roll() < faults.rate_timeout:
                 performed = roll() < faults.timeout_after_delivery
+                self.fault_counts["timeout_delivered" if performed else "timeout"] += 1
                 if performed:
                     with contextlib.suppress(ApiError):
                         await self._run(handler, params, files)
