@@ -104,7 +104,9 @@ async def test_inactivity_ends_the_flow_politely_after_a_restart(make_bot):
     alice.harness = bot2
     await asyncio.sleep(1.5)  # the expiry job runs every flow_timeout / 4
     await bot2.settle()
-    assert alice.last_message.text.startswith("Your previous request was closed after 1 minute without")
+    assert alice.last_message.text.startswith(
+        "Your previous request was closed after 1 minute without"
+    )
     assert "🌐 Language" in alice.buttons  # the menu comes with it: a way forward
     await alice.send("kiwi")
     assert "did not understand" in alice.last_message.text
