@@ -69,7 +69,7 @@ async def assert_entities_rendered(page: Any, message: dict[str, Any]) -> None:
     tags = {"bold": "b", "italic": "i", "code": "code", "pre": "pre", "blockquote": "blockquote"}
     for kind, tag in tags.items():
         expected = [
-            text[e["offset"] : e["offset"] + e["length"]]
+            utf16_slice(text, e["offset"], e["length"])
             for e in message.get("entities", [])
             if e["type"] == kind
         ]
