@@ -11,7 +11,7 @@ from enum import IntEnum
 
 from telegram.ext import Application, BaseHandler
 
-from . import core, menu
+from . import agents, core, handoff, menu
 from .common import GuidedFlow, final
 
 
@@ -30,7 +30,7 @@ class Stage(IntEnum):
 
 
 #: Guided flows (ConversationHandlers), in the order they are tried. Later issues add theirs.
-FLOWS: list[Callable[[], GuidedFlow]] = []
+FLOWS: list[Callable[[], GuidedFlow]] = [handoff.rating_flow]
 
 #: Fixed stages: (stage, handler factory). Order within a stage matters only per group.
 STAGES: list[tuple[Stage, Callable[[], list[BaseHandler]]]] = [
@@ -38,7 +38,17 @@ STAGES: list[tuple[Stage, Callable[[], list[BaseHandler]]]] = [
     (Stage.GROUPS, core.group_handlers),
     (Stage.GUARD, core.guard_handlers),
     (Stage.LIFECYCLE, core.lifecycle_handlers),
-    (Stage.COMMANDS, lambda: final(core.menu_handlers() + menu.command_handlers())),
+    (Stage.RELAY, agents.relay_handlers),
+    (
+        Stage.COMMANDS,
+        lambda: final(
+            core.menu_handlers()
+            + menu.command_handlers()
+            + handoff.command_handlers()
+            + agents.command_handlers()
+        ),
+    ),
+    (Stage.ROUTER, lambda: final(handoff.router_handlers())),
     (Stage.FALLBACK, core.fallback_handlers),
 ]
 

@@ -96,8 +96,14 @@ async def show_main_menu(update: Update, context: BotContext, text: str | None =
     )
 
 
+#: Returned by a handler wrapped with :func:`final` that decided the update is not its own
+#: (e.g. an admin command from a non-admin): later stages then answer as if it never ran.
+CONTINUE = object()
+
+
 def final(handlers: list[BaseHandler]) -> list[BaseHandler]:
-    """Make each handler stop the pipeline after it answers (no later stage answers too)."""
+    """Make each handler stop the pipeline after it answers (no later stage answers too),
+    unless it returns :data:`CONTINUE`."""
     for handler in handlers:
         handler.callback = _stop_after(handler.callback)
     return handlers
@@ -107,7 +113,8 @@ def _stop_after(callback: Callback) -> Callback:
     @functools.wraps(callback)
     async def stopping(update: Update, context: BotContext) -> object:
         try:
-            await callback(update, context)
+            if await callback(update, context) is CONTINUE:
+                return None
         except ApplicationHandlerStop:
             raise
         except Exception as exc:

@@ -22,7 +22,7 @@ from telegram.ext import filters as f
 
 from tgbot.context import BotContext
 from tgbot.i18n import N_, pick_language, translator
-from tgbot.sensitive import classify
+from tgbot.sensitive import classify, mask
 
 from .common import (
     FLOW_KEY,
@@ -34,6 +34,7 @@ from .common import (
     show_main_menu,
     translator_for,
 )
+from .handoff import relay_scrubbed
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -81,8 +82,8 @@ def timed_out_text(context: BotContext, timeout: float) -> str:
 
 
 def is_agent_chat(context: BotContext, chat: Chat | None) -> bool:
-    """Return True if ``chat`` is one of the configured agents' groups."""
-    return chat is not None and chat.id in context.config.agent_chat_ids
+    """Return True if ``chat`` is one of the agents' groups (following id migrations)."""
+    return chat is not None and context.app.desk.is_agent_group(chat.id)
 
 
 async def prepare(update: Update, context: BotContext) -> None:
@@ -145,6 +146,8 @@ async def guard_sensitive(update: Update, context: BotContext) -> None:
         await message.delete()
     except BadRequest as exc:
         _LOGGER.warning("Could not delete a sensitive message: %s", exc)
+    # In a ticket the agents learn what happened, masked.
+    await relay_scrubbed(update, context, kind, mask(text))
     warning = {"card": WARN_CARD, "password": WARN_PASSWORD, "code": WARN_CODE}[kind]
     await context.bot.send_message(
         chat.id, context._(warning), reply_markup=main_menu_markup(context)

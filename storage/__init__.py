@@ -9,17 +9,24 @@ from storage.lock import InstanceLock
 from storage.migrations import latest_version, migrate
 from storage.persistence import SQLitePersistence
 from storage.repos import (
+    Agent,
+    AgentRepository,
     AuditEntry,
     AuditRepository,
     InboxRepository,
     OutboxItem,
     OutboxRepository,
     Repositories,
+    Ticket,
+    TicketMessage,
+    TicketRepository,
     User,
     UserRepository,
 )
 
 __all__ = [
+    "Agent",
+    "AgentRepository",
     "AlreadyRunning",
     "AuditEntry",
     "AuditRepository",
@@ -31,6 +38,9 @@ __all__ = [
     "Repositories",
     "SQLitePersistence",
     "StorageError",
+    "Ticket",
+    "TicketMessage",
+    "TicketRepository",
     "User",
     "UserRepository",
     "latest_version",

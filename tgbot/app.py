@@ -21,6 +21,8 @@ from telegram.request import BaseRequest
 import handlers
 from handlers.common import FLOW_KEY, end_flow_of, is_expired, main_menu_markup, translator_for
 from handlers.core import timed_out_text
+from handlers.desk import SupportDesk
+from handlers.handoff import refresh_queue
 from handlers.menu import set_command_menus
 from storage import Database, InstanceLock, Repositories, SQLitePersistence, migrate
 
@@ -59,6 +61,7 @@ class WalletApplication(Application):
         self._lock = InstanceLock(config.db_path)
         self.flows: dict[str, Any] = {}
         self.outbox: OutboxWorker | None = None
+        self.desk: SupportDesk | None = None
 
     @property
     def db(self) -> Database:
@@ -86,6 +89,7 @@ class WalletApplication(Application):
             assert isinstance(self.update_queue, InboxQueue)
             self.update_queue.inbox = self.repos.inbox
             self.outbox = OutboxWorker(self.bot, self.repos)
+            self.desk = SupportDesk(self.bot, self.repos, self.outbox, self.config)
             await super().initialize()
             await self._replay_inbox()
         except BaseException:
@@ -106,6 +110,8 @@ class WalletApplication(Application):
         assert self.outbox is not None
         await self.outbox.start()
         await self._publish_commands()
+        assert self.desk is not None
+        await self.desk.start()
         if self.job_queue is not None:
             self.job_queue.run_repeating(
                 _expire_flows,
@@ -115,6 +121,15 @@ class WalletApplication(Application):
             )
             self.job_queue.run_repeating(
                 _prune_inbox, interval=3600.0, first=60.0, name="prune-inbox"
+            )
+            self.job_queue.run_repeating(
+                _check_groups, interval=600.0, first=600.0, name="check-agent-groups"
+            )
+            self.job_queue.run_repeating(
+                _remind_unclaimed, interval=60.0, first=60.0, name="remind-unclaimed"
+            )
+            self.job_queue.run_repeating(
+                refresh_queue, interval=30.0, first=30.0, name="refresh-queue"
             )
 
     async def _publish_commands(self) -> None:
@@ -172,6 +187,16 @@ async def _expire_flows(context: BotContext) -> None:
             },
             kind="flow-timeout",
         )
+
+
+async def _check_groups(context: BotContext) -> None:
+    """Re-check the agents' groups (rights can be taken away at any time)."""
+    await context.application.desk.check_groups()
+
+
+async def _remind_unclaimed(context: BotContext) -> None:
+    """Remind agents of tickets nobody claimed in time."""
+    await context.application.desk.remind_unclaimed()
 
 
 async def _prune_inbox(context: BotContext) -> None:

@@ -56,6 +56,39 @@ def _int_tuple(name: str, raw: str) -> tuple[int, ...]:
     return tuple(_int(name, part) for part in raw.replace(";", ",").split(",") if part.strip())
 
 
+def _agent_chats(name: str, raw: str) -> tuple[tuple[int, str | None], ...]:
+    chats = []
+    for part in raw.replace(";", ",").split(","):
+        if not part.strip():
+            continue
+        chat, _, lang = part.strip().partition(":")
+        chats.append((_int(name, chat), _language(name, lang) if lang.strip() else None))
+    return tuple(chats)
+
+
+def _hours(name: str, raw: str) -> tuple[int, int] | None:
+    value = raw.strip()
+    if not value:
+        return None
+    try:
+        start, end = value.split("-")
+        sh, sm = (int(x) for x in start.split(":"))
+        eh, em = (int(x) for x in end.split(":"))
+        if not (0 <= sh < 24 and 0 <= sm < 60 and 0 <= eh <= 24 and 0 <= em < 60):
+            raise ValueError
+    except ValueError:
+        raise ConfigError(f"{name}: expected opening hours like 09:00-21:00, got {raw!r}") from None
+    return sh * 60 + sm, eh * 60 + em
+
+
+def _domains(name: str, raw: str) -> tuple[str, ...]:
+    domains = tuple(d.strip().lower().lstrip(".") for d in raw.split(",") if d.strip())
+    for domain in domains:
+        if "/" in domain or " " in domain or "." not in domain:
+            raise ConfigError(f"{name}: expected domain names like upay.com, got {domain!r}")
+    return domains
+
+
 def _bool(name: str, raw: str) -> bool:
     value = raw.strip().lower()
     if value in {"1", "true", "yes", "on"}:
@@ -134,7 +167,8 @@ class Config:
     api_file_url: str = "https://api.telegram.org/file/bot"
     db_path: Path = Path("tgbot.db")
     admin_ids: frozenset[int] = frozenset()
-    agent_chat_ids: tuple[int, ...] = ()
+    #: Agents' forum supergroups, each with the language its team handles (None: any).
+    agent_chats: tuple[tuple[int, str | None], ...] = ()
     default_language: str = "en"
     timezone: str = "Asia/Shanghai"
     webhook_url: str | None = None
@@ -156,7 +190,21 @@ class Config:
     log_level: str = "INFO"
     #: Log users' message text (never on in production: DESIGN section 6, rule 8).
     debug_user_text: bool = False
+    #: Opening hours of human support in the configured time zone (minutes since midnight);
+    #: None means always open.
+    business_hours: tuple[int, int] | None = None
+    #: Domains agents and admins may link to in messages to users.
+    link_allowlist: tuple[str, ...] = ("upay.com",)
+    #: Seconds after a close in which a user writing again reopens the ticket.
+    reopen_window: float = 3600.0
+    #: Seconds after which an unclaimed ticket triggers a reminder in its topic.
+    unclaimed_reminder: float = 600.0
     demo: bool = field(default=False, compare=False)
+
+    @property
+    def agent_chat_ids(self) -> tuple[int, ...]:
+        """Return the ids of the agents' groups."""
+        return tuple(chat_id for chat_id, _ in self.agent_chats)
 
     @property
     def zone(self) -> ZoneInfo:
@@ -175,7 +223,11 @@ _FIELDS: dict[str, tuple[str, Callable[[str, str], Any]]] = {
     "API_FILE_URL": ("api_file_url", _url),
     "DB_PATH": ("db_path", _path),
     "ADMIN_IDS": ("admin_ids", _int_set),
-    "AGENT_CHAT_ID": ("agent_chat_ids", _int_tuple),
+    "AGENT_CHAT_ID": ("agent_chats", _agent_chats),
+    "BUSINESS_HOURS": ("business_hours", _hours),
+    "LINK_ALLOWLIST": ("link_allowlist", _domains),
+    "REOPEN_WINDOW": ("reopen_window", _positive_float),
+    "UNCLAIMED_REMINDER": ("unclaimed_reminder", _positive_float),
     "DEFAULT_LANGUAGE": ("default_language", _language),
     "TIMEZONE": ("timezone", _timezone),
     "WEBHOOK_URL": ("webhook_url", _optional_url),

@@ -4,15 +4,21 @@ from storage.db import Database
 from storage.repos.audit import AuditEntry, AuditRepository
 from storage.repos.inbox import InboxRepository
 from storage.repos.outbox import OutboxItem, OutboxRepository
+from storage.repos.tickets import Agent, AgentRepository, Ticket, TicketMessage, TicketRepository
 from storage.repos.users import User, UserRepository
 
 __all__ = [
+    "Agent",
+    "AgentRepository",
     "AuditEntry",
     "AuditRepository",
     "InboxRepository",
     "OutboxItem",
     "OutboxRepository",
     "Repositories",
+    "Ticket",
+    "TicketMessage",
+    "TicketRepository",
     "User",
     "UserRepository",
 ]
@@ -27,3 +33,5 @@ class Repositories:
         self.audit = AuditRepository(db)
         self.inbox = InboxRepository(db)
         self.outbox = OutboxRepository(db)
+        self.agents = AgentRepository(db)
+        self.tickets = TicketRepository(db)

@@ -293,6 +293,21 @@ class OutboxRepository:
             )
             return cursor.rowcount
 
+    async def append_text(self, id: int, text: str, ref: str, now: float | None = None) -> bool:
+        """Append a line to a still-pending ``sendMessage`` (coalescing relays); False if it
+        is already being sent. ``ref`` is appended to the item's ref, comma-separated."""
+        now = time.time() if now is None else now
+        async with self._db.transaction() as conn:
+            cursor = await conn.execute(
+                "UPDATE outbox SET params = json_set(params, '$.text', "
+                "json_extract(params, '$.text') || char(10) || ?), "
+                "ref = COALESCE(ref || ',', '') || ?, updated_at = ? "
+                "WHERE id = ? AND status = 'pending' AND method = 'sendMessage' "
+                "AND length(json_extract(params, '$.text')) + length(?) < 4000",
+                (text, ref, now, id, text),
+            )
+            return cursor.rowcount > 0
+
     async def get(self, id: int) -> OutboxItem | None:
         """Return one call by id, or None."""
         row = await self._db.fetchone(f"SELECT {_COLUMNS} FROM outbox WHERE id = ?", (id,))

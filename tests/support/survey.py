@@ -128,9 +128,22 @@ async def boom(update: Update, context: BotContext) -> None:
     raise RuntimeError("handler failed on purpose")
 
 
+async def escalate(update: Update, context: BotContext) -> None:
+    """Escalate like a flow would: with its context and a high priority."""
+    from handlers.handoff import create_ticket
+
+    await create_ticket(update, context, priority=1, info={"flow": "refund", "tx": "TX<123>"})
+
+
 def support_handlers() -> list:
     """Return the test-only command handlers."""
-    return final([CommandHandler("slow", slow_echo), CommandHandler("boom", boom)])
+    return final(
+        [
+            CommandHandler("slow", slow_echo),
+            CommandHandler("boom", boom),
+            CommandHandler("escalate", escalate),
+        ]
+    )
 
 
 def main() -> int:

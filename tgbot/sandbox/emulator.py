@@ -1428,8 +1428,13 @@ class TelegramEmulator(ClientActions):
             raise bad_request("messages to copy not found")
         chat, thread_id, _ = self._prepare_send(p, count=len(sources))
         result = []
+        # Telegram keeps album grouping: copies of one album form a new album.
+        albums: dict[str, str] = {}
         for source in sources:
             content = self._copy_content(source, {})
+            album = source.data.get("media_group_id")
+            if album:
+                content["media_group_id"] = albums.setdefault(album, str(secrets.randbits(62)))
             if p.get("remove_caption"):
                 content.pop("caption", None)
                 content.pop("caption_entities", None)

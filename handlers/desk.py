@@ -1,0 +1,663 @@
+"""The support desk: topics, relays both ways, closing, health of the agents' groups.
+
+Every relayed message is a transcript line in SQLite before it is handed to the durable
+outbox, and the outbox's hooks record where it landed (the message-id map that keeps reply
+threading and agents' edits). A topic that was deleted or closed by hand is recreated and the
+messages that bounced are relayed again. Relays into one group share Telegram's 20-a-minute
+budget; while texts wait for it, consecutive user texts are coalesced into one message.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from itertools import groupby
+from typing import Any
+
+from telegram import Bot, ChatMemberAdministrator, InlineKeyboardButton, InlineKeyboardMarkup
+from telegram.constants import ChatType
+from telegram.error import BadRequest, ChatMigrated, Forbidden, TelegramError
+
+from storage import OutboxItem, Repositories, Ticket, TicketMessage
+from tgbot.config import Config
+from tgbot.i18n import LANGUAGES, N_, translator
+from tgbot.lanes import Lane
+from tgbot.outbox import OutboxWorker
+from tgbot.text import escape
+
+from .handoff import (
+    AGENT_JOINED,
+    ALBUM_WAIT,
+    closed_text,
+    rating_keyboard,
+    topic_name,
+)
+
+_LOGGER = logging.getLogger(__name__)
+
+#: Texts in the agents' groups (agents read the group's language; English keeps it simple
+#: for mixed teams, and these lines go through gettext like every other).
+HEADER = N_(
+    "<b>Ticket {code}</b> · {priority}\n"
+    "User: {name} (id <code>{user_id}</code>) · language: {language}\n"
+    "Linked account: {account}\n"
+    "Context: {context}"
+)
+PRIORITY_NORMAL = N_("normal priority")
+PRIORITY_HIGH = N_("HIGH priority")
+NOT_LINKED = N_("not linked")
+NO_CONTEXT = N_("asked for a human")
+CLAIM_LABEL = N_("🙋 Claim")
+CLOSE_LABEL = N_("✅ Close")
+TRANSFER_LABEL = N_("↪️ Transfer")
+CLAIMED_BY = N_("🙋 {agent} claimed this ticket.")
+CLOSED_IN_TOPIC = N_("✅ Ticket closed by {who}.")
+THE_USER = N_("the user")
+REOPENED_IN_TOPIC = N_("🔄 The user wrote again: ticket reopened.")
+USER_BLOCKED = N_("⚠️ The user has blocked the bot: messages cannot be delivered.")
+REMINDER = N_("⏰ Nobody has claimed this ticket for {minutes} min.")
+TOPIC_RECREATED = N_("♻️ This topic was recreated: the previous one was deleted or closed.")
+GROUP_PROBLEM = N_("⚠️ Agents' group {chat}: {problem}. Tickets wait until it is fixed.")
+NOT_A_FORUM = N_("topics are not enabled")
+NOT_ADMIN = N_("the bot is not an administrator")
+NO_TOPIC_RIGHTS = N_("the bot may not manage topics")
+NO_DELETE_RIGHTS = N_("the bot may not delete messages")
+UNREACHABLE = N_("the bot cannot reach the group")
+NON_AGENT = N_(
+    "⚠️ {name} (id {user_id}) wrote in the agents' group {chat} but is not on the agent "
+    "roster; their messages are ignored."
+)
+
+#: Telegram errors meaning the topic is gone (deleted or closed by hand).
+_TOPIC_GONE = ("thread not found", "topic_closed", "topic_deleted", "topic_id_invalid")
+
+
+def _group_tr(config: Config):
+    return translator(config.default_language)
+
+
+class SupportDesk:
+    """Ticket topics and relays; one per application (``app.desk``)."""
+
+    def __init__(self, bot: Bot, repos: Repositories, outbox: OutboxWorker, config: Config):
+        self._bot = bot
+        self._repos = repos
+        self._outbox = outbox
+        self._config = config
+        self._health: dict[int, str | None] = {}
+        self._moves: dict[int, int] = {}
+        self._rr = 0
+        self._album_timers: dict[tuple[int, str], asyncio.TimerHandle] = {}
+        self._reported: set[tuple[int, int]] = set()
+        #: (ticket, message id) -> the message it replies to, until the relay is queued
+        #: (negative ids: agents' messages).
+        self._reply_hint: dict[tuple[int, int], int] = {}
+        #: ticket -> its last queued user-text relay, which later texts may join.
+        self._last_text: dict[int, int] = {}
+        self._tasks: set[asyncio.Task] = set()
+        outbox.on_sent("ticket_topic", self._topic_created)
+        outbox.on_failed("ticket_topic", self._topic_failed)
+        outbox.on_sent("relay_in", self._relayed_in)
+        outbox.on_failed("relay_in", self._relay_in_failed)
+        outbox.on_sent("relay_out", self._relayed_out)
+        outbox.on_failed("relay_out", self._relay_out_failed)
+
+    # ------------------------------------------------------------------ groups
+
+    async def start(self) -> None:
+        """Load group moves, check the groups, and relay whatever waited over a restart."""
+        self._moves = await self._repos.tickets.group_moves()
+        await self.check_groups()
+        for ticket_id in await self._repos.tickets.tickets_with_unrelayed():
+            ticket = await self._repos.tickets.get(ticket_id)
+            if ticket is not None:
+                await self.flush(ticket, "in")
+                await self.flush(ticket, "out")
+
+    def current_id(self, chat_id: int) -> int:
+        """Return the group's id now (following migrations)."""
+        while chat_id in self._moves:
+            chat_id = self._moves[chat_id]
+        return chat_id
+
+    def is_agent_group(self, chat_id: int) -> bool:
+        """Return True for a configured agents' group (by its current id)."""
+        return chat_id in {self.current_id(c) for c in self._config.agent_chat_ids}
+
+    def is_healthy(self, chat_id: int) -> bool:
+        """Return True unless the last check found a problem with the group."""
+        return self._health.get(chat_id) is None
+
+    def next_of(self, pool: list[int]) -> int:
+        """Return the next group of ``pool`` in round-robin order."""
+        self._rr += 1
+        return pool[self._rr % len(pool)]
+
+    async def check_groups(self) -> dict[int, str | None]:
+        """Check every agents' group (forum, bot admin with topic and delete rights) and
+        report problems to the admins; return the problems by group."""
+        tr = _group_tr(self._config)
+        for configured in self._config.agent_chat_ids:
+            chat_id = self.current_id(configured)
+            problem = None
+            try:
+                chat = await self._bot.get_chat(chat_id)
+                member = await self._bot.get_chat_member(chat_id, self._bot.id)
+                if chat.type != ChatType.SUPERGROUP or not chat.is_forum:
+                    problem = NOT_A_FORUM
+                elif not isinstance(member, ChatMemberAdministrator):
+                    problem = NOT_ADMIN
+                elif not member.can_manage_topics:
+                    problem = NO_TOPIC_RIGHTS
+                elif not member.can_delete_messages:
+                    problem = NO_DELETE_RIGHTS
+            except ChatMigrated as moved:
+                await self._repos.tickets.record_group_move(chat_id, moved.new_chat_id)
+                self._moves[chat_id] = moved.new_chat_id
+                await self._repos.audit.record(
+                    None, "group.moved", chat_id, {"new_chat_id": moved.new_chat_id}
+                )
+                return await self.check_groups()
+            except TelegramError as exc:
+                _LOGGER.warning("Agents' group %s unreachable: %s", chat_id, exc)
+                problem = UNREACHABLE
+            was = self._health.get(chat_id, "unknown")
+            self._health[chat_id] = problem
+            if problem and problem != was:
+                await self._tell_admins(
+                    tr.gettext(GROUP_PROBLEM).format(chat=chat_id, problem=tr.gettext(problem)),
+                    f"group:{chat_id}:{problem}:{int(time.time() // 3600)}",
+                )
+            if problem is None and was is not None:
+                await self._give_topics()
+        return dict(self._health)
+
+    async def _give_topics(self) -> None:
+        """Create the topics of tickets that waited for a healthy group."""
+        for ticket in await self._repos.tickets.waiting_for_topic():
+            group = ticket.group_chat_id
+            if group is None or not self.is_healthy(group):
+                healthy = [
+                    c
+                    for c in map(self.current_id, self._config.agent_chat_ids)
+                    if self.is_healthy(c)
+                ]
+                if not healthy:
+                    return
+                group = self.next_of(healthy)
+                await self._repos.tickets.set_group(ticket.id, group)
+                ticket = await self._repos.tickets.get(ticket.id)
+            user = await self._repos.users.get(ticket.user_id)
+            await self.request_topic(ticket, user.first_name if user else str(ticket.user_id))
+
+    async def _tell_admins(self, text: str, dedupe_key: str) -> None:
+        for admin_id in sorted(self._config.admin_ids):
+            await self._outbox.enqueue(
+                admin_id,
+                "sendMessage",
+                {"text": escape(text)},
+                lane=Lane.NOTIFY,
+                kind="admin_alert",
+                dedupe_key=f"{dedupe_key}:{admin_id}",
+            )
+
+    async def report_non_agent(self, chat_id: int, user_id: int, name: str) -> None:
+        """Tell the admins (once) that someone off the roster writes in an agents' group."""
+        if (chat_id, user_id) in self._reported:
+            return
+        self._reported.add((chat_id, user_id))
+        tr = _group_tr(self._config)
+        await self._tell_admins(
+            tr.gettext(NON_AGENT).format(name=name, user_id=user_id, chat=chat_id),
+            f"nonagent:{chat_id}:{user_id}:{int(time.time() // 86400)}",
+        )
+
+    # ------------------------------------------------------------------ topics
+
+    async def request_topic(self, ticket: Ticket, first_name: str) -> None:
+        """Ask for the ticket's forum topic (created by the outbox; then the header)."""
+        if ticket.group_chat_id is None:
+            return
+        await self._outbox.enqueue(
+            ticket.group_chat_id,
+            "createForumTopic",
+            {"name": topic_name(ticket, first_name)},
+            lane=Lane.RELAY,
+            kind="ticket_topic",
+            ref=str(ticket.id),
+            dedupe_key=f"topic:{ticket.id}:{ticket.topic_generation}",
+        )
+
+    async def _topic_created(self, item: OutboxItem, result: Any) -> None:
+        ticket = await self._repos.tickets.get(int(item.ref or 0))
+        if ticket is None:
+            return
+        thread_id = result.message_thread_id
+        await self._repos.tickets.set_topic(ticket.id, item.chat_id, thread_id)
+        ticket = await self._repos.tickets.get(ticket.id)
+        await self._post_header(ticket)
+        if ticket.topic_generation > 0:
+            await self.post_in_topic(ticket, _group_tr(self._config).gettext(TOPIC_RECREATED))
+        await self.flush(ticket, "in")
+
+    async def _topic_failed(self, item: OutboxItem, error: Exception) -> None:
+        _LOGGER.warning("Could not create the topic of ticket %s: %s", item.ref, error)
+        ticket = await self._repos.tickets.get(int(item.ref or 0))
+        if ticket is not None and ticket.thread_id is None:
+            # A new generation, so the next request is not deduplicated into this failure.
+            await self._repos.tickets.set_topic(ticket.id, item.chat_id, None)
+        self._health[item.chat_id] = UNREACHABLE
+        await self.check_groups()
+
+    def header_keyboard(self, ticket: Ticket) -> InlineKeyboardMarkup:
+        """Return the header card's buttons."""
+        tr = _group_tr(self._config)
+        return InlineKeyboardMarkup(
+            [
+                [
+                    InlineKeyboardButton(
+                        tr.gettext(CLAIM_LABEL), callback_data=f"tk:claim:{ticket.id}"
+                    ),
+                    InlineKeyboardButton(
+                        tr.gettext(CLOSE_LABEL), callback_data=f"tk:close:{ticket.id}"
+                    ),
+                ],
+                [
+                    InlineKeyboardButton(
+                        tr.gettext(TRANSFER_LABEL), callback_data=f"tk:xfer:{ticket.id}"
+                    )
+                ],
+            ]
+        )
+
+    async def header_text(self, ticket: Ticket) -> str:
+        """Return the header card: who, language, linked account (masked), context."""
+        tr = _group_tr(self._config)
+        user = await self._repos.users.get(ticket.user_id)
+        account = user.wallet_account_id if user else None
+        masked = f"…{account[-4:]}" if account else tr.gettext(NOT_LINKED)
+        context = ", ".join(f"{k}: {v}" for k, v in ticket.context.items() if k != "entry")
+        return tr.gettext(HEADER).format(
+            code=ticket.code,
+            priority=tr.gettext(PRIORITY_HIGH if ticket.priority > 0 else PRIORITY_NORMAL),
+            name=escape(user.first_name if user else "?"),
+            user_id=ticket.user_id,
+            language=LANGUAGES.get(ticket.language, ticket.language),
+            account=escape(masked),
+            context=escape(context) if context else tr.gettext(NO_CONTEXT),
+        )
+
+    async def _post_header(self, ticket: Ticket) -> None:
+        await self._outbox.enqueue(
+            ticket.group_chat_id,
+            "sendMessage",
+            {
+                "text": await self.header_text(ticket),
+                "reply_markup": self.header_keyboard(ticket).to_dict(),
+            },
+            thread_id=ticket.thread_id,
+            lane=Lane.RELAY,
+            kind="ticket_header",
+            ref=str(ticket.id),
+            dedupe_key=f"header:{ticket.id}:{ticket.topic_generation}",
+        )
+
+    async def post_in_topic(self, ticket: Ticket, text: str, **extra: Any) -> None:
+        """Post a system line (already translated, HTML) in the ticket's topic."""
+        if ticket.group_chat_id is None or ticket.thread_id is None:
+            return
+        await self._outbox.enqueue(
+            ticket.group_chat_id,
+            "sendMessage",
+            {"text": text, **extra},
+            thread_id=ticket.thread_id,
+            lane=Lane.RELAY,
+            kind="topic_notice",
+            ref=str(ticket.id),
+        )
+
+    async def _topic_lost(self, ticket: Ticket, lines: list[int], used_generation: int) -> None:
+        """The topic was deleted or closed by hand: recreate it and relay ``lines`` again."""
+        await self._repos.tickets.set_outbox(lines, None)
+        if ticket.topic_generation == used_generation and ticket.thread_id is not None:
+            _LOGGER.info("Topic of ticket %s is gone; recreating it", ticket.code)
+            await self._repos.tickets.set_topic(ticket.id, ticket.group_chat_id, None)
+            ticket = await self._repos.tickets.get(ticket.id)
+            user = await self._repos.users.get(ticket.user_id)
+            await self.request_topic(ticket, user.first_name if user else str(ticket.user_id))
+
+    # ------------------------------------------------------------------ relay in
+
+    async def relay_in(self, ticket: Ticket, message: Any, kind: str, text: str | None) -> None:
+        """Store a user's message as a transcript line, then relay it (or wait for a topic)."""
+        await self._repos.tickets.add_message(
+            ticket.id,
+            "in",
+            kind,
+            sender_id=ticket.user_id,
+            text=text,
+            user_message_id=message.message_id,
+            media_group_id=message.media_group_id,
+        )
+        reply_to = message.reply_to_message.message_id if message.reply_to_message else None
+        if reply_to is not None:
+            self._reply_hint[(ticket.id, message.message_id)] = reply_to
+        await self.flush(ticket, "in")
+
+    async def relay_in_text(self, ticket: Ticket, line: str) -> None:
+        """Relay a line written by the bot on the user's behalf (e.g. a masked message)."""
+        await self._repos.tickets.add_message(ticket.id, "in", "text", text=line)
+        await self.flush(ticket, "in")
+
+    async def flush(self, ticket: Ticket, direction: str) -> None:
+        """Hand a ticket's waiting lines to the outbox, in order; an album still arriving
+        (or whose topic is missing) holds everything after it."""
+        if direction == "in" and (ticket.thread_id is None or ticket.group_chat_id is None):
+            return
+        lines = await self._repos.tickets.unrelayed(ticket.id, direction)
+        now = time.time()
+        for album, group in groupby(lines, key=lambda line: line.media_group_id):
+            items = list(group)
+            if album is not None and now - items[-1].created_at < ALBUM_WAIT:
+                self._schedule_album(ticket.id, album, direction)
+                return
+            if album is not None and len(items) > 1:
+                await self._send(ticket, direction, items, "copyMessages")
+            else:
+                for line in items:
+                    # User texts are re-sent as text, so waiting ones can be coalesced.
+                    text_in = direction == "in" and line.kind == "text"
+                    await self._send(
+                        ticket, direction, [line], "sendMessage" if text_in else "copyMessage"
+                    )
+
+    def _schedule_album(self, ticket_id: int, album: str, direction: str) -> None:
+        key = (ticket_id, album)
+        if key in self._album_timers:
+            self._album_timers[key].cancel()
+        loop = asyncio.get_running_loop()
+
+        def fire() -> None:
+            self._album_timers.pop(key, None)
+            task = loop.create_task(self._flush_later(ticket_id, direction))
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
+
+        self._album_timers[key] = loop.call_later(ALBUM_WAIT, fire)
+
+    async def _flush_later(self, ticket_id: int, direction: str) -> None:
+        ticket = await self._repos.tickets.get(ticket_id)
+        if ticket is not None:
+            await self.flush(ticket, direction)
+
+    async def _send(
+        self, ticket: Ticket, direction: str, lines: list[TicketMessage], method: str
+    ) -> None:
+        # "generation;line,line": appending ",line" (coalescing) keeps it parseable.
+        ref = f"{ticket.topic_generation};" + ",".join(str(line.id) for line in lines)
+        if direction == "in":
+            target, source, thread = ticket.group_chat_id, ticket.user_id, ticket.thread_id
+        else:
+            target, source, thread = ticket.user_id, ticket.group_chat_id, None
+        params: dict[str, Any]
+        if method == "sendMessage":
+            text = escape(lines[0].text or "")
+            if direction == "in" and self._last_text.get(ticket.id):
+                outbox_id = self._last_text[ticket.id]
+                if await self._repos.outbox.append_text(outbox_id, text, str(lines[0].id)):
+                    await self._repos.tickets.set_outbox([lines[0].id], outbox_id)
+                    return
+            params = {"text": text}
+        elif method == "copyMessages":
+            ids = [
+                line.user_message_id if direction == "in" else line.group_message_id
+                for line in lines
+            ]
+            params = {"from_chat_id": source, "message_ids": sorted(ids)}
+        else:
+            line = lines[0]
+            message_id = line.user_message_id if direction == "in" else line.group_message_id
+            params = {"from_chat_id": source, "message_id": message_id}
+        reply = await self._reply_parameters(ticket, direction, lines[0])
+        if reply:
+            params["reply_parameters"] = reply
+        outbox_id = await self._outbox.enqueue(
+            target,
+            method,
+            params,
+            thread_id=thread,
+            lane=Lane.RELAY,
+            kind=f"relay_{direction}",
+            ref=ref,
+        )
+        await self._repos.tickets.set_outbox([line.id for line in lines], outbox_id)
+        if method == "sendMessage" and direction == "in":
+            self._last_text[ticket.id] = outbox_id
+        elif direction == "in":
+            self._last_text.pop(ticket.id, None)
+
+    async def _reply_parameters(
+        self, ticket: Ticket, direction: str, line: TicketMessage
+    ) -> dict[str, Any] | None:
+        """Map a reply in one chat to the copy of the replied message in the other."""
+        if direction == "in":
+            original = self._reply_hint.pop((ticket.id, line.user_message_id or 0), None)
+            if original is None:
+                return None
+            mapped = await self._repos.tickets.by_user_message(ticket.id, original)
+            target = mapped.group_message_id if mapped else None
+        else:
+            original = self._reply_hint.pop((ticket.id, -(line.group_message_id or 0)), None)
+            if original is None:
+                return None
+            mapped = await self._repos.tickets.by_group_message(ticket.id, original)
+            target = mapped.user_message_id if mapped else None
+        if target is None:
+            return None
+        return {"message_id": target, "allow_sending_without_reply": True}
+
+    @staticmethod
+    def _lines_of(item: OutboxItem) -> tuple[list[int], int]:
+        generation, _, ids = (item.ref or "").partition(";")
+        return [int(i) for i in ids.split(",") if i], int(generation or 0)
+
+    async def _relayed_in(self, item: OutboxItem, result: Any) -> None:
+        lines, _ = self._lines_of(item)
+        if self._last_text:
+            for ticket_id, outbox_id in list(self._last_text.items()):
+                if outbox_id == item.id:
+                    del self._last_text[ticket_id]
+        landed = _message_ids(result)
+        for index, line_id in enumerate(lines):
+            group_message_id = landed[min(index, len(landed) - 1)] if landed else None
+            await self._repos.tickets.relayed(line_id, group_message_id=group_message_id)
+
+    async def _relay_in_failed(self, item: OutboxItem, error: Exception) -> None:
+        lines, generation = self._lines_of(item)
+        for ticket_id, outbox_id in list(self._last_text.items()):
+            if outbox_id == item.id:
+                del self._last_text[ticket_id]
+        first = await self._repos.tickets.get_message(lines[0]) if lines else None
+        ticket = await self._repos.tickets.get(first.ticket_id) if first else None
+        if ticket is None:
+            return
+        if isinstance(error, BadRequest) and any(t in error.message.lower() for t in _TOPIC_GONE):
+            await self._topic_lost(ticket, lines, generation)
+        else:
+            _LOGGER.warning("Relay to the agents of ticket %s failed: %s", ticket.code, error)
+
+    # ------------------------------------------------------------------ relay out
+
+    async def relay_out(self, ticket: Ticket, message: Any, agent_id: int, kind: str) -> None:
+        """Store an agent's message, then copy it to the user (agents stay anonymous)."""
+        await self._repos.tickets.add_message(
+            ticket.id,
+            "out",
+            kind,
+            sender_id=agent_id,
+            text=message.text or message.caption,
+            group_message_id=message.message_id,
+            media_group_id=message.media_group_id,
+        )
+        if message.reply_to_message and message.reply_to_message.message_id != ticket.thread_id:
+            self._reply_hint[(ticket.id, -message.message_id)] = message.reply_to_message.message_id
+        await self._repos.tickets.first_response(ticket.id)
+        await self.flush(ticket, "out")
+
+    async def send_out_text(self, ticket: Ticket, text: str, agent_id: int | None) -> None:
+        """Send the user a text written by the bot for an agent (a macro), via the outbox."""
+        line = await self._repos.tickets.add_message(
+            ticket.id, "out", "macro", sender_id=agent_id, text=text
+        )
+        outbox_id = await self._outbox.enqueue(
+            ticket.user_id,
+            "sendMessage",
+            {"text": text},
+            lane=Lane.RELAY,
+            kind="relay_out",
+            ref=f"{ticket.topic_generation};{line}",
+        )
+        await self._repos.tickets.set_outbox([line], outbox_id)
+        await self._repos.tickets.first_response(ticket.id)
+
+    async def _relayed_out(self, item: OutboxItem, result: Any) -> None:
+        lines, _ = self._lines_of(item)
+        landed = _message_ids(result)
+        for index, line_id in enumerate(lines):
+            user_message_id = landed[min(index, len(landed) - 1)] if landed else None
+            await self._repos.tickets.relayed(line_id, user_message_id=user_message_id)
+
+    async def _relay_out_failed(self, item: OutboxItem, error: Exception) -> None:
+        lines, _ = self._lines_of(item)
+        first = await self._repos.tickets.get_message(lines[0]) if lines else None
+        ticket = await self._repos.tickets.get(first.ticket_id) if first else None
+        if ticket is None:
+            return
+        if isinstance(error, Forbidden):
+            if not ticket.user_blocked:
+                await self._repos.tickets.mark_user_blocked(ticket.id)
+                await self.post_in_topic(ticket, _group_tr(self._config).gettext(USER_BLOCKED))
+        else:
+            _LOGGER.warning("Relay to the user of ticket %s failed: %s", ticket.code, error)
+
+    async def edit_out(
+        self, ticket: Ticket, group_message_id: int, text: str, caption: bool
+    ) -> bool:
+        """Propagate an agent's edit to the user's copy; False if it cannot be mapped."""
+        line = await self._repos.tickets.by_group_message(ticket.id, group_message_id)
+        if line is None or line.user_message_id is None:
+            return False
+        method = "editMessageCaption" if caption else "editMessageText"
+        params = {
+            "message_id": line.user_message_id,
+            ("caption" if caption else "text"): escape(text),
+        }
+        await self._outbox.enqueue(
+            ticket.user_id, method, params, lane=Lane.RELAY, kind="relay_edit", ref=str(line.id)
+        )
+        return True
+
+    # ------------------------------------------------------------------ lifecycle
+
+    async def claim(self, ticket: Ticket, agent_id: int, agent_name: str) -> bool:
+        """Give the ticket to an agent, tell the user and the topic."""
+        if not await self._repos.tickets.claim(ticket.id, agent_id):
+            return False
+        await self._repos.agents.touch(agent_id)
+        await self._repos.audit.record(agent_id, "ticket.claim", ticket.id)
+        tr = _group_tr(self._config)
+        await self.post_in_topic(ticket, tr.gettext(CLAIMED_BY).format(agent=escape(agent_name)))
+        if ticket.status == "open":
+            await self._notify_user(ticket, AGENT_JOINED)
+        return True
+
+    async def close(
+        self, ticket: Ticket, closed_by: int | None, *, by_user: bool, who: str = ""
+    ) -> bool:
+        """Close the ticket: tell the topic and the user, ask the user for a rating."""
+        if not await self._repos.tickets.close(ticket.id, closed_by):
+            return False
+        await self._repos.audit.record(closed_by, "ticket.close", ticket.id, {"by_user": by_user})
+        tr = _group_tr(self._config)
+        name = tr.gettext(THE_USER) if by_user else escape(who)
+        await self.post_in_topic(ticket, tr.gettext(CLOSED_IN_TOPIC).format(who=name))
+        if ticket.group_chat_id is not None and ticket.thread_id is not None:
+            await self._outbox.enqueue(
+                ticket.group_chat_id,
+                "closeForumTopic",
+                {},
+                thread_id=ticket.thread_id,
+                lane=Lane.RELAY,
+                kind="topic_close",
+            )
+        context = _Speaker(await self._user_tr(ticket))
+        await self._outbox.enqueue(
+            ticket.user_id,
+            "sendMessage",
+            {
+                "text": closed_text(context, ticket, by_user),
+                "reply_markup": rating_keyboard(ticket.id).to_dict(),
+            },
+            lane=Lane.REPLY if by_user else Lane.RELAY,
+            kind="ticket_closed",
+        )
+        return True
+
+    async def ticket_reopened(self, ticket: Ticket) -> None:
+        """Reopen the topic (or recreate it) and tell the agents."""
+        if ticket.group_chat_id is not None and ticket.thread_id is not None:
+            await self._outbox.enqueue(
+                ticket.group_chat_id,
+                "reopenForumTopic",
+                {},
+                thread_id=ticket.thread_id,
+                lane=Lane.RELAY,
+                kind="topic_reopen",
+            )
+            await self.post_in_topic(ticket, _group_tr(self._config).gettext(REOPENED_IN_TOPIC))
+
+    async def remind_unclaimed(self) -> int:
+        """Post a reminder in topics whose ticket nobody claimed in time; return how many."""
+        tr = _group_tr(self._config)
+        waited = self._config.unclaimed_reminder
+        tickets = await self._repos.tickets.unclaimed_before(time.time() - waited)
+        for ticket in tickets:
+            if ticket.thread_id is None:
+                continue
+            await self.post_in_topic(
+                ticket, tr.gettext(REMINDER).format(minutes=max(1, round(waited / 60)))
+            )
+            await self._repos.tickets.mark_reminded(ticket.id)
+        return len(tickets)
+
+    async def _user_tr(self, ticket: Ticket):
+        return translator(ticket.language if ticket.language in LANGUAGES else "en")
+
+    async def _notify_user(self, ticket: Ticket, msgid: str) -> None:
+        tr = await self._user_tr(ticket)
+        await self._outbox.enqueue(
+            ticket.user_id,
+            "sendMessage",
+            {"text": tr.gettext(msgid)},
+            lane=Lane.RELAY,
+            kind="ticket_notice",
+        )
+
+
+class _Speaker:
+    """The bit of a context that message builders need: ``_`` in one language."""
+
+    def __init__(self, tr: Any) -> None:
+        self.tr = tr
+
+    def _(self, message: str) -> str:
+        return self.tr.gettext(message)
+
+
+def _message_ids(result: Any) -> list[int]:
+    if hasattr(result, "message_id"):
+        return [result.message_id]
+    if isinstance(result, tuple | list):
+        return [r.message_id for r in result if hasattr(r, "message_id")]
+    return []

@@ -1,0 +1,475 @@
+"""Human handoff end to end: users reach agents in forum topics, nothing lost either way."""
+
+from __future__ import annotations
+
+import asyncio
+import random
+
+import pytest
+
+from tests.harness import TOKEN
+from tgbot.sandbox.emulator import TelegramEmulator
+from tgbot.sandbox.models import Caps, Faults
+
+RIGHTS = {"can_manage_topics": True, "can_delete_messages": True}
+
+
+class Desk:
+    """The agents' group seen by one agent."""
+
+    def __init__(self, bot, group_id: int, agent_id: int, admin_id: int):
+        self.bot = bot
+        self.emu = bot.emu
+        self.group_id = group_id
+        self.agent_id = agent_id
+        self.admin_id = admin_id
+
+    def topics(self) -> dict:
+        return {k: v for k, v in self.emu.topics(self.group_id).items() if not v["deleted"]}
+
+    def topic_of(self, code: str) -> int:
+        for thread_id, topic in self.topics().items():
+            if topic["name"].startswith(code):
+                return thread_id
+        raise AssertionError(f"no topic for {code}: {self.topics()}")
+
+    def messages(self, thread_id: int) -> list[dict]:
+        """Return the bot's messages in a topic (not the topic service messages)."""
+        return [
+            m
+            for m in self.emu.bot_messages(self.group_id, thread_id)
+            if not any(k.startswith("forum_topic_") for k in m)
+        ]
+
+    def texts(self, thread_id: int) -> list[str]:
+        return [m.get("text") or m.get("caption") or "" for m in self.messages(thread_id)]
+
+    async def say(self, thread_id: int, text: str, agent_id: int | None = None, **kw) -> dict:
+        message = self.emu.user_send(
+            agent_id or self.agent_id, text, chat_id=self.group_id, thread_id=thread_id, **kw
+        )
+        await self.bot.settle()
+        return message
+
+    async def press(self, thread_id: int, label: str, agent_id: int | None = None) -> str:
+        for message in reversed(self.messages(thread_id)):
+            for row in message.get("reply_markup", {}).get("inline_keyboard", []):
+                for button in row:
+                    if button["text"] == label:
+                        query = self.emu.press_button(
+                            agent_id or self.agent_id, self.group_id, message["message_id"], label
+                        )
+                        await self.bot.settle()
+                        return query
+        raise AssertionError(f"no button {label!r} in topic {thread_id}")
+
+
+@pytest.fixture
+async def desk(make_bot):
+    emu = TelegramEmulator(TOKEN, strict=True, caps=Caps(enabled=False))
+    agent = emu.add_user("Agent Wang", language_code="zh-hans")
+    other = emu.add_user("Agent Li", language_code="zh-hans")
+    admin = emu.add_user("Admin Zhao", language_code="en", started=True)
+    group = emu.add_forum_group(
+        "Agents",
+        members=[agent.id, other.id],
+        admins=[agent.id],
+        bot_is_admin=True,
+        bot_rights=RIGHTS,
+    )
+    bot = await make_bot(emu=emu, agent_chats=((group.id, None),), admin_ids=frozenset({admin.id}))
+    await bot.app.repos.agents.add(agent.id, "Wang", admin.id)
+    await bot.app.repos.agents.add(other.id, "Li", admin.id)
+    d = Desk(bot, group.id, agent.id, admin.id)
+    d.other_id = other.id
+    yield d
+    assert bot.violations == []
+
+
+async def _open(desk, user, text="/human"):
+    await user.send(text)
+    ticket = await desk.bot.app.repos.tickets.open_for_user(user.user_id)
+    assert ticket is not None
+    return ticket, desk.topic_of(ticket.code)
+
+
+async def test_menu_button_opens_a_ticket_with_topic_header_and_queue_info(desk):
+    alice = desk.bot.user("Alice")
+    await alice.send("/start")
+    await alice.click("🙋 Talk to a human")
+    ticket = await desk.bot.app.repos.tickets.open_for_user(alice.user_id)
+    text = alice.last_message.text
+    assert ticket.code in text and "never ask for your password" in text
+    assert "You are number 1 in the queue" in text
+    assert alice.buttons == ["✖️ End conversation"]
+    thread = desk.topic_of(ticket.code)
+    name = desk.topics()[thread]["name"]
+    assert name == f"{ticket.code} · Alice · en"
+    header = desk.messages(thread)[0]
+    assert f"Ticket {ticket.code}" in header["text"] and "not linked" in header["text"]
+    assert [b["text"] for r in header["reply_markup"]["inline_keyboard"] for b in r] == [
+        "🙋 Claim",
+        "✅ Close",
+        "↪️ Transfer",
+    ]
+
+
+@pytest.mark.parametrize("words", ["转人工", "我要找客服", "can I talk to a human please", "agent"])
+async def test_words_asking_for_a_person_escalate(desk, words):
+    li = desk.bot.user("李雷", "zh-hans")
+    ticket, _ = await _open(desk, li, words)
+    assert ticket.language == "zh_Hans"
+    assert "工单号为" in li.texts[-1]
+
+
+async def test_one_open_ticket_per_user(desk):
+    alice = desk.bot.user("Alice")
+    first, _ = await _open(desk, alice)
+    await alice.send("/end")
+    await alice.send("/start")
+    ticket, _ = await _open(desk, alice, "/human")
+    assert ticket.id != first.id
+    await alice.send("/human")
+    assert "You are talking to support" in alice.last_message.text
+    assert len(desk.topics()) == 2
+
+
+async def test_text_relays_both_ways_and_agents_stay_anonymous(desk):
+    alice = desk.bot.user("Alice")
+    ticket, thread = await _open(desk, alice)
+    await alice.send("My payment <b>failed</b> & I was charged")
+    assert desk.texts(thread)[-1] == "My payment <b>failed</b> & I was charged"
+    await desk.say(thread, "Let me check that for you.")
+    reply = alice.last_message
+    assert reply.text == "Let me check that for you."
+    assert reply.raw["from"]["id"] == desk.emu.bot.id  # the user sees the bot, not the agent
+    claimed = await desk.bot.app.repos.tickets.get(ticket.id)
+    assert claimed.status == "claimed" and claimed.claimed_by == desk.agent_id
+    assert claimed.first_response_at is not None
+    assert "✅ An agent has taken your request and will reply here." in alice.texts
+    lines = await desk.bot.app.repos.tickets.transcript(ticket.id)
+    assert [(line.direction, line.text) for line in lines] == [
+        ("in", "My payment <b>failed</b> & I was charged"),
+        ("out", "Let me check that for you."),
+    ]
+    assert all(line.sent_at for line in lines)
+
+
+async def test_media_relays_both_ways(desk):
+    alice = desk.bot.user("Alice")
+    _, thread = await _open(desk, alice)
+    emu = desk.emu
+    emu.user_send_photo(alice.user_id, caption="receipt")
+    emu.user_send_document(alice.user_id, b"%PDF-1.4", file_name="bill.pdf")
+    emu.user_send_voice(alice.user_id)
+    emu.user_send_sticker(alice.user_id)
+    await desk.bot.settle()
+    kinds = [
+        next((k for k in ("photo", "document", "voice", "sticker") if k in m), "text")
+        for m in desk.messages(thread)[1:]
+    ]
+    assert kinds == ["photo", "document", "voice", "sticker"]
+    assert desk.messages(thread)[1]["caption"] == "receipt"
+    emu.user_send_photo(desk.agent_id, caption="see here", chat_id=desk.group_id, thread_id=thread)
+    emu.user_send_document(
+        desk.agent_id, b"guide", file_name="guide.pdf", chat_id=desk.group_id, thread_id=thread
+    )
+    await desk.bot.settle()
+    mine = desk.emu.bot_messages(alice.user_id)
+    assert "photo" in mine[-2] and mine[-2]["caption"] == "see here"
+    assert mine[-1]["document"]["file_name"] == "guide.pdf"
+
+
+async def test_album_arrives_as_one_album(desk):
+    alice = desk.bot.user("Alice")
+    _, thread = await _open(desk, alice)
+    emu = desk.emu
+    album = [("photo", b"x", f"p{i}") for i in range(3)]
+    emu.user_send_media_group(alice.user_id, album)
+    await asyncio.sleep(1.0)
+    await desk.bot.settle()
+    relayed = desk.messages(thread)[1:]
+    assert len(relayed) == 3
+    assert len({m.get("media_group_id") for m in relayed}) == 1 and relayed[0].get("media_group_id")
+    calls = [m for m, p in emu.calls if m == "copyMessages"]
+    assert calls == ["copyMessages"]
+
+
+async def test_agent_edit_reaches_the_users_copy_and_replies_keep_threading(desk):
+    alice = desk.bot.user("Alice")
+    _, thread = await _open(desk, alice)
+    question = await alice.send("Where is my refund?")
+    relayed_q = desk.messages(thread)[-1]
+    answer = await desk.say(thread, "Tomorow", reply_to=relayed_q["message_id"])
+    copy = alice.last_message
+    assert copy.raw.get("reply_to_message", {}).get("message_id") == question.message_id
+    desk.emu.user_edit(desk.agent_id, desk.group_id, answer["message_id"], "Tomorrow")
+    await desk.bot.settle()
+    assert desk.emu.message(alice.user_id, copy.message_id).data["text"] == "Tomorrow"
+
+
+async def test_claim_transfer_close_and_rating(desk):
+    alice = desk.bot.user("Alice")
+    ticket, thread = await _open(desk, alice)
+    query = await desk.press(thread, "🙋 Claim")
+    assert desk.emu.callback_answers[query]["text"] == "Claimed."
+    assert "🙋 Wang claimed this ticket." in desk.texts(thread)
+    query = await desk.press(thread, "🙋 Claim", agent_id=desk.other_id)
+    assert desk.emu.callback_answers[query]["text"] == "Already claimed by Wang."
+    await desk.say(thread, f"/transfer {desk.other_id}")
+    assert "↪️ Wang transferred this ticket to Li." in desk.texts(thread)
+    assert (await desk.bot.app.repos.tickets.get(ticket.id)).claimed_by == desk.other_id
+    await desk.press(thread, "✅ Close", agent_id=desk.other_id)
+    assert "✅ Ticket closed by Li." in desk.texts(thread)
+    assert desk.topics()[thread]["closed"]
+    assert alice.last_message.text.startswith(
+        f"Support has closed this conversation (ticket {ticket.code})"
+    )
+    await alice.click("⭐⭐⭐⭐")
+    assert alice.last_message.text.startswith("Thank you for rating us ⭐⭐⭐⭐")
+    await alice.send("Quick and kind, thanks")
+    assert alice.last_message.text == "Thank you, your comment was passed to our team."
+    rated = await desk.bot.app.repos.tickets.get(ticket.id)
+    assert (rated.rating, rated.rating_comment) == (4, "Quick and kind, thanks")
+    audit = [e.action for e in await desk.bot.app.repos.audit.recent(20)]
+    assert {"ticket.claim", "ticket.transfer", "ticket.close"} <= set(audit)
+
+
+async def test_user_ends_and_a_message_soon_after_reopens(desk):
+    alice = desk.bot.user("Alice")
+    ticket, thread = await _open(desk, alice)
+    await alice.click("✖️ End conversation")
+    assert alice.last_message.text.startswith(
+        f"You ended the conversation with support (ticket {ticket.code})"
+    )
+    assert "✅ Ticket closed by the user." in desk.texts(thread)
+    await alice.send("Sorry, one more thing")
+    assert f"ticket {ticket.code}) is open again" in alice.texts[-1]
+    assert desk.texts(thread)[-1] == "Sorry, one more thing"
+    assert (await desk.bot.app.repos.tickets.get(ticket.id)).is_open
+
+
+async def test_non_agents_are_ignored_and_reported(desk):
+    alice = desk.bot.user("Alice")
+    _, thread = await _open(desk, alice)
+    stranger = desk.emu.add_user("Mallory")
+    desk.emu.chats[desk.group_id].members[stranger.id] = "member"
+    before = len(alice.texts)
+    await desk.say(thread, "send me your password", agent_id=stranger.id)
+    await desk.say(thread, "/close", agent_id=stranger.id)
+    assert len(alice.texts) == before
+    assert (await desk.bot.app.repos.tickets.open_for_user(alice.user_id)) is not None
+    admin_texts = [m["text"] for m in desk.emu.bot_messages(desk.admin_id)]
+    assert any("Mallory" in t and "not on the agent roster" in t for t in admin_texts)
+    query = await desk.press(thread, "✅ Close", agent_id=stranger.id)
+    assert desk.emu.callback_answers[query]["text"] == "Only support agents can do this."
+
+
+async def test_links_outside_the_allow_list_are_not_relayed(desk):
+    alice = desk.bot.user("Alice")
+    _, thread = await _open(desk, alice)
+    before = len(alice.texts)
+    await desk.say(thread, "Log in at https://upay-secure-login.xyz/verify")
+    assert len(alice.texts) == before
+    assert "links to upay-secure-login.xyz are not allowed" in desk.texts(thread)[-1]
+    await desk.say(thread, "See https://help.upay.com/refunds")
+    assert alice.last_message.text == "See https://help.upay.com/refunds"
+
+
+async def test_notes_macros_and_transcript(desk):
+    li = desk.bot.user("李雷", "zh-hans")
+    ticket, thread = await _open(desk, li)
+    before = len(li.texts)
+    await desk.say(thread, "/note user sounds worried")
+    assert len(li.texts) == before
+    await desk.say(thread, "/macro wait")
+    assert li.last_message.text == "感谢您的耐心等待，我仍在为您核实，稍后会在这里回复您。"
+    await desk.say(thread, "/transcript")
+    doc = desk.messages(thread)[-1]
+    assert doc["document"]["file_name"] == f"ticket-{ticket.code}.txt"
+
+
+async def test_card_number_in_a_ticket_is_deleted_and_reaches_agents_masked(desk):
+    alice = desk.bot.user("Alice")
+    ticket, thread = await _open(desk, alice)
+    sent = await alice.send("my card is 4111 1111 1111 1111")
+    assert desk.emu.message(alice.user_id, sent.message_id).deleted
+    relayed = desk.texts(thread)[-1]
+    assert "4111 **** **** 1111" in relayed and "4111 1111 1111 1111" not in relayed
+    lines = await desk.bot.app.repos.tickets.transcript(ticket.id)
+    assert all("4111111111111111" not in (line.text or "").replace(" ", "") for line in lines)
+
+
+async def test_deleted_topic_is_recreated_and_nothing_is_lost(desk):
+    alice = desk.bot.user("Alice")
+    ticket, thread = await _open(desk, alice)
+    desk.emu.user_delete_topic(desk.group_id, thread)
+    await alice.send("are you there?")
+    new_thread = desk.topic_of(ticket.code)
+    assert new_thread != thread
+    texts = desk.texts(new_thread)
+    assert texts[0].startswith(f"Ticket {ticket.code}")
+    assert "are you there?" in texts
+    assert any("recreated" in t for t in texts)
+
+
+async def test_user_who_blocked_the_bot_is_reported_in_the_topic(desk):
+    alice = desk.bot.user("Alice")
+    _, thread = await _open(desk, alice)
+    desk.emu.block_bot(alice.user_id)
+    await desk.say(thread, "Hello?")
+    assert desk.texts(thread)[-1] == "⚠️ The user has blocked the bot: messages cannot be delivered."
+
+
+async def test_other_flows_escalate_with_context_and_priority(desk):
+    alice = desk.bot.user("Alice")
+    await alice.send("/escalate")
+    ticket = await desk.bot.app.repos.tickets.open_for_user(alice.user_id)
+    assert ticket.priority == 1 and ticket.context == {"flow": "refund", "tx": "TX<123>"}
+    header = desk.texts(desk.topic_of(ticket.code))[0]
+    assert "HIGH priority" in header and "flow: refund, tx: TX<123>" in header
+
+
+async def test_high_priority_jumps_the_queue(desk):
+    users = [desk.bot.user(f"U{i}") for i in range(3)]
+    await users[0].send("/human")
+    await users[1].send("/human")
+    await users[2].send("/escalate")
+    repos = desk.bot.app.repos
+    positions = [
+        await repos.tickets.queue_position(await repos.tickets.open_for_user(u.user_id))
+        for u in users
+    ]
+    assert positions == [2, 3, 1]
+    assert "You are number 2 in the queue" in users[1].texts[-1]
+
+
+async def test_topic_name_is_escaped_and_cut_to_128(desk):
+    long_name = "<b>" + "名" * 200
+    user = desk.bot.user(long_name, "zh-hans")
+    ticket, thread = await _open(desk, user)
+    name = desk.topics()[thread]["name"]
+    assert (
+        len(name) <= 128
+        and name.startswith(f"{ticket.code} · <b>名")
+        and name.endswith("· zh_Hans")
+    )
+    header = desk.texts(thread)[0]
+    assert "<b>名" in header  # shown literally: escaped in the HTML header
+
+
+async def test_misconfigured_group_keeps_tickets_and_tells_admins(make_bot):
+    emu = TelegramEmulator(TOKEN, strict=True, caps=Caps(enabled=False))
+    agent = emu.add_user("Agent")
+    admin = emu.add_user("Admin", started=True)
+    group = emu.add_forum_group("Agents", members=[agent.id], bot_is_admin=False)
+    bot = await make_bot(emu=emu, agent_chats=((group.id, None),), admin_ids=frozenset({admin.id}))
+    await bot.settle()
+    alerts = [m["text"] for m in emu.bot_messages(admin.id)]
+    assert any("the bot is not an administrator" in t for t in alerts)
+    alice = bot.user("Alice")
+    await alice.send("/human")
+    assert "Our agents cannot be reached right now. Your ticket is saved" in alice.last_message.text
+    ticket = await bot.app.repos.tickets.open_for_user(alice.user_id)
+    await alice.send("hello?")
+    assert emu.topics(group.id) == {}
+    # An admin fixes the rights; the next check creates the topic and relays what waited.
+    emu.set_bot_status(group, "administrator", by=emu.users[agent.id], rights=RIGHTS)
+    await bot.app.desk.check_groups()
+    await bot.settle()
+    thread = next(iter(emu.topics(group.id)))
+    texts = [m.get("text") for m in emu.bot_messages(group.id, thread)]
+    assert any(t and t.startswith(f"Ticket {ticket.code}") for t in texts)
+    assert "hello?" in texts
+
+
+async def test_relays_survive_restart_and_telegram_errors(desk, make_bot):
+    alice = desk.bot.user("Alice")
+    _ticket, thread = await _open(desk, alice)
+    emu = desk.emu
+    bot = desk.bot
+    await bot.app.outbox.stop()  # relays queue up but are not sent...
+    for i in range(3):
+        emu.user_send(alice.user_id, f"msg {i}")
+    await asyncio.sleep(0.2)  # ...the updates are handled and the relays stored
+    stored = await bot.app.repos.outbox.counts(kind="relay_in")
+    assert stored.get("pending", 0) >= 1
+    await bot.stop()  # then the bot stops with them in the outbox
+    emu.faults = Faults(
+        rate_429=0.3,
+        rate_5xx=0.2,
+        rng=random.Random(3),
+        methods=frozenset({"sendMessage", "copyMessage"}),
+    )
+    bot2 = await make_bot(
+        emu=emu, agent_chats=((desk.group_id, None),), admin_ids=frozenset({desk.admin_id})
+    )
+    bot2.app.outbox.retry_scale = 0.01
+    desk.bot = bot2
+    alice.harness = bot2
+    await bot2.settle(timeout=30)
+    emu.faults = Faults()
+    texts = desk.texts(thread)
+    relayed = [t for t in texts if t.startswith("msg")]
+    # Coalesced or not, every message arrived once and in order.
+    joined = "\n".join(relayed).split("\n")
+    assert joined == ["msg 0", "msg 1", "msg 2"]
+
+
+async def test_group_cap_coalesces_consecutive_user_texts(desk):
+    alice = desk.bot.user("Alice")
+    _ticket, thread = await _open(desk, alice)
+    app = desk.bot.app
+    limiter = app.bot.rate_limiter
+    limiter.pause(desk.group_id, 0.5)  # the group's budget is spent for a moment
+    for i in range(5):
+        desk.emu.user_send(alice.user_id, f"line {i}")
+    await desk.bot.settle()
+    relayed = [t for t in desk.texts(thread) if t.startswith("line")]
+    assert "\n".join(relayed).split("\n") == [f"line {i}" for i in range(5)]
+    assert len(relayed) < 5  # coalesced while waiting for the budget
+    lag = await app.repos.tickets.relay_lag(0)
+    assert len(lag) == 5 and all(x >= 0 for x in lag)
+
+
+async def test_unclaimed_ticket_reminder(desk):
+    alice = desk.bot.user("Alice")
+    _ticket, thread = await _open(desk, alice)
+    desk.bot.app.desk._config = desk.bot.app.config.replace(unclaimed_reminder=0.01)
+    await asyncio.sleep(0.05)
+    assert await desk.bot.app.desk.remind_unclaimed() == 1
+    await desk.bot.settle()
+    assert desk.texts(thread)[-1].startswith("⏰ Nobody has claimed this ticket")
+    assert await desk.bot.app.desk.remind_unclaimed() == 0  # once
+
+
+async def test_out_of_hours_reply_still_creates_the_ticket(desk):
+    from datetime import datetime
+    from zoneinfo import ZoneInfo
+
+    now = datetime.now(ZoneInfo("Asia/Shanghai"))
+    opens = (now.hour + 1) % 24
+    app = desk.bot.app
+    app.config = app.config.replace(business_hours=(opens * 60, ((opens + 1) % 24) * 60))
+    alice = desk.bot.user("Alice")
+    ticket, thread = await _open(desk, alice)
+    assert f"Our agents work from {opens:02d}:00 to" in alice.last_message.text
+    assert ticket.is_open and thread
+
+
+async def test_admins_manage_the_roster_and_others_get_nothing(desk):
+    stranger = desk.bot.user("Eve")
+    await stranger.send("/agent_add 777 Eve")
+    assert "did not understand" in stranger.last_message.text
+    assert await desk.bot.app.repos.agents.get(777) is None
+    from tests.harness import UserSession
+
+    boss = UserSession(desk.bot, desk.admin_id, "Admin Zhao")
+    await boss.send("/agent_add 777 New Agent")
+    assert boss.last_message.text == "New Agent (id 777) is now a support agent."
+    await boss.send("/agents")
+    assert "• New Agent (777)" in boss.last_message.text
+    await boss.send("/agent_remove 777")
+    assert boss.last_message.text == "777 is no longer a support agent."
+    actions = [e.action for e in await desk.bot.app.repos.audit.recent(5)]
+    assert actions[:2] == ["agent.remove", "agent.add"]
