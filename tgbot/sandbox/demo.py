@@ -10,13 +10,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import dataclasses
 import logging
 import signal
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 from telegram import Update
 
@@ -132,11 +130,6 @@ def seed_demo(emu: TelegramEmulator) -> DemoWorld:
 
 def demo_config(config: Config, server: EmulatorServer, world: DemoWorld, db_path: Path) -> Config:
     """Return ``config`` pointed at the sandbox: its token, URLs, group, admin and database."""
-    names = {f.name for f in dataclasses.fields(config)}
-    if "agent_chats" in names:  # (chat id, language the team handles; None: any)
-        groups: dict[str, Any] = {"agent_chats": ((world.agents_group.id, None),)}
-    else:
-        groups = {"agent_chat_ids": (world.agents_group.id,)}
     return config.replace(
         token=DEMO_TOKEN,
         api_base_url=server.base_url,
@@ -145,7 +138,7 @@ def demo_config(config: Config, server: EmulatorServer, world: DemoWorld, db_pat
         admin_ids=frozenset({world.admin.user_id}),
         webhook_url=None,
         demo=True,
-        **groups,
+        agent_chats=((world.agents_group.id, None),),  # one team for both languages
     )
 
 
@@ -222,6 +215,9 @@ async def start_demo(
         app = build_application(demo_config(config, server, world, db_path))
         handle.app = app
         await app.initialize()
+        for person in world.people:
+            if person.role == "agent":  # the roster lives in the bot's database
+                await app.repos.agents.add(person.user_id, person.first_name, world.admin.user_id)
         assert app.updater is not None
         await app.updater.start_polling(
             timeout=poll_timeout, allowed_updates=Update.ALL_TYPES, drop_pending_updates=False

@@ -803,7 +803,7 @@
         h("button", { type: "button", class: "new-topic", onclick: newTopic, text: "＋ New topic" }),
         item(null, "General", null),
         ...topics.map((t) => item(t.message_thread_id, t.name, { color: t.icon_color, closed: t.closed })),
-        h("p", { class: "sidebar-note" }, "Escalated chats appear here as topics once the hand-off to agents lands; agents reply inside a topic."),
+        h("p", { class: "sidebar-note" }, "Each escalated chat is a topic here (try 🙋 Talk to a human as a user). Reply inside the topic as the agent: the user gets it from the bot. Commands: /claim /close /note /macro /transfer /transcript."),
       );
     };
     store.listeners.add((event) => {
