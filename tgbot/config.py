@@ -52,10 +52,6 @@ def _int_set(name: str, raw: str) -> frozenset[int]:
     return frozenset(_int(name, part) for part in raw.replace(";", ",").split(",") if part.strip())
 
 
-def _int_tuple(name: str, raw: str) -> tuple[int, ...]:
-    return tuple(_int(name, part) for part in raw.replace(";", ",").split(",") if part.strip())
-
-
 def _agent_chats(name: str, raw: str) -> tuple[tuple[int, str | None], ...]:
     chats = []
     for part in raw.replace(";", ",").split(","):

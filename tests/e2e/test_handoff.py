@@ -473,3 +473,36 @@ async def test_admins_manage_the_roster_and_others_get_nothing(desk):
     assert boss.last_message.text == "777 is no longer a support agent."
     actions = [e.action for e in await desk.bot.app.repos.audit.recent(5)]
     assert actions[:2] == ["agent.remove", "agent.add"]
+
+
+async def test_queue_position_and_wait_are_refreshed_when_they_change(desk):
+    from handlers.handoff import refresh_queue
+    from tgbot.context import BotContext
+
+    first, second = desk.bot.user("First"), desk.bot.user("Second")
+    _, thread1 = await _open(desk, first)
+    await _open(desk, second)
+    queue_message = second.last_message
+    assert "You are number 2 in the queue" in queue_message.text
+    await desk.press(thread1, "🙋 Claim")
+    await refresh_queue(BotContext(desk.bot.app))
+    await desk.bot.settle()
+    edited = desk.emu.message(second.user_id, queue_message.message_id).data["text"]
+    assert "You are number 1 in the queue" in edited
+    assert second.buttons == ["✖️ End conversation"]
+    # Nothing moved: no further edit.
+    before = desk.emu.message(second.user_id, queue_message.message_id).edit_count
+    await refresh_queue(BotContext(desk.bot.app))
+    await desk.bot.settle()
+    assert desk.emu.message(second.user_id, queue_message.message_id).edit_count == before
+
+
+async def test_agents_group_moved_to_a_new_id_is_followed(desk):
+    app = desk.bot.app
+    alice = desk.bot.user("Alice")
+    ticket, _ = await _open(desk, alice)
+    await app.repos.tickets.record_group_move(desk.group_id, -100999)
+    app.desk._moves = await app.repos.tickets.group_moves()
+    assert app.desk.current_id(desk.group_id) == -100999
+    assert app.desk.is_agent_group(-100999)
+    assert (await app.repos.tickets.get(ticket.id)).group_chat_id == -100999

@@ -25,7 +25,9 @@ def test_environment_values_are_parsed():
             "TGBOT_API_BASE_URL": "http://127.0.0.1:8081/bot",
             "TGBOT_DB_PATH": "/tmp/x.db",
             "TGBOT_ADMIN_IDS": "1, 2;3",
-            "TGBOT_AGENT_CHAT_ID": "-1001",
+            "TGBOT_AGENT_CHAT_ID": "-1001, -1002:zh-Hans",
+            "TGBOT_BUSINESS_HOURS": "09:00-21:30",
+            "TGBOT_LINK_ALLOWLIST": "upay.com, help.upay.com",
             "TGBOT_DEFAULT_LANGUAGE": "zh-Hans",
             "TGBOT_TIMEZONE": "Europe/Berlin",
         }
@@ -33,7 +35,10 @@ def test_environment_values_are_parsed():
     assert config.token == "123:abc"
     assert config.api_file_url == "http://127.0.0.1:8081/file/bot"
     assert config.admin_ids == frozenset({1, 2, 3})
-    assert config.agent_chat_ids == (-1001,)
+    assert config.agent_chat_ids == (-1001, -1002)
+    assert config.agent_chats == ((-1001, None), (-1002, "zh_Hans"))
+    assert config.business_hours == (540, 1290)
+    assert config.link_allowlist == ("upay.com", "help.upay.com")
     assert config.default_language == "zh_Hans"
     assert config.zone.key == "Europe/Berlin"
 
@@ -49,6 +54,9 @@ def test_environment_values_are_parsed():
         ("TGBOT_FLOW_TIMEOUT", "0"),
         ("TGBOT_PERSISTENCE_INTERVAL", "-1"),
         ("TGBOT_DEBUG_USER_TEXT", "maybe"),
+        ("TGBOT_AGENT_CHAT_ID", "-1001:fr"),
+        ("TGBOT_BUSINESS_HOURS", "9-5"),
+        ("TGBOT_LINK_ALLOWLIST", "http://x.com/a"),
     ],
 )
 def test_bad_value_names_the_variable(name, value):
