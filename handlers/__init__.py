@@ -11,7 +11,7 @@ from enum import IntEnum
 
 from telegram.ext import Application, BaseHandler
 
-from . import agents, core, handoff, menu
+from . import agents, cards, core, freeze, handoff, menu, password, verify
 from .common import GuidedFlow, final
 
 
@@ -30,7 +30,12 @@ class Stage(IntEnum):
 
 
 #: Guided flows (ConversationHandlers), in the order they are tried. Later issues add theirs.
-FLOWS: list[Callable[[], GuidedFlow]] = [handoff.rating_flow]
+FLOWS: list[Callable[[], GuidedFlow]] = [
+    password.password_flow,
+    cards.cards_flow,
+    freeze.freeze_flow,
+    handoff.rating_flow,
+]
 
 #: Fixed stages: (stage, handler factory). Order within a stage matters only per group.
 STAGES: list[tuple[Stage, Callable[[], list[BaseHandler]]]] = [
@@ -43,12 +48,13 @@ STAGES: list[tuple[Stage, Callable[[], list[BaseHandler]]]] = [
         Stage.COMMANDS,
         lambda: final(
             core.menu_handlers()
+            + verify.link_handlers()  # before menu's plain /start
             + menu.command_handlers()
             + handoff.command_handlers()
             + agents.command_handlers()
         ),
     ),
-    (Stage.ROUTER, lambda: final(handoff.router_handlers())),
+    (Stage.ROUTER, lambda: final(handoff.router_handlers() + freeze.router_handlers())),
     (Stage.FALLBACK, core.fallback_handlers),
 ]
 

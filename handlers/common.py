@@ -29,7 +29,12 @@ from typing import Any
 from telegram import InlineKeyboardButton, InlineKeyboardMarkup, Message, Update
 from telegram.constants import ChatType
 from telegram.error import BadRequest
-from telegram.ext import ApplicationHandlerStop, BaseHandler, ConversationHandler
+from telegram.ext import (
+    ApplicationHandlerStop,
+    BaseHandler,
+    CallbackQueryHandler,
+    ConversationHandler,
+)
 
 from tgbot.context import BotContext
 from tgbot.i18n import N_, Translator, pick_language, translator
@@ -243,6 +248,8 @@ class GuidedFlow(ConversationHandler):
         for handlers in states.values():
             for handler in handlers:
                 handler.callback = self._track(name, handler.callback, entry=False)
+        # Every flow's "✖️ Cancel" button (from nav_rows) ends it.
+        fallbacks = [*fallbacks, CallbackQueryHandler(cancel_flow, pattern=r"^flow:cancel$")]
         for handler in fallbacks:
             handler.callback = self._track(name, handler.callback, entry=False)
         super().__init__(
@@ -319,6 +326,15 @@ class GuidedFlow(ConversationHandler):
 
 
 EXPIRED_TEXT = N_("This menu has expired. Here is a fresh one.")
+CANCELLED = N_("Cancelled. Nothing was submitted.")
+
+
+async def cancel_flow(update: Update, context: BotContext) -> object:
+    """End the running flow from its "✖️ Cancel" button."""
+    await update.callback_query.answer()
+    await send_step(update, context, context._(CANCELLED))
+    await show_main_menu(update, context)
+    return END
 
 
 async def answer_expired(update: Update, context: BotContext) -> None:

@@ -19,7 +19,14 @@ from tgbot.context import BotContext
 from tgbot.i18n import LANGUAGES, N_, translator
 from tgbot.text import escape
 
-from .common import GREETING, MENU, answer_expired, main_menu_markup, show_main_menu
+from .common import (
+    CANCELLED,
+    GREETING,
+    MENU,
+    answer_expired,
+    main_menu_markup,
+    show_main_menu,
+)
 
 HELP_TITLE = N_("<b>What I can do</b>")
 HELP_TOPIC = N_("• {label}: {description}")
@@ -40,7 +47,6 @@ HELP_SAFETY = N_(
 CHOOSE_LANGUAGE = N_("Please choose your language:")
 # TRANSLATORS: name the language of this catalog (the one the user just chose).
 LANGUAGE_SET = N_("Language set to English.")
-CANCELLED = N_("Cancelled. Nothing was submitted.")
 NOTHING_TO_CANCEL = N_("There is nothing to cancel.")
 
 #: Command menus per language: (command, description).

@@ -22,6 +22,9 @@ from storage.repos import (
     TicketRepository,
     User,
     UserRepository,
+    Verification,
+    VerificationRepository,
+    WalletRepository,
 )
 
 __all__ = [
@@ -43,6 +46,9 @@ __all__ = [
     "TicketRepository",
     "User",
     "UserRepository",
+    "Verification",
+    "VerificationRepository",
+    "WalletRepository",
     "latest_version",
     "migrate",
 ]

@@ -11,6 +11,7 @@ import json
 import logging
 import time
 from typing import Any
+from urllib.parse import urlparse
 
 from telegram import Update
 from telegram.constants import ParseMode
@@ -62,6 +63,11 @@ class WalletApplication(Application):
         self.flows: dict[str, Any] = {}
         self.outbox: OutboxWorker | None = None
         self.desk: SupportDesk | None = None
+        self.backend: Any = None
+        #: Serve the demo wallet's pages (reset link, secure card entry) from this process;
+        #: ``tgbot run`` turns it on, the sandbox demo mounts them on its own server.
+        self.serve_wallet_pages = False
+        self._wallet_pages: Any = None
 
     @property
     def db(self) -> Database:
@@ -86,6 +92,7 @@ class WalletApplication(Application):
             if before != after:
                 _LOGGER.info("Database migrated from version %s to %s", before, after)
             self._storage.repos = Repositories(db)
+            self.backend = _make_backend(self.config, db)
             assert isinstance(self.update_queue, InboxQueue)
             self.update_queue.inbox = self.repos.inbox
             self.outbox = OutboxWorker(self.bot, self.repos)
@@ -112,6 +119,14 @@ class WalletApplication(Application):
         await self._publish_commands()
         assert self.desk is not None
         await self.desk.start()
+        if self.serve_wallet_pages and self.config.backend == "demo":
+            from tgbot.backend.pages import serve_wallet_pages
+
+            url = urlparse(self.config.wallet_public_url)
+            self._wallet_pages = await serve_wallet_pages(
+                self.backend, url.hostname or "127.0.0.1", url.port or 80
+            )
+            _LOGGER.info("Demo wallet pages at %s", self.config.wallet_public_url)
         if self.job_queue is not None:
             self.job_queue.run_repeating(
                 _expire_flows,
@@ -141,6 +156,9 @@ class WalletApplication(Application):
 
     async def stop(self) -> None:
         """Stop the outbox worker, then PTB (which writes persistence one last time)."""
+        if self._wallet_pages is not None:
+            await self._wallet_pages.stop()
+            self._wallet_pages = None
         if self.outbox is not None:
             await self.outbox.stop()
         await super().stop()
@@ -153,6 +171,9 @@ class WalletApplication(Application):
             await self._close_storage()
 
     async def _close_storage(self) -> None:
+        if self.backend is not None:
+            await self.backend.close()
+            self.backend = None
         if self._storage.db is not None:
             await self._storage.db.close()
             self._storage.db = None
@@ -203,6 +224,22 @@ async def _prune_inbox(context: BotContext) -> None:
     """Forget handled updates older than Telegram's replay window."""
     app: WalletApplication = context.application  # type: ignore[assignment]
     await app.repos.inbox.prune(time.time() - INBOX_RETENTION)
+
+
+def _make_backend(config: Config, db: Database) -> Any:
+    """Create the wallet backend the configuration names."""
+    from tgbot.backend import create_backend
+    from tgbot.backend.demo import DEMO_PHONES
+
+    if config.backend == "http":
+        return create_backend("http", base_url=config.backend_url, api_key=config.backend_api_key)
+    code = config.demo_fixed_code
+    return create_backend(
+        "demo",
+        db=db,
+        public_url=config.wallet_public_url,
+        fixed_codes=dict.fromkeys(DEMO_PHONES, code) if code else {},
+    )
 
 
 def build_application(

@@ -62,6 +62,7 @@ def run_bot(config: Config) -> int:
         print("config error: TGBOT_TOKEN: required to run against Telegram", file=sys.stderr)
         return 2
     app = build_application(config)
+    app.serve_wallet_pages = config.backend == "demo"
     try:
         if config.webhook_url:
             # PTB's webhook handler awaits update_queue.put() before answering 200, and our

@@ -85,6 +85,20 @@ def _domains(name: str, raw: str) -> tuple[str, ...]:
     return domains
 
 
+def _backend(name: str, raw: str) -> str:
+    value = raw.strip().lower()
+    if value not in {"demo", "http"}:
+        raise ConfigError(f"{name}: expected demo or http, got {raw!r}")
+    return value
+
+
+def _fixed_code(name: str, raw: str) -> str | None:
+    value = raw.strip()
+    if value and not (value.isdigit() and len(value) == 6):
+        raise ConfigError(f"{name}: expected 6 digits (or empty for random codes)")
+    return value or None
+
+
 def _bool(name: str, raw: str) -> bool:
     value = raw.strip().lower()
     if value in {"1", "true", "yes", "on"}:
@@ -195,6 +209,16 @@ class Config:
     reopen_window: float = 3600.0
     #: Seconds after which an unclaimed ticket triggers a reminder in its topic.
     unclaimed_reminder: float = 600.0
+    #: Wallet backend: "demo" (self-contained, the default) or "http" (a real wallet's API).
+    backend: str = "demo"
+    backend_url: str | None = None
+    backend_api_key: str | None = None
+    #: Where the demo wallet's own pages (reset link, secure card entry) are served.
+    wallet_public_url: str = "http://127.0.0.1:8766"
+    #: Seconds a verification stays good for sensitive actions (reset, unlock, cards).
+    verification_max_age: float = 600.0
+    #: One-time code of every demo phone (like test numbers of common auth services).
+    demo_fixed_code: str | None = "246810"
     demo: bool = field(default=False, compare=False)
 
     @property
@@ -238,6 +262,12 @@ _FIELDS: dict[str, tuple[str, Callable[[str, str], Any]]] = {
     "RATE_GROUP_PER_MINUTE": ("rate_group_per_minute", _positive_float),
     "RATE_CHAT_PER_SECOND": ("rate_chat_per_second", _positive_float),
     "LOG_LEVEL": ("log_level", _log_level),
+    "BACKEND": ("backend", _backend),
+    "BACKEND_URL": ("backend_url", _optional_url),
+    "BACKEND_API_KEY": ("backend_api_key", _optional_str),
+    "WALLET_PUBLIC_URL": ("wallet_public_url", _url),
+    "VERIFICATION_MAX_AGE": ("verification_max_age", _positive_float),
+    "DEMO_FIXED_CODE": ("demo_fixed_code", _fixed_code),
     "DEBUG_USER_TEXT": ("debug_user_text", _bool),
 }
 
@@ -289,7 +319,10 @@ def load_config(
     if "api_base_url" in kwargs and "api_file_url" not in kwargs:
         kwargs["api_file_url"] = _derive_file_url(kwargs["api_base_url"])
     kwargs.update(overrides)
-    return Config(**kwargs)
+    config = Config(**kwargs)
+    if config.backend == "http" and not config.backend_url:
+        raise ConfigError("TGBOT_BACKEND_URL: required when TGBOT_BACKEND=http")
+    return config
 
 
 def _derive_file_url(base_url: str) -> str:

@@ -12,6 +12,7 @@ if TYPE_CHECKING:
     from storage import Repositories, User
 
     from .app import WalletApplication
+    from .backend.base import WalletBackend
     from .config import Config
     from .outbox import OutboxWorker
 
@@ -40,6 +41,11 @@ class BotContext(CallbackContext[ExtBot, dict, dict, dict]):
     def config(self) -> Config:
         """Return the configuration."""
         return self.app.config
+
+    @property
+    def backend(self) -> WalletBackend:
+        """Return the wallet backend adapter."""
+        return self.app.backend
 
     @property
     def outbox(self) -> OutboxWorker:

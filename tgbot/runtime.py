@@ -26,6 +26,7 @@ from telegram.ext import BaseUpdateProcessor
 from storage import InboxRepository
 
 from .keyed_lock import KeyedLock
+from .sensitive import mask
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -50,6 +51,23 @@ def chat_key(update: object) -> tuple[int, int | None] | None:
     return None
 
 
+def scrubbed_payload(update: Update) -> dict[str, Any]:
+    """Return the update as stored in the inbox: texts with card numbers, passwords and codes
+    masked, so none is ever on disk in clear (a replay after a crash sees the masked text)."""
+    payload = update.to_dict()
+    for kind in ("message", "edited_message"):
+        message = payload.get(kind)
+        if not isinstance(message, dict):
+            continue
+        for key in ("text", "caption"):
+            if isinstance(message.get(key), str):
+                masked = mask(message[key])
+                if masked != message[key]:
+                    message[key] = masked
+                    message.pop("entities" if key == "text" else "caption_entities", None)
+    return payload
+
+
 class InboxQueue(asyncio.Queue):
     """The update queue that writes every update to the durable inbox before queueing it."""
 
@@ -60,7 +78,7 @@ class InboxQueue(asyncio.Queue):
     async def put(self, item: Any) -> None:
         """Store ``item`` if it is an update, drop it if its update_id was seen, else queue it."""
         if isinstance(item, Update) and self.inbox is not None:
-            is_new = await self.inbox.store(item.update_id, json.dumps(item.to_dict()))
+            is_new = await self.inbox.store(item.update_id, json.dumps(scrubbed_payload(item)))
             if not is_new:
                 _LOGGER.info("Dropping update %s: already received", item.update_id)
                 return

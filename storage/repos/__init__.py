@@ -6,6 +6,8 @@ from storage.repos.inbox import InboxRepository
 from storage.repos.outbox import OutboxItem, OutboxRepository
 from storage.repos.tickets import Agent, AgentRepository, Ticket, TicketMessage, TicketRepository
 from storage.repos.users import User, UserRepository
+from storage.repos.verifications import Verification, VerificationRepository
+from storage.repos.wallet import WalletRepository
 
 __all__ = [
     "Agent",
@@ -21,6 +23,8 @@ __all__ = [
     "TicketRepository",
     "User",
     "UserRepository",
+    "Verification",
+    "VerificationRepository",
 ]
 
 
@@ -35,3 +39,5 @@ class Repositories:
         self.outbox = OutboxRepository(db)
         self.agents = AgentRepository(db)
         self.tickets = TicketRepository(db)
+        self.wallet = WalletRepository(db)
+        self.verifications = VerificationRepository(db)

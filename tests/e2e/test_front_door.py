@@ -3,7 +3,7 @@
 import logging
 import re
 
-from handlers.common import HUMAN_LABEL, LANGUAGE_LABEL, MENU_PROMPT
+from handlers.common import LANGUAGE_LABEL, MENU, MENU_PROMPT
 from handlers.core import ERROR_TEXT
 from handlers.menu import COMMANDS, HELP_SAFETY, HELP_TITLE, LANGUAGE_SET
 from tgbot.i18n import translator
@@ -19,7 +19,8 @@ async def test_chinese_user_gets_a_native_greeting_menu_and_help(any_bot):
     greeting = li.last_message
     assert "李雷" in greeting.text and HAN.search(greeting.text)
     assert "Hello" not in greeting.text
-    assert greeting.buttons == [ZH.gettext(HUMAN_LABEL), ZH.gettext(LANGUAGE_LABEL)]
+    expected = [ZH.gettext(entry.label) for entry in MENU] + [ZH.gettext(LANGUAGE_LABEL)]
+    assert greeting.buttons == expected and len(expected) >= 5
     await li.send("/help")
     help_text = li.last_message.text
     assert help_text.startswith(re.sub("<[^>]+>", "", ZH.gettext(HELP_TITLE)))
@@ -32,7 +33,13 @@ async def test_english_user_gets_an_english_greeting_menu_and_help(any_bot):
     alice = any_bot.user("Alice", "en-GB")
     await alice.send("/start")
     assert alice.last_message.text.startswith("Hello, Alice!")
-    assert alice.buttons == ["🙋 Talk to a human", "🌐 Language"]
+    assert alice.buttons == [
+        "🔑 Password / unlock",
+        "💳 Bank cards",
+        "🧊 Freeze my account",
+        "🙋 Talk to a human",
+        "🌐 Language",
+    ]
     await alice.send("/help")
     text = alice.last_message.text
     assert text.startswith("What I can do")

@@ -89,7 +89,6 @@ def survey_flow() -> GuidedFlow:
             ],
             Survey.CONFIRM: [CallbackQueryHandler(survey_confirm, pattern=r"^survey:confirm$")],
         },
-        fallbacks=[CallbackQueryHandler(survey_cancel, pattern=r"^flow:cancel$")],
     )
 
 

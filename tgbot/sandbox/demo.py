@@ -49,8 +49,8 @@ class DemoPerson:
 DEMO_PEOPLE: tuple[DemoPerson, ...] = (
     DemoPerson(10001, "李雷", None, "zh-hans", "+8613800138001", "user"),
     DemoPerson(10002, "韩梅梅", None, "zh-hans", "+8613800138002", "user"),
-    DemoPerson(10003, "Alice", "Smith", "en", "+447700900003", "user"),
-    DemoPerson(10004, "Bob", "Jones", "en-GB", "+447700900004", "user"),
+    DemoPerson(10003, "Alice", "Smith", "en", "+14155550103", "user"),
+    DemoPerson(10004, "Bob", "Jones", "en-GB", "+447700900104", "user"),
     DemoPerson(20001, "Agent Wang", None, "zh-hans", "+8613800138101", "agent"),
     DemoPerson(30001, "Admin", "Zhao", "en", "+8613800138201", "admin"),
 )
@@ -138,6 +138,7 @@ def demo_config(config: Config, server: EmulatorServer, world: DemoWorld, db_pat
         admin_ids=frozenset({world.admin.user_id}),
         webhook_url=None,
         demo=True,
+        wallet_public_url=server.root_url,
         agent_chats=((world.agents_group.id, None),),  # one team for both languages
     )
 
@@ -218,6 +219,11 @@ async def start_demo(
         for person in world.people:
             if person.role == "agent":  # the roster lives in the bot's database
                 await app.repos.agents.add(person.user_id, person.first_name, world.admin.user_id)
+        if app.config.backend == "demo":
+            from tgbot.backend.pages import wallet_handlers
+
+            # The wallet's own pages (reset link, secure card entry) on the same port.
+            server.app.add_handlers(r".*", wallet_handlers(app.backend))
         assert app.updater is not None
         await app.updater.start_polling(
             timeout=poll_timeout, allowed_updates=Update.ALL_TYPES, drop_pending_updates=False

@@ -146,6 +146,8 @@ class EmulatorServer:
         self.port: int | None = None
         self.host = "127.0.0.1"
         self._http: tornado.httpserver.HTTPServer | None = None
+        #: The tornado Application (handlers can be added while it runs).
+        self.app: tornado.web.Application | None = None
         self._stopping = asyncio.Event()
 
     def handlers(self) -> list[HandlerSpec]:
@@ -167,7 +169,8 @@ class EmulatorServer:
         self.host = host
         self._stopping = asyncio.Event()
         sockets = tornado.netutil.bind_sockets(port, host)
-        self._http = tornado.httpserver.HTTPServer(self.make_app())
+        self.app = self.make_app()
+        self._http = tornado.httpserver.HTTPServer(self.app)
         self._http.add_sockets(sockets)
         self.port = sockets[0].getsockname()[1]
         return self.port

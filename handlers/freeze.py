@@ -1,0 +1,189 @@
+"""Freeze my account: for a stolen phone or payments the user did not make.
+
+Speed matters more than a full check: after one confirmation, a linked account (or the
+user's own shared contact) is frozen at once, then an urgent ticket puts a human on it.
+Asking how to *unfreeze* an account, or saying the app freezes, never freezes anything.
+
+```mermaid
+stateDiagram-v2
+    [*] --> confirm: menu / urgent words
+    confirm --> frozen: linked account
+    confirm --> contact: not linked
+    contact --> frozen: own contact matches an account
+    frozen --> [*]: urgent ticket opened
+```
+"""
+
+from __future__ import annotations
+
+import re
+from enum import StrEnum
+
+from telegram import (
+    InlineKeyboardButton,
+    KeyboardButton,
+    ReplyKeyboardMarkup,
+    ReplyKeyboardRemove,
+    Update,
+)
+from telegram.ext import CallbackQueryHandler, CommandHandler, MessageHandler
+from telegram.ext import filters as f
+
+from tgbot.backend.base import Account, Unavailable
+from tgbot.context import BotContext
+from tgbot.i18n import N_
+
+from .common import END, GuidedFlow, add_menu_entry, main_menu_markup, nav_rows, send_step
+from .handoff import create_ticket
+from .verify import (
+    ANSWERED,
+    NO_ACCOUNT,
+    SHARE_LABEL,
+    account_of_own_contact,
+    wallet_down,
+)
+
+LABEL = N_("🧊 Freeze my account")
+DESCRIPTION = N_("stolen phone or payments you did not make: freeze it now")
+CONFIRM = N_(
+    "Freeze your U-Pay account now? Nobody, including you, can pay or transfer until support "
+    "unfreezes it. Use this if your phone was stolen or you see payments you did not make."
+)
+YES_FREEZE = N_("🧊 Yes, freeze it now")
+ASK_CONTACT = N_(
+    "To find your account quickly, tap “📱 Share my phone number” below (your own number)."
+)
+FROZEN = N_(
+    "🧊 Your account {name} is frozen. No payments or transfers can be made from it.\n"
+    "A support agent will contact you here as a priority to check recent activity and help "
+    "you unfreeze it."
+)
+UNFREEZE_HELP = N_(
+    "To unfreeze an account, support must first check that it is really you. Money in a "
+    "frozen account is safe. A human agent can start this now."
+)
+
+#: Urgent phrasing: theft or payments the user did not make.
+URGENT = re.compile(
+    r"(被盗|盗刷|手机丢了|手机被偷|冻结我的(账户|账号)|帮我冻结|有人盗用|不是我(付|支付|转)的|"
+    r"stolen|freeze my (account|wallet)|unauthori[sz]ed (payment|transaction)s?|"
+    r"someone (used|is using) my (account|card))",
+    re.IGNORECASE,
+)
+#: Questions about an existing freeze (or an app that freezes): never a freeze request.
+NOT_A_FREEZE = re.compile(
+    r"(解冻|被冻结|冻结了|怎么冻结的|为什么冻结|钱被冻结|unfreeze|is frozen|was frozen|"
+    r"got frozen|keeps? freezing|app (is )?freez|frozen app|screen freez)",
+    re.IGNORECASE,
+)
+
+add_menu_entry("menu:freeze", LABEL, DESCRIPTION, order=30)
+
+
+def wants_freeze(text: str) -> bool:
+    """Return True for clear theft / unauthorized-payment phrasing (not unfreeze questions)."""
+    return bool(URGENT.search(text)) and not NOT_A_FREEZE.search(text)
+
+
+class Freeze(StrEnum):
+    """States of the freeze flow."""
+
+    CONFIRM = "freeze:confirm"
+    CONTACT = "freeze:contact"
+
+
+async def freeze_start(update: Update, context: BotContext) -> object:
+    """Ask to confirm the freeze."""
+    if update.callback_query:
+        await update.callback_query.answer()
+    keyboard = [
+        [InlineKeyboardButton(context._(YES_FREEZE), callback_data="freeze:yes")],
+        *nav_rows(context),
+    ]
+    await send_step(update, context, context._(CONFIRM), keyboard, edit=False)
+    return Freeze.CONFIRM
+
+
+async def confirmed(update: Update, context: BotContext) -> object:
+    """Freeze the linked account at once, or ask for the user's own contact."""
+    await update.callback_query.answer()
+    linked = context.user_record.wallet_account_id if context.user_record else None
+    if linked:
+        try:
+            account = await context.backend.get_account(linked)
+        except Unavailable:
+            await wallet_down(update, context)
+            return None
+        return await _freeze(update, context, account)
+    keyboard = ReplyKeyboardMarkup(
+        [[KeyboardButton(context._(SHARE_LABEL), request_contact=True)]],
+        resize_keyboard=True,
+        one_time_keyboard=True,
+    )
+    await context.bot.send_message(
+        update.effective_chat.id, context._(ASK_CONTACT), reply_markup=keyboard
+    )
+    return Freeze.CONTACT
+
+
+async def contact_shared(update: Update, context: BotContext) -> object:
+    """Find the account of the user's own number and freeze it."""
+    account = await account_of_own_contact(update, context)
+    if account is ANSWERED:
+        return None
+    if account is None:
+        await update.message.reply_text(context._(NO_ACCOUNT))
+        await create_ticket(update, context, priority=2, info={"flow": "freeze", "found": "no"})
+        return END
+    return await _freeze(update, context, account)
+
+
+async def _freeze(update: Update, context: BotContext, account: Account) -> object:
+    user_id = update.effective_user.id
+    try:
+        frozen = await context.backend.freeze(account.id, "user_request", f"freeze:{account.id}")
+    except Unavailable:
+        await wallet_down(update, context)
+        return None
+    await context.repos.audit.record(user_id, "account.freeze", account.id)
+    await context.bot.send_message(
+        update.effective_chat.id,
+        context._(FROZEN).format(name=frozen.display_name),
+        reply_markup=ReplyKeyboardRemove(),
+    )
+    await create_ticket(update, context, priority=2, info={"flow": "freeze", "account": "frozen"})
+    return END
+
+
+async def unfreeze_help(update: Update, context: BotContext) -> None:
+    """Answer questions about a frozen account without freezing anything."""
+    await update.message.reply_text(
+        context._(UNFREEZE_HELP), reply_markup=main_menu_markup(context)
+    )
+
+
+def freeze_flow() -> GuidedFlow:
+    """Build the freeze flow (entries: menu, /freeze, urgent words)."""
+    private_text = f.ChatType.PRIVATE & f.TEXT & ~f.COMMAND
+    return GuidedFlow(
+        name="freeze",
+        entry_points=[
+            CallbackQueryHandler(freeze_start, pattern=r"^menu:freeze$"),
+            CommandHandler("freeze", freeze_start, filters=f.ChatType.PRIVATE),
+            MessageHandler(private_text & f.Regex(URGENT) & ~f.Regex(NOT_A_FREEZE), freeze_start),
+        ],
+        states={
+            Freeze.CONFIRM: [CallbackQueryHandler(confirmed, pattern=r"^freeze:yes$")],
+            Freeze.CONTACT: [MessageHandler(f.CONTACT, contact_shared)],
+        },
+    )
+
+
+#: Questions about a frozen account or frozen money (not an app that freezes).
+UNFREEZE_QUESTION = re.compile(r"(解冻|被冻结|冻结了|钱被冻结|unfreeze|is frozen|was frozen)", re.I)
+
+
+def router_handlers() -> list:
+    """Return the router rule for unfreeze questions."""
+    private_text = f.ChatType.PRIVATE & f.TEXT & ~f.COMMAND
+    return [MessageHandler(private_text & f.Regex(UNFREEZE_QUESTION), unfreeze_help)]

@@ -1,0 +1,371 @@
+"""The shared identity check: link a Telegram user to their wallet account and verify it.
+
+Flows that touch an account call :func:`require_verified` and add :func:`verify_states` to
+their states. The user shares their own Telegram contact (not a forwarded one); the phone must
+belong to a wallet account; the wallet sends a one-time code that the user types here. Tries,
+expiry, resend cooldown and lockout are persisted; typed codes are deleted from the chat. A
+verification is good for ``TGBOT_VERIFICATION_MAX_AGE`` seconds for sensitive actions.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import re
+import time
+from collections.abc import Awaitable, Callable
+from datetime import datetime
+from enum import StrEnum
+
+from telegram import (
+    InlineKeyboardButton,
+    KeyboardButton,
+    ReplyKeyboardMarkup,
+    ReplyKeyboardRemove,
+    Update,
+)
+from telegram.error import BadRequest
+from telegram.ext import CallbackQueryHandler, CommandHandler, MessageHandler
+from telegram.ext import filters as f
+
+from tgbot.backend.base import NotEligible, NotFound, Unavailable
+from tgbot.context import BotContext
+from tgbot.i18n import N_
+from tgbot.text import normalize_input
+
+from .common import (
+    END,
+    HUMAN_LABEL,
+    flow_record,
+    main_menu_row,
+    nav_rows,
+    scratch,
+    send_step,
+    show_main_menu,
+)
+
+_LOGGER = logging.getLogger(__name__)
+
+CODE_TRIES = 5
+LOCKOUT_SECONDS = 1800.0
+RESEND_SECONDS = 60.0
+
+ASK_CONTACT = N_(
+    "To protect your account I first need to check that it is you. Tap “📱 Share my phone "
+    "number” below: I only use it to find your U-Pay account, and I never ask for passwords."
+)
+SHARE_LABEL = N_("📱 Share my phone number")
+REFUSE_LABEL = N_("I'd rather not")
+NOT_OWN_CONTACT = N_(
+    "Please share your own number with the button below, not someone else's contact or a "
+    "forwarded one."
+)
+USE_THE_BUTTON = N_("Please use the “📱 Share my phone number” button below, or “I'd rather not”.")
+REFUSED = N_(
+    "No problem. Without checking who you are I cannot look at your account, but a human "
+    "agent can still help you."
+)
+NUMBER_RECEIVED = N_("✅ Number received.")
+NO_ACCOUNT = N_(
+    "I could not find a U-Pay account with the phone number of this Telegram account. If "
+    "your wallet uses a different number, a human agent can help you."
+)
+CODE_SENT = N_(
+    "I sent a 6-digit code by SMS to {phone}. Type it here within 5 minutes. Never share this "
+    "code with anyone, including people who say they are from U-Pay."
+)
+CODE_RESENT = N_("A new code is on its way to {phone}.")
+RESEND_WAIT = N_("You can ask for a new code in {seconds} s.")
+RESEND_LABEL = N_("🔁 Send a new code")
+CODE_WRONG = N_("That code is not right. {tries} tries left.")
+CODE_EXPIRED = N_("That code has expired. Tap “🔁 Send a new code”.")
+CODE_FORMAT = N_("Please type the 6 digits of the code from the SMS.")
+LOCKED_OUT = N_(
+    "Too many wrong codes. For your safety, verification is locked until {time}. A human "
+    "agent can help you in the meantime."
+)
+VERIFIED = N_("✅ Verified: U-Pay account {name} ({phone}).")
+WALLET_DOWN = N_(
+    "The U-Pay service is not responding right now. Nothing was changed. Please try again "
+    "in a few minutes, or talk to a human."
+)
+
+Continuation = Callable[[Update, BotContext, str], Awaitable[object]]
+
+
+class Verify(StrEnum):
+    """States of the identity check (shared by every flow that needs it)."""
+
+    CONTACT = "verify:contact"
+    CODE = "verify:code"
+
+
+def human_rows(context: BotContext) -> list[list[InlineKeyboardButton]]:
+    """Return the "talk to a human" and "main menu" rows (the way out of a dead end)."""
+    return [
+        [InlineKeyboardButton(context._(HUMAN_LABEL), callback_data="menu:human")],
+        main_menu_row(context),
+    ]
+
+
+async def wallet_down(update: Update, context: BotContext) -> None:
+    """Tell the user the wallet is unreachable; their step is kept."""
+    await send_step(update, context, context._(WALLET_DOWN), human_rows(context), edit=False)
+
+
+def normalize_phone(raw: str) -> str:
+    """Return a phone number as E.164 (digits with a leading +)."""
+    digits = re.sub(r"\D", "", normalize_input(raw))
+    return "+" + digits
+
+
+def _expects_code(context: BotContext, on: bool) -> None:
+    record = flow_record(context)
+    if record is not None:
+        if on:
+            record["expects"] = "code"
+        else:
+            record.pop("expects", None)
+
+
+async def require_verified(
+    update: Update, context: BotContext, then: Continuation, *, max_age: float | None = None
+) -> object:
+    """Continue with ``then(account_id)`` if the user verified recently; else start the check.
+
+    Returns the flow's next state.
+    """
+    user = update.effective_user
+    repos = context.repos
+    state = await repos.verifications.get(user.id)
+    if state.locked():
+        return await _locked_out(update, context, state.locked_until or 0)
+    linked = context.user_record.wallet_account_id if context.user_record else None
+    age = context.config.verification_max_age if max_age is None else max_age
+    if linked and state.account_id == linked and state.fresh(age):
+        return await then(update, context, linked)
+    # Remember where to go once verified (the states know the continuation by name).
+    scratch(context)["after_verify"] = then.__name__
+    if linked:
+        return await _send_code(update, context, linked, first=True)
+    keyboard = ReplyKeyboardMarkup(
+        [
+            [KeyboardButton(context._(SHARE_LABEL), request_contact=True)],
+            [KeyboardButton(context._(REFUSE_LABEL))],
+        ],
+        resize_keyboard=True,
+        one_time_keyboard=True,
+    )
+    if update.callback_query:
+        await update.callback_query.answer()
+    await context.bot.send_message(
+        update.effective_chat.id, context._(ASK_CONTACT), reply_markup=keyboard
+    )
+    return Verify.CONTACT
+
+
+async def _locked_out(update: Update, context: BotContext, until: float) -> object:
+    when = context.tr.datetime(
+        datetime.fromtimestamp(until, context.config.zone), context.config.zone, "short"
+    )
+    await send_step(
+        update, context, context._(LOCKED_OUT).format(time=when), human_rows(context), edit=False
+    )
+    return END
+
+
+async def _send_code(update: Update, context: BotContext, account_id: str, *, first: bool):
+    user = update.effective_user
+    try:
+        account = await context.backend.get_account(account_id)
+        window = int(time.time() // RESEND_SECONDS)
+        sent = await context.backend.send_code(account_id, f"code:{user.id}:{window}")
+    except Unavailable:
+        await wallet_down(update, context)
+        return None
+    await context.repos.verifications.code_sent(
+        user.id,
+        account_id,
+        sent.expires_at.timestamp(),
+        sent.resend_after.timestamp(),
+        tries=CODE_TRIES,
+    )
+    _expects_code(context, True)
+    text = CODE_SENT if first else CODE_RESENT
+    keyboard = [
+        [InlineKeyboardButton(context._(RESEND_LABEL), callback_data="verify:resend")],
+        *nav_rows(context),
+    ]
+    await send_step(
+        update, context, context._(text).format(phone=account.phone_masked), keyboard, edit=False
+    )
+    return Verify.CODE
+
+
+#: Returned by :func:`account_of_own_contact` when it already answered the user.
+ANSWERED = object()
+
+
+async def account_of_own_contact(update: Update, context: BotContext) -> object:
+    """Return the account of the user's own shared contact (None if there is none), or
+    :data:`ANSWERED` if the contact is not theirs or the wallet is down (already told)."""
+    message = update.message
+    contact = message.contact
+    if contact.user_id != update.effective_user.id or message.forward_origin is not None:
+        await message.reply_text(context._(NOT_OWN_CONTACT))
+        return ANSWERED
+    await message.reply_text(context._(NUMBER_RECEIVED), reply_markup=ReplyKeyboardRemove())
+    try:
+        return await context.backend.account_by_phone(normalize_phone(contact.phone_number))
+    except Unavailable:
+        await wallet_down(update, context)
+        return ANSWERED
+
+
+async def contact_shared(update: Update, context: BotContext) -> object:
+    """Check the shared contact is the user's own, find the account, send a code."""
+    account = await account_of_own_contact(update, context)
+    if account is ANSWERED:
+        return None
+    if account is None:
+        await send_step(update, context, context._(NO_ACCOUNT), human_rows(context), edit=False)
+        return END
+    return await _send_code(update, context, account.id, first=True)
+
+
+async def contact_text(update: Update, context: BotContext) -> object:
+    """Text while waiting for the contact: "I'd rather not" ends the check; else re-ask."""
+    if update.message.text.strip() == context._(REFUSE_LABEL):
+        await update.message.reply_text(context._(REFUSED), reply_markup=ReplyKeyboardRemove())
+        await show_main_menu(update, context)
+        return END
+    await update.effective_message.reply_text(context._(USE_THE_BUTTON))
+    return None
+
+
+LINKED = N_("✅ Your Telegram is now linked to the U-Pay account {name} ({phone}).")
+LINK_UNKNOWN = N_(
+    "This link is not valid. Please open it again from the U-Pay app (Me → Help → Telegram)."
+)
+LINK_EXPIRED = N_("This link has expired. Please open a new one from the U-Pay app.")
+LINK_USED = N_("This link was already used. Please open a new one from the U-Pay app.")
+LINK_OTHER_USER = N_(
+    "This link was made for another Telegram account. Please open it from the U-Pay app on "
+    "your own phone."
+)
+
+
+async def link_from_app(update: Update, context: BotContext) -> None:
+    """``/start link_<token>``: link this Telegram user to the account the app vouched for."""
+    user = update.effective_user
+    token = (context.args[0] if context.args else "")[len("link_") :][:64]
+    try:
+        account = await context.backend.redeem_link_token(token, user.id)
+    except Unavailable:
+        await wallet_down(update, context)
+        return
+    except NotFound:
+        await send_step(update, context, context._(LINK_UNKNOWN), human_rows(context), edit=False)
+        return
+    except NotEligible as exc:
+        text = {"expired": LINK_EXPIRED, "used": LINK_USED, "other_user": LINK_OTHER_USER}.get(
+            exc.reason, LINK_UNKNOWN
+        )
+        await send_step(update, context, context._(text), human_rows(context), edit=False)
+        return
+    await context.repos.users.set_wallet_account(user.id, account.id)
+    await context.repos.verifications.verified(user.id, account.id)
+    await context.repos.audit.record(user.id, "account.link", account.id, {"via": "app"})
+    text = context._(LINKED).format(name=account.display_name, phone=account.phone_masked)
+    await show_main_menu(update, context, text)
+
+
+def link_handlers() -> list:
+    """Return the deep-link handler (before the plain /start)."""
+    return [
+        CommandHandler(
+            "start", link_from_app, filters=f.ChatType.PRIVATE & f.Regex(r"^/start link_\S+")
+        )
+    ]
+
+
+def verify_states(*continuations: Continuation) -> dict[object, list]:
+    """Return the identity-check states for a flow; after the check it continues with the
+    continuation that :func:`require_verified` was given (one of ``continuations``)."""
+    by_name = {then.__name__: then for then in continuations}
+
+    async def code_typed(update: Update, context: BotContext) -> object:
+        """Check a typed code (deleted from the chat at once)."""
+        message = update.message
+        typed = re.sub(r"\D", "", normalize_input(message.text or ""))
+        with contextlib.suppress(BadRequest):
+            await message.delete()
+        user_id = update.effective_user.id
+        repos = context.repos
+        state = await repos.verifications.get(user_id)
+        if state.locked():
+            _expects_code(context, False)
+            return await _locked_out(update, context, state.locked_until or 0)
+        if len(typed) != 6:
+            await message.reply_text(context._(CODE_FORMAT))
+            return None
+        if state.code_expires_at is None or time.time() > state.code_expires_at:
+            await context.bot.send_message(update.effective_chat.id, context._(CODE_EXPIRED))
+            return None
+        try:
+            good = await context.backend.check_code(state.account_id, typed)
+        except Unavailable:
+            await wallet_down(update, context)
+            return None
+        if not good:
+            state = await repos.verifications.wrong_code(user_id, LOCKOUT_SECONDS)
+            if state.locked():
+                _expects_code(context, False)
+                await repos.audit.record(user_id, "verify.locked", user_id)
+                return await _locked_out(update, context, state.locked_until or 0)
+            if state.tries_left == 0:
+                await context.bot.send_message(update.effective_chat.id, context._(CODE_EXPIRED))
+                return None
+            await context.bot.send_message(
+                update.effective_chat.id,
+                context._(CODE_WRONG).format(tries=context.tr.number(state.tries_left)),
+            )
+            return None
+        _expects_code(context, False)
+        await repos.verifications.verified(user_id, state.account_id)
+        await repos.users.set_wallet_account(user_id, state.account_id)
+        if context.user_record is not None:
+            context.user_record = await repos.users.get(user_id)
+        await repos.audit.record(user_id, "verify.ok", user_id)
+        try:
+            account = await context.backend.get_account(state.account_id)
+            await context.bot.send_message(
+                update.effective_chat.id,
+                context._(VERIFIED).format(name=account.display_name, phone=account.phone_masked),
+            )
+        except Unavailable:
+            pass
+        then = by_name.get(scratch(context).pop("after_verify", ""), continuations[0])
+        return await then(update, context, state.account_id)
+
+    async def resend(update: Update, context: BotContext) -> object:
+        """Send a new code unless the cooldown is still running."""
+        query = update.callback_query
+        state = await context.repos.verifications.get(update.effective_user.id)
+        wait = (state.resend_after or 0) - time.time()
+        if wait > 0:
+            await query.answer(context._(RESEND_WAIT).format(seconds=int(wait) + 1))
+            return None
+        await query.answer()
+        return await _send_code(update, context, state.account_id, first=False)
+
+    return {
+        Verify.CONTACT: [
+            MessageHandler(f.CONTACT, contact_shared),
+            MessageHandler(f.TEXT & ~f.COMMAND, contact_text),
+        ],
+        Verify.CODE: [
+            MessageHandler(f.TEXT & ~f.COMMAND, code_typed),
+            CallbackQueryHandler(resend, pattern=r"^verify:resend$"),
+        ],
+    }

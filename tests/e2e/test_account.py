@@ -1,0 +1,282 @@
+"""Account linking, verification and the account flows (password, cards, freeze), as users."""
+
+from __future__ import annotations
+
+import logging
+import re
+
+import pytest
+
+from tgbot.backend.base import Unavailable
+
+LILEI, HANMEIMEI, ALICE, BOB, WANGFANG = (
+    "+8613800138001",
+    "+8613800138002",
+    "+14155550103",
+    "+447700900104",
+    "+8613800138005",
+)
+NO_ACCOUNT = "+8613800138000"
+CODE = "246810"
+
+
+def person(bot, name, phone, lang="en"):
+    return bot.user(name, lang, phone_number=phone)
+
+
+async def verify(bot, user, code=CODE):
+    """Share the contact and type the code (the shared identity check)."""
+    assert (
+        "Share my phone number" in user.last_message.text
+        or "分享我的手机号" in user.last_message.text
+    )
+    await user.share_contact()
+    assert re.search(r"6-digit code|6 位验证码", user.last_message.text)
+    typed = await user.send(code)
+    assert bot.emu.message(user.user_id, typed.message_id).deleted  # codes leave the chat
+    return typed
+
+
+async def test_password_reset_link_after_verification_in_english(bot):
+    alice = person(bot, "Alice", ALICE)
+    await alice.send("/start")
+    await alice.click("🔑 Password / unlock")
+    await verify(bot, alice)
+    assert any(t.startswith("✅ Verified: U-Pay account Alice Smith") for t in alice.texts)
+    assert "is active" in alice.last_message.text
+    await alice.click("🔗 Send me a reset link")
+    link = alice.last_message
+    assert "works once, for 15 minutes" in link.text and "Never share this link" in link.text
+    url = link.raw["reply_markup"]["inline_keyboard"][0][0]["url"]
+    assert "/wallet/reset/" in url
+    user = await bot.app.repos.users.get(alice.user_id)
+    assert user.wallet_account_id == "U1003"  # the account id, never the phone
+
+
+async def test_locked_account_is_unlocked_in_chinese(bot):
+    han = person(bot, "韩梅梅", HANMEIMEI, "zh-hans")
+    await han.send("/password")
+    await verify(bot, han)
+    assert "已被锁定" in han.last_message.text
+    await han.click("🔓 解锁我的账户")
+    assert han.last_message.text.startswith("🔓 您的账户已解锁")
+    account = await bot.app.backend.get_account("U1002")
+    assert account.status == "active"
+
+
+async def test_fresh_verification_is_reused_and_a_stale_one_asked_again(make_bot):
+    bot = await make_bot(verification_max_age=600)
+    li = person(bot, "李雷", LILEI, "zh-hans")
+    await li.send("/password")
+    await verify(bot, li)
+    await li.send("/password")
+    assert "状态正常" in li.last_message.text  # no second check within 10 minutes
+    bot.app.config = bot.app.config.replace(verification_max_age=0.001)
+    await li.send("/password")
+    assert "6 位验证码" in li.last_message.text  # linked: a new code, no contact needed
+
+
+async def test_wrong_codes_count_down_and_lock_out_across_a_restart(make_bot):
+    bot = await make_bot()
+    bob = person(bot, "Bob", BOB)
+    await bob.send("/password")
+    await bob.share_contact()
+    for tries_left in (4, 3):
+        await bob.send("111111")
+        assert bob.last_message.text == f"That code is not right. {tries_left} tries left."
+    emu = bot.emu
+    await bot.stop()
+    bot2 = await make_bot(emu=emu)
+    bob.harness = bot2
+    await bob.send("222222")
+    assert bob.last_message.text == "That code is not right. 2 tries left."
+    await bob.send("333333")
+    await bob.send("444444")
+    assert bob.last_message.text.startswith("Too many wrong codes.")
+    await bob.send("/password")
+    assert bob.last_message.text.startswith("Too many wrong codes.")
+    assert "🙋 Talk to a human" in bob.buttons
+
+
+async def test_contact_dead_ends_are_explained(bot):
+    alice = person(bot, "Alice", ALICE)
+    mallory = person(bot, "Mallory", NO_ACCOUNT)
+    await mallory.send("/cards")
+    await mallory.share_contact()
+    assert "could not find a U-Pay account" in mallory.last_message.text
+    assert "🙋 Talk to a human" in mallory.buttons
+    # Someone else's contact card (or a forwarded one) is refused.
+    await alice.send("/cards")
+    await alice.share_contact(contact_user_id=mallory.user_id)
+    assert alice.last_message.text.startswith("Please share your own number")
+    await alice.share_contact(forwarded=True)
+    assert alice.last_message.text.startswith("Please share your own number")
+    await alice.send("I'd rather not")
+    assert "Without checking who you are" in alice.texts[-2]
+
+
+async def test_deep_link_from_the_app_links_and_verifies(bot):
+    li = person(bot, "李雷", LILEI, "zh-hans")
+    await li.send("/start link_demo_lilei")
+    assert any("已关联U钱包账户 李雷" in t for t in li.texts)
+    await li.send("/password")
+    assert "状态正常" in li.last_message.text  # the app link counts as verification
+    other = person(bot, "Eve", NO_ACCOUNT)
+    await other.send("/start link_demo_lilei")
+    assert "another Telegram account" in other.last_message.text
+    await other.send("/start link_demo_expired")
+    assert "has expired" in other.last_message.text
+    await other.send("/start link_nonsense")
+    assert "not valid" in other.last_message.text
+
+
+async def test_cards_unbind_and_bind_a_new_card(bot):
+    li = person(bot, "李雷", LILEI, "zh-hans")
+    await li.send("/cards")
+    await verify(bot, li)
+    listing = li.last_message
+    assert "招商银行（储蓄卡）•••• 0017" in listing.text
+    await li.click("✖️ 解绑 招商银行 •••• 0017")
+    assert "确定解绑" in li.last_message.text
+    await li.click("确定解绑")
+    assert li.last_message.text == "✅ 招商银行 •••• 0017 已从您的账户解绑。"
+    cards = await bot.app.backend.list_cards("U1001")
+    assert [c.last4 for c in cards] == ["0023"]
+    # Add a card on the secure page (never in the chat), then the micro-deposit.
+    await li.send("/cards")
+    await li.click("➕ 添加银行卡")
+    url = next(
+        b["url"]
+        for row in li.last_message.raw["reply_markup"]["inline_keyboard"]
+        for b in row
+        if "url" in b
+    )
+    session = url.rsplit("/", 1)[-1]
+    query = await li.click("✅ 我已填写银行卡")
+    assert li.answer_of(query).startswith("暂未收到")
+    await bot.app.backend.submit_card(session, "4242 4242 4242 4242")
+    await li.click("✅ 我已填写银行卡")
+    assert "小额验证款" in li.last_message.text
+    sms = await bot.app.backend.sms_outbox(LILEI)
+    amount = re.search(r"[¥￥]\s?(0\.\d\d)", sms[-1].text).group(1)
+    await li.send("0.00")
+    assert "0.01 到 0.99" in li.last_message.text
+    wrong = "0.01" if amount != "0.01" else "0.02"
+    await li.send(wrong)
+    assert "还可尝试 2 次" in li.last_message.text
+    await li.send(f"{amount}元")
+    assert li.last_message.text.startswith("✅ 您的") and "4242" in li.last_message.text
+
+
+async def test_forged_card_button_never_touches_another_card(bot):
+    alice = person(bot, "Alice", ALICE)
+    await alice.send("/cards")
+    await verify(bot, alice)
+    menu = alice.last_message.message_id
+    query = await alice.press_forged(menu, "cards:unbind:C-U1001-1")
+    assert alice.answer_of(query) == "This menu has expired. Here is a fresh one."
+    assert len(await bot.app.backend.list_cards("U1001")) == 2
+
+
+@pytest.mark.parametrize(
+    ("text", "freezes"),
+    [
+        ("我的手机被偷了", True),
+        ("我的账户被盗了，快帮我冻结", True),
+        ("有人盗刷我的卡", True),
+        ("my phone was stolen", True),
+        ("freeze my account", True),
+        ("账户被冻结了怎么解冻", False),
+        ("钱被冻结", False),
+        ("the app keeps freezing", False),
+    ],
+)
+async def test_freeze_only_on_clear_theft_phrasing(bot, text, freezes):
+    li = person(bot, "李雷", LILEI, "zh-hans")
+    await li.send(text)
+    asked = (
+        "现在冻结您的U钱包账户吗" in li.last_message.text
+        or "Freeze your U-Pay" in li.last_message.text
+    )
+    assert asked is freezes
+    account = await bot.app.backend.get_account("U1001")
+    assert account.status == "active"  # never without the confirmation
+
+
+async def test_freeze_confirms_then_freezes_and_opens_an_urgent_ticket(bot):
+    alice = person(bot, "Alice", ALICE)
+    await alice.send("my phone was stolen, freeze my account")
+    await alice.click("🧊 Yes, freeze it now")
+    await alice.share_contact()
+    assert any("is frozen. No payments or transfers" in t for t in alice.texts)
+    assert (await bot.app.backend.get_account("U1003")).status == "frozen"
+    ticket = await bot.app.repos.tickets.open_for_user(alice.user_id)
+    assert ticket.priority == 2 and ticket.context["flow"] == "freeze"
+    await alice.send("/end")
+    await alice.send("/password")
+    assert (
+        "frozen for your protection" in alice.last_message.text
+        or "Share my phone" in alice.last_message.text
+    )
+
+
+async def test_unfreeze_question_gets_help_not_a_freeze(bot):
+    li = person(bot, "李雷", LILEI, "zh-hans")
+    await li.send("账户被冻结了怎么解冻")
+    assert "解冻账户前" in li.last_message.text
+
+
+async def test_backend_down_keeps_the_step_and_says_so(bot, monkeypatch):
+    alice = person(bot, "Alice", ALICE)
+    await alice.send("/password")
+    backend = bot.app.backend
+
+    async def down(*args, **kwargs):
+        raise Unavailable("down")
+
+    monkeypatch.setattr(backend, "account_by_phone", down)
+    await alice.share_contact()
+    assert "not responding right now" in alice.last_message.text
+    monkeypatch.undo()
+    await alice.share_contact()  # same step, now it works
+    assert "6-digit code" in alice.last_message.text
+
+
+async def test_restart_in_the_middle_of_verification(make_bot):
+    bot = await make_bot()
+    alice = person(bot, "Alice", ALICE)
+    await alice.send("/password")
+    await alice.share_contact()
+    emu = bot.emu
+    await bot.stop()
+    bot2 = await make_bot(emu=emu)
+    alice.harness = bot2
+    await alice.send(CODE)
+    assert "is active" in alice.last_message.text
+
+
+async def test_no_card_number_or_code_in_database_or_logs(make_bot, tmp_path, caplog):
+    bot = await make_bot(demo_fixed_code=None)  # random codes, as in production
+    alice = person(bot, "Alice", ALICE)
+    with caplog.at_level(logging.INFO):  # the production level (DEBUG is explicitly verbose)
+        await alice.send("/cards")
+        await alice.share_contact()
+        code = re.search(r"\b(\d{6})\b", (await bot.app.backend.sms_outbox(ALICE))[-1].text).group(
+            1
+        )
+        await alice.send(code)
+        await alice.click("➕ Add a card")
+        session = next(
+            b["url"]
+            for row in alice.last_message.raw["reply_markup"]["inline_keyboard"]
+            for b in row
+            if "url" in b
+        ).rsplit("/", 1)[-1]
+        await bot.app.backend.submit_card(session, "4242424242424242")
+        await alice.send("my card is 5555 5555 5555 4444")
+    await bot.stop()
+    blob = b"".join(p.read_bytes() for p in tmp_path.glob("bot.db*"))
+    logs = caplog.text
+    for secret in ("4242424242424242", "5555555555554444", "5555 5555 5555 4444", code):
+        assert secret.encode() not in blob
+        assert secret not in logs
