@@ -180,6 +180,14 @@ async def _send_code(update: Update, context: BotContext, account_id: str, *, fi
         account = await context.backend.get_account(account_id)
         window = int(time.time() // RESEND_SECONDS)
         sent = await context.backend.send_code(account_id, f"code:{user.id}:{window}")
+    except NotEligible:
+        # The wallet's own resend cooldown: the last code is still on its way and valid.
+        state = await context.repos.verifications.get(user.id)
+        wait = max(1, int((state.resend_after or time.time()) - time.time()) + 1)
+        await context.bot.send_message(
+            update.effective_chat.id, context._(RESEND_WAIT).format(seconds=wait)
+        )
+        return Verify.CODE if state.code_expires_at else None
     except Unavailable:
         await wallet_down(update, context)
         return None
