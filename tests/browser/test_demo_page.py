@@ -319,7 +319,7 @@ async def test_agents_group_tab_shows_topics_and_sends_as_agent(
 
 
 async def test_admin_and_wallet_tabs(demo: DemoHandle, page: Any) -> None:
-    """The admin chats with the bot privately; the wallet panel waits for the backend."""
+    """The admin chats with the bot privately; the wallet panel shows the demo accounts."""
     admin = demo.world.admin
     await page.locator("[data-tab='admin']").click()
     await type_and_send(page, "/start")
@@ -327,7 +327,8 @@ async def test_admin_and_wallet_tabs(demo: DemoHandle, page: Any) -> None:
     assert await shown_text(page, reply["message_id"]) == reply["text"]
     await page.locator("[data-tab='wallet']").click()
     wallet = page.locator("[data-panel='wallet']")
-    assert "available when the wallet backend lands" in (await wallet.text_content()).lower()
+    await wallet.locator(".accounts tr[data-account-id='U1001']").wait_for()
+    assert "SMS outbox" in await wallet.text_content()
 
 
 async def test_faults_panel_round_trips_to_the_emulator(demo: DemoHandle, page: Any) -> None:

@@ -19,7 +19,7 @@ from pathlib import Path
 from telegram import Update
 
 from tgbot.config import Config
-from tgbot.sandbox.demo_web import LiveFeed, web_handlers
+from tgbot.sandbox.demo_web import LiveFeed, WalletRef, web_handlers
 from tgbot.sandbox.emulator import TelegramEmulator
 from tgbot.sandbox.models import Caps, Faults, SandboxChat, SandboxUser
 from tgbot.sandbox.server import EmulatorServer
@@ -151,6 +151,7 @@ class DemoHandle:
     server: EmulatorServer
     world: DemoWorld
     app: object | None = None
+    wallet: WalletRef = field(default_factory=WalletRef)
     _stopped: bool = field(default=False, repr=False)
 
     @property
@@ -163,6 +164,7 @@ class DemoHandle:
         if self._stopped:
             return
         self._stopped = True
+        self.wallet.backend = None  # the page's wallet panel stops reading it
         app, self.app = self.app, None
         try:
             if app is not None:
@@ -209,13 +211,15 @@ async def start_demo(
     emu = emu or demo_emulator()
     world = seed_demo(emu)
     server = EmulatorServer(emu)
-    server.extra_handlers.extend(web_handlers(emu, world))
+    wallet = WalletRef()  # the page's wallet panel reads the bot's backend through it
+    server.extra_handlers.extend(web_handlers(emu, world, wallet))
     await server.start(host, port)
-    handle = DemoHandle(emu=emu, server=server, world=world)
+    handle = DemoHandle(emu=emu, server=server, world=world, wallet=wallet)
     try:
         app = build_application(demo_config(config, server, world, db_path))
         handle.app = app
         await app.initialize()
+        wallet.backend = app.backend
         for person in world.people:
             if person.role == "agent":  # the roster lives in the bot's database
                 await app.repos.agents.add(person.user_id, person.first_name, world.admin.user_id)

@@ -13,6 +13,7 @@ API). Endpoints, all JSON:
 * ``POST /demo/api/topic``: ``{user_id, chat_id, name}`` (create a forum topic)
 * ``GET|POST /demo/api/faults``: see :mod:`tgbot.sandbox.faults_api`
 * ``GET  /demo/api/file/<file_id>``: a file's bytes (photos in bubbles)
+* ``GET  /demo/api/wallet``: the demo wallet's SMS outbox (newest first) and its accounts
 * ``WS   /demo/ws``: every visible change, as the emulator reports it
 
 POSTs must carry the ``X-Demo: 1`` header: a browser sends a custom header cross-site only
@@ -24,6 +25,7 @@ from __future__ import annotations
 import json
 import logging
 import mimetypes
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -367,6 +369,76 @@ class FileHandler(_DemoHandler):
         self.finish(stored.content)
 
 
+@dataclass
+class WalletRef:
+    """Where the page finds the bot's wallet backend (set once the bot is initialized)."""
+
+    backend: Any = None
+
+
+class WalletHandler(_DemoHandler):
+    """``GET /demo/api/wallet``: the demo wallet's SMS outbox and accounts, for the page."""
+
+    def initialize(  # type: ignore[override]
+        self, emu: TelegramEmulator, world: DemoWorld, wallet: WalletRef
+    ) -> None:
+        """Receive the emulator, the world and the reference to the backend."""
+        super().initialize(emu, world)
+        self.wallet = wallet
+
+    async def get(self) -> None:
+        """Return ``{available, sms: [...] newest first, accounts, fixed_code, ...}``."""
+        backend = self.wallet.backend
+        if backend is None or not hasattr(backend, "sms_outbox"):
+            self.reply({"available": False, "sms": [], "accounts": []})
+            return
+        self.reply(await wallet_state(backend))
+
+
+async def wallet_state(backend: Any) -> dict[str, Any]:
+    """Return what the wallet panel shows, from a :class:`~tgbot.backend.demo.DemoWallet`."""
+    from tgbot.backend.base import NotFound
+    from tgbot.backend.demo import DEMO_PEOPLE, NO_ACCOUNT_PHONE
+
+    sms = await backend.sms_outbox()
+    accounts = []
+    for person in DEMO_PEOPLE:
+        try:
+            account = await backend.get_account(person.id)
+        except NotFound:
+            continue
+        accounts.append(
+            {
+                "id": account.id,
+                "name": account.display_name,
+                "phone": person.phone,
+                "status": account.status,
+                "reason": (
+                    person.frozen_reason if account.status == "frozen" else account.locked_reason
+                ),
+                "link_token": person.link_token,
+                "fixed_code": backend.fixed_codes.get(person.phone),
+            }
+        )
+    codes = {a["fixed_code"] for a in accounts}
+    return {
+        "available": True,
+        "public_url": backend.public_url,
+        "fixed_code": codes.pop() if len(codes) == 1 else None,
+        "no_account_phone": NO_ACCOUNT_PHONE,
+        "accounts": accounts,
+        "sms": [
+            {
+                "id": m.id,
+                "phone": m.phone,
+                "text": m.text,
+                "sent_at": m.sent_at.timestamp(),
+            }
+            for m in reversed(sms)
+        ],
+    }
+
+
 def _sniff_image(content: bytes) -> str | None:
     if content.startswith(b"\x89PNG"):
         return "image/png"
@@ -466,9 +538,15 @@ class PageHandler(tornado.web.RequestHandler):
         self.finish((WEB_DIR / "index.html").read_bytes())
 
 
-def web_handlers(emu: TelegramEmulator, world: DemoWorld) -> list[tuple[Any, ...]]:
-    """Return the page's URL specs for ``EmulatorServer(extra_handlers=...)``."""
+def web_handlers(
+    emu: TelegramEmulator, world: DemoWorld, wallet: WalletRef | None = None
+) -> list[tuple[Any, ...]]:
+    """Return the page's URL specs for ``EmulatorServer(extra_handlers=...)``.
+
+    ``wallet.backend`` is read at each request: set it once the bot's backend exists.
+    """
     ctx = {"emu": emu, "world": world}
+    wallet_ctx = {**ctx, "wallet": wallet or WalletRef()}
     return [
         (r"/", PageHandler),
         (r"/demo/static/(.*)", tornado.web.StaticFileHandler, {"path": str(WEB_DIR)}),
@@ -482,5 +560,6 @@ def web_handlers(emu: TelegramEmulator, world: DemoWorld) -> list[tuple[Any, ...
         (r"/demo/api/topic", TopicHandler, ctx),
         (r"/demo/api/faults", FaultsHandler, ctx),
         (r"/demo/api/file/([A-Za-z0-9_-]+)", FileHandler, ctx),
+        (r"/demo/api/wallet", WalletHandler, wallet_ctx),
         (r"/demo/ws", LiveFeed, ctx),
     ]

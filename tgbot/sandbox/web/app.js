@@ -846,19 +846,238 @@
     return { el, view };
   }
 
+  const ACCOUNT_STATUS = {
+    active: { label: "active · 正常", kind: "ok" },
+    locked: { label: "locked · 已锁定", kind: "warn" },
+    frozen: { label: "frozen · 已冻结", kind: "danger" },
+  };
+
+  const WALLET_TEST_CARDS = [
+    ["6212 2600 0000 0001", "中国工商银行 debit — deposit sent · 已打款"],
+    ["4242 4242 4242 4242", "Visa Bank debit — deposit sent · 已打款"],
+    ["4000 0000 0000 0002", "refused by the bank · 银行拒绝"],
+    ["4111 1111 1111 1111", "already bound · 已被绑定"],
+  ];
+
+  /* The SMS text with every 6-digit one-time code wrapped in a highlighted <mark>. */
+  function smsText(text) {
+    const box = h("div", { class: "sms-text" });
+    let at = 0;
+    for (const match of text.matchAll(/(?<!\d)\d{6}(?!\d)/g)) {
+      if (match.index > at) box.append(text.slice(at, match.index));
+      box.append(h("mark", { class: "sms-code", title: "One-time code · 验证码", text: match[0] }));
+      at = match.index + match[0].length;
+    }
+    if (at < text.length) box.append(text.slice(at));
+    return box;
+  }
+
+  function smsTime(unix) {
+    const date = new Date(unix * 1000);
+    const time = date.toLocaleTimeString([], { hour: "2-digit", minute: "2-digit", second: "2-digit" });
+    if (date.toDateString() === new Date().toDateString()) return time;
+    return `${date.toLocaleDateString()} ${time}`;
+  }
+
   function walletPanel() {
-    const el = h(
-      "div",
-      { class: "panel placeholder-panel" },
+    const el = h("div", { class: "panel wallet-panel" });
+    const smsList = h("ol", { class: "sms-list", "aria-live": "polite" });
+    const smsStatus = h("span", { class: "sms-status", role: "status" });
+    const filter = h("select", { class: "sms-filter", name: "phone", title: "Show the SMS of one phone" });
+    const accountsBody = h("tbody");
+    const codeHint = h("p", { class: "code-hint" });
+    const origin = h("code", { text: location.origin });
+    el.append(
       h(
         "div",
-        { class: "card" },
-        h("h2", { text: "Demo wallet · 演示钱包" }),
-        h("p", { text: "Available when the wallet backend lands." }),
-        h("p", { class: "muted", text: "This panel will show the demo wallet's SMS outbox (one-time codes), the secure card-entry page and the password-reset link page, and the seeded demo accounts." }),
+        { class: "wallet-col" },
+        h(
+          "section",
+          { class: "card sms-card" },
+          h(
+            "div",
+            { class: "card-head" },
+            h("h2", { text: "SMS outbox · 短信发件箱" }),
+            h("label", { class: "sms-filter-label" }, h("span", { class: "muted", text: "Phone · 手机号" }), filter),
+          ),
+          h("p", { class: "muted", text: "Texts the demo wallet “sent” (one-time codes, micro-deposits), newest first. No real SMS leaves this machine. · 演示钱包“发送”的短信（验证码、小额打款），最新的在最上面；不会发出真实短信。" }),
+          h("div", { class: "sms-toolbar" }, smsStatus, h("a", { href: "/wallet/sms", target: "_blank", rel: "noopener", class: "json-link", text: "JSON ↗" })),
+          smsList,
+        ),
+        h(
+          "section",
+          { class: "card links-card" },
+          h("h2", { text: "Wallet pages · 钱包页面" }),
+          h("p", {}, "Password-reset links (🔑) and “secure card page” buttons (💳) in the chat open the wallet’s own pages in a new tab, served by this demo at ", origin, ": the bot never sees a password or a card number."),
+          h("p", { class: "muted", text: "聊天中的重置密码链接和“安全绑卡页面”按钮会在新标签页打开钱包自己的页面；机器人不会接触密码或卡号。链接一次有效，15 分钟内过期。" }),
+          h(
+            "ul",
+            { class: "link-list" },
+            h("li", {}, h("code", { text: "/wallet/reset/<token>" }), " — set a new password · 设置新密码 (8–64)"),
+            h("li", {}, h("code", { text: "/wallet/card/<session>" }), " — add a card, then confirm the micro-deposit from the SMS · 绑卡后输入短信里的打款金额"),
+          ),
+          h("div", { class: "test-cards-title", text: "Test card numbers · 测试卡号" }),
+          h(
+            "ul",
+            { class: "test-cards" },
+            WALLET_TEST_CARDS.map(([number, result]) => h("li", {}, h("code", { text: number }), h("span", { class: "muted", text: result }))),
+          ),
+        ),
+      ),
+      h(
+        "div",
+        { class: "wallet-col" },
+        h(
+          "section",
+          { class: "card accounts-card" },
+          h("h2", { text: "Demo accounts · 演示账户" }),
+          codeHint,
+          h(
+            "table",
+            { class: "accounts" },
+            h("thead", {}, h("tr", {}, h("th", { text: "Name · 姓名" }), h("th", { text: "Phone · 手机号" }), h("th", { text: "Status · 状态" }))),
+            accountsBody,
+          ),
+          h("p", { class: "muted small", text: "To verify: press 💳 or 🔑 in a chat, tap “share my contact”, type the code from the outbox. · 验证身份：在聊天里点 💳 或 🔑，分享联系人，再输入短信里的验证码。" }),
+        ),
       ),
     );
-    return { el };
+
+    let data = null;
+    let seen = null; // SMS ids already shown (new ones flash)
+    let timer = null;
+    let inflight = false;
+    let soon = null;
+
+    const telegramOf = (phone) => store.people.find((p) => p.phone_number === phone && p.role === "user") || null;
+
+    const renderAccounts = () => {
+      if (!data || !data.available) {
+        codeHint.textContent = "";
+        accountsBody.replaceChildren();
+        return;
+      }
+      codeHint.replaceChildren(
+        data.fixed_code
+          ? h("span", {}, "Code for demo phones · 演示手机号验证码: ", h("b", { class: "fixed-code", text: data.fixed_code }))
+          : h("span", { text: "Codes are random: read them in the SMS outbox · 验证码随机，请在短信发件箱查看" }),
+      );
+      const rows = data.accounts.map((account) => {
+        const status = ACCOUNT_STATUS[account.status] || { label: account.status, kind: "" };
+        const person = telegramOf(account.phone);
+        return h(
+          "tr",
+          { dataset: { accountId: account.id, phone: account.phone } },
+          h(
+            "td",
+            {},
+            h("div", { class: "account-name", text: account.name }),
+            h("div", { class: "muted small", text: person ? `${account.id} · Telegram: ${fullName(person)}` : `${account.id} · not in the sandbox` }),
+          ),
+          h("td", {}, h("code", { class: "phone", text: account.phone })),
+          h(
+            "td",
+            {},
+            h("span", { class: `status ${status.kind}`, text: status.label }),
+            account.reason ? h("div", { class: "muted small", text: account.reason }) : null,
+          ),
+        );
+      });
+      rows.push(
+        h(
+          "tr",
+          { class: "no-account" },
+          h("td", {}, h("div", { class: "account-name muted", text: "(no account)" }), h("div", { class: "muted small", text: "“no account” reply · 无账户提示" })),
+          h("td", {}, h("code", { class: "phone", text: data.no_account_phone })),
+          h("td", {}, h("span", { class: "status", text: "dead end · 无账户" })),
+        ),
+      );
+      accountsBody.replaceChildren(...rows);
+    };
+
+    const renderFilter = () => {
+      const phones = [...new Set([...(data ? data.accounts.map((a) => a.phone) : []), ...(data ? data.sms.map((m) => m.phone) : [])])];
+      const current = filter.value;
+      filter.replaceChildren(
+        h("option", { value: "", text: "All · 全部" }),
+        ...phones.map((phone) => h("option", { value: phone, text: phone })),
+      );
+      filter.value = phones.includes(current) ? current : "";
+    };
+
+    const renderSms = () => {
+      if (!data || !data.available) {
+        smsList.replaceChildren(h("li", { class: "sms-empty", text: "The demo wallet is not in use (TGBOT_BACKEND=http): SMS go out through the real wallet. · 未使用演示钱包。" }));
+        return;
+      }
+      const wanted = filter.value;
+      const items = data.sms.filter((m) => !wanted || m.phone === wanted);
+      const first = seen === null;
+      const nextSeen = new Set(data.sms.map((m) => m.id));
+      smsList.replaceChildren(
+        ...items.map((m) => {
+          const account = data.accounts.find((a) => a.phone === m.phone);
+          return h(
+            "li",
+            { class: `sms${!first && !seen.has(m.id) ? " fresh" : ""}`, dataset: { smsId: m.id, phone: m.phone } },
+            h(
+              "div",
+              { class: "sms-head" },
+              h("span", { class: "sms-icon", "aria-hidden": "true", text: "✉" }),
+              h("code", { class: "sms-phone", text: m.phone }),
+              account ? h("span", { class: "sms-name", text: account.name }) : null,
+              h("time", { class: "sms-time", datetime: new Date(m.sent_at * 1000).toISOString(), text: smsTime(m.sent_at) }),
+            ),
+            smsText(m.text),
+          );
+        }),
+      );
+      if (!items.length) {
+        smsList.append(h("li", { class: "sms-empty", text: "No SMS yet. Ask the bot to verify you (💳 / 🔑, then share your contact). · 还没有短信。" }));
+      }
+      seen = nextSeen;
+    };
+
+    const refresh = async () => {
+      if (inflight) return;
+      inflight = true;
+      try {
+        const response = await fetch("/demo/api/wallet", { headers: { Accept: "application/json" } });
+        if (!response.ok) throw new Error(`HTTP ${response.status}`);
+        data = await response.json();
+        renderFilter();
+        renderAccounts();
+        renderSms();
+        smsStatus.textContent = `${data.sms.length} SMS · updated ${new Date().toLocaleTimeString()} · refreshes every 2 s`;
+        smsStatus.classList.remove("error");
+      } catch (_) {
+        smsStatus.textContent = "Cannot reach the demo wallet; retrying… · 无法连接演示钱包，重试中…";
+        smsStatus.classList.add("error");
+      } finally {
+        inflight = false;
+      }
+    };
+
+    filter.addEventListener("change", renderSms);
+    // The bot answers right after the wallet sends an SMS: refresh at once, not in 2 s.
+    store.listeners.add((event) => {
+      if (timer === null || !["message", "state"].includes(event.type)) return;
+      clearTimeout(soon);
+      soon = setTimeout(refresh, 150);
+    });
+
+    return {
+      el,
+      onShow: () => {
+        if (timer === null) timer = setInterval(refresh, 2000);
+        refresh();
+      },
+      onHide: () => {
+        clearInterval(timer);
+        clearTimeout(soon);
+        timer = null;
+      },
+    };
   }
 
   function faultsPanel() {
@@ -1036,7 +1255,9 @@
     const show = (id) => {
       for (const [panelId, panel] of built) {
         const active = panelId === id;
+        const wasActive = !panel.el.hidden;
         panel.el.hidden = !active;
+        if (!active && wasActive && panel.onHide) panel.onHide();
         panel.tab.classList.toggle("active", active);
         panel.tab.setAttribute("aria-selected", String(active));
         if (active && panel.onShow) panel.onShow();
@@ -1046,6 +1267,7 @@
     for (const spec of PANELS) {
       const panel = spec.build();
       panel.el.dataset.panel = spec.id;
+      panel.el.hidden = true;
       panel.tab = h(
         "button",
         { type: "button", role: "tab", class: "tab", dataset: { tab: spec.id }, onclick: () => show(spec.id) },
