@@ -11,7 +11,7 @@ from enum import IntEnum
 
 from telegram.ext import Application, BaseHandler
 
-from . import agents, cards, core, freeze, handoff, menu, password, verify
+from . import agents, cards, core, freeze, handoff, lookup, menu, password, refund, verify
 from .common import GuidedFlow, final
 
 
@@ -34,6 +34,8 @@ FLOWS: list[Callable[[], GuidedFlow]] = [
     password.password_flow,
     cards.cards_flow,
     freeze.freeze_flow,
+    lookup.lookup_flow,
+    refund.refund_flow,
     handoff.rating_flow,
 ]
 

@@ -36,6 +36,7 @@ from .common import (
     EXPIRED_TEXT,
     GuidedFlow,
     add_menu_entry,
+    expect_numbers,
     main_menu_row,
     nav_rows,
     scratch,
@@ -225,6 +226,7 @@ async def _after_binding_change(update: Update, context: BotContext, binding: Bi
     card = binding.card
     bank, last4 = (escape(card.bank), card.last4) if card else ("?", "????")
     if binding.status == "awaiting_deposit":
+        expect_numbers(context, "amount")
         await send_step(
             update,
             context,

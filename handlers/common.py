@@ -154,6 +154,14 @@ def flow_record(context: BotContext) -> dict[str, Any] | None:
     return context.user_data.get(FLOW_KEY)
 
 
+def expect_numbers(context: BotContext, kind: str) -> None:
+    """Tell the sensitive-data guard this step asks for a number (``"code"``, ``"amount"``,
+    ``"query"``), so a lone 4-8 digit number typed now is not taken for a leaked code."""
+    record = flow_record(context)
+    if record is not None:
+        record["expects"] = kind
+
+
 def scratch(context: BotContext) -> dict[str, Any]:
     """Return the running flow's scratch dict (dropped when the flow ends)."""
     assert context.user_data is not None

@@ -138,7 +138,8 @@ async def guard_sensitive(update: Update, context: BotContext) -> None:
     if not text:
         return
     record = flow_record(context)
-    kind = classify(text, code_expected=bool(record and record.get("expects") == "code"))
+    # Steps that ask for a code, an amount or a search may get a lone number.
+    kind = classify(text, code_expected=bool(record and record.get("expects")))
     if kind is None:
         return
     _LOGGER.info("Deleted a message with a %s from user %s", kind, chat.id)

@@ -25,6 +25,7 @@ from handlers.core import timed_out_text
 from handlers.desk import SupportDesk
 from handlers.handoff import refresh_queue
 from handlers.menu import set_command_menus
+from handlers.refund import poll_refunds
 from storage import Database, InstanceLock, Repositories, SQLitePersistence, migrate
 
 from .config import Config
@@ -145,6 +146,12 @@ class WalletApplication(Application):
             )
             self.job_queue.run_repeating(
                 refresh_queue, interval=30.0, first=30.0, name="refresh-queue"
+            )
+            self.job_queue.run_repeating(
+                poll_refunds,
+                interval=self.config.refund_poll_interval,
+                first=min(5.0, self.config.refund_poll_interval),
+                name="poll-refunds",
             )
 
     async def _publish_commands(self) -> None:

@@ -217,6 +217,8 @@ class Config:
     wallet_public_url: str = "http://127.0.0.1:8766"
     #: Seconds a verification stays good for sensitive actions (reset, unlock, cards).
     verification_max_age: float = 600.0
+    #: Seconds between polls of the wallet for refund status changes.
+    refund_poll_interval: float = 60.0
     #: One-time code of every demo phone (like test numbers of common auth services).
     demo_fixed_code: str | None = "246810"
     demo: bool = field(default=False, compare=False)
@@ -268,6 +270,7 @@ _FIELDS: dict[str, tuple[str, Callable[[str, str], Any]]] = {
     "WALLET_PUBLIC_URL": ("wallet_public_url", _url),
     "VERIFICATION_MAX_AGE": ("verification_max_age", _positive_float),
     "DEMO_FIXED_CODE": ("demo_fixed_code", _fixed_code),
+    "REFUND_POLL_INTERVAL": ("refund_poll_interval", _positive_float),
     "DEBUG_USER_TEXT": ("debug_user_text", _bool),
 }
 

@@ -4,6 +4,7 @@ from storage.db import Database
 from storage.repos.audit import AuditEntry, AuditRepository
 from storage.repos.inbox import InboxRepository
 from storage.repos.outbox import OutboxItem, OutboxRepository
+from storage.repos.refunds import RefundRecord, RefundRepository, SettingsRepository
 from storage.repos.tickets import Agent, AgentRepository, Ticket, TicketMessage, TicketRepository
 from storage.repos.users import User, UserRepository
 from storage.repos.verifications import Verification, VerificationRepository
@@ -17,7 +18,10 @@ __all__ = [
     "InboxRepository",
     "OutboxItem",
     "OutboxRepository",
+    "RefundRecord",
+    "RefundRepository",
     "Repositories",
+    "SettingsRepository",
     "Ticket",
     "TicketMessage",
     "TicketRepository",
@@ -41,3 +45,5 @@ class Repositories:
         self.tickets = TicketRepository(db)
         self.wallet = WalletRepository(db)
         self.verifications = VerificationRepository(db)
+        self.refunds = RefundRepository(db)
+        self.settings = SettingsRepository(db)

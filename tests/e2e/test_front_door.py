@@ -37,6 +37,8 @@ async def test_english_user_gets_an_english_greeting_menu_and_help(any_bot):
         "🔑 Password / unlock",
         "💳 Bank cards",
         "🧊 Freeze my account",
+        "🧾 Transactions",
+        "↩️ Refunds",
         "🙋 Talk to a human",
         "🌐 Language",
     ]

@@ -1,0 +1,374 @@
+"""Transaction lookup: recent transactions page by page, filters, search by id or phrase.
+
+After the identity check the user sees their transactions newest first (5 a page), can
+filter by period and status, or type a transaction id or a phrase ("前天晚上 88块", "last
+Friday 88"). A transaction's detail says what its status means and what to do next, with
+buttons to ask for a refund or a human about it.
+
+```mermaid
+stateDiagram-v2
+    [*] --> verify: menu / /transactions
+    verify --> list: verified
+    list --> list: page, period, status, search
+    list --> detail: a transaction / one match
+    list --> choose: several matches
+    choose --> detail
+    detail --> list: back
+    detail --> [*]: refund flow / human
+```
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from enum import StrEnum
+from typing import Any
+
+from telegram import InlineKeyboardButton, Update
+from telegram.ext import CallbackQueryHandler, CommandHandler, MessageHandler
+from telegram.ext import filters as f
+
+from tgbot.backend.base import NotFound, Transaction, Unavailable
+from tgbot.context import BotContext
+from tgbot.i18n import N_
+from tgbot.text import escape, truncate
+from tgbot.txquery import match_transactions, parse_query
+
+from .common import (
+    END,
+    EXPIRED_TEXT,
+    GuidedFlow,
+    add_menu_entry,
+    expect_numbers,
+    main_menu_row,
+    nav_rows,
+    scratch,
+    send_step,
+)
+from .handoff import create_ticket
+from .verify import require_verified, verify_states, wallet_down
+
+PAGE_SIZE = 5
+PERIODS = (7, 30, 90)
+STATUSES = ("all", "processing", "failed", "refunded")
+
+LABEL = N_("🧾 Transactions")
+DESCRIPTION = N_("find a payment and see what its status means")
+LIST_HEAD = N_("Your transactions, last {days} days{status} — page {page} of {pages}:")
+LIST_EMPTY = N_("No transactions in the last {days} days{status}.")
+SEARCH_HINT = N_(
+    "Tap a transaction, or type a date, an amount or a transaction id, e.g. “前天晚上 88块”, "
+    "“last Friday 88” or “TX20261102A1B2C3”."
+)
+STATUS_FILTER = {
+    "processing": N_("processing"),
+    "failed": N_("failed"),
+    "refunded": N_("refunded"),
+}
+ALL_LABEL = N_("All")
+DAYS_LABEL = N_("{days} days")
+PREV_LABEL = N_("◀ Newer")
+NEXT_LABEL = N_("Older ▶")
+NOTHING_FOUND = N_("I found no transaction matching “{query}”. Try another date or amount.")
+NOT_UNDERSTOOD = N_(
+    "Please type a date, an amount or a transaction id, e.g. “3号 88元” or “on the 3rd 88”."
+)
+SEVERAL = N_("Several transactions match. Which one?")
+TX_NOT_FOUND = N_("I cannot find this transaction in your account.")
+DETAIL = N_(
+    "<b>{merchant}</b>\n"
+    "Amount: {amount}\n"
+    "Time: {time}\n"
+    "Transaction id: <code>{id}</code>\n"
+    "Status: {status}\n\n"
+    "{meaning}"
+)
+STATUS_NAMES = {
+    "success": N_("successful"),
+    "processing": N_("processing"),
+    "failed": N_("failed"),
+    "refunded": N_("refunded"),
+    "partially_refunded": N_("partially refunded"),
+}
+MEANINGS = {
+    "success": N_(
+        "The payment went through. If something is wrong with the order, you can ask for a refund."
+    ),
+    "processing": N_(
+        "The payment channel is busy. Most payments complete within 2 hours; please do not pay "
+        "again. If it is still processing after 24 hours, talk to a human."
+    ),
+    "failed": N_(
+        "The payment did not go through and no money was taken, or it is returned within 1-3 "
+        "business days. Common causes: not enough balance, a network problem, wrong card "
+        "details."
+    ),
+    "refunded": N_(
+        "The money went back to where it came from: your U-Pay balance at once, a bank card "
+        "within 1-7 business days."
+    ),
+    "partially_refunded": N_(
+        "{refunded} went back to where it came from: your U-Pay balance at once, a bank card "
+        "within 1-7 business days. The rest stayed paid."
+    ),
+}
+FAILURE_CAUSES = {
+    "insufficient_balance": N_("Cause: not enough balance."),
+    "network": N_("Cause: a network problem during payment."),
+    "wrong_info": N_("Cause: wrong payment details."),
+    "risk_control": N_("Cause: stopped by security checks. A human agent can tell you more."),
+    "card_expired": N_("Cause: the card has expired."),
+}
+REFUND_LABEL = N_("↩️ Ask for a refund")
+HUMAN_ABOUT_LABEL = N_("🙋 Ask a human about this")
+BACK_LABEL = N_("⬅️ Back to the list")
+
+add_menu_entry("menu:lookup", LABEL, DESCRIPTION, order=40)
+
+
+class Lookup(StrEnum):
+    """States of the lookup flow (besides the shared identity check)."""
+
+    LIST = "lookup:list"
+    DETAIL = "lookup:detail"
+
+
+def tx_button(context: BotContext, tx: Transaction) -> InlineKeyboardButton:
+    """Return a transaction's button: date, merchant, amount."""
+    when = tx.created_at.astimezone(context.config.zone).strftime("%m-%d")
+    label = f"{when} {truncate(tx.merchant, 18)} {context.tr.money(tx.amount, tx.currency)}"
+    return InlineKeyboardButton(label, callback_data=f"tx:open:{tx.id}")
+
+
+def detail_text(context: BotContext, tx: Transaction) -> str:
+    """Return the detail view: merchant, amount, local time, status and what it means."""
+    meaning = context._(MEANINGS.get(tx.status, MEANINGS["success"]))
+    if tx.status == "partially_refunded":
+        meaning = meaning.format(refunded=context.tr.money(tx.refunded_amount, tx.currency))
+    if tx.status == "failed" and tx.failure_reason in FAILURE_CAUSES:
+        meaning += "\n" + context._(FAILURE_CAUSES[tx.failure_reason])
+    return context._(DETAIL).format(
+        merchant=escape(tx.merchant),
+        amount=context.tr.money(tx.amount, tx.currency),
+        time=context.tr.datetime(tx.created_at, context.config.zone),
+        id=tx.id,
+        status=context._(STATUS_NAMES.get(tx.status, STATUS_NAMES["success"])),
+        meaning=meaning,
+    )
+
+
+async def lookup_start(update: Update, context: BotContext) -> object:
+    """Start: check who the user is, then show the latest transactions."""
+    if update.callback_query:
+        await update.callback_query.answer()
+    data = scratch(context)
+    data.setdefault("days", 30)
+    data.setdefault("status", "all")
+    data["page"] = 0
+    return await require_verified(update, context, show_list)
+
+
+async def show_list(update: Update, context: BotContext, account_id: str) -> object:
+    """Show one page of transactions with paging and filter buttons."""
+    data = scratch(context)
+    days, status, page = data.get("days", 30), data.get("status", "all"), data.get("page", 0)
+    since = datetime.now(UTC) - timedelta(days=days)
+    try:
+        result = await context.backend.list_transactions(
+            account_id,
+            since=since,
+            status=None if status == "all" else status,
+            limit=PAGE_SIZE,
+            offset=page * PAGE_SIZE,
+        )
+    except Unavailable:
+        await wallet_down(update, context)
+        return None
+    expect_numbers(context, "query")
+    pages = max(1, -(-result.total // PAGE_SIZE))
+    suffix = "" if status == "all" else f" · {context._(STATUS_FILTER[status])}"
+    if result.total:
+        head = context._(LIST_HEAD).format(days=days, status=suffix, page=page + 1, pages=pages)
+    else:
+        head = context._(LIST_EMPTY).format(days=days, status=suffix)
+    rows: list[list[InlineKeyboardButton]] = [[tx_button(context, tx)] for tx in result.items]
+    paging = []
+    if page > 0:
+        paging.append(InlineKeyboardButton(context._(PREV_LABEL), callback_data="tx:page:prev"))
+    if page + 1 < pages:
+        paging.append(InlineKeyboardButton(context._(NEXT_LABEL), callback_data="tx:page:next"))
+    if paging:
+        rows.append(paging)
+    rows.append(
+        [
+            InlineKeyboardButton(
+                ("✓ " if d == days else "") + context._(DAYS_LABEL).format(days=d),
+                callback_data=f"tx:days:{d}",
+            )
+            for d in PERIODS
+        ]
+    )
+    rows.append(
+        [
+            InlineKeyboardButton(
+                ("✓ " if s == status else "")
+                + (context._(ALL_LABEL) if s == "all" else context._(STATUS_FILTER[s])),
+                callback_data=f"tx:status:{s}",
+            )
+            for s in STATUSES
+        ]
+    )
+    await send_step(
+        update, context, head + "\n\n" + context._(SEARCH_HINT), [*rows, *nav_rows(context)]
+    )
+    return Lookup.LIST
+
+
+async def change_list(update: Update, context: BotContext) -> object:
+    """Page or filter the list (values checked: forged data gets the first page)."""
+    query = update.callback_query
+    await query.answer()
+    _, what, value = query.data.split(":", 2)
+    data = scratch(context)
+    if what == "page":
+        data["page"] = max(0, data.get("page", 0) + (1 if value == "next" else -1))
+    elif what == "days" and value.isdigit() and int(value) in PERIODS:
+        data["days"], data["page"] = int(value), 0
+    elif what == "status" and value in STATUSES:
+        data["status"], data["page"] = value, 0
+    return await require_verified(update, context, show_list)
+
+
+async def open_transaction(update: Update, context: BotContext) -> object:
+    """Show a transaction's detail (only one of the user's own)."""
+    query = update.callback_query
+    scratch(context)["open"] = query.data.split(":", 2)[2][:40]
+    return await require_verified(update, context, show_detail)
+
+
+async def show_detail(update: Update, context: BotContext, account_id: str) -> object:
+    """Show the detail of ``scratch["open"]`` with the next steps."""
+    tx_id = scratch(context).get("open", "")
+    try:
+        tx = await context.backend.get_transaction(account_id, tx_id)
+    except NotFound:
+        if update.callback_query:
+            await update.callback_query.answer(context._(EXPIRED_TEXT))
+        await send_step(
+            update, context, context._(TX_NOT_FOUND), [main_menu_row(context)], edit=False
+        )
+        return Lookup.LIST
+    except Unavailable:
+        await wallet_down(update, context)
+        return None
+    if update.callback_query:
+        await update.callback_query.answer()
+    rows = []
+    if tx.kind == "payment" and tx.status in ("success", "partially_refunded"):
+        rows.append(
+            [InlineKeyboardButton(context._(REFUND_LABEL), callback_data=f"tx:refund:{tx.id}")]
+        )
+    rows.append(
+        [InlineKeyboardButton(context._(HUMAN_ABOUT_LABEL), callback_data=f"tx:human:{tx.id}")]
+    )
+    rows.append([InlineKeyboardButton(context._(BACK_LABEL), callback_data="tx:back")])
+    rows.append(main_menu_row(context))
+    await send_step(update, context, detail_text(context, tx), rows)
+    return Lookup.DETAIL
+
+
+async def back_to_list(update: Update, context: BotContext) -> object:
+    """Back from a detail to the list."""
+    await update.callback_query.answer()
+    return await require_verified(update, context, show_list)
+
+
+async def search(update: Update, context: BotContext) -> object:
+    """Find transactions by id or by a phrase with a date and/or an amount."""
+    text = update.message.text
+    scratch(context)["search"] = text[:200]
+    return await require_verified(update, context, show_search)
+
+
+async def show_search(update: Update, context: BotContext, account_id: str) -> object:
+    """Run the search of ``scratch["search"]`` and show the result."""
+    text = scratch(context).get("search", "")
+    now = datetime.now(context.config.zone)
+    query = parse_query(text, now)
+    if query.is_empty:
+        await send_step(update, context, context._(NOT_UNDERSTOOD), nav_rows(context), edit=False)
+        return Lookup.LIST
+    if query.transaction_id:
+        scratch(context)["open"] = query.transaction_id
+        return await show_detail(update, context, account_id)
+    ranges = [(query.start, query.end), *query.alternatives] if query.start else [(None, None)]
+    found: dict[str, Transaction] = {}
+    try:
+        for start, end in ranges:
+            since = start or now - timedelta(days=90)
+            page = await context.backend.list_transactions(
+                account_id, since=since, until=end, limit=100
+            )
+            for tx in match_transactions(query, page.items):
+                found[tx.id] = tx
+    except Unavailable:
+        await wallet_down(update, context)
+        return None
+    matches = sorted(found.values(), key=lambda tx: tx.created_at, reverse=True)
+    if not matches:
+        await send_step(
+            update,
+            context,
+            context._(NOTHING_FOUND).format(query=escape(truncate(text, 60))),
+            nav_rows(context),
+            edit=False,
+        )
+        return Lookup.LIST
+    if len(matches) == 1:
+        scratch(context)["open"] = matches[0].id
+        return await show_detail(update, context, account_id)
+    rows = [[tx_button(context, tx)] for tx in matches[:8]]
+    await send_step(update, context, context._(SEVERAL), [*rows, *nav_rows(context)], edit=False)
+    return Lookup.LIST
+
+
+async def human_about(update: Update, context: BotContext) -> object:
+    """Open a ticket with this transaction as context."""
+    query = update.callback_query
+    await query.answer()
+    tx_id = query.data.split(":", 2)[2][:40]
+    account_id = context.user_record.wallet_account_id if context.user_record else None
+    info: dict[str, Any] = {"flow": "lookup"}
+    try:
+        tx = await context.backend.get_transaction(account_id or "", tx_id)
+        info.update(tx=tx.id, status=tx.status, amount=f"{tx.amount} {tx.currency}")
+    except (NotFound, Unavailable):
+        pass  # never reveal or attach a transaction that is not the user's
+    await create_ticket(update, context, info=info)
+    return END
+
+
+def lookup_flow() -> GuidedFlow:
+    """Build the transaction lookup flow."""
+    text = f.TEXT & ~f.COMMAND
+    list_handlers = [
+        CallbackQueryHandler(change_list, pattern=r"^tx:(page|days|status):\w+$"),
+        CallbackQueryHandler(open_transaction, pattern=r"^tx:open:\w{1,40}$"),
+        MessageHandler(text, search),
+    ]
+    return GuidedFlow(
+        name="lookup",
+        entry_points=[
+            CallbackQueryHandler(lookup_start, pattern=r"^menu:lookup$"),
+            CommandHandler("transactions", lookup_start, filters=f.ChatType.PRIVATE),
+        ],
+        states={
+            **verify_states(show_list, show_detail, show_search),
+            Lookup.LIST: list_handlers,
+            Lookup.DETAIL: [
+                CallbackQueryHandler(back_to_list, pattern=r"^tx:back$"),
+                CallbackQueryHandler(human_about, pattern=r"^tx:human:\w{1,40}$"),
+                *list_handlers,
+            ],
+        },
+    )

@@ -1,0 +1,498 @@
+"""Refund requests, the user's refund list, and refund progress notifications.
+
+From a transaction's detail, the menu (refundable transactions) or a deep link
+``/start refund_<txid>``: the wallet says whether and how much can be refunded; the user picks
+a reason and the amount (all, or part of what remains), confirms, and gets a reference. Status
+changes reach the user in their language through the durable outbox, once per change.
+
+```mermaid
+stateDiagram-v2
+    [*] --> verify: detail button / menu / /start refund_TX / /refunds
+    verify --> choose_tx: from the menu
+    choose_tx --> reason
+    verify --> reason: a transaction given (eligible)
+    verify --> [*]: not eligible -> reason, human, menu
+    reason --> reason_text: "other"
+    reason --> amount
+    reason_text --> amount
+    amount --> confirm
+    confirm --> [*]: refund created (reference)
+```
+"""
+
+from __future__ import annotations
+
+import logging
+import secrets
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+from enum import StrEnum
+
+from telegram import InlineKeyboardButton, Update
+from telegram.ext import CallbackQueryHandler, CommandHandler, MessageHandler
+from telegram.ext import filters as f
+
+from tgbot.backend.base import NotEligible, NotFound, Refund, Unavailable
+from tgbot.context import BotContext
+from tgbot.i18n import N_
+from tgbot.lanes import Lane
+from tgbot.text import escape, normalize_input, truncate
+from tgbot.txquery import parse_amount
+
+from .common import (
+    END,
+    EXPIRED_TEXT,
+    GuidedFlow,
+    add_menu_entry,
+    expect_numbers,
+    main_menu_row,
+    nav_rows,
+    scratch,
+    send_step,
+    translator_for,
+)
+from .lookup import tx_button
+from .verify import human_rows, require_verified, verify_states, wallet_down
+
+_LOGGER = logging.getLogger(__name__)
+
+LABEL = N_("↩️ Refunds")
+DESCRIPTION = N_("ask for a refund or see your refunds")
+CHOOSE_TX = N_("Which payment do you want a refund for? (paid in the last 30 days)")
+NO_REFUNDABLE = N_("You have no payments in the last 30 days that can be refunded.")
+MY_REFUNDS_LABEL = N_("📋 My refunds")
+NOT_ELIGIBLE = N_("This payment cannot be refunded: {reason}")
+INELIGIBLE_REASONS = {
+    "not_paid": N_("it was not paid (failed or still processing)."),
+    "window_over": N_("the 30-day refund window is over."),
+    "fully_refunded": N_("it has already been fully refunded."),
+    "merchant_rules": N_("the merchant does not accept refunds through U-Pay; contact them."),
+    "not_a_payment": N_("only payments can be refunded, not transfers or top-ups."),
+    "refund_in_progress": N_("a refund for it is already in progress (see /refunds)."),
+}
+OTHER_INELIGIBLE = N_("the wallet does not allow it right now.")
+ASK_REASON = N_("Refund of {merchant} ({amount}). Why do you want a refund?")
+REASONS = {
+    "not_received": N_("Not received"),
+    "wrong_amount": N_("Charged the wrong amount"),
+    "duplicate": N_("Charged twice"),
+    "returned": N_("I returned the item"),
+    "other": N_("Other reason"),
+}
+ASK_REASON_TEXT = N_("Please describe the reason in a few words (up to {limit} characters).")
+REASON_TOO_LONG = N_("Please keep the reason under {limit} characters.")
+ASK_AMOUNT = N_(
+    "How much should be refunded? Up to {max}. Tap “Full amount” or type an amount, e.g. 88.50."
+)
+FULL_LABEL = N_("Full amount: {amount}")
+BAD_AMOUNT = N_("Please type an amount like 88 or 88.50, more than 0 and at most {max}.")
+CONFIRM = N_(
+    "Please confirm your refund request:\n"
+    "Payment: {merchant}, {when}\n"
+    "Refund: <b>{amount}</b>\n"
+    "Reason: {reason}"
+)
+CONFIRM_LABEL = N_("✅ Request the refund")
+CREATED = N_(
+    "✅ Refund requested. Reference: <code>{id}</code> ({amount}).\n"
+    "I will tell you here when its status changes. /refunds shows all your refunds."
+)
+REFUNDS_HEAD = N_("Your refunds:")
+REFUNDS_EMPTY = N_("You have no refund requests yet.")
+REFUND_LINE = N_("• {id}: {amount}, {status} ({when})")
+REFUND_STATUS = {
+    "submitted": N_("submitted"),
+    "reviewing": N_("being reviewed"),
+    "approved": N_("approved"),
+    "rejected": N_("rejected"),
+    "refunded": N_("refunded"),
+}
+NOTIFY = {
+    "reviewing": N_("🔎 Your refund {id} ({amount}) is being reviewed."),
+    "approved": N_("✅ Your refund {id} ({amount}) was approved. The money is on its way."),
+    "rejected": N_(
+        "❌ Your refund {id} ({amount}) was rejected. Tap /human if you want an agent to look "
+        "at it."
+    ),
+    "refunded": N_(
+        "💰 Your refund {id} ({amount}) is done: the money went back to your original payment "
+        "method (balance at once, bank cards within 1-7 business days)."
+    ),
+}
+REASON_LIMIT = 200
+#: Where the refund poller got to (persisted, so no change is missed across restarts).
+POLLED_AT = "refunds.polled_at"
+
+add_menu_entry("menu:refund", LABEL, DESCRIPTION, order=50)
+
+
+class RefundState(StrEnum):
+    """States of the refund flow (besides the shared identity check)."""
+
+    CHOOSE_TX = "refund:choose_tx"
+    REASON = "refund:reason"
+    REASON_TEXT = "refund:reason_text"
+    AMOUNT = "refund:amount"
+    CONFIRM = "refund:confirm"
+
+
+def _start(context: BotContext, tx_id: str | None) -> None:
+    data = scratch(context)
+    data.clear()
+    data["key"] = secrets.token_hex(8)  # one refund per run of this flow, however often sent
+    if tx_id:
+        data["tx"] = tx_id[:40]
+
+
+async def from_detail(update: Update, context: BotContext) -> object:
+    """Start from a transaction's "ask for a refund" button."""
+    await update.callback_query.answer()
+    _start(context, update.callback_query.data.split(":", 2)[2])
+    return await require_verified(update, context, check_transaction)
+
+
+async def from_deep_link(update: Update, context: BotContext) -> object:
+    """Start from ``/start refund_<txid>`` (e.g. a link in a receipt)."""
+    payload = context.args[0] if context.args else ""
+    _start(context, payload[len("refund_") :])
+    return await require_verified(update, context, check_transaction)
+
+
+async def from_menu(update: Update, context: BotContext) -> object:
+    """Start from the menu: list the refundable payments."""
+    if update.callback_query:
+        await update.callback_query.answer()
+    _start(context, None)
+    return await require_verified(update, context, choose_transaction)
+
+
+async def my_refunds(update: Update, context: BotContext) -> object:
+    """``/refunds`` or the button: list the user's refunds."""
+    if update.callback_query:
+        await update.callback_query.answer()
+    _start(context, None)
+    return await require_verified(update, context, list_refunds)
+
+
+async def choose_transaction(update: Update, context: BotContext, account_id: str) -> object:
+    """List recent payments that can still be refunded."""
+    try:
+        page = await context.backend.list_transactions(
+            account_id, since=datetime.now(UTC) - timedelta(days=30), limit=50
+        )
+    except Unavailable:
+        await wallet_down(update, context)
+        return None
+    payments = [
+        tx
+        for tx in page.items
+        if tx.kind == "payment" and tx.status in ("success", "partially_refunded")
+    ][:8]
+    my_refunds_row = [
+        InlineKeyboardButton(context._(MY_REFUNDS_LABEL), callback_data="refund:mine")
+    ]
+    if not payments:
+        await send_step(
+            update,
+            context,
+            context._(NO_REFUNDABLE),
+            [my_refunds_row, main_menu_row(context)],
+            edit=False,
+        )
+        return END
+    rows = [[tx_button(context, tx)] for tx in payments]
+    await send_step(
+        update,
+        context,
+        context._(CHOOSE_TX),
+        [*rows, my_refunds_row, *nav_rows(context)],
+        edit=False,
+    )
+    return RefundState.CHOOSE_TX
+
+
+async def transaction_chosen(update: Update, context: BotContext) -> object:
+    """A payment was picked from the list."""
+    await update.callback_query.answer()
+    scratch(context)["tx"] = update.callback_query.data.split(":", 2)[2][:40]
+    return await require_verified(update, context, check_transaction)
+
+
+async def check_transaction(update: Update, context: BotContext, account_id: str) -> object:
+    """Ask the wallet whether this payment can be refunded; then ask for the reason."""
+    data = scratch(context)
+    try:
+        tx = await context.backend.get_transaction(account_id, data.get("tx", ""))
+        eligibility = await context.backend.refund_eligibility(account_id, tx.id)
+    except NotFound:  # not this user's: say nothing about it
+        await send_step(
+            update, context, context._(EXPIRED_TEXT), [main_menu_row(context)], edit=False
+        )
+        return END
+    except Unavailable:
+        await wallet_down(update, context)
+        return None
+    if not eligibility.eligible:
+        reason = context._(INELIGIBLE_REASONS.get(eligibility.reason or "", OTHER_INELIGIBLE))
+        await send_step(
+            update,
+            context,
+            context._(NOT_ELIGIBLE).format(reason=reason),
+            human_rows(context),
+            edit=False,
+        )
+        return END
+    data.update(
+        tx=tx.id,
+        merchant=tx.merchant,
+        when=context.tr.datetime(tx.created_at, context.config.zone, "short"),
+        currency=eligibility.currency,
+        max=str(eligibility.refundable),
+    )
+    rows = [
+        [InlineKeyboardButton(context._(label), callback_data=f"refund:reason:{key}")]
+        for key, label in REASONS.items()
+    ]
+    text = context._(ASK_REASON).format(
+        merchant=escape(tx.merchant), amount=context.tr.money(tx.amount, tx.currency)
+    )
+    await send_step(update, context, text, [*rows, *nav_rows(context)], edit=False)
+    return RefundState.REASON
+
+
+async def reason_chosen(update: Update, context: BotContext) -> object:
+    """A preset reason, or "other" (then free text)."""
+    query = update.callback_query
+    key = query.data.split(":", 2)[2]
+    if key not in REASONS:
+        await query.answer(context._(EXPIRED_TEXT))
+        return None
+    await query.answer()
+    if key == "other":
+        await send_step(
+            update,
+            context,
+            context._(ASK_REASON_TEXT).format(limit=REASON_LIMIT),
+            nav_rows(context),
+        )
+        return RefundState.REASON_TEXT
+    scratch(context)["reason"] = key
+    return await ask_amount(update, context)
+
+
+async def reason_typed(update: Update, context: BotContext) -> object:
+    """The user's own reason (length-limited)."""
+    text = normalize_input(update.message.text)
+    if len(text) > REASON_LIMIT:
+        await update.message.reply_text(context._(REASON_TOO_LONG).format(limit=REASON_LIMIT))
+        return None
+    scratch(context)["reason"] = "other"
+    scratch(context)["reason_text"] = text
+    return await ask_amount(update, context)
+
+
+async def ask_amount(update: Update, context: BotContext) -> object:
+    """Offer the full amount or ask for part of it."""
+    data = scratch(context)
+    expect_numbers(context, "amount")
+    full = context.tr.money(Decimal(data["max"]), data["currency"])
+    rows = [
+        [
+            InlineKeyboardButton(
+                context._(FULL_LABEL).format(amount=full), callback_data="refund:full"
+            )
+        ]
+    ]
+    await send_step(
+        update,
+        context,
+        context._(ASK_AMOUNT).format(max=full),
+        [*rows, *nav_rows(context)],
+        edit=update.callback_query is not None,
+    )
+    return RefundState.AMOUNT
+
+
+async def full_amount(update: Update, context: BotContext) -> object:
+    """Refund everything that remains."""
+    await update.callback_query.answer()
+    scratch(context)["amount"] = scratch(context)["max"]
+    return await ask_confirm(update, context)
+
+
+async def amount_typed(update: Update, context: BotContext) -> object:
+    """Check a typed amount: a number, more than 0, at most what remains, 2 decimals."""
+    data = scratch(context)
+    maximum = Decimal(data["max"])
+    amount = parse_amount(update.message.text)
+    if amount is None or amount <= 0 or amount > maximum:
+        await update.message.reply_text(
+            context._(BAD_AMOUNT).format(max=context.tr.money(maximum, data["currency"]))
+        )
+        return None
+    data["amount"] = str(amount)
+    return await ask_confirm(update, context)
+
+
+async def ask_confirm(update: Update, context: BotContext) -> object:
+    """Show what will be requested and ask to confirm."""
+    data = scratch(context)
+    reason = data.get("reason_text") or context._(REASONS[data["reason"]])
+    text = context._(CONFIRM).format(
+        merchant=escape(data["merchant"]),
+        when=data["when"],
+        amount=context.tr.money(Decimal(data["amount"]), data["currency"]),
+        reason=escape(reason),
+    )
+    rows = [[InlineKeyboardButton(context._(CONFIRM_LABEL), callback_data="refund:confirm")]]
+    await send_step(
+        update, context, text, [*rows, *nav_rows(context)], edit=update.callback_query is not None
+    )
+    return RefundState.CONFIRM
+
+
+async def confirm(update: Update, context: BotContext) -> object:
+    """Create the refund (idempotent for this run of the flow) and give the reference."""
+    await update.callback_query.answer()
+    return await require_verified(update, context, create_refund)
+
+
+async def create_refund(update: Update, context: BotContext, account_id: str) -> object:
+    """Ask the wallet to create the refund; remember it for notifications."""
+    data = scratch(context)
+    user_id = update.effective_user.id
+    reason = data.get("reason_text") or data["reason"]
+    try:
+        refund = await context.backend.create_refund(
+            account_id, data["tx"], Decimal(data["amount"]), reason, f"refund:{data['key']}"
+        )
+    except NotEligible as exc:
+        text = context._(INELIGIBLE_REASONS.get(exc.reason, OTHER_INELIGIBLE))
+        await send_step(
+            update, context, context._(NOT_ELIGIBLE).format(reason=text), human_rows(context)
+        )
+        return END
+    except Unavailable:
+        await wallet_down(update, context)
+        return None
+    await context.repos.refunds.record(
+        refund.id,
+        user_id,
+        account_id,
+        refund.transaction_id,
+        refund.amount,
+        refund.currency,
+        truncate(reason, REASON_LIMIT),
+        refund.status,
+    )
+    await context.repos.audit.record(
+        user_id,
+        "refund.create",
+        refund.id,
+        {"tx": refund.transaction_id, "amount": str(refund.amount)},
+    )
+    text = context._(CREATED).format(
+        id=refund.id, amount=context.tr.money(refund.amount, refund.currency)
+    )
+    await send_step(update, context, text, [main_menu_row(context)])
+    return END
+
+
+async def list_refunds(update: Update, context: BotContext, account_id: str) -> object:
+    """Show the account's refunds and where each stands."""
+    try:
+        refunds = await context.backend.list_refunds(account_id)
+    except Unavailable:
+        await wallet_down(update, context)
+        return None
+    if not refunds:
+        await send_step(
+            update, context, context._(REFUNDS_EMPTY), [main_menu_row(context)], edit=False
+        )
+        return END
+    lines = [context._(REFUNDS_HEAD)]
+    for refund in refunds[:15]:
+        lines.append(
+            context._(REFUND_LINE).format(
+                id=refund.id,
+                amount=context.tr.money(refund.amount, refund.currency),
+                status=context._(REFUND_STATUS.get(refund.status, REFUND_STATUS["submitted"])),
+                when=context.tr.datetime(refund.created_at, context.config.zone, "short"),
+            )
+        )
+    await send_step(update, context, "\n".join(lines), [main_menu_row(context)], edit=False)
+    return END
+
+
+async def poll_refunds(context: BotContext) -> int:
+    """Job: tell users about status changes of their refunds; return how many were queued.
+
+    The position is persisted, and each (refund, status) is queued once (a dedupe key), so a
+    restart neither misses nor repeats a change (at most those in flight are repeated).
+    """
+    app = context.application
+    repos = app.repos
+    stored = await repos.settings.get(POLLED_AT)
+    since = datetime.fromisoformat(stored) if stored else datetime.now(UTC) - timedelta(days=1)
+    try:
+        changed: list[Refund] = await app.backend.refunds_changed_since(since)
+    except Unavailable:
+        _LOGGER.warning("Refund poll: the wallet is unavailable; trying again later")
+        return 0
+    queued = 0
+    newest = since
+    for refund in sorted(changed, key=lambda r: r.updated_at):
+        newest = max(newest, refund.updated_at)
+        record = await repos.refunds.get(refund.id)
+        if record is None or refund.status not in NOTIFY:
+            continue
+        if not await repos.refunds.advance(refund.id, refund.status):
+            continue
+        context.tr = await translator_for(context, record.user_id)
+        text = context._(NOTIFY[refund.status]).format(
+            id=refund.id, amount=context.tr.money(refund.amount, refund.currency)
+        )
+        await app.outbox.enqueue(
+            record.user_id,
+            "sendMessage",
+            {"text": text},
+            lane=Lane.NOTIFY,
+            kind="refund_status",
+            dedupe_key=f"refund:{refund.id}:{refund.status}",
+        )
+        queued += 1
+    await repos.settings.set(POLLED_AT, newest.isoformat())
+    return queued
+
+
+def refund_flow() -> GuidedFlow:
+    """Build the refund flow."""
+    text = f.TEXT & ~f.COMMAND
+    return GuidedFlow(
+        name="refund",
+        entry_points=[
+            CallbackQueryHandler(from_detail, pattern=r"^tx:refund:\w{1,40}$"),
+            CallbackQueryHandler(from_menu, pattern=r"^menu:refund$"),
+            CommandHandler(
+                "start",
+                from_deep_link,
+                filters=f.ChatType.PRIVATE & f.Regex(r"^/start refund_\w{1,57}$"),
+            ),
+            CommandHandler("refund", from_menu, filters=f.ChatType.PRIVATE),
+            CommandHandler("refunds", my_refunds, filters=f.ChatType.PRIVATE),
+            CallbackQueryHandler(my_refunds, pattern=r"^refund:mine$"),
+        ],
+        states={
+            **verify_states(check_transaction, choose_transaction, list_refunds, create_refund),
+            RefundState.CHOOSE_TX: [
+                CallbackQueryHandler(transaction_chosen, pattern=r"^tx:open:\w{1,40}$"),
+            ],
+            RefundState.REASON: [CallbackQueryHandler(reason_chosen, pattern=r"^refund:reason:")],
+            RefundState.REASON_TEXT: [MessageHandler(text, reason_typed)],
+            RefundState.AMOUNT: [
+                CallbackQueryHandler(full_amount, pattern=r"^refund:full$"),
+                MessageHandler(text, amount_typed),
+            ],
+            RefundState.CONFIRM: [CallbackQueryHandler(confirm, pattern=r"^refund:confirm$")],
+        },
+    )

@@ -1,0 +1,114 @@
+"""Refund requests made through the bot, and small persisted settings."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from decimal import Decimal
+
+from storage.db import Database
+
+
+@dataclass(frozen=True, slots=True)
+class RefundRecord:
+    """A refund the bot created for a user, with the last status they were told."""
+
+    id: str
+    user_id: int
+    account_id: str
+    transaction_id: str
+    amount: Decimal
+    currency: str
+    reason: str
+    status: str
+    created_at: float
+    updated_at: float
+
+
+class RefundRepository:
+    """Refunds seen by the bot, by wallet reference."""
+
+    def __init__(self, db: Database) -> None:
+        self._db = db
+
+    async def record(
+        self,
+        refund_id: str,
+        user_id: int,
+        account_id: str,
+        transaction_id: str,
+        amount: Decimal,
+        currency: str,
+        reason: str,
+        status: str,
+        now: float | None = None,
+    ) -> bool:
+        """Remember a refund the user asked for; False if it was already known."""
+        now = time.time() if now is None else now
+        async with self._db.transaction() as conn:
+            cursor = await conn.execute(
+                "INSERT OR IGNORE INTO refunds VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (
+                    refund_id,
+                    user_id,
+                    account_id,
+                    transaction_id,
+                    str(amount),
+                    currency,
+                    reason,
+                    status,
+                    now,
+                    now,
+                ),
+            )
+            return cursor.rowcount > 0
+
+    async def get(self, refund_id: str) -> RefundRecord | None:
+        """Return a known refund."""
+        row = await self._db.fetchone("SELECT * FROM refunds WHERE id = ?", (refund_id,))
+        return _record(row) if row else None
+
+    async def for_user(self, user_id: int, limit: int = 20) -> list[RefundRecord]:
+        """Return a user's refunds, newest first."""
+        rows = await self._db.fetchall(
+            "SELECT * FROM refunds WHERE user_id = ? ORDER BY created_at DESC LIMIT ?",
+            (user_id, limit),
+        )
+        return [_record(row) for row in rows]
+
+    async def advance(self, refund_id: str, status: str, now: float | None = None) -> bool:
+        """Record a new status; False if the refund is unknown or already had it."""
+        now = time.time() if now is None else now
+        async with self._db.transaction() as conn:
+            cursor = await conn.execute(
+                "UPDATE refunds SET status = ?, updated_at = ? WHERE id = ? AND status != ?",
+                (status, now, refund_id, status),
+            )
+            return cursor.rowcount > 0
+
+
+def _record(row) -> RefundRecord:
+    data = dict(row)
+    data["amount"] = Decimal(data["amount"])
+    return RefundRecord(**data)
+
+
+class SettingsRepository:
+    """Small named values that must survive restarts (e.g. a poller's position)."""
+
+    def __init__(self, db: Database) -> None:
+        self._db = db
+
+    async def get(self, key: str) -> str | None:
+        """Return a setting, or None."""
+        row = await self._db.fetchone("SELECT value FROM settings WHERE key = ?", (key,))
+        return row["value"] if row else None
+
+    async def set(self, key: str, value: str) -> None:
+        """Store a setting."""
+        async with self._db.transaction() as conn:
+            await conn.execute(
+                "INSERT INTO settings VALUES (?, ?) ON CONFLICT (key) DO UPDATE "
+                "SET value = excluded.value",
+                (key, value),
+            )

@@ -1,0 +1,181 @@
+"""Transaction lookup and refunds through the emulator, in both languages."""
+
+from __future__ import annotations
+
+import time
+from datetime import UTC, datetime, timedelta
+
+from handlers.refund import poll_refunds
+from tgbot.context import BotContext
+
+ALICE, LILEI, BOB = "+14155550103", "+8613800138001", "+447700900104"
+CODE = "246810"
+
+
+async def verified(bot, name, phone, lang="en", entry="/transactions"):
+    user = bot.user(name, lang, phone_number=phone)
+    await user.send(entry)
+    await user.share_contact()
+    await user.send(CODE)
+    return user
+
+
+async def all_transactions(bot, account_id, days=30, status=None):
+    page = await bot.app.backend.list_transactions(
+        account_id, since=datetime.now(UTC) - timedelta(days=days), status=status, limit=500
+    )
+    return page
+
+
+async def test_list_pages_filters_and_detail_in_english(bot):
+    alice = await verified(bot, "Alice", ALICE)
+    page = await all_transactions(bot, "U1003")
+    pages = -(-page.total // 5)
+    first = alice.last_message
+    assert first.text.startswith(f"Your transactions, last 30 days — page 1 of {pages}:")
+    tx_buttons = [d for d in first.button_data if d.startswith("tx:open:")]
+    assert tx_buttons == [f"tx:open:{tx.id}" for tx in page.items[:5]]
+    assert "Older ▶" in first.buttons and "◀ Newer" not in first.buttons
+    await alice.click("Older ▶")
+    assert alice.last_message.text.startswith(
+        f"Your transactions, last 30 days — page 2 of {pages}:"
+    )
+    assert "◀ Newer" in alice.buttons
+    await alice.click("✓ 30 days")  # pressing the active filter keeps the list
+    await alice.click("failed")
+    failed = await all_transactions(bot, "U1003", status="failed")
+    shown = [d for d in alice.last_message.button_data if d.startswith("tx:open:")]
+    assert shown == [f"tx:open:{tx.id}" for tx in failed.items[:5]]
+    assert "· failed" in alice.last_message.text
+
+
+async def test_detail_escapes_the_merchant_and_formats_money_and_status(bot):
+    alice = await verified(bot, "Alice", ALICE)
+    page = await all_transactions(bot, "U1003", days=90)
+    cafe = next(tx for tx in page.items if tx.merchant.startswith("Tom & Jerry"))
+    await alice.press_forged(alice.last_message.message_id, f"tx:open:{cafe.id}")
+    detail = alice.last_message
+    assert detail.text.startswith("Tom & Jerry's <Café>")  # escaped in HTML, shown literally
+    amount = f"{cafe.amount:,.2f}"
+    assert ("CN¥" + amount if cafe.currency == "CNY" else amount) in detail.text
+    assert f"Transaction id: {cafe.id}" in detail.text
+    assert "🙋 Ask a human about this" in detail.buttons
+
+
+async def test_chinese_lookup_by_phrase_finds_the_payment(bot):
+    li = await verified(bot, "李雷", LILEI, "zh-hans")
+    assert (
+        "你的" in li.last_message.text
+        or "您的" in li.last_message.text
+        or "交易" in li.last_message.text
+    )
+    page = await all_transactions(bot, "U1001", days=60)
+    zone = bot.app.config.zone
+    # A payment whose amount is unique on its day.
+    for tx in page.items:
+        local = tx.created_at.astimezone(zone)
+        same_day = [t for t in page.items if t.created_at.astimezone(zone).date() == local.date()]
+        if sum(t.amount == tx.amount for t in same_day) == 1:
+            break
+    await li.send(f"{local.month}月{local.day}号 {tx.amount}元")
+    assert f"<code>{tx.id}</code>" not in li.last_message.text  # rendered, not raw HTML
+    assert tx.id in li.last_message.text
+
+
+async def test_another_users_transaction_reveals_nothing(bot):
+    alice = await verified(bot, "Alice", ALICE)
+    other = (await all_transactions(bot, "U1001")).items[0]
+    await alice.send(other.id)
+    assert alice.last_message.text == "I cannot find this transaction in your account."
+    query = await alice.press_forged(alice.messages[-2].message_id, f"tx:open:{other.id}")
+    assert other.merchant not in " ".join(alice.texts[-2:])
+    await alice.send(f"/start refund_{other.id}")
+    assert other.merchant not in alice.last_message.text
+    assert not await bot.app.repos.refunds.for_user(alice.user_id)
+    assert query
+
+
+async def test_refund_partial_amount_with_bad_inputs_then_confirm_once(bot):
+    alice = await verified(bot, "Alice", ALICE, entry="/refund")
+    await alice.click(alice.last_message.buttons[0])
+    assert "Why do you want a refund?" in alice.last_message.text
+    await alice.click("Not received")
+    assert alice.last_message.text.startswith("How much should be refunded? Up to")
+    for bad in ("abc", "-5", "1e9", "0.001", "0", "99999"):
+        await alice.send(bad)
+        assert alice.last_message.text.startswith("Please type an amount like 88")
+    await alice.send("１")  # full-width digit
+    confirm = alice.last_message
+    assert (
+        "Refund: 1" in confirm.text or "Refund: CN¥1.00" in confirm.text or "$1.00" in confirm.text
+    )
+    await alice.click("✅ Request the refund", message_id=confirm.message_id)
+    created = alice.last_message.text
+    assert created.startswith("✅ Refund requested. Reference:")
+    # The confirm pressed again (double press, stale button) creates nothing more.
+    query = await alice.press_forged(confirm.message_id, "refund:confirm")
+    assert alice.answer_of(query) == "This menu has expired. Here is a fresh one."
+    refunds = await bot.app.backend.list_refunds("U1003")
+    assert len(refunds) == 1 and str(refunds[0].amount) == "1.00"
+    assert (await bot.app.repos.refunds.for_user(alice.user_id))[0].id == refunds[0].id
+
+
+async def test_refund_in_chinese_from_the_detail_with_other_reason(bot):
+    li = await verified(bot, "李雷", LILEI, "zh-hans")
+    page = await all_transactions(bot, "U1001")
+    tx = next(
+        t
+        for t in page.items
+        if t.kind == "payment"
+        and t.status == "success"
+        and t.merchant not in ("中国移动话费充值", "Steam Wallet")
+    )
+    await li.press_forged(li.last_message.message_id, f"tx:open:{tx.id}")
+    await li.click("↩️ 申请退款")
+    await li.click("其他原因")
+    await li.send("x" * 300)
+    assert "200" in li.last_message.text
+    await li.send("商家少发了货")
+    await li.click(li.last_message.buttons[0])  # full amount
+    await li.click("✅ 提交退款申请")
+    assert li.last_message.text.startswith("✅ 退款申请已提交")
+
+
+async def test_ineligible_payments_explain_why(bot):
+    alice = await verified(bot, "Alice", ALICE)
+    page = await all_transactions(bot, "U1003", days=90)
+    transfer = next(t for t in page.items if t.kind == "transfer")
+    failed = next(t for t in page.items if t.status == "failed" and t.kind == "payment")
+    await alice.send(f"/start refund_{transfer.id}")
+    assert "only payments can be refunded" in alice.last_message.text
+    await alice.send(f"/start refund_{failed.id}")
+    assert "it was not paid" in alice.last_message.text
+    assert "🙋 Talk to a human" in alice.buttons
+
+
+async def test_refund_status_changes_are_notified_once_even_across_restarts(make_bot):
+    bot = await make_bot()
+    alice = await verified(bot, "Alice", ALICE, entry="/refund")
+    await alice.click(alice.last_message.buttons[0])
+    await alice.click("Charged twice")
+    await alice.click(alice.last_message.buttons[0])
+    await alice.click("✅ Request the refund")
+    backend = bot.app.backend
+    start = time.time()
+    backend._clock = lambda: start + 25  # one step later: reviewing
+    assert await poll_refunds(BotContext(bot.app)) == 1
+    assert await poll_refunds(BotContext(bot.app)) == 0  # nothing new: nothing sent
+    await bot.settle()
+    assert alice.last_message.text.startswith("🔎 Your refund")
+    emu = bot.emu
+    await bot.stop()
+    bot2 = await make_bot(emu=emu)
+    alice.harness = bot2
+    bot2.app.backend._clock = lambda: start + 65  # while down it was approved, then refunded
+    await poll_refunds(BotContext(bot2.app))
+    await bot2.settle()
+    texts = [t for t in alice.texts if t.startswith(("🔎", "✅ Your refund", "💰"))]
+    assert texts[0].startswith("🔎") and texts[-1].startswith("💰 Your refund")
+    assert len(texts) == len(set(texts))  # each change once
+    await alice.send("/refunds")
+    assert "refunded" in alice.last_message.text
