@@ -179,3 +179,51 @@ async def test_refund_status_changes_are_notified_once_even_across_restarts(make
     assert len(texts) == len(set(texts))  # each change once
     await alice.send("/refunds")
     assert "refunded" in alice.last_message.text
+
+
+async def test_pagination_edges_zero_one_and_exactly_one_page(bot, monkeypatch):
+    from tgbot.backend.base import TransactionPage
+
+    alice = await verified(bot, "Alice", ALICE)
+    real = (await all_transactions(bot, "U1003")).items
+    backend = bot.app.backend
+
+    for total, pages in ((0, None), (1, 1), (5, 1), (6, 2)):
+        items = real[:total]
+
+        async def fake(
+            account_id, *, since=None, until=None, status=None, limit=10, offset=0, _items=items
+        ):
+            return TransactionPage(items=_items[offset : offset + limit], total=len(_items))
+
+        monkeypatch.setattr(backend, "list_transactions", fake)
+        await alice.click("✓ All")
+        shown = alice.last_message
+        buttons = [d for d in shown.button_data if d.startswith("tx:open:")]
+        if total == 0:
+            assert shown.text.startswith("No transactions in the last 30 days.")
+        else:
+            assert f"page 1 of {pages}:" in shown.text
+        assert len(buttons) == min(total, 5)
+        assert ("Older ▶" in shown.buttons) is (total > 5)
+        assert "◀ Newer" not in shown.buttons
+
+
+async def test_english_phrase_search_with_a_weekday_and_amount(bot):
+    from tgbot.txquery import match_transactions, parse_query
+
+    alice = await verified(bot, "Alice", ALICE)
+    now = datetime.now(bot.app.config.zone)
+    page = await all_transactions(bot, "U1003", days=90)
+    phrase = "yesterday"
+    expected = match_transactions(parse_query(phrase, now), page.items)
+    await alice.send(phrase)
+    text = alice.last_message.text
+    if not expected:
+        assert text.startswith("I found no transaction matching")
+    elif len(expected) == 1:
+        assert expected[0].id in text
+    else:
+        assert text == "Several transactions match. Which one?"
+        shown = [d for d in alice.last_message.button_data if d.startswith("tx:open:")]
+        assert shown == [f"tx:open:{tx.id}" for tx in expected[:8]]
