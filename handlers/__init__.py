@@ -11,7 +11,20 @@ from enum import IntEnum
 
 from telegram.ext import Application, BaseHandler
 
-from . import agents, cards, core, freeze, handoff, lookup, menu, password, refund, verify
+from . import (
+    admin,
+    agents,
+    broadcast,
+    cards,
+    core,
+    freeze,
+    handoff,
+    lookup,
+    menu,
+    password,
+    refund,
+    verify,
+)
 from .common import GuidedFlow, final
 
 
@@ -36,6 +49,7 @@ FLOWS: list[Callable[[], GuidedFlow]] = [
     freeze.freeze_flow,
     lookup.lookup_flow,
     refund.refund_flow,
+    broadcast.broadcast_flow,
     handoff.rating_flow,
 ]
 
@@ -54,6 +68,8 @@ STAGES: list[tuple[Stage, Callable[[], list[BaseHandler]]]] = [
             + menu.command_handlers()
             + handoff.command_handlers()
             + agents.command_handlers()
+            + broadcast.command_handlers()
+            + admin.command_handlers()
         ),
     ),
     (Stage.ROUTER, lambda: final(handoff.router_handlers() + freeze.router_handlers())),

@@ -15,6 +15,7 @@ from datetime import datetime
 
 from telegram import InlineKeyboardButton, InlineKeyboardMarkup, InputFile, Message, Update
 from telegram.constants import ChatType, MessageEntityType
+from telegram.error import TelegramError
 from telegram.ext import (
     ApplicationHandlerStop,
     CallbackQueryHandler,
@@ -372,6 +373,17 @@ def _is_admin(update: Update, context: BotContext) -> bool:
     )
 
 
+async def _remove_from_groups(context: BotContext, user_id: int) -> None:
+    """Take a removed agent out of the agents' groups where the bot can (kick, not ban)."""
+    for chat_id in context.config.agent_chat_ids:
+        chat_id = context.app.desk.current_id(chat_id)
+        try:
+            await context.bot.ban_chat_member(chat_id, user_id)
+            await context.bot.unban_chat_member(chat_id, user_id, only_if_banned=True)
+        except TelegramError as exc:
+            _LOGGER.warning("Could not remove %s from agents' group %s: %s", user_id, chat_id, exc)
+
+
 async def roster_command(update: Update, context: BotContext) -> object:
     """/agent_add, /agent_remove, /agents: admins manage the roster (others: unknown)."""
     if not _is_admin(update, context):
@@ -400,6 +412,8 @@ async def roster_command(update: Update, context: BotContext) -> object:
         user_id = int(args[0])
         removed = await context.repos.agents.remove(user_id)
         await context.repos.audit.record(admin_id, "agent.remove", user_id)
+        if removed:
+            await _remove_from_groups(context, user_id)
         text = ROSTER_REMOVED if removed else ROSTER_UNKNOWN
         await message.reply_text(context._(text).format(user_id=user_id))
     else:

@@ -250,7 +250,10 @@ class GuidedFlow(ConversationHandler):
         entry_points: Sequence[BaseHandler],
         states: dict[object, Sequence[BaseHandler]],
         fallbacks: Sequence[BaseHandler] = (),
+        allowed: Callable[[Update, BotContext], bool] | None = None,
     ) -> None:
+        # Who may start the flow (e.g. admins); others get what an unknown command gets.
+        self._allowed = allowed
         for handler in entry_points:
             handler.callback = self._track(name, handler.callback, entry=True)
         for handlers in states.values():
@@ -296,6 +299,8 @@ class GuidedFlow(ConversationHandler):
             user_id = update.effective_user.id
             record = flow_record(context)
             query = update.callback_query
+            if entry and self._allowed is not None and not self._allowed(update, context):
+                return END  # not stopped: later stages answer as for an unknown command
             if entry:
                 if record is not None:
                     end_flow_of(context.application, user_id, chat_id)

@@ -20,6 +20,7 @@ from telegram.ext import Application, ApplicationBuilder, ContextTypes, Defaults
 from telegram.request import BaseRequest
 
 import handlers
+from handlers.broadcast import Broadcaster
 from handlers.common import FLOW_KEY, end_flow_of, is_expired, main_menu_markup, translator_for
 from handlers.core import timed_out_text
 from handlers.desk import SupportDesk
@@ -64,6 +65,7 @@ class WalletApplication(Application):
         self.flows: dict[str, Any] = {}
         self.outbox: OutboxWorker | None = None
         self.desk: SupportDesk | None = None
+        self.broadcaster: Broadcaster | None = None
         self.backend: Any = None
         #: Serve the demo wallet's pages (reset link, secure card entry) from this process;
         #: ``tgbot run`` turns it on, the sandbox demo mounts them on its own server.
@@ -98,6 +100,7 @@ class WalletApplication(Application):
             self.update_queue.inbox = self.repos.inbox
             self.outbox = OutboxWorker(self.bot, self.repos)
             self.desk = SupportDesk(self.bot, self.repos, self.outbox, self.config)
+            self.broadcaster = Broadcaster(self, self.repos, self.outbox)
             await super().initialize()
             await self._replay_inbox()
         except BaseException:
@@ -118,8 +121,9 @@ class WalletApplication(Application):
         assert self.outbox is not None
         await self.outbox.start()
         await self._publish_commands()
-        assert self.desk is not None
+        assert self.desk is not None and self.broadcaster is not None
         await self.desk.start()
+        await self.broadcaster.start()
         if self.serve_wallet_pages and self.config.backend == "demo":
             from tgbot.backend.pages import serve_wallet_pages
 
@@ -166,6 +170,8 @@ class WalletApplication(Application):
         if self._wallet_pages is not None:
             await self._wallet_pages.stop()
             self._wallet_pages = None
+        if self.broadcaster is not None:
+            await self.broadcaster.stop()  # a broadcast resumes at the next start
         if self.outbox is not None:
             await self.outbox.stop()
         await super().stop()
@@ -292,6 +298,7 @@ def build_application(
                 overall_per_second=config.rate_overall_per_second,
                 group_per_minute=config.rate_group_per_minute,
                 chat_per_second=config.rate_chat_per_second,
+                broadcast_per_second=config.broadcast_rate,
             )
         )
         .persistence(

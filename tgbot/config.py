@@ -217,6 +217,10 @@ class Config:
     wallet_public_url: str = "http://127.0.0.1:8766"
     #: Seconds a verification stays good for sensitive actions (reset, unlock, cards).
     verification_max_age: float = 600.0
+    #: Broadcast messages a second (below Telegram's ~30/s, leaving room for support).
+    broadcast_rate: float = 20.0
+    #: Let broadcasts use Telegram's paid broadcasts (allow_paid_broadcast, up to 1000/s).
+    paid_broadcast: bool = False
     #: Seconds between polls of the wallet for refund status changes.
     refund_poll_interval: float = 60.0
     #: One-time code of every demo phone (like test numbers of common auth services).
@@ -271,6 +275,8 @@ _FIELDS: dict[str, tuple[str, Callable[[str, str], Any]]] = {
     "VERIFICATION_MAX_AGE": ("verification_max_age", _positive_float),
     "DEMO_FIXED_CODE": ("demo_fixed_code", _fixed_code),
     "REFUND_POLL_INTERVAL": ("refund_poll_interval", _positive_float),
+    "BROADCAST_RATE": ("broadcast_rate", _positive_float),
+    "PAID_BROADCAST": ("paid_broadcast", _bool),
     "DEBUG_USER_TEXT": ("debug_user_text", _bool),
 }
 

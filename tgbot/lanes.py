@@ -104,7 +104,9 @@ class LaneRateLimiter(BaseRateLimiter[dict]):
         chat_per_second: float = 1.0,
         reply_retries: int = 2,
         clock: Callable[[], float] = time.monotonic,
+        broadcast_per_second: float | None = None,
     ) -> None:
+        # broadcast_per_second: the broadcast lane's own cap (below the overall rate).
         self._clock = clock
         now = clock()
         self._overall = TokenBucket(overall_per_second, max(1.0, overall_per_second), now)
@@ -117,6 +119,10 @@ class LaneRateLimiter(BaseRateLimiter[dict]):
         self._waiting_overall = [0] * len(Lane)
         self._reply_retries = reply_retries
         self._chat_order = KeyedLock()
+        # Broadcasts also keep to their own, lower rate, leaving room for support traffic.
+        self._broadcast = (
+            TokenBucket(broadcast_per_second, 1.0, now) if broadcast_per_second else None
+        )
 
     async def initialize(self) -> None:
         """Nothing to set up."""
@@ -146,8 +152,9 @@ class LaneRateLimiter(BaseRateLimiter[dict]):
             self._chats[chat_id] = bucket
         return bucket
 
-    async def acquire(self, lane: Lane, chat_id: int | None) -> None:
-        """Wait until ``lane`` may send one message to ``chat_id``."""
+    async def acquire(self, lane: Lane, chat_id: int | None, paid: bool = False) -> None:
+        """Wait until ``lane`` may send one message to ``chat_id`` (``paid``: a paid
+        broadcast, limited by its own rate only, not by the free overall budget)."""
         while True:
             now = self._clock()
             delay = self.paused_until(chat_id) - now
@@ -159,12 +166,22 @@ class LaneRateLimiter(BaseRateLimiter[dict]):
                 if delay > 0:
                     await asyncio.sleep(delay)
                     continue
-            if any(self._waiting_overall[:lane]):
+            if lane is Lane.BROADCAST and self._broadcast is not None:
+                delay = self._broadcast.wait_time(now)
+                if delay > 0:
+                    await asyncio.sleep(delay)
+                    continue
+            if paid:
+                delay = 0.0
+            elif any(self._waiting_overall[:lane]):
                 delay = 1.0 / self._overall.rate
             else:
                 delay = self._overall.wait_time(now)
             if delay <= 0:
-                self._overall.take(now)
+                if not paid:
+                    self._overall.take(now)
+                if lane is Lane.BROADCAST and self._broadcast is not None:
+                    self._broadcast.take(now)
                 if chat_id is not None:
                     self._chat_bucket(chat_id, now).take(now)
                 return
@@ -189,6 +206,7 @@ class LaneRateLimiter(BaseRateLimiter[dict]):
         other lanes raise to the outbox, which reschedules.
         """
         lane = Lane((rate_limit_args or {}).get("lane", Lane.REPLY))
+        paid = bool((rate_limit_args or {}).get("paid")) and lane is Lane.BROADCAST
         chat_id = _chat_id(data)
         limited = _is_limited(endpoint)
         attempt = 0
@@ -197,7 +215,7 @@ class LaneRateLimiter(BaseRateLimiter[dict]):
                 # One chat's sends leave in the order they asked, whatever their wait.
                 await self._chat_order.acquire(chat_id)
                 try:
-                    await self.acquire(lane, chat_id)
+                    await self.acquire(lane, chat_id, paid)
                 finally:
                     self._chat_order.release(chat_id)
             try:

@@ -204,7 +204,9 @@ class OutboxWorker:
         try:
             # The Bot API method by name (PTB warns on do_api_request for methods it knows).
             send = getattr(self._bot, item.method)
-            result = await send(**item.params, rate_limit_args={"lane": item.lane})
+            # Paid broadcasts (allow_paid_broadcast) are outside the free 30/s budget.
+            paid = bool(item.params.get("allow_paid_broadcast"))
+            result = await send(**item.params, rate_limit_args={"lane": item.lane, "paid": paid})
         except RetryAfter as exc:
             seconds = exc.retry_after
             seconds = float(getattr(seconds, "total_seconds", lambda: seconds)())

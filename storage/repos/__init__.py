@@ -2,9 +2,11 @@
 
 from storage.db import Database
 from storage.repos.audit import AuditEntry, AuditRepository
+from storage.repos.broadcasts import Broadcast, BroadcastRepository
 from storage.repos.inbox import InboxRepository
 from storage.repos.outbox import OutboxItem, OutboxRepository
 from storage.repos.refunds import RefundRecord, RefundRepository, SettingsRepository
+from storage.repos.stats import StatsRepository
 from storage.repos.tickets import Agent, AgentRepository, Ticket, TicketMessage, TicketRepository
 from storage.repos.users import User, UserRepository
 from storage.repos.verifications import Verification, VerificationRepository
@@ -15,6 +17,8 @@ __all__ = [
     "AgentRepository",
     "AuditEntry",
     "AuditRepository",
+    "Broadcast",
+    "BroadcastRepository",
     "InboxRepository",
     "OutboxItem",
     "OutboxRepository",
@@ -22,6 +26,7 @@ __all__ = [
     "RefundRepository",
     "Repositories",
     "SettingsRepository",
+    "StatsRepository",
     "Ticket",
     "TicketMessage",
     "TicketRepository",
@@ -47,3 +52,5 @@ class Repositories:
         self.verifications = VerificationRepository(db)
         self.refunds = RefundRepository(db)
         self.settings = SettingsRepository(db)
+        self.broadcasts = BroadcastRepository(db)
+        self.stats = StatsRepository(db)

@@ -117,3 +117,26 @@ async def test_reply_is_retried_after_a_server_error_but_other_lanes_are_not():
             flaky, (), {}, "sendMessage", {"chat_id": 3}, {"lane": Lane.RELAY}
         )
     assert len(attempts) == 1
+
+
+async def test_paid_broadcast_is_not_held_by_the_free_budget():
+    limiter = LaneRateLimiter(overall_per_second=1, broadcast_per_second=1000)
+    sent: list[int] = []
+
+    async def callback():
+        sent.append(1)
+        return True
+
+    args = {"lane": Lane.BROADCAST, "paid": True}
+    await asyncio.wait_for(
+        asyncio.gather(
+            *(
+                limiter.process_request(
+                    callback, (), {}, "sendMessage", {"chat_id": 100 + i}, args
+                )
+                for i in range(20)
+            )
+        ),
+        2.0,
+    )
+    assert len(sent) == 20

@@ -1,0 +1,684 @@
+"""Security-notice broadcasts: admins write a notice in 中文 and English, preview it as users
+will see it, confirm (a second admin approves when there are two or more), and the bot sends
+it to every user in their language at a steady rate through the outbox's broadcast lane,
+with live progress, pause / resume / cancel, a final report and a recall. A crash resumes
+the broadcast by itself; nobody is skipped.
+
+```mermaid
+stateDiagram-v2
+    [*] --> audience: /broadcast (admins)
+    audience --> text_zh: all / 中文
+    audience --> text_en: English
+    text_zh --> text_en: all
+    text_zh --> link
+    text_en --> link
+    link --> confirm: previews sent to the admin in each language
+    confirm --> approval: two or more admins
+    confirm --> running: one admin
+    approval --> running: another admin approves
+    running --> paused --> running
+    running --> done
+    running --> cancelled
+```
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from enum import StrEnum
+from typing import Any
+from urllib.parse import urlparse
+
+from telegram import InlineKeyboardButton, InlineKeyboardMarkup, Update
+from telegram.error import BadRequest, Forbidden, TelegramError
+from telegram.ext import CallbackQueryHandler, CommandHandler, MessageHandler
+from telegram.ext import filters as f
+
+from storage import Broadcast, OutboxItem, Repositories
+from tgbot.context import BotContext
+from tgbot.i18n import N_, translator
+from tgbot.lanes import Lane
+from tgbot.outbox import OutboxWorker
+
+from .common import (
+    END,
+    GuidedFlow,
+    main_menu_row,
+    nav_rows,
+    scratch,
+    send_step,
+)
+
+_LOGGER = logging.getLogger(__name__)
+
+#: Recipients queued in the outbox at a time (memory and table flat in the audience size).
+WINDOW = 200
+PROGRESS_EVERY = 5.0
+
+ASK_AUDIENCE = N_("📣 New security notice. Who should get it?")
+AUDIENCE_LABELS = {"all": N_("Everyone"), "zh_Hans": N_("Chinese users"), "en": N_("English users")}
+ASK_ZH = N_("Send the <b>Chinese</b> text of the notice (HTML formatting allowed).")
+ASK_EN = N_("Send the <b>English</b> text of the notice (HTML formatting allowed).")
+ASK_LINK = N_(
+    "Optionally send a link (https://…) for a button under the notice, or tap “No link”. "
+    "Allowed domains: {allowed}."
+)
+NO_LINK_LABEL = N_("No link")
+LINK_REFUSED = N_("Links may only go to {allowed}. Send another link or tap “No link”.")
+PREVIEW_HEAD = N_("Preview ({language}) — this is exactly what users will see:")
+PREVIEW_FAILED = N_("Telegram refused the {language} text: {error}. Please send it again.")
+CONFIRM = N_(
+    "Recipients: {total} ({detail}). Estimated duration: about {minutes} min at {rate} "
+    "messages a second. Send it?"
+)
+SEND_LABEL = N_("📣 Send")
+PAID_COST = N_(
+    "Paid broadcast is on: up to 1000 messages a second, costing about {stars} Telegram Stars."
+)
+WAITING_APPROVAL = N_("Broadcast #{id} is waiting for another admin to approve it.")
+APPROVAL_REQUEST = N_(
+    "📣 {admin} wants to send broadcast #{id} to {total} users. The previews follow. Approve it?"
+)
+APPROVE_LABEL = N_("✅ Approve")
+REJECT_LABEL = N_("❌ Reject")
+OWN_APPROVAL = N_("Another admin must approve your own broadcast.")
+REJECTED = N_("Broadcast #{id} was rejected by {admin}.")
+PROGRESS = N_(
+    "📣 Broadcast #{id}: {status}\n"
+    "Sent {sent}, failed {failed}, blocked {blocked}, remaining {remaining} of {total}.{eta}"
+)
+ETA = N_(" About {minutes} min left.")
+STATUS_NAMES = {
+    "running": N_("sending"),
+    "paused": N_("paused"),
+    "cancelled": N_("cancelled"),
+    "done": N_("finished"),
+    "awaiting_approval": N_("waiting for approval"),
+}
+PAUSE_LABEL = N_("⏸ Pause")
+RESUME_LABEL = N_("▶️ Resume")
+CANCEL_LABEL = N_("⏹ Cancel")
+RECALL_LABEL = N_("🗑 Recall")
+RECALLED = N_("🗑 Broadcast #{id} is being deleted from users' chats (within 48 hours).")
+NOTICES_HEAD = N_("Recent security notices from U-Pay:")
+NO_NOTICES = N_("There are no security notices right now.")
+NOT_ALLOWED = N_("Only admins can do this.")
+
+
+class Compose(StrEnum):
+    """States of the /broadcast conversation."""
+
+    AUDIENCE = "broadcast:audience"
+    TEXT_ZH = "broadcast:text_zh"
+    TEXT_EN = "broadcast:text_en"
+    LINK = "broadcast:link"
+    CONFIRM = "broadcast:confirm"
+
+
+def is_admin(context: BotContext, user_id: int | None) -> bool:
+    """Return True for a configured admin (checked on every call)."""
+    return user_id is not None and user_id in context.config.admin_ids
+
+
+def _link_ok(url: str, allowlist: tuple[str, ...]) -> bool:
+    parsed = urlparse(url.strip())
+    host = (parsed.hostname or "").lower()
+    return parsed.scheme == "https" and any(host == d or host.endswith("." + d) for d in allowlist)
+
+
+class Broadcaster:
+    """Feeds running broadcasts into the outbox's broadcast lane and reports progress."""
+
+    def __init__(self, application: Any, repos: Repositories, outbox: OutboxWorker) -> None:
+        self._app = application
+        self._repos = repos
+        self._outbox = outbox
+        self._wake = asyncio.Event()
+        self._task: asyncio.Task | None = None
+        self._last_progress: dict[int, float] = {}
+        outbox.on_sent("broadcast", self._sent)
+        outbox.on_failed("broadcast", self._failed)
+
+    async def start(self) -> None:
+        """Resume running broadcasts (after a crash too) and wait for new ones."""
+        self._task = asyncio.create_task(self._run(), name="broadcaster")
+
+    async def stop(self) -> None:
+        """Stop feeding (a broadcast resumes at the next start)."""
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            self._task = None
+
+    def wake(self) -> None:
+        """Look at the broadcasts now."""
+        self._wake.set()
+
+    async def _run(self) -> None:
+        while True:
+            try:
+                busy = False
+                for broadcast in await self._repos.broadcasts.with_status("running"):
+                    busy |= await self._feed(broadcast)
+                if not busy:
+                    self._wake.clear()
+                    with contextlib.suppress(TimeoutError):
+                        await asyncio.wait_for(self._wake.wait(), timeout=1.0)
+                else:
+                    await asyncio.sleep(0.2)
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                _LOGGER.exception("Broadcaster error; retrying in a second")
+                await asyncio.sleep(1.0)
+
+    async def _feed(self, broadcast: Broadcast) -> bool:
+        """Keep up to WINDOW recipients queued; finish when nobody is left. True if busy."""
+        counts = await self._repos.broadcasts.counts(broadcast.id)
+        queued = counts.get("queued", 0)
+        if queued < WINDOW:
+            batch = await self._repos.broadcasts.next_pending(broadcast.id, WINDOW - queued)
+            if batch:
+                items = [self._item(broadcast, user_id, language) for user_id, language in batch]
+                async with self._repos.db.transaction():
+                    await self._repos.outbox.enqueue_many(items)
+                    await self._repos.broadcasts.mark(
+                        broadcast.id, [user_id for user_id, _ in batch], "queued"
+                    )
+                self._outbox.wake()
+                counts = await self._repos.broadcasts.counts(broadcast.id)
+        if not counts.get("pending") and not counts.get("queued"):
+            if await self._repos.broadcasts.set_status(
+                broadcast.id, "done", expect=("running",), finished_at=time.time()
+            ):
+                await self._repos.audit.record(None, "broadcast.done", broadcast.id, counts)
+            await self.report(broadcast.id, force=True)
+            return False
+        await self.report(broadcast.id)
+        return True
+
+    def _item(self, broadcast: Broadcast, user_id: int, language: str) -> dict[str, Any]:
+        text = broadcast.text_zh if language == "zh_Hans" else broadcast.text_en
+        text = text or broadcast.text_en or broadcast.text_zh or ""
+        params: dict[str, Any] = {"chat_id": user_id, "text": text}
+        if broadcast.link_url:
+            label = translator(language).gettext(N_("🔗 Read more"))
+            params["reply_markup"] = {
+                "inline_keyboard": [[{"text": label, "url": broadcast.link_url}]]
+            }
+        if self._app.config.paid_broadcast:
+            params["allow_paid_broadcast"] = True
+        return {
+            "lane": int(Lane.BROADCAST),
+            "chat_id": user_id,
+            "method": "sendMessage",
+            "params": params,
+            "kind": "broadcast",
+            "ref": str(broadcast.id),
+            # The round changes on resume: recipients put back by a pause are queued anew.
+            "dedupe_key": f"broadcast:{broadcast.id}:{broadcast.round}:{user_id}",
+        }
+
+    async def _sent(self, item: OutboxItem, result: Any) -> None:
+        await self._repos.broadcasts.delivered(
+            int(item.ref or 0), item.chat_id, getattr(result, "message_id", None)
+        )
+
+    async def _failed(self, item: OutboxItem, error: Exception) -> None:
+        broadcast_id = int(item.ref or 0)
+        if isinstance(error, Forbidden):
+            # Blocked or deactivated: skipped from now on, until they /start again.
+            await self._repos.users.set_blocked(item.chat_id, True)
+            await self._repos.broadcasts.mark(broadcast_id, [item.chat_id], "blocked")
+        else:
+            await self._repos.broadcasts.mark(broadcast_id, [item.chat_id], "failed")
+
+    async def pause(self, broadcast_id: int) -> bool:
+        """Stop sending; queued messages go back to pending."""
+        if not await self._repos.broadcasts.set_status(broadcast_id, "paused", expect=("running",)):
+            return False
+        await self._repos.outbox.cancel_pending("broadcast", str(broadcast_id))
+        await self._repos.broadcasts.reset_queued(broadcast_id)
+        await self.report(broadcast_id, force=True)
+        return True
+
+    async def resume(self, broadcast_id: int) -> bool:
+        """Go on sending where it stopped."""
+        broadcast = await self._repos.broadcasts.get(broadcast_id)
+        if broadcast is None or not await self._repos.broadcasts.set_status(
+            broadcast_id, "running", expect=("paused",), round=broadcast.round + 1
+        ):
+            return False
+        self.wake()
+        await self.report(broadcast_id, force=True)
+        return True
+
+    async def cancel(self, broadcast_id: int) -> bool:
+        """Stop for good; nobody else gets it."""
+        if not await self._repos.broadcasts.set_status(
+            broadcast_id,
+            "cancelled",
+            expect=("running", "paused", "awaiting_approval"),
+            finished_at=time.time(),
+        ):
+            return False
+        await self._repos.outbox.cancel_pending("broadcast", str(broadcast_id))
+        await self._repos.broadcasts.cancel_pending(broadcast_id)
+        await self.report(broadcast_id, force=True)
+        return True
+
+    async def recall(self, broadcast_id: int) -> int:
+        """Delete a sent broadcast from users' chats (Telegram allows 48 hours)."""
+        await self.cancel(broadcast_id)
+        await self._repos.broadcasts.set_status(
+            broadcast_id,
+            (await self._repos.broadcasts.get(broadcast_id)).status,
+            recalled_at=time.time(),
+        )
+        count, after = 0, 0
+        while True:
+            batch = await self._repos.broadcasts.sent_messages(broadcast_id, after, 500)
+            if not batch:
+                return count
+            await self._repos.outbox.enqueue_many(
+                [
+                    {
+                        "lane": int(Lane.BROADCAST),
+                        "chat_id": user_id,
+                        "method": "deleteMessage",
+                        "params": {"chat_id": user_id, "message_id": message_id},
+                        "kind": "broadcast_recall",
+                        "ref": str(broadcast_id),
+                        "dedupe_key": f"recall:{broadcast_id}:{user_id}",
+                    }
+                    for user_id, message_id in batch
+                ]
+            )
+            self._outbox.wake()
+            count += len(batch)
+            after = batch[-1][0]
+
+    async def start_broadcast(self, broadcast_id: int, approved_by: int | None) -> int:
+        """Snapshot the audience and start sending; return the recipient count."""
+        broadcast = await self._repos.broadcasts.get(broadcast_id)
+        total = await self._repos.broadcasts.add_recipients(
+            broadcast_id, broadcast.audience, self._app.config.default_language
+        )
+        await self._repos.broadcasts.set_status(
+            broadcast_id,
+            "running",
+            expect=("draft", "awaiting_approval"),
+            started_at=time.time(),
+            approved_by=approved_by,
+        )
+        await self._repos.audit.record(
+            approved_by or broadcast.created_by, "broadcast.start", broadcast_id, {"total": total}
+        )
+        self.wake()
+        return total
+
+    async def report(self, broadcast_id: int, force: bool = False) -> None:
+        """Edit the admin's progress message (at most every few seconds unless forced)."""
+        now = time.monotonic()
+        if not force and now - self._last_progress.get(broadcast_id, 0) < PROGRESS_EVERY:
+            return
+        self._last_progress[broadcast_id] = now
+        broadcast = await self._repos.broadcasts.get(broadcast_id)
+        if broadcast is None or broadcast.progress_message_id is None:
+            return
+        text, markup = await progress_view(self._app, broadcast)
+        try:
+            await self._app.bot.edit_message_text(
+                text,
+                chat_id=broadcast.progress_chat_id,
+                message_id=broadcast.progress_message_id,
+                reply_markup=markup,
+            )
+        except TelegramError as exc:
+            if "not modified" not in str(exc).lower():
+                _LOGGER.info("Could not update broadcast progress: %s", exc)
+
+
+async def progress_view(app: Any, broadcast: Broadcast) -> tuple[str, InlineKeyboardMarkup]:
+    """Return the progress text and buttons of a broadcast, in the default language."""
+    tr = translator(app.config.default_language)
+    counts = await app.repos.broadcasts.counts(broadcast.id)
+    remaining = counts.get("pending", 0) + counts.get("queued", 0)
+    eta = ""
+    if broadcast.status == "running" and remaining:
+        eta = tr.gettext(ETA).format(
+            minutes=max(1, round(remaining / app.config.broadcast_rate / 60))
+        )
+    text = tr.gettext(PROGRESS).format(
+        id=broadcast.id,
+        status=tr.gettext(STATUS_NAMES.get(broadcast.status, STATUS_NAMES["running"])),
+        sent=counts.get("sent", 0),
+        failed=counts.get("failed", 0),
+        blocked=counts.get("blocked", 0),
+        remaining=remaining,
+        total=broadcast.total,
+        eta=eta,
+    )
+    row = []
+    if broadcast.status == "running":
+        row.append(
+            InlineKeyboardButton(tr.gettext(PAUSE_LABEL), callback_data=f"bc:pause:{broadcast.id}")
+        )
+    if broadcast.status == "paused":
+        row.append(
+            InlineKeyboardButton(
+                tr.gettext(RESUME_LABEL), callback_data=f"bc:resume:{broadcast.id}"
+            )
+        )
+    if broadcast.status in ("running", "paused"):
+        row.append(
+            InlineKeyboardButton(
+                tr.gettext(CANCEL_LABEL), callback_data=f"bc:cancel:{broadcast.id}"
+            )
+        )
+    if broadcast.status in ("done", "cancelled", "running", "paused") and not broadcast.recalled_at:
+        row.append(
+            InlineKeyboardButton(
+                tr.gettext(RECALL_LABEL), callback_data=f"bc:recall:{broadcast.id}"
+            )
+        )
+    return text, InlineKeyboardMarkup([row] if row else [])
+
+
+# ---------------------------------------------------------------------- the /broadcast flow
+
+
+async def compose_start(update: Update, context: BotContext) -> object:
+    """Ask the admin for the audience (anyone else: as an unknown command)."""
+    scratch(context).clear()
+    rows = [
+        [InlineKeyboardButton(context._(label), callback_data=f"bc:aud:{key}")]
+        for key, label in AUDIENCE_LABELS.items()
+    ]
+    await send_step(
+        update, context, context._(ASK_AUDIENCE), [*rows, *nav_rows(context)], edit=False
+    )
+    return Compose.AUDIENCE
+
+
+async def audience_chosen(update: Update, context: BotContext) -> object:
+    """Store the audience; ask for the first text it needs."""
+    query = update.callback_query
+    key = query.data.split(":")[2]
+    await query.answer()
+    if key not in AUDIENCE_LABELS or not is_admin(context, query.from_user.id):
+        return END
+    scratch(context)["audience"] = key
+    if key in ("all", "zh_Hans"):
+        await send_step(update, context, context._(ASK_ZH), nav_rows(context))
+        return Compose.TEXT_ZH
+    await send_step(update, context, context._(ASK_EN), nav_rows(context))
+    return Compose.TEXT_EN
+
+
+async def text_zh(update: Update, context: BotContext) -> object:
+    """Store the Chinese text (as the admin formatted it); ask for English if needed."""
+    scratch(context)["zh"] = update.message.text_html
+    if scratch(context)["audience"] == "all":
+        await send_step(update, context, context._(ASK_EN), nav_rows(context), edit=False)
+        return Compose.TEXT_EN
+    return await ask_link(update, context)
+
+
+async def text_en(update: Update, context: BotContext) -> object:
+    """Store the English text; ask for a link."""
+    scratch(context)["en"] = update.message.text_html
+    return await ask_link(update, context)
+
+
+async def ask_link(update: Update, context: BotContext) -> object:
+    """Ask for an optional link button."""
+    rows = [[InlineKeyboardButton(context._(NO_LINK_LABEL), callback_data="bc:nolink")]]
+    allowed = ", ".join(context.config.link_allowlist)
+    await send_step(
+        update,
+        context,
+        context._(ASK_LINK).format(allowed=allowed),
+        [*rows, *nav_rows(context)],
+        edit=False,
+    )
+    return Compose.LINK
+
+
+async def link_typed(update: Update, context: BotContext) -> object:
+    """Accept only https links to allow-listed domains."""
+    url = update.message.text.strip()
+    if not _link_ok(url, context.config.link_allowlist):
+        allowed = ", ".join(context.config.link_allowlist)
+        await update.message.reply_text(context._(LINK_REFUSED).format(allowed=allowed))
+        return None
+    scratch(context)["link"] = url
+    return await preview(update, context)
+
+
+async def no_link(update: Update, context: BotContext) -> object:
+    """Go on without a link."""
+    await update.callback_query.answer()
+    scratch(context)["link"] = None
+    return await preview(update, context)
+
+
+async def preview(update: Update, context: BotContext) -> object:
+    """Send the notice to the admin in each language (Telegram checks it), then confirm."""
+    data = scratch(context)
+    chat_id = update.effective_chat.id
+    for language, key, state in (("zh_Hans", "zh", Compose.TEXT_ZH), ("en", "en", Compose.TEXT_EN)):
+        text = data.get(key)
+        if not text:
+            continue
+        name = "中文" if language == "zh_Hans" else "English"
+        markup = None
+        if data.get("link"):
+            label = translator(language).gettext(N_("🔗 Read more"))
+            markup = InlineKeyboardMarkup([[InlineKeyboardButton(label, url=data["link"])]])
+        try:
+            await context.bot.send_message(chat_id, context._(PREVIEW_HEAD).format(language=name))
+            await context.bot.send_message(chat_id, text, reply_markup=markup)
+        except BadRequest as exc:
+            await context.bot.send_message(
+                chat_id, context._(PREVIEW_FAILED).format(language=name, error=exc.message)
+            )
+            return state
+    counts = await context.repos.broadcasts.audience_counts(
+        data["audience"], context.config.default_language
+    )
+    total = sum(counts.values())
+    detail = ", ".join(
+        f"{'中文' if k == 'zh_Hans' else 'English'} {v}" for k, v in sorted(counts.items())
+    )
+    minutes = max(1, round(total / context.config.broadcast_rate / 60))
+    rows = [[InlineKeyboardButton(context._(SEND_LABEL), callback_data="bc:send")]]
+    paid = ""
+    if context.config.paid_broadcast:
+        # Telegram charges 0.1 Star per message sent above the free rate.
+        paid = "\n" + context._(PAID_COST).format(stars=context.tr.number(-(-total // 10)))
+    text = context._(CONFIRM).format(
+        total=total,
+        detail=detail or "0",
+        minutes=minutes,
+        rate=context.tr.number(context.config.broadcast_rate),
+    )
+    await send_step(update, context, text + paid, [*rows, *nav_rows(context)], edit=False)
+    return Compose.CONFIRM
+
+
+async def send_confirmed(update: Update, context: BotContext) -> object:
+    """Start the broadcast, or ask the other admins to approve it."""
+    query = update.callback_query
+    await query.answer()
+    admin_id = query.from_user.id
+    if not is_admin(context, admin_id):
+        return END
+    data = scratch(context)
+    two_man = len(context.config.admin_ids) >= 2
+    broadcast_id = await context.repos.broadcasts.create(
+        admin_id,
+        data["audience"],
+        data.get("zh"),
+        data.get("en"),
+        data.get("link"),
+        status="awaiting_approval" if two_man else "draft",
+    )
+    await context.repos.audit.record(
+        admin_id,
+        "broadcast.create",
+        broadcast_id,
+        {"audience": data["audience"], "link": data.get("link")},
+    )
+    progress = await context.bot.send_message(update.effective_chat.id, "📣 …")
+    await context.repos.broadcasts.set_progress_message(
+        broadcast_id, progress.chat_id, progress.message_id
+    )
+    if two_man:
+        await send_step(
+            update,
+            context,
+            context._(WAITING_APPROVAL).format(id=broadcast_id),
+            [main_menu_row(context)],
+        )
+        await _ask_approval(context, broadcast_id, admin_id, update.effective_user.full_name)
+    else:
+        await context.app.broadcaster.start_broadcast(broadcast_id, None)
+    await context.app.broadcaster.report(broadcast_id, force=True)
+    return END
+
+
+async def _ask_approval(context: BotContext, broadcast_id: int, creator: int, name: str) -> None:
+    broadcast = await context.repos.broadcasts.get(broadcast_id)
+    counts = await context.repos.broadcasts.audience_counts(
+        broadcast.audience, context.config.default_language
+    )
+    tr = translator(context.config.default_language)
+    markup = InlineKeyboardMarkup(
+        [
+            [
+                InlineKeyboardButton(
+                    tr.gettext(APPROVE_LABEL), callback_data=f"bc:approve:{broadcast_id}"
+                ),
+                InlineKeyboardButton(
+                    tr.gettext(REJECT_LABEL), callback_data=f"bc:reject:{broadcast_id}"
+                ),
+            ]
+        ]
+    )
+    for admin_id in sorted(context.config.admin_ids - {creator}):
+        try:
+            await context.bot.send_message(
+                admin_id,
+                tr.gettext(APPROVAL_REQUEST).format(
+                    admin=name, id=broadcast_id, total=sum(counts.values())
+                ),
+            )
+            for text in (broadcast.text_zh, broadcast.text_en):
+                if text:
+                    await context.bot.send_message(admin_id, text)
+            await context.bot.send_message(admin_id, f"#{broadcast_id}", reply_markup=markup)
+        except TelegramError as exc:
+            _LOGGER.warning("Could not ask admin %s to approve: %s", admin_id, exc)
+
+
+async def broadcast_button(update: Update, context: BotContext) -> object:
+    """Approve / reject / pause / resume / cancel / recall: admins only, checked each press."""
+    query = update.callback_query
+    if not is_admin(context, query.from_user.id):
+        await query.answer(context._(NOT_ALLOWED), show_alert=True)
+        return None
+    _, action, raw_id = query.data.split(":")
+    broadcast_id = int(raw_id)
+    broadcast = await context.repos.broadcasts.get(broadcast_id)
+    if broadcast is None:
+        await query.answer()
+        return None
+    admin_id = query.from_user.id
+    caster = context.app.broadcaster
+    if action == "approve":
+        if admin_id == broadcast.created_by:
+            await query.answer(context._(OWN_APPROVAL), show_alert=True)
+            return None
+        await query.answer()
+        if broadcast.status == "awaiting_approval":
+            await context.repos.audit.record(admin_id, "broadcast.approve", broadcast_id)
+            await caster.start_broadcast(broadcast_id, admin_id)
+            await query.edit_message_reply_markup(None)
+    elif action == "reject":
+        await query.answer()
+        if await context.repos.broadcasts.set_status(
+            broadcast_id, "rejected", expect=("awaiting_approval",)
+        ):
+            await context.repos.audit.record(admin_id, "broadcast.reject", broadcast_id)
+            await query.edit_message_reply_markup(None)
+            await context.bot.send_message(
+                broadcast.created_by,
+                context._(REJECTED).format(id=broadcast_id, admin=update.effective_user.full_name),
+            )
+    else:
+        await query.answer()
+        handler = {"pause": caster.pause, "resume": caster.resume, "cancel": caster.cancel}.get(
+            action
+        )
+        if handler is not None:
+            if await handler(broadcast_id):
+                await context.repos.audit.record(admin_id, f"broadcast.{action}", broadcast_id)
+        elif action == "recall":
+            count = await caster.recall(broadcast_id)
+            await context.repos.audit.record(
+                admin_id, "broadcast.recall", broadcast_id, {"messages": count}
+            )
+            await context.bot.send_message(
+                update.effective_chat.id, context._(RECALLED).format(id=broadcast_id)
+            )
+    await caster.report(broadcast_id, force=True)
+    return None
+
+
+async def notices(update: Update, context: BotContext) -> None:
+    """``/notices``: recent security notices in the user's language."""
+    items = await context.repos.broadcasts.sent_notices()
+    if not items:
+        await update.effective_message.reply_text(
+            context._(NO_NOTICES), reply_markup=InlineKeyboardMarkup([main_menu_row(context)])
+        )
+        return
+    await update.effective_message.reply_text(context._(NOTICES_HEAD))
+    for item in items[:3]:
+        text = item.text_zh if context.lang == "zh_Hans" else item.text_en
+        await update.effective_message.reply_text(text or item.text_en or item.text_zh or "")
+
+
+def broadcast_flow() -> GuidedFlow:
+    """Build the /broadcast conversation (admins only)."""
+    text = f.TEXT & ~f.COMMAND
+    return GuidedFlow(
+        name="broadcast",
+        entry_points=[CommandHandler("broadcast", compose_start, filters=f.ChatType.PRIVATE)],
+        allowed=lambda update, context: is_admin(context, update.effective_user.id),
+        states={
+            Compose.AUDIENCE: [CallbackQueryHandler(audience_chosen, pattern=r"^bc:aud:\w+$")],
+            Compose.TEXT_ZH: [MessageHandler(text, text_zh)],
+            Compose.TEXT_EN: [MessageHandler(text, text_en)],
+            Compose.LINK: [
+                CallbackQueryHandler(no_link, pattern=r"^bc:nolink$"),
+                MessageHandler(text, link_typed),
+            ],
+            Compose.CONFIRM: [CallbackQueryHandler(send_confirmed, pattern=r"^bc:send$")],
+        },
+    )
+
+
+def command_handlers() -> list:
+    """Return the broadcast control buttons and /notices."""
+    return [
+        CallbackQueryHandler(
+            broadcast_button, pattern=r"^bc:(approve|reject|pause|resume|cancel|recall):\d+$"
+        ),
+        CommandHandler("notices", notices, filters=f.ChatType.PRIVATE),
+    ]

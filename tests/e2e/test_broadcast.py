@@ -1,0 +1,240 @@
+"""Admins' broadcasts, stats and audit, through the emulator with fast caps."""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import random
+
+from tests.harness import TOKEN, UserSession
+from tgbot.sandbox.emulator import TelegramEmulator
+from tgbot.sandbox.models import Caps, Faults
+
+ZH_TEXT = "【安全提醒】客服不会向您索要验证码。"
+EN_TEXT = "Security notice: support never asks for your codes."
+
+
+async def make_world(make_bot, users=50, admins=1, **config):
+    emu = TelegramEmulator(TOKEN, strict=True, caps=Caps(enabled=False))
+    admin_users = [
+        emu.add_user(f"Admin{i}", language_code="en", started=True) for i in range(admins)
+    ]
+    config.setdefault("broadcast_rate", 5000.0)
+    bot = await make_bot(emu=emu, admin_ids=frozenset(a.id for a in admin_users), **config)
+    people = []
+    for i in range(users):
+        lang = "zh-hans" if i % 2 else "en"
+        user = emu.add_user(f"U{i}", language_code=lang, started=True)
+        await bot.app.repos.users.touch(user.id, user.first_name, lang)
+        people.append(user)
+    admins_s = [UserSession(bot, a.id, a.first_name) for a in admin_users]
+    return bot, emu, admins_s, people
+
+
+async def compose(admin, audience="Everyone", link=None):
+    await admin.send("/broadcast")
+    await admin.click(audience)
+    if audience in ("Everyone", "Chinese users"):
+        await admin.send(ZH_TEXT)
+    if audience in ("Everyone", "English users"):
+        await admin.send(EN_TEXT)
+    if link:
+        await admin.send(link)
+    else:
+        await admin.click("No link")
+    return admin.last_message
+
+
+async def press_send(bot, admin):
+    """Press "📣 Send" without waiting for the whole broadcast (as a person would)."""
+    message = next(
+        m
+        for m in reversed(bot.emu.bot_messages(admin.user_id))
+        if "bc:send" in str(m.get("reply_markup"))
+    )
+    bot.emu.press_button(admin.user_id, admin.user_id, message["message_id"], "bc:send")
+    await asyncio.sleep(0.3)
+
+
+async def wait_done(bot, broadcast_id=1, timeout=60.0):
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while (await bot.app.repos.broadcasts.get(broadcast_id)).status not in ("done", "cancelled"):
+        assert loop.time() < deadline, await bot.app.repos.broadcasts.counts(broadcast_id)
+        await asyncio.sleep(0.05)
+    await bot.settle(timeout=timeout)
+
+
+def received(emu, user_id):
+    return [m.get("text") for m in emu.bot_messages(user_id)]
+
+
+async def test_broadcast_to_thousands_with_429s_and_blocked_users(make_bot):
+    bot, emu, (admin,), people = await make_world(make_bot, users=2000)
+    bot.app.outbox.retry_scale = 0.01
+    blocked = people[:20]
+    for user in blocked:
+        emu.block_bot(user.id)
+    confirm = await compose(admin)
+    # The admin is a user too (they wrote to the bot).
+    assert "Recipients: 2001 (English 1001, 中文 1000)" in confirm.text
+    assert [t for t in admin.texts if t in (ZH_TEXT, EN_TEXT)] == [ZH_TEXT, EN_TEXT]  # previews
+    emu.faults = Faults(
+        rate_429=0.05, retry_after=1, rng=random.Random(5), methods=frozenset({"sendMessage"})
+    )
+    await press_send(bot, admin)
+    await wait_done(bot)
+    emu.faults = Faults()
+    counts = await bot.app.repos.broadcasts.counts(1)
+    assert counts == {"sent": 1981, "blocked": 20}
+    for user in people[20:]:
+        expected = ZH_TEXT if user.language_code == "zh-hans" else EN_TEXT
+        assert received(emu, user.id).count(expected) == 1
+    assert (await bot.app.repos.users.get(blocked[0].id)).blocked
+    progress = next(
+        m
+        for m in emu.bot_messages(admin.user_id)
+        if m.get("text", "").startswith("📣 Broadcast #1")
+    )
+    assert "finished" in progress["text"] and "Sent 1981, failed 0, blocked 20" in progress["text"]
+
+
+async def test_broadcast_resumes_after_a_stop_mid_way_without_skipping(make_bot):
+    bot, emu, (admin,), people = await make_world(make_bot, users=600, broadcast_rate=150.0)
+    await compose(admin, "English users")
+    await press_send(bot, admin)
+    await asyncio.sleep(1.0)
+    counts = await bot.app.repos.broadcasts.counts(1)
+    assert 0 < counts.get("sent", 0) < 300
+    await bot.stop()  # the process goes away mid-broadcast
+    bot2 = await make_bot(emu=emu, admin_ids=frozenset({admin.user_id}), broadcast_rate=5000.0)
+    await wait_done(bot2)
+    english = [u for u in people if u.language_code == "en"]
+    got = collections.Counter(received(emu, u.id).count(EN_TEXT) for u in english)
+    assert got[0] == 0  # nobody skipped
+    assert sum(n - 1 for n in got.elements() if n > 1) <= 8  # duplicates at most in flight
+    assert (await bot2.app.repos.broadcasts.counts(1)) == {"sent": 301}
+
+
+async def test_pause_resume_cancel_and_recall(make_bot):
+    bot, emu, (admin,), people = await make_world(make_bot, users=400, broadcast_rate=150.0)
+    limiter = bot.app.bot.rate_limiter
+    limiter._broadcast.rate = 100.0
+    await compose(admin)
+    await press_send(bot, admin)
+    await asyncio.sleep(0.5)
+    await admin.click("⏸ Pause")
+    paused = await bot.app.repos.broadcasts.counts(1)
+    await asyncio.sleep(0.5)
+    await bot.settle()
+    after = await bot.app.repos.broadcasts.counts(1)
+    assert after.get("sent", 0) <= paused.get("sent", 0) + 8  # only what was in flight
+    assert (await bot.app.repos.broadcasts.get(1)).status == "paused"
+    limiter._broadcast.rate = 5000.0
+    await admin.click("▶️ Resume")
+    await wait_done(bot)
+    assert (await bot.app.repos.broadcasts.counts(1)) == {"sent": 401}
+    await admin.click("🗑 Recall")
+    await bot.settle()
+    assert all(
+        not received(emu, u.id)
+        or ZH_TEXT not in received(emu, u.id)
+        and EN_TEXT not in received(emu, u.id)
+        for u in people
+    )
+    # A second broadcast cancelled early reaches nobody more.
+    limiter._broadcast.rate = 20.0
+    await compose(admin, "Chinese users")
+    await press_send(bot, admin)
+    await admin.click("⏹ Cancel")
+    await bot.settle()
+    counts = await bot.app.repos.broadcasts.counts(2)
+    assert counts.get("cancelled", 0) > 0 and counts.get("pending", 0) == 0
+    actions = [e.action for e in await bot.app.repos.audit.recent(20)]
+    assert {"broadcast.pause", "broadcast.resume", "broadcast.recall", "broadcast.cancel"} <= set(
+        actions
+    )
+
+
+async def test_two_admins_one_creates_the_other_approves(make_bot):
+    bot, emu, (alice, bob), people = await make_world(make_bot, users=10, admins=2)
+    await compose(alice)
+    await alice.click("📣 Send")
+    assert alice.texts[-2].startswith("Broadcast #1 is waiting for another admin") or any(
+        "waiting for another admin" in t for t in alice.texts
+    )
+    assert not any(EN_TEXT in received(emu, u.id) for u in people)
+    approve_msg = emu.bot_messages(bob.user_id)[-1]
+    # The creator cannot approve their own broadcast, even with a forged press.
+    query = emu.user_press(
+        alice.user_id, alice.user_id, alice.messages[-1].message_id, "bc:approve:1"
+    )
+    await bot.settle()
+    assert emu.callback_answers[query]["text"] == "Another admin must approve your own broadcast."
+    await bob.click("✅ Approve", message_id=approve_msg["message_id"])
+    await wait_done(bot)
+    assert (await bot.app.repos.broadcasts.get(1)).approved_by == bob.user_id
+    assert all(received(emu, u.id) for u in people)
+    assert "broadcast.approve" in [e.action for e in await bot.app.repos.audit.recent(10)]
+
+
+async def test_links_only_to_allowed_domains(make_bot):
+    bot, emu, (admin,), _ = await make_world(make_bot, users=2)
+    await admin.send("/broadcast")
+    await admin.click("English users")
+    await admin.send(EN_TEXT)
+    for bad in ("http://upay.com/x", "https://upay-verify.xyz/login", "https://upay.com.evil.io"):
+        await admin.send(bad)
+        assert admin.last_message.text.startswith("Links may only go to upay.com")
+    await admin.send("https://help.upay.com/safety")
+    preview = [m for m in emu.bot_messages(admin.user_id) if m.get("text") == EN_TEXT][-1]
+    assert preview["reply_markup"]["inline_keyboard"][0][0]["url"] == "https://help.upay.com/safety"
+
+
+async def test_authorization_matrix(make_bot):
+    bot, emu, (admin,), (user, agent_user, *_) = await make_world(make_bot, users=3)
+    await bot.app.repos.agents.add(agent_user.id, "Agent", admin.user_id)
+    commands = ["/broadcast", "/stats", "/audit", "/agents", "/agent_add 5 X", "/agent_remove 5"]
+    for person in (user, agent_user):
+        session = UserSession(bot, person.id, person.first_name)
+        for command in commands:
+            await session.send(command)
+            assert session.last_message.text in (
+                "Sorry, I did not understand that. Please choose from the menu below.",
+                "抱歉，我没能理解您的意思，请从下方菜单中选择。",
+            ), command
+    await admin.send("/stats")
+    assert admin.last_message.text.startswith("Users: 4")
+    await admin.send("/audit")
+    assert (
+        admin.last_message.text.startswith("Recent actions:") or "empty" in admin.last_message.text
+    )
+
+
+async def test_support_replies_flow_while_a_broadcast_runs(make_bot):
+    bot, emu, (admin,), people = await make_world(make_bot, users=300, broadcast_rate=150.0)
+    bot.app.bot.rate_limiter._broadcast.rate = 50.0  # ~6 s for everyone
+    await compose(admin, "English users")
+    await press_send(bot, admin)
+    chatter = UserSession(bot, people[1].id, "U1")  # a Chinese user: not in this audience
+    emu.user_send(chatter.user_id, "/help")
+    loop = asyncio.get_running_loop()
+    start = loop.time()
+    while not any(
+        "安全提醒" in t or "我能为您做什么" in (t or "") for t in received(emu, chatter.user_id)
+    ):
+        await asyncio.sleep(0.01)
+        assert loop.time() - start < 5
+    remaining = await bot.app.repos.broadcasts.counts(1)
+    assert remaining.get("pending", 0) + remaining.get("queued", 0) > 0  # still broadcasting
+    await bot.app.broadcaster.cancel(1)
+
+
+async def test_users_read_recent_notices(make_bot):
+    bot, emu, (admin,), (en_user, zh_user, *_) = await make_world(make_bot, users=4)
+    await compose(admin)
+    await admin.click("📣 Send")
+    await wait_done(bot)
+    zh = UserSession(bot, zh_user.id, "U1")
+    await zh.send("/notices")
+    assert zh.last_message.text == ZH_TEXT
