@@ -23,6 +23,7 @@ from . import (
     menu,
     password,
     refund,
+    selfservice,
     verify,
 )
 from .common import GuidedFlow, final
@@ -72,7 +73,14 @@ STAGES: list[tuple[Stage, Callable[[], list[BaseHandler]]]] = [
             + admin.command_handlers()
         ),
     ),
-    (Stage.ROUTER, lambda: final(handoff.router_handlers() + freeze.router_handlers())),
+    (
+        Stage.ROUTER,
+        lambda: final(
+            handoff.router_handlers()
+            # last: the rule above is more specific; unfreeze questions get the article
+            + selfservice.router_handlers()
+        ),
+    ),
     (Stage.FALLBACK, core.fallback_handlers),
 ]
 

@@ -1,6 +1,7 @@
 """Repositories: one class per aggregate, speaking in domain terms."""
 
 from storage.db import Database
+from storage.repos.answers import AnswerRecord, AnswerRepository, AnswerStats, ArticleStats
 from storage.repos.audit import AuditEntry, AuditRepository
 from storage.repos.broadcasts import Broadcast, BroadcastRepository
 from storage.repos.inbox import InboxRepository
@@ -15,6 +16,10 @@ from storage.repos.wallet import WalletRepository
 __all__ = [
     "Agent",
     "AgentRepository",
+    "AnswerRecord",
+    "AnswerRepository",
+    "AnswerStats",
+    "ArticleStats",
     "AuditEntry",
     "AuditRepository",
     "Broadcast",
@@ -54,3 +59,4 @@ class Repositories:
         self.settings = SettingsRepository(db)
         self.broadcasts = BroadcastRepository(db)
         self.stats = StatsRepository(db)
+        self.answers = AnswerRepository(db)

@@ -1,0 +1,279 @@
+"""Self-service answers: free text the flows and menus did not take is answered from the help
+articles (``tgbot.answers``), in the user's language, whichever language they typed in.
+
+The user gets one article when one clearly fits (with buttons that start the matching flow,
+a human and the main menu, and "Did this solve it?"), the top 2-3 as buttons when several
+are close, or "I could not find an answer" with the menu and a human. Text with no topic the
+articles know (the weather, a joke) goes on to the fallback's "did not understand". "No"
+offers a human, and the question goes into the ticket. Every question and what became of it
+is stored for the admin stats (answered / helpful / escalated).
+
+```mermaid
+stateDiagram-v2
+    [*] --> article: one clear match
+    [*] --> candidates: close matches
+    [*] --> not_found: topic words, no good match
+    [*] --> fallback: nothing the articles know
+    candidates --> article: pick one
+    article --> [*]: Yes (helpful) / a flow's button / main menu
+    article --> offer: No
+    offer --> ticket: talk to a human (question carried)
+    article --> ticket: talk to a human (question carried)
+    not_found --> ticket: talk to a human (question carried)
+```
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import re
+import threading
+
+from telegram import InlineKeyboardButton, InlineKeyboardMarkup, Message, Update
+from telegram.error import BadRequest
+from telegram.ext import CallbackQueryHandler, MessageHandler
+from telegram.ext import filters as f
+
+from storage.repos.answers import ANSWERED, CANDIDATES, UNMATCHED, AnswerRecord
+from tgbot.answers import (
+    HOURS_ALWAYS,
+    HOURS_RANGE,
+    Article,
+    default_index,
+    get_article,
+    index_ready,
+)
+from tgbot.context import BotContext
+from tgbot.i18n import N_
+from tgbot.text import escape, truncate
+
+from .common import (
+    CONTINUE,
+    HUMAN_LABEL,
+    MAIN_MENU,
+    MAIN_MENU_LABEL,
+    answer_expired,
+    main_menu_markup,
+)
+from .handoff import create_ticket
+
+_LOGGER = logging.getLogger(__name__)
+
+DID_IT_HELP = N_("Did this solve it?")
+YES_LABEL = N_("👍 Yes, solved")
+NO_LABEL = N_("👎 No")
+THANKS = N_("Thank you! Glad it helped.")
+NOTED = N_("Thank you, your answer is already noted.")
+SORRY = N_(
+    "Sorry that did not solve it. An agent can take it from here, and I will pass on your "
+    "question:\n<i>{question}</i>"
+)
+CANDIDATES_TEXT = N_("I found a few answers that may fit. Which one do you mean?")
+NOT_FOUND = N_(
+    "Sorry, I could not find an answer to that. Choose a topic from the menu below, or talk "
+    "to a human."
+)
+
+#: A question is stored (and shown back) up to this many characters.
+QUESTION_LIMIT = 500
+#: Text with a letter or a Chinese character in it; anything else goes to the fallback.
+_WORDY = re.compile(r"[^\W\d_]")
+
+
+def _hours(context: BotContext) -> str:
+    hours = context.config.business_hours
+    if hours is None:
+        return context._(HOURS_ALWAYS)
+    start, end = hours
+    return context._(HOURS_RANGE).format(
+        start=f"{start // 60:02d}:{start % 60:02d}",
+        end=f"{end // 60:02d}:{end % 60:02d}",
+        zone=context.config.timezone,
+    )
+
+
+def article_text(context: BotContext, article: Article) -> str:
+    """Return an article in the user's language: title, body, and the feedback question."""
+    body = context._(article.body)
+    if "{hours}" in article.body:
+        body = body.format(hours=_hours(context))
+    text = f"<b>{context._(article.title)}</b>\n\n{body}"
+    if article.kind == "article":
+        text += "\n\n" + context._(DID_IT_HELP)
+    return text
+
+
+def article_keyboard(
+    context: BotContext, article: Article, answer_id: int, *, feedback: bool = True
+) -> InlineKeyboardMarkup:
+    """Return an article's buttons: Yes / No, its flows, a human (with the question), menu."""
+    rows: list[list[InlineKeyboardButton]] = []
+    if feedback and article.kind == "article":
+        rows.append(
+            [
+                InlineKeyboardButton(context._(YES_LABEL), callback_data=f"ans:yes:{answer_id}"),
+                InlineKeyboardButton(context._(NO_LABEL), callback_data=f"ans:no:{answer_id}"),
+            ]
+        )
+    actions = [
+        InlineKeyboardButton(context._(a.label), callback_data=a.data) for a in article.actions
+    ]
+    rows.extend(actions[i : i + 2] for i in range(0, len(actions), 2))
+    rows.append(_human_and_menu(context, answer_id))
+    return InlineKeyboardMarkup(rows)
+
+
+def _human_and_menu(context: BotContext, answer_id: int) -> list[InlineKeyboardButton]:
+    return [
+        InlineKeyboardButton(context._(HUMAN_LABEL), callback_data=f"ans:human:{answer_id}"),
+        InlineKeyboardButton(context._(MAIN_MENU_LABEL), callback_data=MAIN_MENU),
+    ]
+
+
+def _menu_with_human(context: BotContext, answer_id: int) -> InlineKeyboardMarkup:
+    """Return the main menu whose "talk to a human" button carries the question."""
+    rows = [
+        [
+            InlineKeyboardButton(button.text, callback_data=f"ans:human:{answer_id}")
+            if button.callback_data == "menu:human"
+            else button
+            for button in row
+        ]
+        for row in main_menu_markup(context).inline_keyboard
+    ]
+    return InlineKeyboardMarkup(rows)
+
+
+async def _index():
+    """Return the search index without blocking the event loop while it loads."""
+    if index_ready():
+        return default_index()
+    return await asyncio.to_thread(default_index)
+
+
+async def answer_question(update: Update, context: BotContext) -> object:
+    """Answer free text from the articles: one answer, candidates, or not found."""
+    message = update.effective_message
+    user = update.effective_user
+    text = (message.text or "").strip()
+    if not _WORDY.search(text):
+        return CONTINUE  # emoji, digits, punctuation: the fallback answers
+    match = (await _index()).search(text)
+    if match.kind == "none" and match.reason != "weak":
+        return CONTINUE  # out of scope: not forced onto an article
+    repo = context.repos.answers
+    question = truncate(text, QUESTION_LIMIT)
+    if match.kind == "answer":
+        article = get_article(match.keys[0])
+        assert article is not None
+        answer_id = await repo.record(user.id, context.lang, question, ANSWERED, article.key)
+        await message.reply_text(
+            article_text(context, article),
+            reply_markup=article_keyboard(context, article, answer_id),
+        )
+    elif match.kind == "candidates":
+        answer_id = await repo.record(user.id, context.lang, question, CANDIDATES)
+        rows = [
+            [
+                InlineKeyboardButton(
+                    context._(get_article(key).title), callback_data=f"ans:pick:{answer_id}:{key}"
+                )
+            ]
+            for key in match.keys
+        ]
+        rows.append(_human_and_menu(context, answer_id))
+        await message.reply_text(
+            context._(CANDIDATES_TEXT), reply_markup=InlineKeyboardMarkup(rows)
+        )
+    else:
+        answer_id = await repo.record(user.id, context.lang, question, UNMATCHED)
+        await message.reply_text(
+            context._(NOT_FOUND), reply_markup=_menu_with_human(context, answer_id)
+        )
+    return None
+
+
+async def _own_answer(update: Update, context: BotContext) -> AnswerRecord | None:
+    """Return the question a pressed button refers to, if it is the presser's own."""
+    answer_id = int(update.callback_query.data.split(":")[2])
+    record = await context.repos.answers.get(answer_id)
+    if record is None or record.user_id != update.effective_user.id:
+        await answer_expired(update, context)
+        return None
+    return record
+
+
+async def pick_candidate(update: Update, context: BotContext) -> None:
+    """Show the article the user picked among the candidates."""
+    record = await _own_answer(update, context)
+    article = get_article(update.callback_query.data.split(":")[3])
+    if record is None or article is None:
+        if record is not None:
+            await answer_expired(update, context)
+        return
+    query = update.callback_query
+    await context.repos.answers.choose(record.id, record.user_id, article.key)
+    await query.answer()
+    await query.edit_message_text(
+        article_text(context, article), reply_markup=article_keyboard(context, article, record.id)
+    )
+
+
+async def feedback(update: Update, context: BotContext) -> None:
+    """Record "Did this solve it?"; on "No", offer a human who gets the question."""
+    record = await _own_answer(update, context)
+    if record is None:
+        return
+    query = update.callback_query
+    helpful = query.data.split(":")[1] == "yes"
+    article = get_article(record.article or "")
+    if not await context.repos.answers.feedback(record.id, record.user_id, helpful):
+        await query.answer(context._(NOTED))
+        return
+    await query.answer(context._(THANKS) if helpful else None)
+    if article is not None and isinstance(query.message, Message):
+        with contextlib.suppress(BadRequest):  # the buttons stay, only Yes / No go
+            await query.message.edit_reply_markup(
+                reply_markup=article_keyboard(context, article, record.id, feedback=False)
+            )
+    if not helpful:
+        await context.bot.send_message(
+            update.effective_chat.id,
+            context._(SORRY).format(question=escape(truncate(record.question, 300))),
+            reply_markup=InlineKeyboardMarkup([_human_and_menu(context, record.id)]),
+        )
+
+
+async def to_human(update: Update, context: BotContext) -> None:
+    """Open a ticket that carries the question (and the article shown, if any)."""
+    record = await _own_answer(update, context)
+    if record is None:
+        return
+    await update.callback_query.answer()
+    info = {"question": record.question}
+    if record.article:
+        info["article"] = record.article
+    ticket = await create_ticket(update, context, info=info)
+    await context.repos.answers.escalated(record.id, record.user_id, ticket.id)
+
+
+def warm_up() -> None:
+    """Load jieba and build the index in a background thread (once per process), so the
+    first question does not wait for it."""
+    if not index_ready():
+        threading.Thread(target=default_index, name="answers-index", daemon=True).start()
+
+
+def router_handlers() -> list:
+    """Return the free-text answer rule and the answers' buttons (after the more specific
+    router rules of the handoff and freeze)."""
+    warm_up()
+    private_text = f.ChatType.PRIVATE & f.UpdateType.MESSAGE & f.TEXT & ~f.COMMAND
+    return [
+        MessageHandler(private_text, answer_question),
+        CallbackQueryHandler(pick_candidate, pattern=r"^ans:pick:\d{1,12}:[a-z_]{1,30}$"),
+        CallbackQueryHandler(feedback, pattern=r"^ans:(yes|no):\d{1,12}$"),
+        CallbackQueryHandler(to_human, pattern=r"^ans:human:\d{1,12}$"),
+    ]

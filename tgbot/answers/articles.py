@@ -1,0 +1,470 @@
+"""The help articles: what each says (English msgids, translated in ``locales/``), the
+buttons that act on it, and the phrases that find it.
+
+To add an article: add an :class:`Article` to :data:`ARTICLES` (a new ``key``, a title and a
+body marked with ``N_``, its actions, and a dozen phrases in both languages), run
+``tgbot i18n update``, translate the new entries, and add a few labelled questions to
+``tests/unit/data/questions_tune.tsv``. See ``docs/answers.md``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from tgbot.i18n import N_
+
+#: Callback data of the flows' entry points (the handlers own them; buttons only carry them).
+PASSWORD = "menu:password"
+CARDS = "menu:cards"
+FREEZE = "menu:freeze"
+LOOKUP = "menu:lookup"
+REFUND = "menu:refund"
+MY_REFUNDS = "refund:mine"
+
+#: Labels identical to the flows' own menu labels (one msgid, one translation).
+PASSWORD_LABEL = N_("🔑 Password / unlock")
+CARDS_LABEL = N_("💳 Bank cards")
+FREEZE_LABEL = N_("🧊 Freeze my account")
+LOOKUP_LABEL = N_("🧾 Transactions")
+REFUND_LABEL = N_("↩️ Refunds")
+MY_REFUNDS_LABEL = N_("📋 My refunds")
+
+
+@dataclass(frozen=True)
+class Action:
+    """A button under an article that starts a flow: label (``N_``) and callback data."""
+
+    label: str
+    data: str
+
+
+@dataclass(frozen=True)
+class Article:
+    """One answer: an article (asks "did this solve it?") or a pointer to a flow."""
+
+    key: str
+    title: str
+    body: str
+    actions: tuple[Action, ...]
+    #: Phrases that find it, separated by ";" (either language, the way people ask): the
+    #: search index's documents. Not shown to users, not translated.
+    phrases: str
+    #: ``"article"`` (help text, then "did this solve it?") or ``"flow"`` (one line and the
+    #: button that starts the flow).
+    kind: str = "article"
+
+
+#: Values for the ``{hours}`` placeholder of the contact article.
+HOURS_RANGE = N_("every day from {start} to {end} ({zone})")
+HOURS_ALWAYS = N_("around the clock")
+
+ARTICLES: tuple[Article, ...] = (
+    Article(
+        key="payment_failed",
+        title=N_("💳 A payment failed"),
+        body=N_(
+            "Check these in order:\n"
+            "1. <b>Network</b>: switch between Wi-Fi and mobile data, then try again.\n"
+            "2. <b>Balance or card</b>: your balance or the chosen bank card must cover the "
+            "amount; a bank can also decline its card (expired, the bank's own limit).\n"
+            "3. <b>Details</b>: check the amount and the payee; ask the merchant for a fresh QR "
+            "code.\n"
+            "4. <b>Limits</b>: a payment over your daily or monthly limit is refused.\n"
+            "5. <b>Merchant side</b>: if the shop's system is down, wait a few minutes or pay "
+            "another way.\n\n"
+            "If money left your account but the payment shows “Failed”, it comes back by "
+            "itself, usually within 1–3 business days. Look the payment up to see its status."
+        ),
+        actions=(Action(LOOKUP_LABEL, LOOKUP),),
+        phrases=(
+            "支付失败; 付款失败; 付款不成功; 支付不了; 扫码支付失败; 交易失败; 付款被拒; "
+            "余额不足 付款失败; 商家 收款 失败; 支付 扣钱 失败; payment failed; "
+            "payment declined; can't pay; card declined when paying; "
+            "transaction failed at merchant; qr payment error; checkout failed; "
+            "paid but failed money deducted; insufficient balance payment failed"
+        ),
+    ),
+    Article(
+        key="money_not_arrived",
+        title=N_("⏳ Money has not arrived"),
+        body=N_(
+            "The payment's status tells you where the money is:\n"
+            "• <b>Processing</b>: the bank is still handling it. Transfers usually arrive "
+            "within minutes; withdrawals to a bank can take up to 2 business days (longer over "
+            "weekends and holidays).\n"
+            "• <b>Failed</b>: the money did not move, or it comes back to where it came from "
+            "within 1–3 business days.\n"
+            "• <b>Refunded</b>: the money went back to you: to your balance at once, to a bank "
+            "card within 1–7 business days.\n"
+            "• <b>Successful</b> but the payee has nothing: ask them to check the account they "
+            "gave you; their bank may still be crediting it.\n\n"
+            "Still processing after 2 business days? Talk to a human and have the transaction "
+            "at hand."
+        ),
+        actions=(Action(LOOKUP_LABEL, LOOKUP),),
+        phrases=(
+            "钱没到账; 转账未到账; 对方没收到钱; 提现未到账; 一直处理中; 交易处理中; "
+            "转账失败 钱 退回; 已退款 什么意思; 状态 意思; 转账 到账 多久; 钱去哪了; "
+            "money not arrived; transfer not received; transfer still processing; "
+            "withdrawal pending; status processing; transfer failed where is money; "
+            "refunded meaning; when will transfer arrive; payee did not get money; "
+            "where is my money"
+        ),
+    ),
+    Article(
+        key="refund_rules",
+        title=N_("↩️ Refund rules and timelines"),
+        body=N_(
+            "• A payment can be refunded within <b>30 days</b>, in full or in part, when the "
+            "merchant's rules allow it and something is left to refund.\n"
+            "• A refund goes back to where the money came from: your U-Pay balance, or the "
+            "bank card you paid with.\n"
+            "• After you ask, the merchant or our team reviews it, usually within 1–3 "
+            "business days; you get a message here at each step.\n"
+            "• Once approved, it reaches your balance at once, or your bank card within 1–7 "
+            "business days, depending on the bank.\n"
+            "• Transfers to friends cannot be refunded by U-Pay: ask the person to send the "
+            "money back."
+        ),
+        actions=(Action(REFUND_LABEL, REFUND), Action(MY_REFUNDS_LABEL, MY_REFUNDS)),
+        phrases=(
+            "退款规则; 退款政策; 退款 多久 到账; 退款 几天; 退款 30天; 部分退款; 退款 退到 哪里; "
+            "退款 条件; refund policy; refund rules; how long refund takes; refund 30 days; "
+            "partial refund; where does refund go; refund timeline days"
+        ),
+    ),
+    Article(
+        key="refund_request",
+        kind="flow",
+        title=N_("↩️ Ask for a refund"),
+        body=N_(
+            "I can start a refund for a payment from the last 30 days: choose the payment, the "
+            "reason and the amount, and you get a reference at once."
+        ),
+        actions=(Action(REFUND_LABEL, REFUND),),
+        phrases=(
+            "我要退款; 申请退款; 退款; 想退款; 帮我退款; 退钱; 退 一笔 钱; 订单 退款; "
+            "i want a refund; request refund; refund my payment; ask for refund; "
+            "get my money back; refund; overcharged refund"
+        ),
+    ),
+    Article(
+        key="refund_status",
+        kind="flow",
+        title=N_("📋 Refund status"),
+        body=N_(
+            "Your refunds and where each one stands (submitted, reviewing, approved, refunded) "
+            "are one tap away. You also get a message here whenever a status changes."
+        ),
+        actions=(Action(MY_REFUNDS_LABEL, MY_REFUNDS),),
+        phrases=(
+            "退款进度; 退款状态; 我的退款; 退款 审核; 退款 到哪了; 查 退款; 退款申请 进度; "
+            "refund status; where is my refund; refund progress; refund approved; check refund; "
+            "my refund request"
+        ),
+    ),
+    Article(
+        key="password",
+        title=N_("🔑 Forgotten password or locked account"),
+        body=N_(
+            "• <b>Forgotten password</b>: after a quick identity check I send you a one-time "
+            "link to set a new one on the wallet's secure page. Never type a password in this "
+            "chat.\n"
+            "• <b>Locked account</b>: several wrong passwords lock the account to protect it. "
+            "After the identity check I can unlock it here.\n"
+            "• Nobody from support will ever ask for your password, PIN or a verification code."
+        ),
+        actions=(Action(PASSWORD_LABEL, PASSWORD),),
+        phrases=(
+            "忘记密码; 重置密码; 修改密码; 找回密码; 支付密码; 登录密码; 账户 锁定; "
+            "密码 错误 锁; 解锁 账户; 登录 不了; forgot password; reset password; "
+            "change password; change pin; account locked; locked out; unlock account; "
+            "wrong password locked; can't log in"
+        ),
+    ),
+    Article(
+        key="unfreeze",
+        title=N_("🧊 Unfreezing an account"),
+        body=N_(
+            "An account is frozen when you or our risk team stop it to protect your money, "
+            "for example after a stolen phone or unusual activity. Money in a frozen account "
+            "is safe; nobody can pay or transfer from it.\n\n"
+            "To unfreeze it, a support agent checks that it is really you and reviews recent "
+            "activity; have your ID at hand. This usually takes less than a day. Only an agent "
+            "can unfreeze an account: tap below to talk to one."
+        ),
+        actions=(),
+        phrases=(
+            "解冻; 账户 被冻结; 怎么 解冻; 钱 冻结; 余额 冻结; 为什么 冻结; 账号 冻结 解除; "
+            "unfreeze account; account frozen; money frozen; why frozen; account suspended; "
+            "restore account; unblock account"
+        ),
+    ),
+    Article(
+        key="change_phone",
+        title=N_("📱 Changing your bound phone number"),
+        body=N_(
+            "• <b>You still have the old number</b>: in the U-Pay app open Me › Settings › "
+            "Security › Phone number, confirm with a code sent to the old number, then with "
+            "one sent to the new number.\n"
+            "• <b>The old number is gone</b>: choose “Old number unavailable” on the same page "
+            "and verify with your ID instead; the review takes up to 2 business days.\n\n"
+            "Codes are typed only into the app: support will never ask you to read one out."
+        ),
+        actions=(),
+        phrases=(
+            "换手机号; 修改手机号; 更换 绑定 手机号; 手机号 不用了; 新 手机号; 手机号 停机; "
+            "换号; change phone number; update phone number; new phone number; "
+            "old number not in use; change mobile number; bound phone number"
+        ),
+    ),
+    Article(
+        key="limits",
+        title=N_("📊 Daily and monthly limits"),
+        body=N_(
+            "Limits protect your money if someone else gets into your account.\n"
+            "• See and change them in the app: Me › Settings › Payment limits. Lowering a limit "
+            "works at once; raising one needs a verification and goes up to what your identity "
+            "check allows.\n"
+            "• Completing the real-name check raises the limits.\n"
+            "• Daily limits reset at midnight, monthly ones on the 1st.\n"
+            "• A payment over a limit is refused and no money moves."
+        ),
+        actions=(),
+        phrases=(
+            "限额; 转账限额; 每天 转 多少; 单日限额; 月限额; 提高 限额; 超过 限额; 超出 额度; "
+            "设置 限额; daily limit; monthly limit; transfer limit; increase limit; "
+            "limit exceeded; set limits; how much per day; limit reached"
+        ),
+    ),
+    Article(
+        key="fees",
+        title=N_("💰 Fees"),
+        body=N_(
+            "• Paying merchants, receiving money and transfers to other U-Pay users are free.\n"
+            "• Withdrawals to a bank card are free up to a monthly allowance; above it a small "
+            "fee (0.1%, at least 0.10) covers the bank's processing costs.\n"
+            "• Every fee is shown before you confirm, and on the transaction's details "
+            "afterwards.\n\n"
+            "See a fee you did not expect? Look the transaction up, or talk to a human."
+        ),
+        actions=(Action(LOOKUP_LABEL, LOOKUP),),
+        phrases=(
+            "手续费; 提现 手续费; 转账 手续费; 服务费; 收费标准; 扣 手续费; fees; "
+            "withdrawal fee; transfer fee; charged a fee; service charge; transfer cost"
+        ),
+    ),
+    Article(
+        key="account_safety",
+        title=N_("🛡️ Keeping your account safe"),
+        body=N_(
+            "• Use a payment password you use nowhere else, and turn on fingerprint or face "
+            "unlock in the app.\n"
+            "• Never share a verification code, password or PIN with anyone, including people "
+            "who say they are U-Pay staff.\n"
+            "• Install the app only from official app stores and keep your phone updated.\n"
+            "• Check new logins and payments in the app's messages; keep your limits low if "
+            "you rarely pay large amounts.\n"
+            "• Lost your phone or see a payment you did not make? Freeze the account at once."
+        ),
+        actions=(Action(FREEZE_LABEL, FREEZE), Action(PASSWORD_LABEL, PASSWORD)),
+        phrases=(
+            "账户安全; 保护 账户; 安全 设置; 安全锁; 指纹支付; 防止 被盗; 安全 建议; "
+            "account security; keep account safe; protect my wallet; security tips; two factor; "
+            "fingerprint; safe to use"
+        ),
+    ),
+    Article(
+        key="phishing",
+        title=N_("🎣 Phishing and fake support"),
+        body=N_(
+            "U-Pay staff will never:\n"
+            "• ask for your password, PIN, full card number or a verification code;\n"
+            "• ask you to move money to a “safe account” or to “verify” your balance;\n"
+            "• ask you to install screen-sharing apps or open links outside upay.com.\n\n"
+            "A message or call that does any of this is a scam: hang up and do not click. "
+            "Official support talks to you only in the U-Pay app and in this bot.\n"
+            "Already shared a code or a password? Freeze your account now and talk to a human."
+        ),
+        actions=(Action(FREEZE_LABEL, FREEZE),),
+        phrases=(
+            "诈骗; 钓鱼 链接; 冒充 客服; 冒充 工作人员; 可疑 短信; 骗子 要 验证码; 共享屏幕; "
+            "假 网站; 有人 打电话 要 验证码; scam; phishing; fake support; suspicious sms; "
+            "scam link; someone asking for code; pretending to be upay; fraud call"
+        ),
+    ),
+    Article(
+        key="account_stolen",
+        title=N_("🚨 Account stolen or payments you did not make"),
+        body=N_(
+            "Act now:\n"
+            "1. <b>Freeze your account</b> with the button below (you confirm first): nobody "
+            "can pay or transfer until support unfreezes it.\n"
+            "2. An agent then contacts you here as a priority to check recent activity.\n"
+            "3. Phone stolen? Ask your mobile operator to block the SIM card too.\n"
+            "4. Unauthorised card payments? Call your bank as well.\n\n"
+            "Unauthorised payments are investigated; keep their details."
+        ),
+        actions=(Action(FREEZE_LABEL, FREEZE), Action(PASSWORD_LABEL, PASSWORD)),
+        phrases=(
+            "账户被盗; 账号 被盗; 盗刷; 盗用; 手机丢了; 手机 被偷; 钱 少了; 别人 登录 我的 账号; "
+            "冻结 我的 账户; account stolen; account hacked; phone stolen; unauthorized payment; "
+            "someone logged into my account; money disappeared; freeze my account; "
+            "lost my phone"
+        ),
+    ),
+    Article(
+        key="contact",
+        title=N_("☎️ Official channels and hours"),
+        body=N_(
+            "Official U-Pay support is only:\n"
+            "• this bot, and the chat in the U-Pay app (Me › Help & support);\n"
+            "• the website <b>upay.com</b>.\n\n"
+            "Agents answer {hours}. Outside those hours your ticket is kept and answered when "
+            "we open; this bot answers common questions at any time. Anyone contacting you "
+            "elsewhere in the name of U-Pay is not us."
+        ),
+        actions=(),
+        phrases=(
+            "官方 联系方式; 官网; 工作时间; 联系 你们; 电话; 热线; 几点 上班; 晚上 回复; "
+            "官方 账号; contact; official website; opening hours; phone number for support; "
+            "contact you; weekend; official bot; hotline"
+        ),
+    ),
+    Article(
+        key="cards",
+        title=N_("💳 Adding or changing a bank card"),
+        body=N_(
+            "• <b>Add a card</b>: I open the wallet's secure page for you; the card number is "
+            "typed there, never in this chat.\n"
+            "• <b>Verification</b>: the bank sends a small amount (a micro-deposit) to the "
+            "card; tell me the exact amount on your bank statement to show the card is yours. "
+            "It can take from a few minutes to a day to appear.\n"
+            "• <b>Change a card</b>: add the new one, then unbind the old one.\n"
+            "• Binding fails when the name or phone number at the bank differs from your "
+            "account's, or when the bank refuses the card."
+        ),
+        actions=(Action(CARDS_LABEL, CARDS),),
+        phrases=(
+            "绑定银行卡; 添加 银行卡; 换 银行卡; 解绑 银行卡; 小额打款; 银行卡 绑定 失败; "
+            "换绑 卡; 新卡; add bank card; bind card; remove card; unbind card; "
+            "change bank card; micro deposit; card binding failed; link debit card; new card"
+        ),
+    ),
+    Article(
+        key="app_trouble",
+        title=N_("📲 The app freezes, crashes or will not load"),
+        body=N_(
+            "Try these in order:\n"
+            "1. Update U-Pay from your official app store, and your phone's system.\n"
+            "2. Close the app fully and open it again; then restart the phone.\n"
+            "3. Switch between Wi-Fi and mobile data.\n"
+            "4. Clear the app's cache (Android: Settings › Apps › U-Pay › Storage).\n"
+            "5. Reinstall the app: your money and history are safe in your account.\n\n"
+            "This is about the app itself: your account is not frozen. Still failing? Tell a "
+            "human your phone model and app version."
+        ),
+        actions=(),
+        phrases=(
+            "app 卡住; app 卡死; 闪退; 打不开 app; 软件 崩溃; 页面 加载; 一直 转圈; app 很 慢; "
+            "白屏; app keeps freezing; app crashes; app won't load; app not working; "
+            "screen stuck loading; app slow; app hang"
+        ),
+    ),
+    Article(
+        key="sms_code",
+        title=N_("✉️ Verification code not received"),
+        body=N_(
+            "• Wait 60 seconds before asking for a new code: only the newest code works, and "
+            "each expires after 5 minutes.\n"
+            "• Check that the phone has signal and is not in flight mode, and that the number "
+            "on your account is the one in your hand.\n"
+            "• Look in blocked or spam messages: some phones filter such SMS.\n"
+            "• After too many requests, codes pause for 30 minutes.\n\n"
+            "Type a code only where you asked for it: in the app, or in a verification here "
+            "that you started yourself."
+        ),
+        actions=(),
+        phrases=(
+            "收不到验证码; 验证码 未到账; 短信验证码; 验证码 过期; 验证码 没来; "
+            "not receiving verification code; sms code; otp not received; code expired; "
+            "verification code never arrives"
+        ),
+    ),
+    Article(
+        key="wrong_transfer",
+        title=N_("↪️ Money sent to the wrong person"),
+        body=N_(
+            "U-Pay cannot reverse a completed transfer without the receiver's consent.\n"
+            "1. Still <b>processing</b>? Talk to a human now: it may still be stopped.\n"
+            "2. Otherwise ask the receiver to send it back (the transfer's details show who "
+            "it went to).\n"
+            "3. No answer from them? An agent can contact them for you: give the transaction "
+            "id.\n\n"
+            "Always check the name shown before you confirm a transfer."
+        ),
+        actions=(Action(LOOKUP_LABEL, LOOKUP),),
+        phrases=(
+            "转错人; 转错 账号; 打错 钱; 追回; 撤回 转账; 转错 金额; wrong person; "
+            "wrong account transfer; cancel transfer; recall payment; sent by mistake; "
+            "reverse transfer"
+        ),
+    ),
+    Article(
+        key="close_account",
+        title=N_("🚪 Closing your account"),
+        body=N_(
+            "Before an account can be closed, its balance must be 0, no payment or refund may "
+            "still be processing, and its bank cards must be unbound.\n"
+            "Close it in the app: Me › Settings › Account › Close account. Closing is "
+            "permanent; records are kept as the law requires.\n"
+            "Cannot sign in any more? A human can close it after an identity check."
+        ),
+        actions=(),
+        phrases=(
+            "注销 账户; 注销 账号; 销户; 不想用了 注销; close account; delete account; "
+            "deactivate account; close my wallet"
+        ),
+    ),
+    Article(
+        key="lookup",
+        kind="flow",
+        title=N_("🧾 Your transactions"),
+        body=N_(
+            "I can show your recent payments, newest first, filter them by date or status, "
+            "and explain what each status means."
+        ),
+        actions=(Action(LOOKUP_LABEL, LOOKUP),),
+        phrases=(
+            "交易记录; 查 交易; 账单; 消费 明细; 查 付款; 付款 记录; 流水; transaction history; "
+            "my transactions; payment history; find a payment; show transactions; statement"
+        ),
+    ),
+    Article(
+        key="human",
+        kind="flow",
+        title=N_("🙋 Talk to a human"),
+        body=N_(
+            "An agent can take it from here: tap below and I will pass on your question. You "
+            "get a ticket number and your place in the queue."
+        ),
+        actions=(),
+        phrases=(
+            "人工; 找 人工; 人工 处理; talk to someone; speak to a person; chat with someone; "
+            "talk to a person"
+        ),
+    ),
+)
+
+
+def phrases_of(article: Article) -> list[str]:
+    """Return an article's search phrases."""
+    return [p.strip() for p in article.phrases.split(";") if p.strip()]
+
+
+BY_KEY: dict[str, Article] = {article.key: article for article in ARTICLES}
+
+
+def get_article(key: str) -> Article | None:
+    """Return the article with ``key``, or None."""
+    return BY_KEY.get(key)
