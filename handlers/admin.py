@@ -28,6 +28,10 @@ STATS = N_(
     "<b>Recent broadcasts</b>:\n{broadcasts}"
 )
 NONE = N_("none")
+ANSWERS_LINE = N_(
+    "{questions} questions, {answered} answered, {helpful} helpful, {not_helpful} not "
+    "helpful, {escalated} passed to a human"
+)
 BROADCAST_LINE = N_("#{id} {status}: sent {sent}, failed {failed}, blocked {blocked} of {total}")
 AUDIT_HEAD = N_("Recent actions:")
 AUDIT_EMPTY = N_("The audit log is empty.")
@@ -71,10 +75,14 @@ async def stats(update: Update, context: BotContext) -> object:
                 total=broadcast.total,
             )
         )
-    answers = getattr(repos, "answers", None)
-    answer_text = context._(NONE)
-    if answers is not None and hasattr(answers, "summary"):
-        answer_text = escape(str(await answers.summary()))
+    answered = await repos.answers.stats()
+    answer_text = context._(ANSWERS_LINE).format(
+        questions=answered.questions,
+        answered=answered.answered,
+        helpful=answered.helpful,
+        not_helpful=answered.not_helpful,
+        escalated=answered.escalated,
+    )
     rating = tickets["avg_rating"]
     text = context._(STATS).format(
         total=users["total"],

@@ -33,7 +33,7 @@ from tgbot.backend.base import Account, Unavailable
 from tgbot.context import BotContext
 from tgbot.i18n import N_
 
-from .common import END, GuidedFlow, add_menu_entry, main_menu_markup, nav_rows, send_step
+from .common import END, GuidedFlow, add_menu_entry, nav_rows, send_step
 from .handoff import create_ticket
 from .verify import (
     ANSWERED,
@@ -57,10 +57,6 @@ FROZEN = N_(
     "🧊 Your account {name} is frozen. No payments or transfers can be made from it.\n"
     "A support agent will contact you here as a priority to check recent activity and help "
     "you unfreeze it."
-)
-UNFREEZE_HELP = N_(
-    "To unfreeze an account, support must first check that it is really you. Money in a "
-    "frozen account is safe. A human agent can start this now."
 )
 
 #: Urgent phrasing: theft or payments the user did not make.
@@ -155,13 +151,6 @@ async def _freeze(update: Update, context: BotContext, account: Account) -> obje
     return END
 
 
-async def unfreeze_help(update: Update, context: BotContext) -> None:
-    """Answer questions about a frozen account without freezing anything."""
-    await update.message.reply_text(
-        context._(UNFREEZE_HELP), reply_markup=main_menu_markup(context)
-    )
-
-
 def freeze_flow() -> GuidedFlow:
     """Build the freeze flow (entries: menu, /freeze, urgent words)."""
     private_text = f.ChatType.PRIVATE & f.TEXT & ~f.COMMAND
@@ -177,13 +166,3 @@ def freeze_flow() -> GuidedFlow:
             Freeze.CONTACT: [MessageHandler(f.CONTACT, contact_shared)],
         },
     )
-
-
-#: Questions about a frozen account or frozen money (not an app that freezes).
-UNFREEZE_QUESTION = re.compile(r"(解冻|被冻结|冻结了|钱被冻结|unfreeze|is frozen|was frozen)", re.I)
-
-
-def router_handlers() -> list:
-    """Return the router rule for unfreeze questions."""
-    private_text = f.ChatType.PRIVATE & f.TEXT & ~f.COMMAND
-    return [MessageHandler(private_text & f.Regex(UNFREEZE_QUESTION), unfreeze_help)]

@@ -48,7 +48,8 @@ _LOGGER = logging.getLogger(__name__)
 
 #: Free text that asks for a person (the router sends it here).
 HUMAN_WORDS = re.compile(
-    r"(人工|客服|真人|转人工|agent|human|operator|real person|someone real|support staff)",
+    r"(人工|真人|(找|要|联系|接通?|叫|转)客服|客服在吗|^客服$|\bagent\b|\bhuman\b|operator|"
+    r"real person|someone real|support staff)",
     re.IGNORECASE,
 )
 #: Seconds to wait for the rest of an album before relaying it as one.

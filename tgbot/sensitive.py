@@ -50,9 +50,21 @@ def looks_like_code(text: str) -> bool:
     return bool(_CODE_ALONE.match(normalized) or _CODE_WITH_WORD.search(normalized))
 
 
+#: Words after "password is" that describe a problem rather than disclose a password.
+_NOT_A_PASSWORD = re.compile(
+    r"^(wrong|incorrect|not|invalid|expired|locked|forgotten|forgot|lost|missing|too|"
+    r"blocked|correct|right|changed|reset|错误|错了|错的|不对|不正确|忘了|忘记|被锁|锁了|过期|多少)",
+    re.IGNORECASE,
+)
+
+
 def looks_like_password(text: str) -> bool:
     """Return True if ``text`` discloses a password or PIN ("my password is ...")."""
-    return bool(_PASSWORD.search(normalize_input(text)))
+    for match in _PASSWORD.finditer(normalize_input(text)):
+        value = match.group(0)[match.end(2) - match.start(0) :].strip()
+        if not _NOT_A_PASSWORD.match(value):
+            return True
+    return False
 
 
 def classify(text: str, *, code_expected: bool = False) -> str | None:

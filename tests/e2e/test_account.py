@@ -223,7 +223,9 @@ async def test_freeze_confirms_then_freezes_and_opens_an_urgent_ticket(bot):
 async def test_unfreeze_question_gets_help_not_a_freeze(bot):
     li = person(bot, "李雷", LILEI, "zh-hans")
     await li.send("账户被冻结了怎么解冻")
-    assert "解冻账户前" in li.last_message.text
+    assert li.last_message.text.startswith("🧊 账户解冻")  # the self-service article
+    assert "🙋 联系人工客服" in li.buttons
+    assert (await bot.app.backend.get_account("U1001")).status == "active"
 
 
 async def test_backend_down_keeps_the_step_and_says_so(bot, monkeypatch):

@@ -138,8 +138,7 @@ async def test_pause_resume_cancel_and_recall(make_bot):
     await bot.settle()
     assert all(
         not received(emu, u.id)
-        or ZH_TEXT not in received(emu, u.id)
-        and EN_TEXT not in received(emu, u.id)
+        or (ZH_TEXT not in received(emu, u.id) and EN_TEXT not in received(emu, u.id))
         for u in people
     )
     # A second broadcast cancelled early reaches nobody more.
@@ -179,7 +178,7 @@ async def test_two_admins_one_creates_the_other_approves(make_bot):
 
 
 async def test_links_only_to_allowed_domains(make_bot):
-    bot, emu, (admin,), _ = await make_world(make_bot, users=2)
+    _bot, emu, (admin,), _ = await make_world(make_bot, users=2)
     await admin.send("/broadcast")
     await admin.click("English users")
     await admin.send(EN_TEXT)
@@ -192,7 +191,7 @@ async def test_links_only_to_allowed_domains(make_bot):
 
 
 async def test_authorization_matrix(make_bot):
-    bot, emu, (admin,), (user, agent_user, *_) = await make_world(make_bot, users=3)
+    bot, _emu, (admin,), (user, agent_user, *_) = await make_world(make_bot, users=3)
     await bot.app.repos.agents.add(agent_user.id, "Agent", admin.user_id)
     commands = ["/broadcast", "/stats", "/audit", "/agents", "/agent_add 5 X", "/agent_remove 5"]
     for person in (user, agent_user):
@@ -231,7 +230,7 @@ async def test_support_replies_flow_while_a_broadcast_runs(make_bot):
 
 
 async def test_users_read_recent_notices(make_bot):
-    bot, emu, (admin,), (en_user, zh_user, *_) = await make_world(make_bot, users=4)
+    bot, _emu, (admin,), (_en_user, zh_user, *_) = await make_world(make_bot, users=4)
     await compose(admin)
     await admin.click("📣 Send")
     await wait_done(bot)

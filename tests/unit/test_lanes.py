@@ -131,9 +131,7 @@ async def test_paid_broadcast_is_not_held_by_the_free_budget():
     await asyncio.wait_for(
         asyncio.gather(
             *(
-                limiter.process_request(
-                    callback, (), {}, "sendMessage", {"chat_id": 100 + i}, args
-                )
+                limiter.process_request(callback, (), {}, "sendMessage", {"chat_id": 100 + i}, args)
                 for i in range(20)
             )
         ),

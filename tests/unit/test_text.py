@@ -77,3 +77,17 @@ def test_mask_hides_everything_sensitive():
     assert "4111 **** **** 1111" in masked
     assert "482913" not in masked
     assert "secret1" not in masked
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "my password is wrong",
+        "password is incorrect",
+        "我的密码是错的吗",
+        "密码错误了",
+        "pin is locked",
+    ],
+)
+def test_talking_about_a_password_is_not_disclosing_it(text):
+    assert classify(text) is None
