@@ -7,6 +7,9 @@ import pytest
 from tests.harness import BotHarness
 from tests.support.survey import quiz_flow, support_handlers, survey_flow
 
+#: Card numbers the tests type into chats (Luhn-valid test numbers).
+TEST_CARDS = ("4111111111111111", "4242424242424242", "5555555555554444")
+
 #: Rates high enough that tests never wait for the send lanes (lane tests set their own).
 FAST = {"rate_overall_per_second": 10_000.0, "rate_chat_per_second": 10_000.0}
 
@@ -34,6 +37,11 @@ async def make_bot(tmp_path):
     yield factory
     for harness in harnesses:
         await harness.close()
+    # Whatever the test typed, no test card number is ever on disk in clear (DESIGN 6.4).
+    blob = b"".join(p.read_bytes() for p in tmp_path.glob("bot.db*"))
+    for number in TEST_CARDS:
+        for form in (number, " ".join(number[i : i + 4] for i in range(0, 16, 4))):
+            assert form.encode() not in blob, f"card number {form} stored in clear"
 
 
 @pytest.fixture

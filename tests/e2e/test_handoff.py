@@ -506,3 +506,35 @@ async def test_agents_group_moved_to_a_new_id_is_followed(desk):
     assert app.desk.current_id(desk.group_id) == -100999
     assert app.desk.is_agent_group(-100999)
     assert (await app.repos.tickets.get(ticket.id)).group_chat_id == -100999
+
+
+async def test_album_of_ten_arriving_200ms_apart_is_one_album(desk):
+    alice = desk.bot.user("Alice")
+    _, thread = await _open(desk, alice)
+    emu = desk.emu
+    first = emu.user_send_media_group(alice.user_id, [("photo", b"x", "p0")])
+    album = first[0]["media_group_id"]
+    for i in range(1, 10):
+        await asyncio.sleep(0.2)
+        # The same album keeps arriving, one item at a time, as Telegram delivers it.
+        more = emu.user_send_media_group(alice.user_id, [("photo", b"x", f"p{i}")])
+        emu.chats[alice.user_id].messages[more[0]["message_id"]].data["media_group_id"] = album
+        emu._updates[-1]["message"]["media_group_id"] = album
+    await asyncio.sleep(1.0)
+    await desk.bot.settle()
+    relayed = desk.messages(thread)[1:]
+    assert [m.get("caption") for m in relayed] == [f"p{i}" for i in range(10)]
+    assert len({m.get("media_group_id") for m in relayed}) == 1
+    assert [m for m, _ in emu.calls if m == "copyMessages"] == ["copyMessages"]
+
+
+async def test_removed_agent_is_taken_out_of_the_agents_group(desk):
+    from tests.harness import UserSession
+
+    # "Where the bot can": here it may ban members (kick = ban + unban).
+    desk.emu.chats[desk.group_id].bot_rights["can_restrict_members"] = True
+    admin = UserSession(desk.bot, desk.admin_id, "Admin Zhao")
+    await admin.send(f"/agent_remove {desk.other_id}")
+    assert admin.last_message.text == f"{desk.other_id} is no longer a support agent."
+    members = desk.emu.chats[desk.group_id].members
+    assert members.get(desk.other_id) in ("left", None)
