@@ -71,6 +71,8 @@ class WalletApplication(Application):
         #: ``tgbot run`` turns it on, the sandbox demo mounts them on its own server.
         self.serve_wallet_pages = False
         self._wallet_pages: Any = None
+        self._refund_events: Any = None
+        self.refund_events_port: int | None = None
 
     @property
     def db(self) -> Database:
@@ -124,6 +126,17 @@ class WalletApplication(Application):
         assert self.desk is not None and self.broadcaster is not None
         await self.desk.start()
         await self.broadcaster.start()
+        if self.config.refund_webhook_secret:
+            from .context import BotContext
+            from .wallet_events import serve_refund_events
+
+            self._refund_events, port = await serve_refund_events(
+                self.config.refund_webhook_secret,
+                self.config.refund_webhook_listen,
+                self.config.refund_webhook_port,
+                lambda: poll_refunds(BotContext(self)),
+            )
+            self.refund_events_port = port
         if self.serve_wallet_pages and self.config.backend == "demo":
             from tgbot.backend.pages import serve_wallet_pages
 
@@ -170,6 +183,10 @@ class WalletApplication(Application):
         if self._wallet_pages is not None:
             await self._wallet_pages.stop()
             self._wallet_pages = None
+        if self._refund_events is not None:
+            self._refund_events.stop()
+            await self._refund_events.close_all_connections()
+            self._refund_events = None
         if self.broadcaster is not None:
             await self.broadcaster.stop()  # a broadcast resumes at the next start
         if self.outbox is not None:

@@ -217,6 +217,10 @@ class Config:
     wallet_public_url: str = "http://127.0.0.1:8766"
     #: Seconds a verification stays good for sensitive actions (reset, unlock, cards).
     verification_max_age: float = 600.0
+    #: Shared secret of the wallet's HMAC-signed refund webhook (None: polling only).
+    refund_webhook_secret: str | None = None
+    refund_webhook_listen: str = "127.0.0.1"
+    refund_webhook_port: int = 8767
     #: Broadcast messages a second (below Telegram's ~30/s, leaving room for support).
     broadcast_rate: float = 20.0
     #: Let broadcasts use Telegram's paid broadcasts (allow_paid_broadcast, up to 1000/s).
@@ -276,6 +280,9 @@ _FIELDS: dict[str, tuple[str, Callable[[str, str], Any]]] = {
     "DEMO_FIXED_CODE": ("demo_fixed_code", _fixed_code),
     "REFUND_POLL_INTERVAL": ("refund_poll_interval", _positive_float),
     "BROADCAST_RATE": ("broadcast_rate", _positive_float),
+    "REFUND_WEBHOOK_SECRET": ("refund_webhook_secret", _optional_str),
+    "REFUND_WEBHOOK_LISTEN": ("refund_webhook_listen", _str),
+    "REFUND_WEBHOOK_PORT": ("refund_webhook_port", _positive_int),
     "PAID_BROADCAST": ("paid_broadcast", _bool),
     "DEBUG_USER_TEXT": ("debug_user_text", _bool),
 }

@@ -227,3 +227,54 @@ async def test_english_phrase_search_with_a_weekday_and_amount(bot):
         assert text == "Several transactions match. Which one?"
         shown = [d for d in alice.last_message.button_data if d.startswith("tx:open:")]
         assert shown == [f"tx:open:{tx.id}" for tx in expected[:8]]
+
+
+async def test_signed_refund_webhook_triggers_the_notification(make_bot):
+    import json as _json
+    import socket
+
+    import httpx
+
+    from tgbot.wallet_events import PATH, sign
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    bot = await make_bot(
+        refund_webhook_secret="s3cret", refund_webhook_port=port, refund_poll_interval=3600
+    )
+    alice = await verified(bot, "Alice", ALICE, entry="/refund")
+    await alice.click(alice.last_message.buttons[0])
+    await alice.click("Charged twice")
+    await alice.click(alice.last_message.buttons[0])
+    await alice.click("✅ Request the refund")
+    refund = (await bot.app.repos.refunds.for_user(alice.user_id))[0]
+    start = time.time()
+    bot.app.backend._clock = lambda: start + 25
+    body = _json.dumps({"refund_id": refund.id, "status": "reviewing"}).encode()
+    url = f"http://127.0.0.1:{port}{PATH}"
+    stamp = str(int(time.time()))
+    async with httpx.AsyncClient() as client:
+        forged = await client.post(
+            url,
+            content=body,
+            headers={"X-UPay-Timestamp": stamp, "X-UPay-Signature": "sha256=" + "0" * 64},
+        )
+        stale = await client.post(
+            url,
+            content=body,
+            headers={
+                "X-UPay-Timestamp": str(int(time.time()) - 3600),
+                "X-UPay-Signature": sign("s3cret", str(int(time.time()) - 3600), body),
+            },
+        )
+        assert (forged.status_code, stale.status_code) == (401, 401)
+        assert not any(t.startswith("🔎") for t in alice.texts)
+        good = await client.post(
+            url,
+            content=body,
+            headers={"X-UPay-Timestamp": stamp, "X-UPay-Signature": sign("s3cret", stamp, body)},
+        )
+        assert good.status_code == 204
+    await bot.settle()
+    assert alice.last_message.text.startswith("🔎 Your refund")
