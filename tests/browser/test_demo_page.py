@@ -337,6 +337,8 @@ async def test_faults_panel_round_trips_to_the_emulator(demo: DemoHandle, page: 
     await page.locator("[data-tab='faults']").click()
     form = page.locator("#faults-form")
     await form.wait_for()
+    # Opening the tab loads the current settings: wait for it, or it may overwrite our typing.
+    await form.locator(".faults-status", has_text="Loaded").wait_for()
     await form.locator("input[name='latency']").fill("0.25")
     await form.locator("input[name='rate_429']").fill("0.1")
     await form.locator("input[name='retry_after']").fill("3")
