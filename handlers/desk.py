@@ -248,7 +248,10 @@ class SupportDesk:
             # A new generation, so the next request is not deduplicated into this failure.
             await self._repos.tickets.set_topic(ticket.id, item.chat_id, None)
         self._health[item.chat_id] = UNREACHABLE
-        await self.check_groups()
+        # Hooks run inside the outbox's transaction: the check (Telegram calls) runs after.
+        task = asyncio.get_running_loop().create_task(self.check_groups())
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
 
     def header_keyboard(self, ticket: Ticket) -> InlineKeyboardMarkup:
         """Return the header card's buttons."""

@@ -227,14 +227,26 @@ class OutboxWorker:
             delay = backoff(item.attempts) * self.retry_scale
             await self._reschedule(item, time.time() + delay, type(exc).__name__)
             return False
-        await self._repos.outbox.mark_sent(item.id, _result_summary(result))
-        hook = self._sent_hooks.get(item.kind or "")
-        if hook is not None:
-            try:
-                await hook(item, result)
-            except Exception:
-                _LOGGER.exception("Outbox hook for %s failed (message %s)", item.kind, item.id)
+        # The hook's records (a delivered notice, a relayed message's id) commit together
+        # with "sent": a crash can never leave one without the other.
+        async with self._repos.db.transaction():
+            await self._repos.outbox.mark_sent(item.id, _result_summary(result))
+            await self._run_hook(self._sent_hooks.get(item.kind or ""), item, result)
         return True
+
+    async def _run_hook(self, hook: Any, item: OutboxItem, outcome: Any) -> None:
+        """Run a hook in its own savepoint: its failure undoes only its own writes.
+
+        Hooks run inside the outbox's write transaction, so they only touch the database
+        (anything that calls Telegram is scheduled, not awaited).
+        """
+        if hook is None:
+            return
+        try:
+            async with self._repos.db.transaction():
+                await hook(item, outcome)
+        except Exception:
+            _LOGGER.exception("Outbox hook for %s failed (message %s)", item.kind, item.id)
 
     async def _reschedule(self, item: OutboxItem, at: float, error: str) -> None:
         self._blocked[item.chat_id] = at
@@ -242,10 +254,6 @@ class OutboxWorker:
 
     async def _fail(self, item: OutboxItem, exc: Exception) -> None:
         _LOGGER.warning("Outbox message %s to chat %s failed: %s", item.id, item.chat_id, exc)
-        await self._repos.outbox.mark_failed(item.id, str(exc))
-        hook = self._failed_hooks.get(item.kind or "")
-        if hook is not None:
-            try:
-                await hook(item, exc)
-            except Exception:
-                _LOGGER.exception("Outbox failure hook for %s failed", item.kind)
+        async with self._repos.db.transaction():
+            await self._repos.outbox.mark_failed(item.id, str(exc))
+            await self._run_hook(self._failed_hooks.get(item.kind or ""), item, exc)

@@ -1,0 +1,4 @@
+"""Benchmarks: one command each (``python -m bench.NAME``), one JSON object on stdout.
+
+See docs/performance.md.
+"""

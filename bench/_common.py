@@ -1,0 +1,538 @@
+"""Shared pieces of the benchmarks: machine facts, statistics, the bot in-process or as a child
+process on the Bot API emulator, a slow wallet, synthetic accounts and a reply watcher.
+
+Benchmarks report numbers; nothing here asserts on speed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import json
+import os
+import platform
+import random
+import resource
+import sqlite3
+import sys
+import tempfile
+import time
+from collections import defaultdict
+from collections.abc import Callable
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+from telegram import Update
+
+from tgbot.sandbox.emulator import TelegramEmulator
+from tgbot.sandbox.models import Caps, Faults
+
+ROOT = Path(__file__).resolve().parents[1]
+TOKEN = "123456:BENCH"
+#: Rates high enough that the send lanes never wait (for runs that measure the bot, not caps).
+UNCAPPED = {"rate_overall_per_second": 100_000.0, "rate_chat_per_second": 100_000.0}
+
+
+# -- machine and numbers -------------------------------------------------------------------
+
+
+def machine() -> dict[str, Any]:
+    """Return what the numbers were measured on."""
+    model = "unknown"
+    with contextlib.suppress(OSError):
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                model = line.split(":", 1)[1].strip()
+                break
+    ram_gb = None
+    with contextlib.suppress(OSError, ValueError):
+        for line in Path("/proc/meminfo").read_text().splitlines():
+            if line.startswith("MemTotal:"):
+                ram_gb = round(int(line.split()[1]) / 1024 / 1024, 1)
+    return {
+        "nproc": os.cpu_count(),
+        "cpu": model,
+        "ram_gb": ram_gb,
+        "python": platform.python_version(),
+        "platform": platform.platform(terse=True),
+    }
+
+
+def percentiles(values: list[float], scale: float = 1000.0) -> dict[str, Any]:
+    """Return n, p50, p95, p99, max and mean of ``values`` (seconds) in ms (``scale``)."""
+    if not values:
+        return {"n": 0, "p50": None, "p95": None, "p99": None, "max": None, "mean": None}
+    ordered = sorted(values)
+
+    def pick(q: float) -> float:
+        index = min(len(ordered) - 1, max(0, round(q * (len(ordered) - 1))))
+        return round(ordered[index] * scale, 1)
+
+    return {
+        "n": len(ordered),
+        "p50": pick(0.50),
+        "p95": pick(0.95),
+        "p99": pick(0.99),
+        "max": round(ordered[-1] * scale, 1),
+        "mean": round(sum(ordered) / len(ordered) * scale, 1),
+    }
+
+
+def peak_rss_mb() -> float:
+    """Return this process's peak resident set size in MB (Linux reports KiB)."""
+    return round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
+
+
+def rss_mb(pid: int | None = None) -> dict[str, float | None]:
+    """Return the current (VmRSS) and peak (VmHWM) resident set of a process, in MB."""
+    found: dict[str, float | None] = {"rss_mb": None, "peak_rss_mb": None}
+    with contextlib.suppress(OSError):
+        for line in Path(f"/proc/{pid or 'self'}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                found["rss_mb"] = round(int(line.split()[1]) / 1024, 1)
+            elif line.startswith("VmHWM:"):
+                found["peak_rss_mb"] = round(int(line.split()[1]) / 1024, 1)
+    return found
+
+
+def cpu_seconds() -> float:
+    """Return this process's CPU time (user + system) in seconds."""
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+
+
+def emit(result: dict[str, Any]) -> None:
+    """Print the benchmark's one JSON object."""
+    print(json.dumps(result, ensure_ascii=False, sort_keys=False), flush=True)
+
+
+def parser(description: str) -> argparse.ArgumentParser:
+    """Return an argument parser with ``--small`` and ``--seed``."""
+    p = argparse.ArgumentParser(description=description)
+    p.add_argument("--small", action="store_true", help="a few seconds (CI smoke run)")
+    p.add_argument("--seed", type=int, default=1, help="random seed")
+    return p
+
+
+def quiet_logs() -> None:
+    """Keep the bot's INFO logs off the benchmark's output."""
+    import logging
+
+    logging.basicConfig(level=logging.WARNING, stream=sys.stderr)
+    logging.getLogger().setLevel(logging.WARNING)
+
+
+@contextlib.contextmanager
+def workdir():
+    """Yield a temporary directory for databases and logs."""
+    with tempfile.TemporaryDirectory(prefix="tgbot-bench-") as path:
+        yield Path(path)
+
+
+# -- the wallet ----------------------------------------------------------------------------
+
+
+class SlowWallet:
+    """Wrap a wallet backend: every call waits ``lo``..``hi`` seconds; a fraction time out.
+
+    A timed-out call waits ``timeout_s`` and raises ``Unavailable``, as the http adapter does
+    when the wallet does not answer (one attempt; the real adapter retries, which only makes
+    the wait longer).
+    """
+
+    def __init__(
+        self,
+        inner: Any,
+        lo: float,
+        hi: float,
+        timeout_rate: float = 0.0,
+        timeout_s: float = 5.0,
+        seed: int = 1,
+    ) -> None:
+        self._inner = inner
+        self._lo, self._hi = lo, hi
+        self._timeout_rate = timeout_rate
+        self._timeout_s = timeout_s
+        self._rng = random.Random(seed)
+        self.calls = 0
+        self.timeouts = 0
+
+    def __getattr__(self, name: str) -> Any:
+        target = getattr(self._inner, name)
+        if not asyncio.iscoroutinefunction(target) or name == "close":
+            return target
+
+        async def slow(*args: Any, **kwargs: Any) -> Any:
+            from tgbot.backend.base import Unavailable
+
+            self.calls += 1
+            if self._timeout_rate and self._rng.random() < self._timeout_rate:
+                self.timeouts += 1
+                await asyncio.sleep(self._timeout_s)
+                raise Unavailable("timeout")
+            await asyncio.sleep(self._rng.uniform(self._lo, self._hi))
+            return await target(*args, **kwargs)
+
+        return slow
+
+
+def _synthetic_accounts(count: int, now: float, tx_per_account: int) -> tuple[list, list]:
+    from storage.repos.wallet import WalletAccount, WalletTransaction
+
+    rng = random.Random(7)
+    merchants = ("美团外卖", "星巴克", "京东商城", "Amazon", "Uber", "Tesco")
+    accounts, transactions = [], []
+    for n in range(count):
+        account_id = f"B{n:07d}"
+        accounts.append(
+            WalletAccount(
+                account_id, f"Bench {n}", f"+1999{n:07d}", "active", None, None,
+                Decimal("100.00"), None, now - 400 * 86400, now,
+            )
+        )  # fmt: skip
+        for k in range(tx_per_account):
+            transactions.append(
+                WalletTransaction(
+                    f"TXB{n:07d}{k:02d}", account_id, now - (k + 1) * 86400 - rng.random() * 3600,
+                    Decimal(rng.randint(1000, 50000)).scaleb(-2), "CNY", rng.choice(merchants),
+                    "success",
+                )
+            )  # fmt: skip
+    return accounts, transactions
+
+
+async def prepare_database(db_path: Path, accounts: int = 0, tx_per_account: int = 6) -> None:
+    """Create and migrate the database; seed the demo wallet plus ``accounts`` synthetic
+    active accounts ``B0000000``... with ``tx_per_account`` recent refundable payments each."""
+    from storage import Database, WalletRepository, migrate
+    from tgbot.backend.demo import build_seed
+
+    db = await Database.open(db_path)
+    try:
+        await migrate(db)
+        repo = WalletRepository(db)
+        pepper = await repo.meta_setdefault("card_pepper", "bench-pepper")
+        now = float(int(time.time()))
+        demo_accounts, cards, transactions, tokens = build_seed(now, pepper)
+        extra_accounts, extra_tx = _synthetic_accounts(accounts, now, tx_per_account)
+        await repo.seed(
+            seeded_at=now,
+            accounts=[*demo_accounts, *extra_accounts],
+            cards=cards,
+            transactions=[*transactions, *extra_tx],
+            tokens=tokens,
+        )
+    finally:
+        await db.close()
+
+
+def link_users(
+    db_path: Path, users: list[tuple[int, str, str, str | None]], verified: bool = True
+) -> None:
+    """Insert bot users (id, first name, language, wallet account or None), linked and
+    verified now, in one transaction (as if each had done ``/start link_...``)."""
+    now = time.time()
+    with contextlib.closing(sqlite3.connect(db_path)) as conn, conn:
+        conn.executemany(
+            "INSERT INTO users (id, first_name, telegram_language, wallet_account_id, "
+            "created_at, last_seen_at) VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (id) DO NOTHING",
+            [(uid, name, lang, account, now, now) for uid, name, lang, account in users],
+        )
+        if verified:
+            conn.executemany(
+                "INSERT INTO verifications (user_id, account_id, verified_at) VALUES (?, ?, ?) "
+                "ON CONFLICT (user_id) DO NOTHING",
+                [(uid, account, now) for uid, _, _, account in users if account],
+            )
+
+
+# -- the bot -------------------------------------------------------------------------------
+
+
+def make_emulator(*, caps: bool = False, latency: float = 0.0, seed: int = 1) -> TelegramEmulator:
+    """Return an emulator (strict off: benchmarks measure, tests check parameters)."""
+    return TelegramEmulator(
+        TOKEN,
+        strict=False,
+        caps=Caps() if caps else Caps(enabled=False),
+        faults=Faults(latency=latency, rng=random.Random(seed)),
+    )
+
+
+def trim_emulator_log(emu: TelegramEmulator, keep: int = 1000) -> None:
+    """Forget old entries of the emulator's call log (it keeps every call otherwise)."""
+    if len(emu.calls) > keep * 2:
+        del emu.calls[:-keep]
+
+
+class InProcessBot:
+    """The real application on an in-process emulator transport (as tests/harness.py)."""
+
+    def __init__(self, db_path: Path, emu: TelegramEmulator, **config: Any) -> None:
+        self.db_path = db_path
+        self.emu = emu
+        self.config = config
+        self.app: Any = None
+
+    async def start(self, wallet: dict[str, Any] | None = None) -> InProcessBot:
+        from tgbot.app import build_application
+        from tgbot.config import Config
+        from tgbot.sandbox.request import EmulatorRequest
+
+        settings = {"token": TOKEN, "db_path": self.db_path, **self.config}
+        app = build_application(
+            Config(**settings),
+            request=EmulatorRequest(self.emu),
+            get_updates_request=EmulatorRequest(self.emu, read_timeout=None),
+        )
+        self.app = app
+        await app.initialize()
+        if wallet:
+            app.backend = SlowWallet(app.backend, **wallet)
+        await app.updater.start_polling(
+            poll_interval=0.0, timeout=1, allowed_updates=Update.ALL_TYPES
+        )
+        await app.start()
+        return self
+
+    async def stop(self) -> None:
+        app, self.app = self.app, None
+        if app is None:
+            return
+        if app.updater.running:
+            await app.updater.stop()
+        if app.running:
+            await app.stop()
+        await app.shutdown()
+
+    async def settle(self, timeout: float = 30.0) -> None:
+        """Wait until every update so far is handled and the outbox has nothing due."""
+        app = self.app
+        last_id = self.emu._next_update_id - 1
+        deadline = time.monotonic() + timeout
+        while not (
+            self.emu.all_fetched()
+            and (last_id == 0 or await app.repos.inbox.is_done(last_id))
+            and await app.repos.inbox.count_pending() == 0
+            and app.update_processor.in_progress == 0
+        ):
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"update {last_id} not handled in {timeout}s")
+            await asyncio.sleep(0.005)
+        await app.outbox.idle(timeout=max(0.1, deadline - time.monotonic()), include_scheduled=True)
+
+
+class ChildBot:
+    """The bot as a separate process (``python -m bench._child``) on the emulator over HTTP.
+
+    It prints ``READY`` when it polls, and on SIGTERM/SIGINT stops gracefully and prints one
+    JSON line (its CPU time, peak RSS, profile path).
+    """
+
+    def __init__(self, base_url: str, db_path: Path, log_path: Path, **spec: Any) -> None:
+        self.base_url = base_url
+        self.db_path = db_path
+        self.log_path = log_path
+        self.spec = spec
+        self.proc: asyncio.subprocess.Process | None = None
+        self.started_at = 0.0
+        self.ready_at = 0.0
+
+    @property
+    def pid(self) -> int:
+        assert self.proc is not None
+        return self.proc.pid
+
+    async def start(self, wait_ready: bool = True, timeout: float = 60.0) -> ChildBot:
+        env = {
+            **os.environ,
+            "TGBOT_TOKEN": TOKEN,
+            "TGBOT_API_BASE_URL": self.base_url,
+            "TGBOT_DB_PATH": str(self.db_path),
+            "TGBOT_LOG_LEVEL": "WARNING",
+            "PYTHONPATH": str(ROOT),
+        }
+        log = self.log_path.open("ab")
+        self.started_at = time.monotonic()
+        self.proc = await asyncio.create_subprocess_exec(
+            sys.executable,
+            "-m",
+            "bench._child",
+            json.dumps(self.spec),
+            env=env,
+            cwd=ROOT,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=log,
+        )
+        log.close()
+        if wait_ready:
+            await self.wait_ready(timeout)
+        return self
+
+    async def wait_ready(self, timeout: float = 60.0) -> float:
+        """Wait for ``READY``; return seconds since start."""
+        assert self.proc is not None and self.proc.stdout is not None
+        line = await asyncio.wait_for(self.proc.stdout.readline(), timeout)
+        if line.strip() != b"READY":
+            raise RuntimeError(f"bot child did not start: {line!r}; see {self.log_path}")
+        self.ready_at = time.monotonic()
+        return self.ready_at - self.started_at
+
+    def rss(self) -> dict[str, float | None]:
+        return rss_mb(self.pid)
+
+    async def kill(self) -> None:
+        """kill -9."""
+        assert self.proc is not None
+        self.proc.kill()
+        await self.proc.wait()
+
+    async def stop(self, timeout: float = 60.0) -> dict[str, Any]:
+        """Stop gracefully (SIGTERM); return the child's report."""
+        assert self.proc is not None and self.proc.stdout is not None
+        if self.proc.returncode is None:
+            self.proc.terminate()
+        out = await asyncio.wait_for(self.proc.stdout.read(), timeout)
+        await self.proc.wait()
+        for line in reversed(out.decode().splitlines()):
+            if line.startswith("{"):
+                return json.loads(line)
+        return {}
+
+
+@contextlib.asynccontextmanager
+async def emulator_server(emu: TelegramEmulator):
+    """Serve ``emu`` over HTTP on loopback."""
+    from tgbot.sandbox.server import EmulatorServer
+
+    server = EmulatorServer(emu)
+    await server.start()
+    try:
+        yield server
+    finally:
+        await server.stop()
+        await emu.aclose()
+
+
+# -- watching what users see ---------------------------------------------------------------
+
+
+class Watcher:
+    """Record, per chat, when the bot's messages and edits appear (what a user sees)."""
+
+    def __init__(self, emu: TelegramEmulator, clock: Callable[[], float] = time.monotonic):
+        self.emu = emu
+        self.clock = clock
+        self.bot_id = emu.bot.id
+        #: chat id -> [(time, kind, message)]
+        self.seen: dict[int, list[tuple[float, str, dict[str, Any]]]] = defaultdict(list)
+        self._events: dict[int, asyncio.Event] = {}
+        self.unsubscribe = emu.subscribe(self._on_event)
+
+    def _on_event(self, event: dict[str, Any]) -> None:
+        if event.get("type") not in ("message", "edit"):
+            return
+        message = event["message"]
+        if message.get("from", {}).get("id") != self.bot_id:
+            return
+        chat_id = event["chat_id"]
+        self.seen[chat_id].append((self.clock(), event["type"], message))
+        waiter = self._events.pop(chat_id, None)
+        if waiter is not None:
+            waiter.set()
+
+    def count(self, chat_id: int) -> int:
+        return len(self.seen[chat_id])
+
+    async def wait_beyond(self, chat_id: int, count: int, timeout: float) -> float | None:
+        """Wait until chat ``chat_id`` has more than ``count`` events; return the time of the
+        first new one (None on timeout)."""
+        deadline = self.clock() + timeout
+        while len(self.seen[chat_id]) <= count:
+            remaining = deadline - self.clock()
+            if remaining <= 0:
+                return None
+            waiter = self._events.setdefault(chat_id, asyncio.Event())
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(waiter.wait(), remaining)
+        return self.seen[chat_id][count][0]
+
+    def button_message(self, chat_id: int, prefix: str) -> tuple[int, str] | None:
+        """Return (message id, callback data) of the newest button whose data starts with
+        ``prefix`` in the chat, as it shows now."""
+        chat = self.emu.chats.get(chat_id)
+        if chat is None:
+            return None
+        for message_id in sorted(chat.messages, reverse=True)[:10]:
+            stored = chat.messages[message_id]
+            if stored.deleted or stored.sender_id != self.bot_id:
+                continue
+            for row in stored.data.get("reply_markup", {}).get("inline_keyboard", []):
+                for button in row:
+                    data = button.get("callback_data", "")
+                    if data.startswith(prefix):
+                        return message_id, data
+        return None
+
+
+async def gather_limited(coros: list, limit: int = 200) -> list:
+    """Run coroutines with at most ``limit`` at once."""
+    semaphore = asyncio.Semaphore(limit)
+
+    async def run(coro):
+        async with semaphore:
+            return await coro
+
+    return await asyncio.gather(*(run(c) for c in coros))
+
+
+#: The lookup -> refund walk: (action, callback data prefix or text).
+REFUND_WALK: tuple[tuple[str, str], ...] = (
+    ("send", "/transactions"),
+    ("press", "tx:open:"),
+    ("press", "tx:refund:"),
+    ("press", "refund:reason:not_received"),
+    ("press", "refund:full"),
+    ("press", "refund:confirm"),
+)
+STEP_NAMES = ("list", "detail", "refund", "reason", "amount", "confirm")
+
+
+async def walk_refund(
+    emu: TelegramEmulator,
+    watcher: Watcher,
+    user_id: int,
+    think: Callable[[], float],
+    latencies: list[float] | None = None,
+    per_step: dict[str, list[float]] | None = None,
+    step_timeout: float = 30.0,
+) -> str:
+    """Walk lookup -> refund as user ``user_id``; return "done", "stuck" or "timeout".
+
+    Each step's update-to-reply time (first bot message or edit in the chat) goes to
+    ``latencies`` and ``per_step``.
+    """
+    for index, (action, what) in enumerate(REFUND_WALK):
+        if index:
+            await asyncio.sleep(think())
+        before = watcher.count(user_id)
+        if action == "send":
+            sent_at = watcher.clock()
+            emu.user_send(user_id, what)
+        else:
+            found = watcher.button_message(user_id, what)
+            if found is None:
+                return "stuck"  # e.g. "the wallet is unavailable, try again later"
+            sent_at = watcher.clock()
+            emu.user_press(user_id, user_id, found[0], found[1])
+        seen_at = await watcher.wait_beyond(user_id, before, step_timeout)
+        if seen_at is None:
+            return "timeout"
+        latency = seen_at - sent_at
+        if latencies is not None:
+            latencies.append(latency)
+        if per_step is not None:
+            per_step.setdefault(STEP_NAMES[index], []).append(latency)
+    return "done"
