@@ -282,3 +282,36 @@ async def test_no_card_number_or_code_in_database_or_logs(make_bot, tmp_path, ca
     for secret in ("4242424242424242", "5555555555554444", "5555 5555 5555 4444", code):
         assert secret.encode() not in blob
         assert secret not in logs
+
+
+async def test_restart_in_the_cards_flow_and_in_the_freeze_flow(make_bot):
+    bot = await make_bot()
+    alice = person(bot, "Alice", ALICE)
+    li = person(bot, "李雷", LILEI, "zh-hans")
+    await alice.send("/cards")
+    await verify(bot, alice)
+    await alice.click("➕ Add a card")
+    await li.send("有人盗刷我的卡")
+    emu = bot.emu
+    await bot.stop()
+    bot2 = await make_bot(emu=emu)
+    alice.harness = li.harness = bot2
+    query = await alice.click("✅ I have entered my card")
+    assert alice.answer_of(query).startswith("I do not see a card yet")
+    await li.click("🧊 是的，立即冻结")
+    await li.share_contact()
+    assert any("已冻结" in t for t in li.texts)
+    assert (await bot2.app.backend.get_account("U1001")).status == "frozen"
+
+
+async def test_cards_and_freeze_happy_paths_in_the_other_language(bot):
+    bob = person(bot, "Bob", BOB)
+    await bob.send("/cards")
+    await verify(bot, bob)
+    assert "Barclays (debit) •••• 0045" in bob.last_message.text
+    han = person(bot, "韩梅梅", HANMEIMEI, "zh-hans")
+    await han.send("/freeze")
+    assert "现在冻结您的U钱包账户吗" in han.last_message.text
+    await han.click("🧊 是的，立即冻结")
+    await han.share_contact()
+    assert (await bot.app.backend.get_account("U1002")).status == "frozen"

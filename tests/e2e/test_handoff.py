@@ -538,3 +538,23 @@ async def test_removed_agent_is_taken_out_of_the_agents_group(desk):
     assert admin.last_message.text == f"{desk.other_id} is no longer a support agent."
     members = desk.emu.chats[desk.group_id].members
     assert members.get(desk.other_id) in ("left", None)
+
+
+async def test_tickets_are_routed_to_the_group_of_the_users_language(make_bot):
+    emu = TelegramEmulator(TOKEN, strict=True, caps=Caps(enabled=False))
+    agent = emu.add_user("Agent")
+    zh_group = emu.add_forum_group(
+        "中文组", members=[agent.id], bot_is_admin=True, bot_rights=RIGHTS
+    )
+    en_group = emu.add_forum_group(
+        "EN team", members=[agent.id], bot_is_admin=True, bot_rights=RIGHTS
+    )
+    bot = await make_bot(emu=emu, agent_chats=((zh_group.id, "zh_Hans"), (en_group.id, "en")))
+    li, alice = bot.user("李雷", "zh-hans"), bot.user("Alice", "en")
+    await li.send("/human")
+    await alice.send("/human")
+    li_ticket = await bot.app.repos.tickets.open_for_user(li.user_id)
+    alice_ticket = await bot.app.repos.tickets.open_for_user(alice.user_id)
+    assert li_ticket.group_chat_id == zh_group.id and alice_ticket.group_chat_id == en_group.id
+    assert [t["name"][:6] for t in emu.topics(zh_group.id).values()] == [li_ticket.code]
+    assert [t["name"][:6] for t in emu.topics(en_group.id).values()] == [alice_ticket.code]
