@@ -26,7 +26,7 @@ from telegram.ext import BaseUpdateProcessor
 from storage import InboxRepository
 
 from .keyed_lock import KeyedLock
-from .sensitive import mask
+from .sensitive import mask, might_be_sensitive
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -60,7 +60,7 @@ def scrubbed_payload(update: Update) -> dict[str, Any]:
         if not isinstance(message, dict):
             continue
         for key in ("text", "caption"):
-            if isinstance(message.get(key), str):
+            if isinstance(message.get(key), str) and might_be_sensitive(message[key]):
                 masked = mask(message[key])
                 if masked != message[key]:
                     message[key] = masked

@@ -21,6 +21,17 @@ _PASSWORD = re.compile(
 )
 
 
+_CHEAP_CHECK = re.compile(r"(?:\d[\s-]?){4}|密码|pin|pass|pwd|code|码", re.IGNORECASE)
+
+
+def might_be_sensitive(text: str) -> bool:
+    """Return False for text that cannot hold a card number, code or password (cheap, for
+    the hot path; :func:`mask` does the real work on the rest)."""
+    if not text.isascii():
+        text = normalize_input(text)  # full-width digits count too
+    return bool(_CHEAP_CHECK.search(text))
+
+
 def luhn_ok(digits: str) -> bool:
     """Return True if ``digits`` passes the Luhn check used by card numbers."""
     total = 0

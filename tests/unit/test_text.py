@@ -91,3 +91,30 @@ def test_mask_hides_everything_sensitive():
 )
 def test_talking_about_a_password_is_not_disclosing_it(text):
     assert classify(text) is None
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "4111 1111 1111 1111",
+        "４１１１１１１１１１１１１１１１",
+        "验证码 482913",
+        "482913",
+        "password: hunter22",
+        "我的密码是abc12345",
+        "pin is 9876",
+    ],
+)
+def test_cheap_check_never_misses_what_mask_would_change(text):
+    from tgbot.sensitive import might_be_sensitive
+
+    assert mask(text) != text
+    assert might_be_sensitive(text)
+
+
+def test_cheap_check_catches_spaced_single_digits():
+    from tgbot.sensitive import might_be_sensitive
+
+    spaced = " ".join("4111111111111111")
+    assert mask(spaced) != spaced and might_be_sensitive(spaced)
+    assert not might_be_sensitive("hello, where is my refund?")
