@@ -134,7 +134,7 @@ async def agent_group_update(update: Update, context: BotContext) -> None:
     """Relay an agent's message in a ticket topic to the user; ignore everyone else."""
     if not _in_agent_group(update, context):
         return
-    context.tr = _group_tr(context.config)
+    context.tr = _group_tr(context.config, update.effective_chat.id)
     message = update.effective_message
     if message is None or update.callback_query is not None:
         return  # buttons are handled by their own handlers
@@ -183,7 +183,7 @@ async def _agent_ticket_command(update: Update, context: BotContext):
     """Return (agent, ticket) for an agent command in a ticket topic, or answer why not."""
     if not _in_agent_group(update, context):
         return None, None
-    context.tr = _group_tr(context.config)
+    context.tr = _group_tr(context.config, update.effective_chat.id)
     agent = await _agent_or_none(update, context)
     if agent is None:
         return None, None  # non-agents get nothing, as for any unknown command
@@ -326,7 +326,7 @@ async def _transfer(update, context: BotContext, ticket: Ticket, agent, target_i
 async def ticket_button(update: Update, context: BotContext) -> None:
     """Claim / Close / Transfer buttons: checked against the roster on every press."""
     query = update.callback_query
-    context.tr = _group_tr(context.config)
+    context.tr = _group_tr(context.config, update.effective_chat.id)
     if not _in_agent_group(update, context):
         await query.answer()
         return

@@ -73,8 +73,11 @@ NON_AGENT = N_(
 _TOPIC_GONE = ("thread not found", "topic_closed", "topic_deleted", "topic_id_invalid")
 
 
-def _group_tr(config: Config):
-    return translator(config.default_language)
+def _group_tr(config: Config, chat_id: int | None = None):
+    """Return the translator of an agents' group: the language its team handles (configured
+    with the group), else the default language."""
+    language = dict(config.agent_chats).get(chat_id) if chat_id is not None else None
+    return translator(language or config.default_language)
 
 
 class SupportDesk:
@@ -238,7 +241,9 @@ class SupportDesk:
         ticket = await self._repos.tickets.get(ticket.id)
         await self._post_header(ticket)
         if ticket.topic_generation > 0:
-            await self.post_in_topic(ticket, _group_tr(self._config).gettext(TOPIC_RECREATED))
+            await self.post_in_topic(
+                ticket, _group_tr(self._config, ticket.group_chat_id).gettext(TOPIC_RECREATED)
+            )
         await self.flush(ticket, "in")
 
     async def _topic_failed(self, item: OutboxItem, error: Exception) -> None:
@@ -255,7 +260,7 @@ class SupportDesk:
 
     def header_keyboard(self, ticket: Ticket) -> InlineKeyboardMarkup:
         """Return the header card's buttons."""
-        tr = _group_tr(self._config)
+        tr = _group_tr(self._config, ticket.group_chat_id)
         return InlineKeyboardMarkup(
             [
                 [
@@ -276,7 +281,7 @@ class SupportDesk:
 
     async def header_text(self, ticket: Ticket) -> str:
         """Return the header card: who, language, linked account (masked), context."""
-        tr = _group_tr(self._config)
+        tr = _group_tr(self._config, ticket.group_chat_id)
         user = await self._repos.users.get(ticket.user_id)
         account = user.wallet_account_id if user else None
         masked = f"…{account[-4:]}" if account else tr.gettext(NOT_LINKED)
@@ -540,7 +545,9 @@ class SupportDesk:
         if isinstance(error, Forbidden):
             if not ticket.user_blocked:
                 await self._repos.tickets.mark_user_blocked(ticket.id)
-                await self.post_in_topic(ticket, _group_tr(self._config).gettext(USER_BLOCKED))
+                await self.post_in_topic(
+                    ticket, _group_tr(self._config, ticket.group_chat_id).gettext(USER_BLOCKED)
+                )
         else:
             _LOGGER.warning("Relay to the user of ticket %s failed: %s", ticket.code, error)
 
@@ -569,7 +576,7 @@ class SupportDesk:
             return False
         await self._repos.agents.touch(agent_id)
         await self._repos.audit.record(agent_id, "ticket.claim", ticket.id)
-        tr = _group_tr(self._config)
+        tr = _group_tr(self._config, ticket.group_chat_id)
         await self.post_in_topic(ticket, tr.gettext(CLAIMED_BY).format(agent=escape(agent_name)))
         if ticket.status == "open":
             await self._notify_user(ticket, AGENT_JOINED)
@@ -582,7 +589,7 @@ class SupportDesk:
         if not await self._repos.tickets.close(ticket.id, closed_by):
             return False
         await self._repos.audit.record(closed_by, "ticket.close", ticket.id, {"by_user": by_user})
-        tr = _group_tr(self._config)
+        tr = _group_tr(self._config, ticket.group_chat_id)
         name = tr.gettext(THE_USER) if by_user else escape(who)
         await self.post_in_topic(ticket, tr.gettext(CLOSED_IN_TOPIC).format(who=name))
         if ticket.group_chat_id is not None and ticket.thread_id is not None:
@@ -618,16 +625,18 @@ class SupportDesk:
                 lane=Lane.RELAY,
                 kind="topic_reopen",
             )
-            await self.post_in_topic(ticket, _group_tr(self._config).gettext(REOPENED_IN_TOPIC))
+            await self.post_in_topic(
+                ticket, _group_tr(self._config, ticket.group_chat_id).gettext(REOPENED_IN_TOPIC)
+            )
 
     async def remind_unclaimed(self) -> int:
         """Post a reminder in topics whose ticket nobody claimed in time; return how many."""
-        tr = _group_tr(self._config)
         waited = self._config.unclaimed_reminder
         tickets = await self._repos.tickets.unclaimed_before(time.time() - waited)
         for ticket in tickets:
             if ticket.thread_id is None:
                 continue
+            tr = _group_tr(self._config, ticket.group_chat_id)
             await self.post_in_topic(
                 ticket, tr.gettext(REMINDER).format(minutes=max(1, round(waited / 60)))
             )

@@ -558,3 +558,18 @@ async def test_tickets_are_routed_to_the_group_of_the_users_language(make_bot):
     assert li_ticket.group_chat_id == zh_group.id and alice_ticket.group_chat_id == en_group.id
     assert [t["name"][:6] for t in emu.topics(zh_group.id).values()] == [li_ticket.code]
     assert [t["name"][:6] for t in emu.topics(en_group.id).values()] == [alice_ticket.code]
+
+
+async def test_a_chinese_teams_group_reads_its_topics_in_chinese(make_bot):
+    emu = TelegramEmulator(TOKEN, strict=True, caps=Caps(enabled=False))
+    agent = emu.add_user("小王")
+    group = emu.add_forum_group("中文组", members=[agent.id], bot_is_admin=True, bot_rights=RIGHTS)
+    bot = await make_bot(emu=emu, agent_chats=((group.id, "zh_Hans"),))
+    li = bot.user("李雷", "zh-hans")
+    await li.send("/human")
+    ticket = await bot.app.repos.tickets.open_for_user(li.user_id)
+    thread = next(iter(emu.topics(group.id)))
+    header = next(m for m in emu.bot_messages(group.id, thread) if "text" in m)
+    assert header["text"].startswith(f"工单 {ticket.code}")
+    labels = [b["text"] for r in header["reply_markup"]["inline_keyboard"] for b in r]
+    assert labels == ["🙋 认领", "✅ 关闭", "↪️ 转交"]
