@@ -34,6 +34,9 @@ HELP_GUIDED = N_("Choose a topic from the menu and I will guide you step by step
 HELP_COMMANDS = N_(
     "<b>Commands</b>\n"
     "/start – main menu\n"
+    "/transactions – find a transaction\n"
+    "/refunds – your refunds\n"
+    "/human – talk to a human\n"
     "/language – 中文 / English\n"
     "/cancel – stop what you are doing\n"
     "/help – this help"
@@ -53,6 +56,9 @@ NOTHING_TO_CANCEL = N_("There is nothing to cancel.")
 COMMANDS = [
     ("start", N_("Main menu")),
     ("help", N_("What I can do")),
+    ("transactions", N_("Find a transaction")),
+    ("refunds", N_("My refunds")),
+    ("human", N_("Talk to a human")),
     ("language", "中文 / English"),  # the same in every language
     ("cancel", N_("Stop what you are doing")),
 ]
