@@ -274,11 +274,7 @@ class Broadcaster:
     async def recall(self, broadcast_id: int) -> int:
         """Delete a sent broadcast from users' chats (Telegram allows 48 hours)."""
         await self.cancel(broadcast_id)
-        await self._repos.broadcasts.set_status(
-            broadcast_id,
-            (await self._repos.broadcasts.get(broadcast_id)).status,
-            recalled_at=time.time(),
-        )
+        await self._repos.broadcasts.mark_recalled(broadcast_id)
         count, after = 0, 0
         while True:
             batch = await self._repos.broadcasts.sent_messages(broadcast_id, after, 500)

@@ -154,11 +154,16 @@ def flow_record(context: BotContext) -> dict[str, Any] | None:
     return context.user_data.get(FLOW_KEY)
 
 
-def expect_numbers(context: BotContext, kind: str) -> None:
+def expect_numbers(context: BotContext, kind: str | None) -> None:
     """Tell the sensitive-data guard this step asks for a number (``"code"``, ``"amount"``,
-    ``"query"``), so a lone 4-8 digit number typed now is not taken for a leaked code."""
+    ``"query"``), so a lone 4-8 digit number typed now is not taken for a leaked code;
+    ``None`` when the step is over."""
     record = flow_record(context)
-    if record is not None:
+    if record is None:
+        return
+    if kind is None:
+        record.pop("expects", None)
+    else:
         record["expects"] = kind
 
 

@@ -465,6 +465,12 @@ class SupportDesk:
             return None
         return {"message_id": target, "allow_sending_without_reply": True}
 
+    def _forget_text_target(self, outbox_id: int) -> None:
+        """A relayed (or failed) text can no longer take coalesced lines."""
+        for ticket_id, target in list(self._last_text.items()):
+            if target == outbox_id:
+                del self._last_text[ticket_id]
+
     @staticmethod
     def _lines_of(item: OutboxItem) -> tuple[list[int], int]:
         generation, _, ids = (item.ref or "").partition(";")
@@ -472,10 +478,7 @@ class SupportDesk:
 
     async def _relayed_in(self, item: OutboxItem, result: Any) -> None:
         lines, _ = self._lines_of(item)
-        if self._last_text:
-            for ticket_id, outbox_id in list(self._last_text.items()):
-                if outbox_id == item.id:
-                    del self._last_text[ticket_id]
+        self._forget_text_target(item.id)
         landed = _message_ids(result)
         for index, line_id in enumerate(lines):
             group_message_id = landed[min(index, len(landed) - 1)] if landed else None
@@ -483,9 +486,7 @@ class SupportDesk:
 
     async def _relay_in_failed(self, item: OutboxItem, error: Exception) -> None:
         lines, generation = self._lines_of(item)
-        for ticket_id, outbox_id in list(self._last_text.items()):
-            if outbox_id == item.id:
-                del self._last_text[ticket_id]
+        self._forget_text_target(item.id)
         first = await self._repos.tickets.get_message(lines[0]) if lines else None
         ticket = await self._repos.tickets.get(first.ticket_id) if first else None
         if ticket is None:

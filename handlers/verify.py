@@ -36,7 +36,7 @@ from tgbot.text import normalize_input
 from .common import (
     END,
     HUMAN_LABEL,
-    flow_record,
+    expect_numbers,
     main_menu_row,
     nav_rows,
     scratch,
@@ -119,15 +119,6 @@ def normalize_phone(raw: str) -> str:
     return "+" + digits
 
 
-def _expects_code(context: BotContext, on: bool) -> None:
-    record = flow_record(context)
-    if record is not None:
-        if on:
-            record["expects"] = "code"
-        else:
-            record.pop("expects", None)
-
-
 async def require_verified(
     update: Update, context: BotContext, then: Continuation, *, max_age: float | None = None
 ) -> object:
@@ -198,7 +189,7 @@ async def _send_code(update: Update, context: BotContext, account_id: str, *, fi
         sent.resend_after.timestamp(),
         tries=CODE_TRIES,
     )
-    _expects_code(context, True)
+    expect_numbers(context, "code")
     text = CODE_SENT if first else CODE_RESENT
     keyboard = [
         [InlineKeyboardButton(context._(RESEND_LABEL), callback_data="verify:resend")],
@@ -312,7 +303,7 @@ def verify_states(*continuations: Continuation) -> dict[object, list]:
         repos = context.repos
         state = await repos.verifications.get(user_id)
         if state.locked():
-            _expects_code(context, False)
+            expect_numbers(context, None)
             return await _locked_out(update, context, state.locked_until or 0)
         if len(typed) != 6:
             await message.reply_text(context._(CODE_FORMAT))
@@ -328,7 +319,7 @@ def verify_states(*continuations: Continuation) -> dict[object, list]:
         if not good:
             state = await repos.verifications.wrong_code(user_id, LOCKOUT_SECONDS)
             if state.locked():
-                _expects_code(context, False)
+                expect_numbers(context, None)
                 await repos.audit.record(user_id, "verify.locked", user_id)
                 return await _locked_out(update, context, state.locked_until or 0)
             if state.tries_left == 0:
@@ -339,7 +330,7 @@ def verify_states(*continuations: Continuation) -> dict[object, list]:
                 context._(CODE_WRONG).format(tries=context.tr.number(state.tries_left)),
             )
             return None
-        _expects_code(context, False)
+        expect_numbers(context, None)
         await repos.verifications.verified(user_id, state.account_id)
         await repos.users.set_wallet_account(user_id, state.account_id)
         if context.user_record is not None:

@@ -98,6 +98,14 @@ class BroadcastRepository:
             cursor = await conn.execute(sql, params)
             return cursor.rowcount > 0
 
+    async def mark_recalled(self, broadcast_id: int, now: float | None = None) -> None:
+        """Record that a broadcast is being deleted from users' chats."""
+        async with self._db.transaction() as conn:
+            await conn.execute(
+                "UPDATE broadcasts SET recalled_at = ? WHERE id = ?",
+                (time.time() if now is None else now, broadcast_id),
+            )
+
     async def set_progress_message(self, broadcast_id: int, chat_id: int, message_id: int):
         """Remember the admin's progress message (edited as the broadcast goes)."""
         async with self._db.transaction() as conn:
