@@ -18,7 +18,6 @@ from typing import Any
 
 from telegram import InlineKeyboardButton, InlineKeyboardMarkup, Message, Update
 from telegram.constants import ChatType
-from telegram.error import TelegramError
 from telegram.ext import (
     ApplicationHandlerStop,
     CallbackQueryHandler,
@@ -430,18 +429,6 @@ def topic_name(ticket: Ticket, first_name: str) -> str:
     suffix = f" · {ticket.language}"
     head = f"{ticket.code} · "
     return head + truncate(first_name, TOPIC_NAME_LIMIT - len(head) - len(suffix)) + suffix
-
-
-async def notify_user(context: Any, ticket: Ticket, text_msgid: str, **fmt: Any) -> None:
-    """Send a ticket notice to its user in their language through the outbox."""
-    context.tr = await translator_for(context, ticket.user_id)
-    text = context._(text_msgid).format(**fmt) if fmt else context._(text_msgid)
-    try:
-        await context.application.outbox.enqueue(
-            ticket.user_id, "sendMessage", {"text": text}, lane=Lane.RELAY, kind="ticket_notice"
-        )
-    except TelegramError as exc:  # pragma: no cover - enqueue does not call Telegram
-        _LOGGER.warning("Could not queue a ticket notice: %s", exc)
 
 
 async def refresh_queue(context: BotContext) -> None:
