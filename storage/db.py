@@ -27,10 +27,11 @@ Params = Sequence[Any] | dict[str, Any]
 class Database:
     """One aiosqlite connection with serialized write transactions.
 
-    Reads (``fetchone``/``fetchall``) run without the lock. They share the one
-    connection, so a read issued while another task's transaction is open sees
-    that transaction's uncommitted rows; repositories only read what they may
-    act on, so this is acceptable and keeps reads cheap.
+    Reads (``fetchone``/``fetchall``) run without the lock, each as one job on the
+    connection's thread (never split around another task's statement). They share the
+    one connection, so a read issued while another task's transaction is open sees
+    that transaction's uncommitted rows; repositories only read what they may act on,
+    so this is acceptable and keeps reads cheap.
     """
 
     def __init__(self, path: Path, conn: aiosqlite.Connection) -> None:
@@ -123,14 +124,20 @@ class Database:
         await self._conn.execute(f"RELEASE {name}")
 
     async def fetchone(self, sql: str, params: Params = ()) -> aiosqlite.Row | None:
-        """Run a query and return its first row, or None."""
-        async with self._conn.execute(sql, params) as cursor:
-            return await cursor.fetchone()
+        """Run a query and return its first row, or None (queries here select a few rows)."""
+        rows = await self.fetchall(sql, params)
+        return rows[0] if rows else None
 
     async def fetchall(self, sql: str, params: Params = ()) -> list[aiosqlite.Row]:
-        """Run a query and return all rows."""
-        async with self._conn.execute(sql, params) as cursor:
-            return list(await cursor.fetchall())
+        """Run a query and return all rows.
+
+        Executing and fetching are one job on the connection's thread. As two jobs (a cursor's
+        ``execute`` then ``fetchall``) another task's UPDATE could run between them on this
+        same connection, and SQLite leaves the rows of a statement whose table changed midway
+        undefined: a GROUP BY status once came back with a NULL status, and a broadcast was
+        marked done with recipients still queued.
+        """
+        return list(await self._conn.execute_fetchall(sql, params))
 
     async def backup(self, dest: str | Path) -> None:
         """Copy the committed database into ``dest`` with SQLite's online backup API.

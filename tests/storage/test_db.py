@@ -146,6 +146,44 @@ async def test_transactions_run_one_at_a_time(db: Database) -> None:
     assert (await db.fetchone("SELECT COUNT(*) FROM audit_log"))[0] == 5
 
 
+async def test_reads_are_never_torn_by_another_tasks_writes(db: Database) -> None:
+    """A read runs as one job: another task's UPDATE on the shared connection cannot land
+    between its execute and its fetch (SQLite leaves such rows undefined: a broadcast once
+    read a NULL status and finished with recipients still queued)."""
+    async with db.transaction() as conn:
+        await conn.execute("CREATE TABLE flip (id INTEGER PRIMARY KEY, status TEXT NOT NULL)")
+        await conn.execute("CREATE INDEX flip_status ON flip (status)")
+        await conn.executemany(
+            "INSERT INTO flip (id, status) VALUES (?, ?)",
+            [(i, ("pending", "queued", "sent")[i % 3]) for i in range(3000)],
+        )
+    stop = False
+
+    async def writer() -> None:
+        statuses = ("pending", "queued", "sent")
+        n = 0
+        while not stop:
+            n += 1
+            async with db.transaction() as conn:
+                await conn.execute(
+                    "UPDATE flip SET status = ? WHERE id % 7 = ?", (statuses[n % 3], n % 7)
+                )
+            await asyncio.sleep(0)
+
+    task = asyncio.create_task(writer())
+    try:
+        for _ in range(300):
+            rows = await db.fetchall("SELECT status, COUNT(*) AS n FROM flip GROUP BY status")
+            counts = {row["status"]: row["n"] for row in rows}
+            assert set(counts) <= {"pending", "queued", "sent"}, counts
+            assert sum(counts.values()) == 3000, counts
+            one = await db.fetchone("SELECT status FROM flip WHERE id = 5")
+            assert one is not None and one["status"] in ("pending", "queued", "sent")
+    finally:
+        stop = True
+        await task
+
+
 async def test_backup_is_a_readable_copy_with_the_same_rows(
     repos: Repositories, tmp_path: Path
 ) -> None:
