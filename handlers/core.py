@@ -130,7 +130,9 @@ async def leave_foreign_groups(update: Update, context: BotContext) -> None:
 
 async def guard_sensitive(update: Update, context: BotContext) -> None:
     """Delete card numbers, passwords and unexpected codes (new or edited) and warn."""
-    message = update.effective_message
+    # Only what the user wrote: a button press carries the bot's own message (a refund
+    # reference or an amount can look like a code), which is not the user's to be warned about.
+    message = update.message or update.edited_message
     chat = update.effective_chat
     if message is None or chat is None or chat.type != ChatType.PRIVATE:
         return

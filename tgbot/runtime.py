@@ -55,8 +55,10 @@ def scrubbed_payload(update: Update) -> dict[str, Any]:
     """Return the update as stored in the inbox: texts with card numbers, passwords and codes
     masked, so none is ever on disk in clear (a replay after a crash sees the masked text)."""
     payload = update.to_dict()
-    for kind in ("message", "edited_message"):
-        message = payload.get(kind)
+    query = payload.get("callback_query")
+    # A button press carries the message the button is under: masked the same way.
+    pressed = query.get("message") if isinstance(query, dict) else None
+    for message in (payload.get("message"), payload.get("edited_message"), pressed):
         if not isinstance(message, dict):
             continue
         for key in ("text", "caption"):

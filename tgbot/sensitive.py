@@ -10,7 +10,9 @@ import re
 
 from .text import normalize_input
 
-_CARD_CANDIDATE = re.compile(r"(?<!\d)(?:\d[ -]?){12,18}\d(?!\d)")
+# Digits right after a Latin letter belong to an identifier ("RF2026112202901F", "TX…"), not a
+# card number someone typed; Chinese text around a number ("卡号6222…") does not count.
+_CARD_CANDIDATE = re.compile(r"(?<![\dA-Za-z])(?:\d[ -]?){12,18}\d(?!\d)")
 _CODE_ALONE = re.compile(r"^\s*(\d{4,8})\s*$")
 _CODE_WITH_WORD = re.compile(
     r"(验证码|校验码|动态码|短信码|otp|verification code|code)\D{0,6}(\d{4,8})(?!\d)", re.IGNORECASE

@@ -169,3 +169,25 @@ async def test_edited_message_with_a_card_number_is_scrubbed_too(bot):
     assert "bank card number" in alice.last_message.text
     # The edit did not change the answer already given.
     assert "Step 3/3: red kiwi?" in alice.texts
+
+
+async def test_a_button_under_a_bot_message_that_looks_sensitive_still_works(bot):
+    """The sensitive-data guard reads only what the user wrote: a press carries the bot's own
+    message, and a reference or amount in it can look like a code or a card number."""
+    from telegram import InlineKeyboardButton, InlineKeyboardMarkup
+
+    alice = bot.user("Alice")
+    await alice.send("/start")
+    for text in ("Verification code 482913 was sent", "Reference 4111 1111 1111 1111"):
+        shown = await bot.app.bot.send_message(
+            alice.user_id,
+            text,
+            reply_markup=InlineKeyboardMarkup(
+                [[InlineKeyboardButton("🏠 Main menu", callback_data="menu:main")]]
+            ),
+        )
+        query = await alice.click("🏠 Main menu", message_id=shown.message_id)
+        assert query in bot.emu.callback_answers  # answered, not swallowed by the guard
+        assert not bot.emu.message(alice.user_id, shown.message_id).deleted
+        assert alice.last_message.text == "What can I help you with?"
+        assert not any("I deleted your message" in t for t in alice.texts)

@@ -45,6 +45,20 @@ def test_card_numbers_are_found(number):
     assert find_card_numbers(f"my card is {number} thanks")
 
 
+@pytest.mark.parametrize(
+    "text", ["卡号4111111111111111谢谢", "4111111111111111ok", "卡：4111 1111 1111 1111"]
+)
+def test_card_numbers_next_to_chinese_or_after_them_are_found(text):
+    assert find_card_numbers(text) == ["4111111111111111"]
+
+
+def test_identifiers_with_a_letter_prefix_are_not_cards():
+    # A demo refund reference whose digits pass Luhn (13 digits); users paste these to agents.
+    assert luhn_ok("2026112202901")
+    assert find_card_numbers("my refund RF2026112202901F is late") == []
+    assert classify("RF2026112202901F") is None
+
+
 def test_non_luhn_digit_runs_are_not_cards():
     assert luhn_ok("4111111111111112") is False
     assert find_card_numbers("ref 4111111111111112") == []
