@@ -132,6 +132,9 @@ async def refund_run(users: int, step: float, poll: float, seed: int) -> dict[st
             # Kill mid-way through the notices (after the first status change is due).
             await asyncio.sleep(step * 1.5)
             await child.kill()
+            # Anything arriving before this was sent by the killed process (a request still in
+            # the server's buffer at the kill lands after it).
+            restarted_at = time.time()
             await child.start()
             # Every refund reaches its last status 3 steps after creation; then one more poll.
             await asyncio.sleep(max(0.0, created_by + 3 * step + 2 * poll + 1 - time.time()))
@@ -152,6 +155,10 @@ async def refund_run(users: int, step: float, poll: float, seed: int) -> dict[st
             expected.add((refund_id, name))
             due[(refund_id, name)] = created_at + k * step
     got: collections.Counter[tuple[str, str]] = collections.Counter()
+    first_at: dict[tuple[str, str], float] = {}
+    # A notice sent just before the kill whose "sent" mark died with the process is sent again
+    # after the restart (at least once: Telegram has no idempotency key); any other copy is a bug.
+    across_kill = 0
     lags = []
     ids = {r[0] for r in refunds}
     for user in people:
@@ -163,6 +170,10 @@ async def refund_run(users: int, step: float, poll: float, seed: int) -> dict[st
                 continue
             key = (refund_id, status)
             got[key] += 1
+            if got[key] == 1:
+                first_at[key] = at
+            elif first_at[key] < restarted_at <= at:
+                across_kill += 1
             if got[key] == 1 and key in due:
                 lags.append(at - due[key])
     return {
@@ -177,6 +188,7 @@ async def refund_run(users: int, step: float, poll: float, seed: int) -> dict[st
         "final_notices_missed": sum(1 for k in final if not got[k]),
         "missed_by_status": dict(collections.Counter(k[1] for k in expected if not got[k])),
         "notices_duplicated": sum(n - 1 for n in got.values() if n > 1),
+        "notices_duplicated_across_kill": across_kill,
         "notice_lag_ms": percentiles(lags),
         "kills": 1,
     }

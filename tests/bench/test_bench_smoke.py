@@ -140,7 +140,11 @@ def test_durability(results):
     assert notices["walks_done"] == notices["refunds"] == notices["users"]
     # The final status always reaches the user, once; an intermediate status the wallet
     # passed while the bot was down (or between two polls) may be skipped (reported).
-    assert notices["final_notices_missed"] == 0 and notices["notices_duplicated"] == 0
+    assert notices["final_notices_missed"] == 0
+    # Only a notice in flight at the kill may come twice (sent, then the kill before "sent"
+    # was recorded); at most one per user here.
+    assert notices["notices_duplicated"] == notices["notices_duplicated_across_kill"]
+    assert notices["notices_duplicated"] <= notices["users"]
     assert notices["notices_received"] + notices["notices_missed"] == notices["notices_expected"]
     assert notices["notices_received"] > 0
 
