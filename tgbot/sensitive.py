@@ -13,6 +13,9 @@ from .text import normalize_input
 # Digits right after a Latin letter belong to an identifier ("RF2026112202901F", "TX…"), not a
 # card number someone typed; Chinese text around a number ("卡号6222…") does not count.
 _CARD_CANDIDATE = re.compile(r"(?<![\dA-Za-z])(?:\d[ -]?){12,18}\d(?!\d)")
+# No card network issues numbers starting with 0, 1, 20, 21 or 7; wallet order numbers
+# ("2026112…", a date) and millisecond timestamps ("17…") do, and 1 in 10 passes Luhn.
+_NOT_A_CARD_START = re.compile(r"0|1|2[01]|7")
 _CODE_ALONE = re.compile(r"^\s*(\d{4,8})\s*$")
 _CODE_WITH_WORD = re.compile(
     r"(验证码|校验码|动态码|短信码|otp|verification code|code)\D{0,6}(\d{4,8})(?!\d)", re.IGNORECASE
@@ -52,7 +55,7 @@ def find_card_numbers(text: str) -> list[str]:
     found = []
     for match in _CARD_CANDIDATE.finditer(normalize_input(text)):
         digits = re.sub(r"\D", "", match.group())
-        if 13 <= len(digits) <= 19 and luhn_ok(digits):
+        if 13 <= len(digits) <= 19 and not _NOT_A_CARD_START.match(digits) and luhn_ok(digits):
             found.append(digits)
     return found
 
@@ -97,7 +100,7 @@ def mask(text: str) -> str:
 
     def card(match: re.Match[str]) -> str:
         digits = re.sub(r"\D", "", match.group())
-        if 13 <= len(digits) <= 19 and luhn_ok(digits):
+        if 13 <= len(digits) <= 19 and not _NOT_A_CARD_START.match(digits) and luhn_ok(digits):
             return f"{digits[:4]} **** **** {digits[-4:]}"
         return match.group()
 

@@ -59,6 +59,27 @@ def test_identifiers_with_a_letter_prefix_are_not_cards():
     assert classify("RF2026112202901F") is None
 
 
+@pytest.mark.parametrize(
+    ("text", "number"),
+    [
+        ("wallet order 2026112212000003 failed", "2026112212000003"),  # a date: 20…
+        ("at 1795328196005", "1795328196005"),  # a millisecond timestamp: 1…
+    ],
+)
+def test_luhn_valid_order_numbers_and_timestamps_are_not_cards(text, number):
+    assert luhn_ok(number)  # they would pass the checksum: the network prefix decides
+    assert find_card_numbers(text) == []
+    assert classify(text) is None
+
+
+@pytest.mark.parametrize(
+    "number", ["2221000000000009", "378200000000000", "6222000000000000004", "8171000000000006"]
+)
+def test_cards_of_every_network_prefix_are_found(number):
+    assert luhn_ok(number)
+    assert find_card_numbers(f"卡号 {number}") == [number]
+
+
 def test_non_luhn_digit_runs_are_not_cards():
     assert luhn_ok("4111111111111112") is False
     assert find_card_numbers("ref 4111111111111112") == []
