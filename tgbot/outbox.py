@@ -154,7 +154,7 @@ class OutboxWorker:
     async def _run(self) -> None:
         while not self._stopping:
             try:
-                items = await self._repos.outbox.due(
+                items = await self._repos.outbox.claim_due(
                     limit=_BATCH, exclude_chats=self._blocked_chats()
                 )
                 if items:
@@ -184,7 +184,6 @@ class OutboxWorker:
         by_chat: dict[int, list[OutboxItem]] = {}
         for item in items:
             by_chat.setdefault(item.chat_id, []).append(item)
-        await self._repos.outbox.mark_sending([item.id for item in items])
         limit = asyncio.Semaphore(_CONCURRENT_CHATS)
 
         async def send_chat(chat_items: list[OutboxItem]) -> None:

@@ -192,6 +192,32 @@ class OutboxRepository:
         )
         return [_item(row) for row in rows]
 
+    async def claim_due(
+        self,
+        now: float | None = None,
+        limit: int = 100,
+        exclude_chats: Collection[int] = frozenset(),
+    ) -> list[OutboxItem]:
+        """Mark the calls :meth:`due` would return as in flight and return them as claimed.
+
+        One transaction: a coalesced line appended (:meth:`append_text`) or a cancel made
+        after a separate read but before the claim would otherwise be sent stale or at all.
+        """
+        now = time.time() if now is None else now
+        async with self._db.transaction() as conn:
+            cursor = await conn.execute(
+                f"UPDATE outbox SET status = 'sending', updated_at = ? WHERE id IN ("
+                "SELECT id FROM outbox INDEXED BY outbox_due "
+                "WHERE status = 'pending' AND next_attempt_at <= ? "
+                "AND chat_id NOT IN (SELECT value FROM json_each(?)) "
+                f"ORDER BY lane, id LIMIT ?) RETURNING {_COLUMNS}",
+                (now, now, _ids_json(exclude_chats), limit),
+            )
+            rows = await cursor.fetchall()
+        items = [_item(row) for row in rows]
+        items.sort(key=lambda item: (item.lane, item.id))
+        return items
+
     async def next_due_at(self, exclude_chats: Collection[int] = frozenset()) -> float | None:
         """Return the earliest ``next_attempt_at`` of pending calls, or None if none."""
         if exclude_chats:

@@ -232,6 +232,27 @@ async def test_send_lifecycle(repos: Repositories) -> None:
     }  # fmt: skip
 
 
+async def test_claim_due_takes_what_it_returns_in_one_step(repos: Repositories) -> None:
+    """The worker claims and reads together: a line coalesced into a text before the claim
+    is in what gets sent, one after it is refused (a new message carries it), and a call
+    cancelled before the claim is never sent."""
+    relay = await repos.outbox.enqueue(1, 7, "sendMessage", {"text": "a"}, now=0.0)
+    cancelled = await repos.outbox.enqueue(3, 8, "sendMessage", {"text": "bc"}, now=0.0)
+    reply = await repos.outbox.enqueue(0, 9, "sendMessage", {"text": "r"}, now=0.0)
+    later = await repos.outbox.enqueue(0, 9, "sendMessage", {"text": "x"}, now=0.0, not_before=50)
+    assert await repos.outbox.append_text(relay, "b", "2")
+    assert await repos.outbox.cancel([cancelled]) == 1
+
+    claimed = await repos.outbox.claim_due(now=1.0, exclude_chats={5})
+    assert [item.id for item in claimed] == [reply, relay]  # by lane, then id
+    assert claimed[1].params["text"] == "a\nb" and claimed[1].status == "sending"
+    assert not await repos.outbox.append_text(relay, "c", "3")  # too late: being sent
+    assert (await repos.outbox.get(relay)).params["text"] == "a\nb"
+    assert await repos.outbox.claim_due(now=1.0) == []  # nothing claimed twice
+    assert [item.id for item in await repos.outbox.claim_due(now=60.0, limit=5)] == [later]
+    assert (await repos.outbox.get(cancelled)).status == "cancelled"
+
+
 async def test_reset_in_flight_requeues_sends_interrupted_by_a_crash(
     repos: Repositories,
 ) -> None:
