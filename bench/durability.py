@@ -136,8 +136,25 @@ async def refund_run(users: int, step: float, poll: float, seed: int) -> dict[st
             # the server's buffer at the kill lands after it).
             restarted_at = time.time()
             await child.start()
-            # Every refund reaches its last status 3 steps after creation; then one more poll.
-            await asyncio.sleep(max(0.0, created_by + 3 * step + 2 * poll + 1 - time.time()))
+            # Every refund reaches its last status 3 steps after creation, one poll later its
+            # notice is due: wait for each user's last notice (a slow machine gets extra time),
+            # then two more polls for any late duplicate.
+            due_by = created_by + 3 * step + 2 * poll + 1
+
+            def all_final() -> bool:
+                return all(
+                    any(
+                        STATUS_BY_EMOJI.get((m.get("text") or "")[:1]) in ("refunded", "rejected")
+                        for _at, _kind, m in watcher.seen[u.id]
+                    )
+                    for u in people
+                )
+
+            for _ in range(int((due_by + 60 - time.time()) / 0.1)):
+                if all_final():
+                    break
+                await asyncio.sleep(0.1)
+            await asyncio.sleep(max(2 * poll, due_by - time.time()))
             await child.stop()
         with contextlib.closing(sqlite3.connect(db)) as conn:
             refunds = conn.execute(
