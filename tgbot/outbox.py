@@ -21,7 +21,14 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from telegram import Bot
-from telegram.error import BadRequest, Forbidden, NetworkError, RetryAfter, TimedOut
+from telegram.error import (
+    BadRequest,
+    Forbidden,
+    NetworkError,
+    RetryAfter,
+    TelegramError,
+    TimedOut,
+)
 
 from storage import OutboxItem, Repositories
 
@@ -226,6 +233,15 @@ class OutboxWorker:
             delay = backoff(item.attempts) * self.retry_scale
             await self._reschedule(item, time.time() + delay, type(exc).__name__)
             return False
+        except TelegramError as exc:  # e.g. ChatMigrated, Conflict: sending again cannot help
+            await self._fail(item, exc)
+            return True
+        except Exception as exc:
+            # A call PTB refuses (our bug): record it as failed instead of leaving it "sending"
+            # for ever and breaking the batch the other chats' messages are in.
+            _LOGGER.exception("Outbox message %s (%s) cannot be sent", item.id, item.method)
+            await self._fail(item, exc)
+            return True
         # The hook's records (a delivered notice, a relayed message's id) commit together
         # with "sent": a crash can never leave one without the other.
         async with self._repos.db.transaction():

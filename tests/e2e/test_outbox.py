@@ -135,3 +135,24 @@ async def test_dedupe_key_makes_enqueue_idempotent(make_bot):
         )
     await bot.settle()
     assert alice.texts[before:] == ["refund approved"]
+
+
+async def test_a_call_that_cannot_be_sent_fails_alone_and_never_blocks_the_rest(bot, caplog):
+    """A call PTB refuses (a programming error) is marked failed with the reason; it neither
+    stays "sending" for ever nor stops the other chats' messages of the same batch."""
+    alice, bob = bot.user("Alice"), bot.user("Bob")
+    await alice.send("/start")
+    await bob.send("/start")
+    bad = await bot.app.outbox.enqueue(
+        alice.user_id, "sendMessage", {"text": "x", "no_such_parameter": 1}, lane=Lane.NOTIFY
+    )
+    await _enqueue(bot, bob, ["for bob"])
+    await _enqueue(bot, alice, ["after the bad one"])
+    await bot.settle()
+    assert bob.texts[-1] == "for bob"
+    assert alice.texts[-1] == "after the bad one"  # the chat goes on after the failed call
+    item = await bot.app.repos.outbox.get(bad)
+    assert item.status == "failed" and "no_such_parameter" in item.last_error
+    counts = await bot.app.repos.outbox.counts()
+    assert counts["sending"] == 0 and counts["pending"] == 0
+    assert "cannot be sent" in caplog.text
