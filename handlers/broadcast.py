@@ -181,14 +181,20 @@ class Broadcaster:
         counts = await self._repos.broadcasts.counts(broadcast.id)
         queued = counts.get("queued", 0)
         if queued < WINDOW:
-            batch = await self._repos.broadcasts.next_pending(broadcast.id, WINDOW - queued)
-            if batch:
-                items = [self._item(broadcast, user_id, language) for user_id, language in batch]
-                async with self._repos.db.transaction():
+            # Pick and queue in one transaction that first re-reads the status: a pause or a
+            # cancel committed meanwhile must not be followed by a batch of sends.
+            async with self._repos.db.transaction():
+                current = await self._repos.broadcasts.get(broadcast.id)
+                if current is None or current.status != "running":
+                    return False
+                batch = await self._repos.broadcasts.next_pending(broadcast.id, WINDOW - queued)
+                if batch:
+                    items = [self._item(broadcast, uid, language) for uid, language in batch]
                     await self._repos.outbox.enqueue_many(items)
                     await self._repos.broadcasts.mark(
                         broadcast.id, [user_id for user_id, _ in batch], "queued"
                     )
+            if batch:
                 self._outbox.wake()
                 counts = await self._repos.broadcasts.counts(broadcast.id)
         if not counts.get("pending") and not counts.get("queued"):
@@ -239,10 +245,13 @@ class Broadcaster:
 
     async def pause(self, broadcast_id: int) -> bool:
         """Stop sending; queued messages go back to pending."""
-        if not await self._repos.broadcasts.set_status(broadcast_id, "paused", expect=("running",)):
-            return False
-        await self._repos.outbox.cancel_pending("broadcast", str(broadcast_id))
-        await self._repos.broadcasts.reset_queued(broadcast_id)
+        async with self._repos.db.transaction():  # no send is claimed halfway through
+            if not await self._repos.broadcasts.set_status(
+                broadcast_id, "paused", expect=("running",)
+            ):
+                return False
+            await self._repos.outbox.cancel_pending("broadcast", str(broadcast_id))
+            await self._repos.broadcasts.reset_queued(broadcast_id)
         await self.report(broadcast_id, force=True)
         return True
 
@@ -259,15 +268,16 @@ class Broadcaster:
 
     async def cancel(self, broadcast_id: int) -> bool:
         """Stop for good; nobody else gets it."""
-        if not await self._repos.broadcasts.set_status(
-            broadcast_id,
-            "cancelled",
-            expect=("running", "paused", "awaiting_approval"),
-            finished_at=time.time(),
-        ):
-            return False
-        await self._repos.outbox.cancel_pending("broadcast", str(broadcast_id))
-        await self._repos.broadcasts.cancel_pending(broadcast_id)
+        async with self._repos.db.transaction():  # no send is claimed halfway through
+            if not await self._repos.broadcasts.set_status(
+                broadcast_id,
+                "cancelled",
+                expect=("running", "paused", "awaiting_approval"),
+                finished_at=time.time(),
+            ):
+                return False
+            await self._repos.outbox.cancel_pending("broadcast", str(broadcast_id))
+            await self._repos.broadcasts.cancel_pending(broadcast_id)
         await self.report(broadcast_id, force=True)
         return True
 

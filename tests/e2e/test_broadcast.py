@@ -237,3 +237,40 @@ async def test_users_read_recent_notices(make_bot):
     zh = UserSession(bot, zh_user.id, "U1")
     await zh.send("/notices")
     assert zh.last_message.text == ZH_TEXT
+
+
+async def test_a_cancel_while_the_feeder_picks_a_batch_sends_nothing_more(make_bot):
+    """The feeder picks recipients and queues their sends in one transaction that re-reads
+    the status, and a cancel is one transaction: a cancel arriving while a batch is being
+    picked leaves no send queued and no recipient waiting."""
+    bot, _emu, (admin,), people = await make_world(make_bot, users=30)
+    app = bot.app
+    await app.broadcaster.stop()  # feed by hand, at the moment the test chooses
+    await app.outbox.stop()
+    repos = app.repos
+    broadcast_id = await repos.broadcasts.create(admin.user_id, "all", ZH_TEXT, EN_TEXT, None)
+    total = await repos.broadcasts.add_recipients(broadcast_id, "all", "en")
+    assert total == len(people)
+    await repos.broadcasts.set_status(broadcast_id, "running")
+    broadcast = await repos.broadcasts.get(broadcast_id)
+    next_pending = repos.broadcasts.next_pending
+    cancelling: list[asyncio.Task] = []
+
+    async def picked_while_an_admin_cancels(*args, **kwargs):
+        batch = await next_pending(*args, **kwargs)
+        cancelling.append(asyncio.create_task(app.broadcaster.cancel(broadcast_id)))
+        await asyncio.sleep(0.05)  # the cancel runs as far as it can meanwhile
+        return batch
+
+    repos.broadcasts.next_pending = picked_while_an_admin_cancels
+    try:
+        await app.broadcaster._feed(broadcast)
+        assert await cancelling[0]
+    finally:
+        repos.broadcasts.next_pending = next_pending
+    assert (await repos.broadcasts.get(broadcast_id)).status == "cancelled"
+    assert await repos.broadcasts.counts(broadcast_id) == {"cancelled": total}
+    outbox = await repos.outbox.counts(kind="broadcast")
+    assert outbox["pending"] == 0 and outbox["sending"] == 0
+    assert await app.broadcaster._feed(broadcast) is False  # cancelled: nothing more fed
+    assert (await repos.outbox.counts(kind="broadcast"))["pending"] == 0
