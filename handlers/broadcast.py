@@ -189,7 +189,8 @@ class Broadcaster:
                     return False
                 batch = await self._repos.broadcasts.next_pending(broadcast.id, WINDOW - queued)
                 if batch:
-                    items = [self._item(broadcast, uid, language) for uid, language in batch]
+                    # The re-read row: a pause and resume meanwhile changed the round.
+                    items = [self._item(current, uid, language) for uid, language in batch]
                     await self._repos.outbox.enqueue_many(items)
                     await self._repos.broadcasts.mark(
                         broadcast.id, [user_id for user_id, _ in batch], "queued"
@@ -230,9 +231,33 @@ class Broadcaster:
         }
 
     async def _sent(self, item: OutboxItem, result: Any) -> None:
-        await self._repos.broadcasts.delivered(
-            int(item.ref or 0), item.chat_id, getattr(result, "message_id", None)
-        )
+        broadcast_id = int(item.ref or 0)
+        message_id = getattr(result, "message_id", None)
+        await self._repos.broadcasts.delivered(broadcast_id, item.chat_id, message_id)
+        if message_id is None:
+            return
+        broadcast = await self._repos.broadcasts.get(broadcast_id)
+        if broadcast is not None and broadcast.recalled_at:
+            # In flight when the recall read the sent messages: delete this one too.
+            await self._repos.outbox.enqueue_many(
+                self._deletes(broadcast_id, [(item.chat_id, message_id)])
+            )
+            self._outbox.wake()
+
+    @staticmethod
+    def _deletes(broadcast_id: int, sent: list[tuple[int, int]]) -> list[dict[str, Any]]:
+        return [
+            {
+                "lane": int(Lane.BROADCAST),
+                "chat_id": user_id,
+                "method": "deleteMessage",
+                "params": {"chat_id": user_id, "message_id": message_id},
+                "kind": "broadcast_recall",
+                "ref": str(broadcast_id),
+                "dedupe_key": f"recall:{broadcast_id}:{user_id}",
+            }
+            for user_id, message_id in sent
+        ]
 
     async def _failed(self, item: OutboxItem, error: Exception) -> None:
         broadcast_id = int(item.ref or 0)
@@ -266,44 +291,34 @@ class Broadcaster:
         await self.report(broadcast_id, force=True)
         return True
 
-    async def cancel(self, broadcast_id: int) -> bool:
-        """Stop for good; nobody else gets it."""
+    async def cancel(self, broadcast_id: int, *, recall: bool = False) -> bool:
+        """Stop for good; nobody else gets it. With ``recall``, also mark it recalled in the
+        same transaction, so every send still in flight deletes itself once delivered."""
         async with self._repos.db.transaction():  # no send is claimed halfway through
-            if not await self._repos.broadcasts.set_status(
+            stopped = await self._repos.broadcasts.set_status(
                 broadcast_id,
                 "cancelled",
                 expect=("running", "paused", "awaiting_approval"),
                 finished_at=time.time(),
-            ):
-                return False
-            await self._repos.outbox.cancel_pending("broadcast", str(broadcast_id))
-            await self._repos.broadcasts.cancel_pending(broadcast_id)
-        await self.report(broadcast_id, force=True)
-        return True
+            )
+            if stopped:
+                await self._repos.outbox.cancel_pending("broadcast", str(broadcast_id))
+                await self._repos.broadcasts.cancel_pending(broadcast_id)
+            if recall:
+                await self._repos.broadcasts.mark_recalled(broadcast_id)
+        if stopped:
+            await self.report(broadcast_id, force=True)
+        return stopped
 
     async def recall(self, broadcast_id: int) -> int:
         """Delete a sent broadcast from users' chats (Telegram allows 48 hours)."""
-        await self.cancel(broadcast_id)
-        await self._repos.broadcasts.mark_recalled(broadcast_id)
+        await self.cancel(broadcast_id, recall=True)
         count, after = 0, 0
         while True:
             batch = await self._repos.broadcasts.sent_messages(broadcast_id, after, 500)
             if not batch:
                 return count
-            await self._repos.outbox.enqueue_many(
-                [
-                    {
-                        "lane": int(Lane.BROADCAST),
-                        "chat_id": user_id,
-                        "method": "deleteMessage",
-                        "params": {"chat_id": user_id, "message_id": message_id},
-                        "kind": "broadcast_recall",
-                        "ref": str(broadcast_id),
-                        "dedupe_key": f"recall:{broadcast_id}:{user_id}",
-                    }
-                    for user_id, message_id in batch
-                ]
-            )
+            await self._repos.outbox.enqueue_many(self._deletes(broadcast_id, batch))
             self._outbox.wake()
             count += len(batch)
             after = batch[-1][0]

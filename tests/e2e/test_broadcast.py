@@ -274,3 +274,44 @@ async def test_a_cancel_while_the_feeder_picks_a_batch_sends_nothing_more(make_b
     assert outbox["pending"] == 0 and outbox["sending"] == 0
     assert await app.broadcaster._feed(broadcast) is False  # cancelled: nothing more fed
     assert (await repos.outbox.counts(kind="broadcast"))["pending"] == 0
+
+
+async def test_recall_while_sending_deletes_the_messages_in_flight_too(make_bot):
+    """Recall pressed while the broadcast still runs: sends already claimed by the outbox
+    finish after the recall read the delivered messages; each deletes itself once sent."""
+    bot, emu, (admin,), people = await make_world(make_bot, users=400, broadcast_rate=150.0)
+    bot.app.bot.rate_limiter._broadcast.rate = 40.0  # slow enough to recall mid-way
+    await compose(admin)
+    await press_send(bot, admin)
+    await asyncio.sleep(1.0)
+    await admin.click("🗑 Recall")
+    await bot.settle(timeout=60)
+    counts = await bot.app.repos.broadcasts.counts(1)
+    assert counts.get("sent", 0) > 0 and counts.get("cancelled", 0) > 0, counts
+    still_shown = [u.id for u in people if {ZH_TEXT, EN_TEXT} & set(received(emu, u.id))]
+    assert still_shown == [], f"{len(still_shown)} users still see the recalled notice"
+
+
+async def test_a_pause_and_resume_while_the_feeder_reads_loses_nobody(make_bot):
+    """The feeder re-reads the broadcast in its transaction: after a pause and resume
+    (a new round) it queues the put-back recipients under the new round, not the old one,
+    whose sends the pause cancelled."""
+    bot, emu, (admin,), people = await make_world(make_bot, users=400, broadcast_rate=150.0)
+    limiter = bot.app.bot.rate_limiter
+    limiter._broadcast.rate = 20.0
+    await compose(admin)
+    await press_send(bot, admin)
+    await asyncio.sleep(0.5)
+    caster = bot.app.broadcaster
+    stale = (await bot.app.repos.broadcasts.with_status("running"))[0]  # the feeder's read
+    await caster.stop()  # the feeder is now between its read and its feed
+    assert await caster.pause(stale.id)
+    assert await caster.resume(stale.id)
+    await caster._feed(stale)  # goes on with the row it read before the pause
+    limiter._broadcast.rate = 5000.0
+    await caster.start()
+    await wait_done(bot)
+    total = (await bot.app.repos.broadcasts.get(1)).total
+    assert total == len(people) + 1  # the admin is a user too
+    assert await bot.app.repos.broadcasts.counts(1) == {"sent": total}
+    assert all({ZH_TEXT, EN_TEXT} & set(received(emu, u.id)) for u in people)
