@@ -240,11 +240,19 @@ class SupportDesk:
         await self._repos.tickets.set_topic(ticket.id, item.chat_id, thread_id)
         ticket = await self._repos.tickets.get(ticket.id)
         await self._post_header(ticket)
+        tr = _group_tr(self._config, ticket.group_chat_id)
         if ticket.topic_generation > 0:
-            await self.post_in_topic(
-                ticket, _group_tr(self._config, ticket.group_chat_id).gettext(TOPIC_RECREATED)
-            )
+            await self.post_in_topic(ticket, tr.gettext(TOPIC_RECREATED))
         await self.flush(ticket, "in")
+        if ticket.status == "closed":
+            # Closed while the topic was being created (close() had no topic to tell): the
+            # agents still see what was asked, then the closing line, in a closed topic.
+            agent = None
+            if ticket.closed_by not in (None, ticket.user_id):
+                agent = await self._repos.agents.get(ticket.closed_by)
+            who = escape(agent.name) if agent else tr.gettext(THE_USER)
+            await self.post_in_topic(ticket, tr.gettext(CLOSED_IN_TOPIC).format(who=who))
+            await self._close_topic(ticket)
 
     async def _topic_failed(self, item: OutboxItem, error: Exception) -> None:
         _LOGGER.warning("Could not create the topic of ticket %s: %s", item.ref, error)
@@ -302,7 +310,11 @@ class SupportDesk:
             "sendMessage",
             {
                 "text": await self.header_text(ticket),
-                "reply_markup": self.header_keyboard(ticket).to_dict(),
+                **(
+                    {}
+                    if ticket.status == "closed"
+                    else {"reply_markup": self.header_keyboard(ticket).to_dict()}
+                ),
             },
             thread_id=ticket.thread_id,
             lane=Lane.RELAY,
@@ -593,15 +605,7 @@ class SupportDesk:
         tr = _group_tr(self._config, ticket.group_chat_id)
         name = tr.gettext(THE_USER) if by_user else escape(who)
         await self.post_in_topic(ticket, tr.gettext(CLOSED_IN_TOPIC).format(who=name))
-        if ticket.group_chat_id is not None and ticket.thread_id is not None:
-            await self._outbox.enqueue(
-                ticket.group_chat_id,
-                "closeForumTopic",
-                {},
-                thread_id=ticket.thread_id,
-                lane=Lane.RELAY,
-                kind="topic_close",
-            )
+        await self._close_topic(ticket)
         context = _Speaker(await self._user_tr(ticket))
         await self._outbox.enqueue(
             ticket.user_id,
@@ -614,6 +618,17 @@ class SupportDesk:
             kind="ticket_closed",
         )
         return True
+
+    async def _close_topic(self, ticket: Ticket) -> None:
+        if ticket.group_chat_id is not None and ticket.thread_id is not None:
+            await self._outbox.enqueue(
+                ticket.group_chat_id,
+                "closeForumTopic",
+                {},
+                thread_id=ticket.thread_id,
+                lane=Lane.RELAY,
+                kind="topic_close",
+            )
 
     async def ticket_reopened(self, ticket: Ticket) -> None:
         """Reopen the topic (or recreate it) and tell the agents."""

@@ -573,3 +573,25 @@ async def test_a_chinese_teams_group_reads_its_topics_in_chinese(make_bot):
     assert header["text"].startswith(f"工单 {ticket.code}")
     labels = [b["text"] for r in header["reply_markup"]["inline_keyboard"] for b in r]
     assert labels == ["🙋 认领", "✅ 关闭", "↪️ 转交"]
+
+
+async def test_a_ticket_closed_while_its_topic_is_created_gets_a_closed_topic(desk):
+    """/end before Telegram created the topic: close() had no topic to tell, so the created
+    topic gets what the user asked, the closing line, no buttons, and is closed."""
+    emu = desk.emu
+    alice = desk.bot.user("Alice")
+    await alice.send("/start")
+    emu.faults = Faults(latency=1.5, methods=frozenset({"createForumTopic"}))
+    emu.user_send(alice.user_id, "/human")
+    await asyncio.sleep(0.3)
+    emu.user_send(alice.user_id, "/end")
+    await desk.bot.settle(timeout=20)
+    emu.faults = Faults()
+    ticket = await desk.bot.app.repos.tickets.last_closed_for_user(alice.user_id)
+    assert ticket is not None and ticket.status == "closed" and ticket.thread_id is not None
+    topic = desk.topics()[ticket.thread_id]
+    assert topic["closed"], topic
+    messages = desk.messages(ticket.thread_id)
+    assert not any(m.get("reply_markup") for m in messages)  # no Claim/Close on a closed one
+    assert desk.texts(ticket.thread_id)[-1] == "✅ Ticket closed by the user."
+    assert "rate" in alice.texts[-1].lower() or "评价" in alice.texts[-1]
