@@ -431,6 +431,14 @@ async def poll_refunds(context: BotContext) -> int:
     restart neither misses nor repeats a change (at most those in flight are repeated).
     """
     app = context.application
+    # The job and the wallet's webhook both poll: one at a time, so a slow answer about an
+    # older status never lands after a newer one.
+    async with app.refund_poll_lock:
+        return await _poll_refunds(context)
+
+
+async def _poll_refunds(context: BotContext) -> int:
+    app = context.application
     repos = app.repos
     stored = await repos.settings.get(POLLED_AT)
     since = datetime.fromisoformat(stored) if stored else datetime.now(UTC) - timedelta(days=1)
@@ -441,9 +449,15 @@ async def poll_refunds(context: BotContext) -> int:
         return 0
     queued = 0
     newest = since
+    hold: datetime | None = None
     for refund in sorted(changed, key=lambda r: r.updated_at):
-        newest = max(newest, refund.updated_at)
         record = await repos.refunds.get(refund.id)
+        if record is None and refund.updated_at > datetime.now(UTC) - UNRECORDED_GRACE:
+            # Created a moment ago and not recorded by its flow yet: the position stays
+            # before it, so the next poll looks again rather than skip its status for good.
+            hold = hold or refund.updated_at
+            continue
+        newest = max(newest, refund.updated_at)
         if record is None or refund.status not in NOTIFY:
             continue
         if not await repos.refunds.advance(refund.id, refund.status):
@@ -461,8 +475,15 @@ async def poll_refunds(context: BotContext) -> int:
             dedupe_key=f"refund:{refund.id}:{refund.status}",
         )
         queued += 1
+    if hold is not None:  # the ones after it are seen again: advance() tells nobody twice
+        newest = max(since, min(newest, hold - timedelta(microseconds=1)))
     await repos.settings.set(POLLED_AT, newest.isoformat())
     return queued
+
+
+#: How long a refund the wallet reports may stay unknown to the bot before it counts as
+#: not ours (made in the app, not through the bot): its flow records it right after creating.
+UNRECORDED_GRACE = timedelta(seconds=30)
 
 
 def refund_flow() -> GuidedFlow:

@@ -7,6 +7,7 @@ persistence; :meth:`~WalletApplication.shutdown` closes it after PTB's last pers
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import time
@@ -66,6 +67,7 @@ class WalletApplication(Application):
         self.outbox: OutboxWorker | None = None
         self.desk: SupportDesk | None = None
         self.broadcaster: Broadcaster | None = None
+        self.refund_poll_lock = asyncio.Lock()  # the poll job and the wallet's webhook
         self.backend: Any = None
         #: Serve the demo wallet's pages (reset link, secure card entry) from this process;
         #: ``tgbot run`` turns it on, the sandbox demo mounts them on its own server.

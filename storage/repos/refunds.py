@@ -77,14 +77,22 @@ class RefundRepository:
         return [_record(row) for row in rows]
 
     async def advance(self, refund_id: str, status: str, now: float | None = None) -> bool:
-        """Record a new status; False if the refund is unknown or already had it."""
+        """Record a later status; False if the refund is unknown or already had this status or
+        a later one (a slow poll must not move it back, nor tell the user twice)."""
         now = time.time() if now is None else now
+        rank = "CASE {} " + " ".join(f"WHEN '{s}' THEN {i}" for i, s in enumerate(_ORDER))
+        rank += " ELSE -1 END"  # a status we do not know (a wallet's own initial one) is first
         async with self._db.transaction() as conn:
             cursor = await conn.execute(
-                "UPDATE refunds SET status = ?, updated_at = ? WHERE id = ? AND status != ?",
+                f"UPDATE refunds SET status = ?, updated_at = ? WHERE id = ? "
+                f"AND {rank.format('?')} > {rank.format('status')}",
                 (status, now, refund_id, status),
             )
             return cursor.rowcount > 0
+
+
+#: A refund's statuses in the order the wallet moves through them (rejected and refunded end).
+_ORDER = ("submitted", "reviewing", "approved", "rejected", "refunded")
 
 
 def _record(row) -> RefundRecord:

@@ -278,3 +278,73 @@ async def test_signed_refund_webhook_triggers_the_notification(make_bot):
         assert good.status_code == 204
     await bot.settle()
     assert alice.last_message.text.startswith("🔎 Your refund")
+
+
+async def _requested_refund(bot):
+    alice = await verified(bot, "Alice", ALICE, entry="/refund")
+    await alice.click(alice.last_message.buttons[0])
+    await alice.click("Charged twice")
+    await alice.click(alice.last_message.buttons[0])
+    await alice.click("✅ Request the refund")
+    return alice
+
+
+async def test_two_polls_at_once_never_tell_an_older_status_after_a_newer_one(bot):
+    """The job and the wallet's webhook poll concurrently; the first poll's answer is slow
+    and older ("approved") than the second's ("refunded")."""
+    import asyncio
+
+    alice = await _requested_refund(bot)
+    backend = bot.app.backend
+    start = time.time()
+    backend._clock = lambda: start + 45  # approved
+    real = backend.refunds_changed_since
+    calls = 0
+
+    async def slow_first(since):
+        nonlocal calls
+        calls += 1
+        result = await real(since)
+        if calls == 1:
+            await asyncio.sleep(0.5)  # this poll's HTTP answer is slow
+        return result
+
+    backend.refunds_changed_since = slow_first
+    first = asyncio.create_task(poll_refunds(BotContext(bot.app)))
+    await asyncio.sleep(0.1)
+    backend._clock = lambda: start + 65  # refunded
+    second = asyncio.create_task(poll_refunds(BotContext(bot.app)))
+    await asyncio.gather(first, second)
+    await bot.settle()
+    told = [t[:1] for t in alice.texts if t.startswith(("🔎", "✅ Your refund", "💰"))]
+    assert told[-1] == "💰", told
+    assert len(told) == len(set(told))
+    (record,) = await bot.app.repos.refunds.for_user(alice.user_id)
+    assert record.status == "refunded"
+
+
+async def test_a_refund_not_recorded_yet_is_looked_at_again_by_the_next_poll(bot):
+    """The wallet reports a refund a moment before its flow recorded it: the poll keeps its
+    position before it, so its status is told once it is recorded, not skipped."""
+    alice = await _requested_refund(bot)
+    repos = bot.app.repos
+    (record,) = await repos.refunds.for_user(alice.user_id)
+    async with repos.db.transaction() as conn:  # as if the flow had not recorded it yet
+        await conn.execute("DELETE FROM refunds WHERE id = ?", (record.id,))
+    backend = bot.app.backend
+    start = time.time()
+    backend._clock = lambda: start + 25  # reviewing
+    assert await poll_refunds(BotContext(bot.app)) == 0
+    await repos.refunds.record(
+        record.id,
+        record.user_id,
+        record.account_id,
+        record.transaction_id,
+        record.amount,
+        record.currency,
+        record.reason,
+        "submitted",
+    )
+    assert await poll_refunds(BotContext(bot.app)) == 1
+    await bot.settle()
+    assert alice.last_message.text.startswith(f"🔎 Your refund {record.id}")

@@ -324,3 +324,18 @@ async def test_due_finds_urgent_sends_behind_a_large_backlog(repos: Repositories
     urgent = await repos.outbox.enqueue(0, 1, "sendMessage", {}, now=0.0)
     assert [i.id for i in await repos.outbox.due(now=1.0)] == [urgent]
     assert len(await repos.outbox.due(now=200.0, limit=100, exclude_chats=set(range(50)))) == 100
+
+
+async def test_refund_status_only_moves_forward(repos: Repositories) -> None:
+    """A slow poll reporting an older status cannot move a refund back (nor notify again)."""
+    from decimal import Decimal
+
+    await repos.refunds.record("R1", 7, "U1", "T1", Decimal("5"), "CNY", "why", "submitted")
+    await repos.refunds.record("R2", 7, "U1", "T2", Decimal("5"), "CNY", "why", "pending")
+    assert await repos.refunds.advance("R1", "reviewing")
+    assert not await repos.refunds.advance("R1", "reviewing")  # the same: nothing to tell
+    assert await repos.refunds.advance("R1", "refunded")
+    assert not await repos.refunds.advance("R1", "approved")  # older: ignored
+    assert (await repos.refunds.get("R1")).status == "refunded"
+    assert await repos.refunds.advance("R2", "reviewing")  # a wallet's own first status
+    assert not await repos.refunds.advance("R404", "approved")  # unknown refund
