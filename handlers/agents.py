@@ -313,7 +313,9 @@ async def _transfer(update, context: BotContext, ticket: Ticket, agent, target_i
             context._(ROSTER_UNKNOWN).format(user_id=target_id)
         )
         return
-    await context.repos.tickets.transfer(ticket.id, target.user_id)
+    if not await context.repos.tickets.transfer(ticket.id, target.user_id):
+        await update.effective_message.reply_text(context._(ALREADY_CLOSED))  # closed meanwhile
+        return
     await context.repos.audit.record(
         agent.user_id, "ticket.transfer", ticket.id, {"to": target.user_id}
     )

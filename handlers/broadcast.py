@@ -323,19 +323,22 @@ class Broadcaster:
             count += len(batch)
             after = batch[-1][0]
 
-    async def start_broadcast(self, broadcast_id: int, approved_by: int | None) -> int:
-        """Snapshot the audience and start sending; return the recipient count."""
-        broadcast = await self._repos.broadcasts.get(broadcast_id)
-        total = await self._repos.broadcasts.add_recipients(
-            broadcast_id, broadcast.audience, self._app.config.default_language
-        )
-        await self._repos.broadcasts.set_status(
-            broadcast_id,
-            "running",
-            expect=("draft", "awaiting_approval"),
-            started_at=time.time(),
-            approved_by=approved_by,
-        )
+    async def start_broadcast(self, broadcast_id: int, approved_by: int | None) -> int | None:
+        """Snapshot the audience and start sending; return the recipient count, or None if
+        it was no longer waiting to start (rejected or cancelled meanwhile)."""
+        async with self._repos.db.transaction():
+            if not await self._repos.broadcasts.set_status(
+                broadcast_id,
+                "running",
+                expect=("draft", "awaiting_approval"),
+                started_at=time.time(),
+                approved_by=approved_by,
+            ):
+                return None
+            broadcast = await self._repos.broadcasts.get(broadcast_id)
+            total = await self._repos.broadcasts.add_recipients(
+                broadcast_id, broadcast.audience, self._app.config.default_language
+            )
         await self._repos.audit.record(
             approved_by or broadcast.created_by, "broadcast.start", broadcast_id, {"total": total}
         )
@@ -626,9 +629,8 @@ async def broadcast_button(update: Update, context: BotContext) -> object:
             await query.answer(context._(OWN_APPROVAL), show_alert=True)
             return None
         await query.answer()
-        if broadcast.status == "awaiting_approval":
+        if await caster.start_broadcast(broadcast_id, admin_id) is not None:
             await context.repos.audit.record(admin_id, "broadcast.approve", broadcast_id)
-            await caster.start_broadcast(broadcast_id, admin_id)
             await query.edit_message_reply_markup(None)
     elif action == "reject":
         await query.answer()

@@ -229,6 +229,10 @@ async def _expire_flows(context: BotContext) -> None:
         if data.get(FLOW_KEY) and is_expired(data[FLOW_KEY], timeout, now)
     ]
     for user_id in expired:
+        # Telling the previous users awaited: look again, this user may have just acted.
+        record = (app.user_data.get(user_id) or {}).get(FLOW_KEY)
+        if not record or not is_expired(record, timeout, time.time()):
+            continue
         end_flow_of(app, user_id)
         context.tr = await translator_for(context, user_id)
         await app.outbox.enqueue(
