@@ -349,9 +349,12 @@ class SupportDesk:
 
     # ------------------------------------------------------------------ relay in
 
-    async def relay_in(self, ticket: Ticket, message: Any, kind: str, text: str | None) -> None:
-        """Store a user's message as a transcript line, then relay it (or wait for a topic)."""
-        await self._repos.tickets.add_message(
+    async def relay_in(self, ticket: Ticket, message: Any, kind: str, text: str | None) -> bool:
+        """Store a user's message as a transcript line, then relay it (or wait for a topic).
+
+        False (nothing stored) if the ticket was closed since the caller read it open: an
+        agent's close crossed the message, which must not go into a closed topic."""
+        line = await self._repos.tickets.add_message(
             ticket.id,
             "in",
             kind,
@@ -359,11 +362,15 @@ class SupportDesk:
             text=text,
             user_message_id=message.message_id,
             media_group_id=message.media_group_id,
+            only_open=True,
         )
+        if line is None:
+            return False
         reply_to = message.reply_to_message.message_id if message.reply_to_message else None
         if reply_to is not None:
             self._reply_hint[(ticket.id, message.message_id)] = reply_to
         await self.flush(ticket, "in")
+        return True
 
     async def relay_in_text(self, ticket: Ticket, line: str) -> None:
         """Relay a line written by the bot on the user's behalf (e.g. a masked message)."""

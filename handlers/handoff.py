@@ -271,7 +271,13 @@ async def relay_from_user(update: Update, context: BotContext) -> None:
             context._(IN_TICKET).format(code=ticket.code), reply_markup=end_keyboard(context)
         )
         raise ApplicationHandlerStop
-    await context.app.desk.relay_in(ticket, message, _kind(message), text or None)
+    desk = context.app.desk
+    if not await desk.relay_in(ticket, message, _kind(message), text or None):
+        # Closed by an agent a moment ago: the message reopens it (as it would a second
+        # later), else later stages answer it like any message outside a ticket.
+        ticket = await _maybe_reopen(update, context)
+        if ticket is None or not await desk.relay_in(ticket, message, _kind(message), text or None):
+            return
     raise ApplicationHandlerStop
 
 

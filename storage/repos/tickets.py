@@ -357,14 +357,17 @@ class TicketRepository:
         group_message_id: int | None = None,
         media_group_id: str | None = None,
         now: float | None = None,
-    ) -> int:
-        """Store a transcript line (before it is relayed) and return its id."""
+        only_open: bool = False,
+    ) -> int | None:
+        """Store a transcript line (before it is relayed) and return its id; with
+        ``only_open``, None (nothing stored) if the ticket is closed by now."""
         now = time.time() if now is None else now
         async with self._db.transaction() as conn:
             cursor = await conn.execute(
                 "INSERT INTO ticket_messages (ticket_id, direction, sender_id, kind, text, "
                 "user_message_id, group_message_id, media_group_id, created_at) "
-                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                "SELECT ?, ?, ?, ?, ?, ?, ?, ?, ? "
+                "WHERE NOT ? OR EXISTS (SELECT 1 FROM tickets WHERE id = ? AND status != 'closed')",
                 (
                     ticket_id,
                     direction,
@@ -375,9 +378,11 @@ class TicketRepository:
                     group_message_id,
                     media_group_id,
                     now,
+                    only_open,
+                    ticket_id,
                 ),
             )
-            return cursor.lastrowid
+            return cursor.lastrowid if cursor.rowcount > 0 else None
 
     async def get_message(self, message_id: int) -> TicketMessage | None:
         """Return one transcript line."""

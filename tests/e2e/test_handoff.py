@@ -595,3 +595,29 @@ async def test_a_ticket_closed_while_its_topic_is_created_gets_a_closed_topic(de
     assert not any(m.get("reply_markup") for m in messages)  # no Claim/Close on a closed one
     assert desk.texts(ticket.thread_id)[-1] == "✅ Ticket closed by the user."
     assert "rate" in alice.texts[-1].lower() or "评价" in alice.texts[-1]
+
+
+async def test_a_message_crossing_the_agents_close_reopens_the_ticket(desk):
+    """The user's handler read the ticket open, then an agent's close committed before the
+    line was stored: the line does not go into the closed topic, it reopens the ticket."""
+    alice = desk.bot.user("Alice")
+    await alice.send("/start")
+    ticket, thread = await _open(desk, alice)
+    repos, app = desk.bot.app.repos, desk.bot.app
+    real = repos.tickets.open_for_user
+
+    async def read_then_the_agent_closes(user_id):
+        repos.tickets.open_for_user = real  # only this one read
+        found = await real(user_id)
+        await app.desk.close(found, desk.agent_id, by_user=False, who="Wang")
+        return found
+
+    repos.tickets.open_for_user = read_then_the_agent_closes
+    await alice.send("one more thing")
+    reopened = await repos.tickets.get(ticket.id)
+    assert reopened.status != "closed"
+    assert f"ticket <b>{ticket.code}</b>" in alice.texts[-1] or ticket.code in alice.texts[-1]
+    texts = desk.texts(thread)
+    assert texts.index("🔄 The user wrote again: ticket reopened.") < texts.index("one more thing")
+    lines = await repos.tickets.transcript(ticket.id)
+    assert [m.text for m in lines if m.direction == "in"][-1] == "one more thing"
