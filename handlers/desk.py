@@ -656,15 +656,20 @@ class SupportDesk:
         """Post a reminder in topics whose ticket nobody claimed in time; return how many."""
         waited = self._config.unclaimed_reminder
         tickets = await self._repos.tickets.unclaimed_before(time.time() - waited)
+        reminded = 0
         for ticket in tickets:
             if ticket.thread_id is None:
                 continue
             tr = _group_tr(self._config, ticket.group_chat_id)
-            await self.post_in_topic(
-                ticket, tr.gettext(REMINDER).format(minutes=max(1, round(waited / 60)))
-            )
-            await self._repos.tickets.mark_reminded(ticket.id)
-        return len(tickets)
+            # One transaction with a conditional mark: a claim or close since the list was
+            # read gets no "nobody has claimed" line after it.
+            async with self._repos.db.transaction():
+                if await self._repos.tickets.mark_reminded(ticket.id):
+                    await self.post_in_topic(
+                        ticket, tr.gettext(REMINDER).format(minutes=max(1, round(waited / 60)))
+                    )
+                    reminded += 1
+        return reminded
 
     async def _user_tr(self, ticket: Ticket):
         return translator(ticket.language if ticket.language in LANGUAGES else "en")

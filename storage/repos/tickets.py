@@ -307,9 +307,16 @@ class TicketRepository:
             ticket_id, "queue_message_id = ?, queue_eta_minutes = ?", (message_id, eta)
         )
 
-    async def mark_reminded(self, ticket_id: int, now: float | None = None) -> None:
-        """Record that agents were reminded of this unclaimed ticket."""
-        await self._update(ticket_id, "reminded_at = ?", (time.time() if now is None else now,))
+    async def mark_reminded(self, ticket_id: int, now: float | None = None) -> bool:
+        """Record that agents are reminded of this ticket; False if it is no longer open and
+        unclaimed-and-unreminded (claimed or closed meanwhile: no reminder)."""
+        async with self._db.transaction() as conn:
+            cursor = await conn.execute(
+                "UPDATE tickets SET reminded_at = ? WHERE id = ? AND status = 'open' "
+                "AND reminded_at IS NULL",
+                (time.time() if now is None else now, ticket_id),
+            )
+            return cursor.rowcount > 0
 
     async def mark_user_blocked(self, ticket_id: int, blocked: bool = True) -> None:
         """Record that the user blocked the bot (relays to them fail)."""

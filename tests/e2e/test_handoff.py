@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import random
+import time
 
 import pytest
 
@@ -621,3 +622,22 @@ async def test_a_message_crossing_the_agents_close_reopens_the_ticket(desk):
     assert texts.index("🔄 The user wrote again: ticket reopened.") < texts.index("one more thing")
     lines = await repos.tickets.transcript(ticket.id)
     assert [m.text for m in lines if m.direction == "in"][-1] == "one more thing"
+
+
+async def test_no_unclaimed_reminder_for_a_ticket_claimed_since_the_list_was_read(desk):
+    alice = desk.bot.user("Alice")
+    await alice.send("/start")
+    ticket, thread = await _open(desk, alice)
+    repos, app = desk.bot.app.repos, desk.bot.app
+    real = repos.tickets.unclaimed_before
+
+    async def listed_then_claimed(before):
+        found = await real(time.time() + 1)  # the job's read: the ticket waits unclaimed
+        assert [t.id for t in found] == [ticket.id]
+        assert await repos.tickets.claim(ticket.id, desk.agent_id)  # an agent claims it now
+        return found
+
+    repos.tickets.unclaimed_before = listed_then_claimed
+    assert await app.desk.remind_unclaimed() == 0
+    await desk.bot.settle()
+    assert not any(t.startswith("⏰") for t in desk.texts(thread))
