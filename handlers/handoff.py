@@ -448,15 +448,20 @@ async def refresh_queue(context: BotContext) -> None:
         if ticket.queue_eta_minutes is not None and abs(eta - ticket.queue_eta_minutes) < 1:
             continue
         text = context._(TICKET_OPENED).format(code=ticket.code) + "\n\n" + queue
-        await app.outbox.enqueue(
-            ticket.user_id,
-            "editMessageText",
-            {
-                "message_id": ticket.queue_message_id,
-                "text": text,
-                "reply_markup": end_keyboard(context).to_dict(),
-            },
-            lane=Lane.NOTIFY,
-            kind="queue_update",
-        )
-        await app.repos.tickets.set_queue_message(ticket.id, ticket.queue_message_id, eta)
+        async with app.repos.db.transaction():
+            # Claimed or closed while this job went through the list: no queue line then.
+            current = await app.repos.tickets.get(ticket.id)
+            if current is None or current.status != "open":
+                continue
+            await app.outbox.enqueue(
+                ticket.user_id,
+                "editMessageText",
+                {
+                    "message_id": ticket.queue_message_id,
+                    "text": text,
+                    "reply_markup": end_keyboard(context).to_dict(),
+                },
+                lane=Lane.NOTIFY,
+                kind="queue_update",
+            )
+            await app.repos.tickets.set_queue_message(ticket.id, ticket.queue_message_id, eta)

@@ -641,3 +641,28 @@ async def test_no_unclaimed_reminder_for_a_ticket_claimed_since_the_list_was_rea
     assert await app.desk.remind_unclaimed() == 0
     await desk.bot.settle()
     assert not any(t.startswith("⏰") for t in desk.texts(thread))
+
+
+async def test_no_queue_position_for_a_ticket_claimed_since_the_job_read_the_queue(desk):
+    from handlers.handoff import refresh_queue
+    from tgbot.context import BotContext
+
+    alice = desk.bot.user("Alice")
+    await alice.send("/start")
+    ticket, _ = await _open(desk, alice)
+    repos, app = desk.bot.app.repos, desk.bot.app
+    ticket = await repos.tickets.get(ticket.id)
+    await repos.tickets.set_queue_message(ticket.id, ticket.queue_message_id, 999)  # moved
+    real = repos.tickets.open_tickets
+
+    async def read_then_claimed():
+        found = await real()
+        assert await repos.tickets.claim(ticket.id, desk.agent_id)
+        return found
+
+    repos.tickets.open_tickets = read_then_claimed
+    await refresh_queue(BotContext(app))
+    assert (await repos.outbox.counts(kind="queue_update"))["pending"] == 0
+    assert await repos.outbox.counts(kind="queue_update") == dict.fromkeys(
+        ("pending", "sending", "sent", "failed", "cancelled"), 0
+    )
