@@ -421,6 +421,15 @@ class SupportDesk:
     async def _send(
         self, ticket: Ticket, direction: str, lines: list[TicketMessage], method: str
     ) -> None:
+        # Checked and queued in one transaction: two flushes of a ticket can run at once
+        # (the album timer, start-up, the next message) and must not relay a line twice.
+        async with self._repos.db.transaction():
+            if await self._repos.tickets.still_unrelayed([line.id for line in lines]):
+                await self._queue_relay(ticket, direction, lines, method)
+
+    async def _queue_relay(
+        self, ticket: Ticket, direction: str, lines: list[TicketMessage], method: str
+    ) -> None:
         # "generation;line,line": appending ",line" (coalescing) keeps it parseable.
         ref = f"{ticket.topic_generation};" + ",".join(str(line.id) for line in lines)
         if direction == "in":

@@ -423,6 +423,16 @@ class TicketRepository:
                 (now, user_message_id, group_message_id, message_id),
             )
 
+    async def still_unrelayed(self, message_ids: list[int]) -> bool:
+        """Whether none of these lines was handed to the outbox yet (check it inside the
+        transaction that queues them)."""
+        row = await self._db.fetchone(
+            "SELECT COUNT(*) FROM ticket_messages WHERE id IN (SELECT value FROM json_each(?)) "
+            "AND outbox_id IS NULL AND sent_at IS NULL",
+            (json.dumps(message_ids),),
+        )
+        return row is not None and row[0] == len(set(message_ids))
+
     async def unrelayed(self, ticket_id: int, direction: str = "in") -> list[TicketMessage]:
         """Return relay lines not yet handed to the outbox (waiting for a topic or the rest of
         an album), in order."""

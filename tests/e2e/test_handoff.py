@@ -666,3 +666,32 @@ async def test_no_queue_position_for_a_ticket_claimed_since_the_job_read_the_que
     assert await repos.outbox.counts(kind="queue_update") == dict.fromkeys(
         ("pending", "sending", "sent", "failed", "cancelled"), 0
     )
+
+
+async def test_two_flushes_at_once_relay_a_line_once(desk):
+    """The album timer, start-up and the next message can flush a ticket at the same time;
+    each line is checked and queued in one transaction, so it is relayed once."""
+    alice = desk.bot.user("Alice")
+    await alice.send("/start")
+    ticket, _ = await _open(desk, alice)
+    app = desk.bot.app
+    ticket = await app.repos.tickets.get(ticket.id)
+    await app.repos.tickets.add_message(ticket.id, "in", "text", text="waiting text")
+    outbox = app.outbox
+    enqueue = outbox.enqueue
+
+    async def slow_enqueue(*args, **kwargs):
+        await asyncio.sleep(0.1)  # a busy database: the other flush runs meanwhile
+        return await enqueue(*args, **kwargs)
+
+    outbox.enqueue = slow_enqueue
+    try:
+        await asyncio.gather(app.desk.flush(ticket, "in"), app.desk.flush(ticket, "in"))
+    finally:
+        outbox.enqueue = enqueue
+    rows = await app.db.fetchall(
+        "SELECT params FROM outbox WHERE kind = 'relay_in' AND params LIKE '%waiting%'"
+    )
+    assert sum(row["params"].count("waiting text") for row in rows) == 1
+    lines = [m for m in await app.repos.tickets.transcript(ticket.id) if m.text]
+    assert all(m.outbox_id for m in lines if m.text.startswith("waiting"))
