@@ -139,6 +139,7 @@ class Broadcaster:
         self._wake = asyncio.Event()
         self._task: asyncio.Task | None = None
         self._last_progress: dict[int, float] = {}
+        self._recalled: dict[int, bool] = {}  # broadcast id -> recalled (read once, kept)
         outbox.on_sent("broadcast", self._sent)
         outbox.on_failed("broadcast", self._failed)
 
@@ -236,8 +237,11 @@ class Broadcaster:
         await self._repos.broadcasts.delivered(broadcast_id, item.chat_id, message_id)
         if message_id is None:
             return
-        broadcast = await self._repos.broadcasts.get(broadcast_id)
-        if broadcast is not None and broadcast.recalled_at:
+        recalled = self._recalled.get(broadcast_id)
+        if recalled is None:  # once per broadcast and process: one instance runs (the lock)
+            broadcast = await self._repos.broadcasts.get(broadcast_id)
+            recalled = self._recalled[broadcast_id] = bool(broadcast and broadcast.recalled_at)
+        if recalled:
             # In flight when the recall read the sent messages: delete this one too.
             await self._repos.outbox.enqueue_many(
                 self._deletes(broadcast_id, [(item.chat_id, message_id)])
@@ -294,18 +298,25 @@ class Broadcaster:
     async def cancel(self, broadcast_id: int, *, recall: bool = False) -> bool:
         """Stop for good; nobody else gets it. With ``recall``, also mark it recalled in the
         same transaction, so every send still in flight deletes itself once delivered."""
-        async with self._repos.db.transaction():  # no send is claimed halfway through
-            stopped = await self._repos.broadcasts.set_status(
-                broadcast_id,
-                "cancelled",
-                expect=("running", "paused", "awaiting_approval"),
-                finished_at=time.time(),
-            )
-            if stopped:
-                await self._repos.outbox.cancel_pending("broadcast", str(broadcast_id))
-                await self._repos.broadcasts.cancel_pending(broadcast_id)
+        try:
+            async with self._repos.db.transaction():  # no send is claimed halfway through
+                stopped = await self._repos.broadcasts.set_status(
+                    broadcast_id,
+                    "cancelled",
+                    expect=("running", "paused", "awaiting_approval"),
+                    finished_at=time.time(),
+                )
+                if stopped:
+                    await self._repos.outbox.cancel_pending("broadcast", str(broadcast_id))
+                    await self._repos.broadcasts.cancel_pending(broadcast_id)
+                if recall:
+                    await self._repos.broadcasts.mark_recalled(broadcast_id)
+                    # Before the commit: no on-sent hook runs between it and this line.
+                    self._recalled[broadcast_id] = True
+        except BaseException:
             if recall:
-                await self._repos.broadcasts.mark_recalled(broadcast_id)
+                self._recalled.pop(broadcast_id, None)  # rolled back: read it again
+            raise
         if stopped:
             await self.report(broadcast_id, force=True)
         return stopped
