@@ -219,10 +219,7 @@ class OutboxWorker:
             delay = seconds * self.retry_scale
             await self._reschedule(item, time.time() + delay, f"RetryAfter {seconds}s")
             return False
-        except Forbidden as exc:
-            await self._fail(item, exc)
-            return True
-        except BadRequest as exc:
+        except (Forbidden, BadRequest) as exc:  # before NetworkError: BadRequest is one
             await self._fail(item, exc)
             return True
         except (TimedOut, NetworkError) as exc:
