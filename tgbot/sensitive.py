@@ -50,12 +50,17 @@ def luhn_ok(digits: str) -> bool:
     return total % 10 == 0
 
 
+def _is_card(digits: str) -> bool:
+    """A card number: 13-19 digits, a network's first digits, the Luhn checksum."""
+    return 13 <= len(digits) <= 19 and not _NOT_A_CARD_START.match(digits) and luhn_ok(digits)
+
+
 def find_card_numbers(text: str) -> list[str]:
     """Return the card numbers (13-19 digits, Luhn-valid, spaces/dashes allowed) in ``text``."""
     found = []
     for match in _CARD_CANDIDATE.finditer(normalize_input(text)):
         digits = re.sub(r"\D", "", match.group())
-        if 13 <= len(digits) <= 19 and not _NOT_A_CARD_START.match(digits) and luhn_ok(digits):
+        if _is_card(digits):
             found.append(digits)
     return found
 
@@ -100,7 +105,7 @@ def mask(text: str) -> str:
 
     def card(match: re.Match[str]) -> str:
         digits = re.sub(r"\D", "", match.group())
-        if 13 <= len(digits) <= 19 and not _NOT_A_CARD_START.match(digits) and luhn_ok(digits):
+        if _is_card(digits):
             return f"{digits[:4]} **** **** {digits[-4:]}"
         return match.group()
 
