@@ -43,6 +43,11 @@ _COLUMNS = (
     "id, lane, chat_id, thread_id, method, params, kind, ref, status, attempts, "
     "next_attempt_at, created_at, last_error, result"
 )
+#: The calls due now (params: now, chat ids to skip as JSON, limit), in sending order.
+_DUE = (
+    "FROM outbox INDEXED BY outbox_due WHERE status = 'pending' AND next_attempt_at <= ? "
+    "AND chat_id NOT IN (SELECT value FROM json_each(?)) ORDER BY lane, id LIMIT ?"
+)
 _ENQUEUE_KEYS = frozenset(
     {"lane", "chat_id", "method", "params", "thread_id", "kind", "ref", "dedupe_key", "not_before"}
 )
@@ -184,11 +189,7 @@ class OutboxRepository:
         """
         now = time.time() if now is None else now
         rows = await self._db.fetchall(
-            f"SELECT {_COLUMNS} FROM outbox INDEXED BY outbox_due "
-            "WHERE status = 'pending' AND next_attempt_at <= ? "
-            "AND chat_id NOT IN (SELECT value FROM json_each(?)) "
-            "ORDER BY lane, id LIMIT ?",
-            (now, _ids_json(exclude_chats), limit),
+            f"SELECT {_COLUMNS} {_DUE}", (now, _ids_json(exclude_chats), limit)
         )
         return [_item(row) for row in rows]
 
@@ -206,11 +207,8 @@ class OutboxRepository:
         now = time.time() if now is None else now
         async with self._db.transaction() as conn:
             cursor = await conn.execute(
-                f"UPDATE outbox SET status = 'sending', updated_at = ? WHERE id IN ("
-                "SELECT id FROM outbox INDEXED BY outbox_due "
-                "WHERE status = 'pending' AND next_attempt_at <= ? "
-                "AND chat_id NOT IN (SELECT value FROM json_each(?)) "
-                f"ORDER BY lane, id LIMIT ?) RETURNING {_COLUMNS}",
+                f"UPDATE outbox SET status = 'sending', updated_at = ? "
+                f"WHERE id IN (SELECT id {_DUE}) RETURNING {_COLUMNS}",
                 (now, now, _ids_json(exclude_chats), limit),
             )
             rows = await cursor.fetchall()
