@@ -312,12 +312,7 @@ class InProcessBot:
         app = self.app
         last_id = self.emu._next_update_id - 1
         deadline = time.monotonic() + timeout
-        while not (
-            self.emu.all_fetched()
-            and (last_id == 0 or await app.repos.inbox.is_done(last_id))
-            and await app.repos.inbox.count_pending() == 0
-            and app.update_processor.in_progress == 0
-        ):
+        while not (self.emu.all_fetched() and await app.handled_up_to(last_id)):
             if time.monotonic() > deadline:
                 raise TimeoutError(f"update {last_id} not handled in {timeout}s")
             await asyncio.sleep(0.005)

@@ -245,12 +245,7 @@ class BotHarness:
         last_id = self.emu._next_update_id - 1
         deadline = time.monotonic() + timeout
         while True:
-            if (
-                self.emu.all_fetched()
-                and (last_id == 0 or await app.repos.inbox.is_done(last_id))
-                and await app.repos.inbox.count_pending() == 0
-                and app.update_processor.in_progress == 0  # type: ignore[attr-defined]
-            ):
+            if self.emu.all_fetched() and await app.handled_up_to(last_id):
                 break
             if time.monotonic() > deadline:
                 raise TimeoutError(f"the bot did not handle update {last_id} in {timeout}s")

@@ -212,6 +212,15 @@ class WalletApplication(Application):
             self._storage.repos = None
         self._lock.release()
 
+    async def handled_up_to(self, update_id: int) -> bool:
+        """Whether every update received so far, up to ``update_id``, has been handled (for
+        tests, the sandbox and benchmarks waiting for the bot to settle)."""
+        return (
+            (update_id == 0 or await self.repos.inbox.is_done(update_id))
+            and await self.repos.inbox.count_pending() == 0
+            and self.update_processor.in_progress == 0  # type: ignore[attr-defined]
+        )
+
     async def mark_update_done(self, update: object) -> None:
         """Record that an update was handled (it will not be handled again)."""
         if isinstance(update, Update) and self._storage.repos is not None:
