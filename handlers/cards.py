@@ -36,6 +36,7 @@ from .common import (
     EXPIRED_TEXT,
     GuidedFlow,
     add_menu_entry,
+    answer_button,
     expect_numbers,
     main_menu_row,
     nav_rows,
@@ -98,8 +99,7 @@ def _reason(context: BotContext, reason: str | None) -> str:
 
 async def cards_start(update: Update, context: BotContext) -> object:
     """Start: check who the user is, then list the cards."""
-    if update.callback_query:
-        await update.callback_query.answer()
+    await answer_button(update, context)
     return await require_verified(update, context, list_cards)
 
 
@@ -146,7 +146,7 @@ async def ask_unbind(update: Update, context: BotContext) -> object:
 
 async def unbind(update: Update, context: BotContext) -> object:
     """Unbind the confirmed card (after a fresh verification)."""
-    await update.callback_query.answer()
+    await answer_button(update, context)
     return await require_verified(update, context, _unbind)
 
 
@@ -176,13 +176,13 @@ async def _unbind(update: Update, context: BotContext, account_id: str) -> objec
 
 async def back_to_list(update: Update, context: BotContext) -> object:
     """Go back to the card list."""
-    await update.callback_query.answer()
+    await answer_button(update, context)
     return await require_verified(update, context, list_cards)
 
 
 async def add_card(update: Update, context: BotContext) -> object:
     """Open a secure card-entry session (after a fresh verification)."""
-    await update.callback_query.answer()
+    await answer_button(update, context)
     return await require_verified(update, context, _open_secure_page)
 
 

@@ -147,6 +147,14 @@ async def translator_for(context: Any, user_id: int) -> Translator:
     )
 
 
+async def answer_button(update: Update, context: BotContext, text: str | None = None) -> None:
+    """Answer the pressed button, once per update (a second answer is refused by Telegram)."""
+    if update.callback_query is None or context.answered:
+        return
+    context.answered = True
+    await update.callback_query.answer(text)
+
+
 def flow_record(context: BotContext) -> dict[str, Any] | None:
     """Return the user's running flow record, or None."""
     if context.user_data is None:

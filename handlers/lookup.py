@@ -39,6 +39,7 @@ from .common import (
     EXPIRED_TEXT,
     GuidedFlow,
     add_menu_entry,
+    answer_button,
     expect_numbers,
     main_menu_row,
     nav_rows,
@@ -159,8 +160,7 @@ def detail_text(context: BotContext, tx: Transaction) -> str:
 
 async def lookup_start(update: Update, context: BotContext) -> object:
     """Start: check who the user is, then show the latest transactions."""
-    if update.callback_query:
-        await update.callback_query.answer()
+    await answer_button(update, context)
     data = scratch(context)
     data.setdefault("days", 30)
     data.setdefault("status", "all")
@@ -227,7 +227,7 @@ async def show_list(update: Update, context: BotContext, account_id: str) -> obj
 async def change_list(update: Update, context: BotContext) -> object:
     """Page or filter the list (values checked: forged data gets the first page)."""
     query = update.callback_query
-    await query.answer()
+    await answer_button(update, context)
     _, what, value = query.data.split(":", 2)
     data = scratch(context)
     if what == "page":
@@ -252,8 +252,7 @@ async def show_detail(update: Update, context: BotContext, account_id: str) -> o
     try:
         tx = await context.backend.get_transaction(account_id, tx_id)
     except NotFound:
-        if update.callback_query:
-            await update.callback_query.answer(context._(EXPIRED_TEXT))
+        await answer_button(update, context, context._(EXPIRED_TEXT))
         await send_step(
             update, context, context._(TX_NOT_FOUND), [main_menu_row(context)], edit=False
         )
@@ -279,7 +278,7 @@ async def show_detail(update: Update, context: BotContext, account_id: str) -> o
 
 async def back_to_list(update: Update, context: BotContext) -> object:
     """Back from a detail to the list."""
-    await update.callback_query.answer()
+    await answer_button(update, context)
     return await require_verified(update, context, show_list)
 
 

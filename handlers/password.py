@@ -26,7 +26,15 @@ from tgbot.backend.base import Frozen, NotEligible, Unavailable
 from tgbot.context import BotContext
 from tgbot.i18n import N_
 
-from .common import END, GuidedFlow, add_menu_entry, main_menu_row, nav_rows, send_step
+from .common import (
+    END,
+    GuidedFlow,
+    add_menu_entry,
+    answer_button,
+    main_menu_row,
+    nav_rows,
+    send_step,
+)
 from .verify import human_rows, require_verified, verify_states, wallet_down
 
 LABEL = N_("🔑 Password / unlock")
@@ -64,8 +72,7 @@ class Password(StrEnum):
 
 async def password_start(update: Update, context: BotContext) -> object:
     """Start: check who the user is, then show the account's state."""
-    if update.callback_query:
-        await update.callback_query.answer()
+    await answer_button(update, context)
     return await require_verified(update, context, show_status)
 
 
@@ -103,7 +110,7 @@ async def show_status(update: Update, context: BotContext, account_id: str) -> o
 
 async def send_reset_link(update: Update, context: BotContext) -> object:
     """Send the one-time reset link (after a fresh verification)."""
-    await update.callback_query.answer()
+    await answer_button(update, context)
     return await require_verified(update, context, _reset_link)
 
 
@@ -132,7 +139,7 @@ async def _reset_link(update: Update, context: BotContext, account_id: str) -> o
 
 async def unlock(update: Update, context: BotContext) -> object:
     """Unlock the account (after a fresh verification)."""
-    await update.callback_query.answer()
+    await answer_button(update, context)
     return await require_verified(update, context, _unlock)
 
 

@@ -44,6 +44,7 @@ from .common import (
     EXPIRED_TEXT,
     GuidedFlow,
     add_menu_entry,
+    answer_button,
     expect_numbers,
     main_menu_row,
     nav_rows,
@@ -146,7 +147,7 @@ def _start(context: BotContext, tx_id: str | None) -> None:
 
 async def from_detail(update: Update, context: BotContext) -> object:
     """Start from a transaction's "ask for a refund" button."""
-    await update.callback_query.answer()
+    await answer_button(update, context)
     _start(context, update.callback_query.data.split(":", 2)[2])
     return await require_verified(update, context, check_transaction)
 
@@ -160,16 +161,14 @@ async def from_deep_link(update: Update, context: BotContext) -> object:
 
 async def from_menu(update: Update, context: BotContext) -> object:
     """Start from the menu: list the refundable payments."""
-    if update.callback_query:
-        await update.callback_query.answer()
+    await answer_button(update, context)
     _start(context, None)
     return await require_verified(update, context, choose_transaction)
 
 
 async def my_refunds(update: Update, context: BotContext) -> object:
     """``/refunds`` or the button: list the user's refunds."""
-    if update.callback_query:
-        await update.callback_query.answer()
+    await answer_button(update, context)
     _start(context, None)
     return await require_verified(update, context, list_refunds)
 
@@ -213,7 +212,7 @@ async def choose_transaction(update: Update, context: BotContext, account_id: st
 
 async def transaction_chosen(update: Update, context: BotContext) -> object:
     """A payment was picked from the list."""
-    await update.callback_query.answer()
+    await answer_button(update, context)
     scratch(context)["tx"] = update.callback_query.data.split(":", 2)[2][:40]
     return await require_verified(update, context, check_transaction)
 
@@ -353,7 +352,7 @@ async def ask_confirm(update: Update, context: BotContext) -> object:
 
 async def confirm(update: Update, context: BotContext) -> object:
     """Create the refund (idempotent for this run of the flow) and give the reference."""
-    await update.callback_query.answer()
+    await answer_button(update, context)
     return await require_verified(update, context, create_refund)
 
 

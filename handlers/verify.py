@@ -36,6 +36,7 @@ from tgbot.text import normalize_input
 from .common import (
     END,
     HUMAN_LABEL,
+    answer_button,
     expect_numbers,
     main_menu_row,
     nav_rows,
@@ -129,12 +130,14 @@ async def require_verified(
     user = update.effective_user
     repos = context.repos
     state = await repos.verifications.get(user.id)
-    if state.locked():
-        return await _locked_out(update, context, state.locked_until or 0)
     linked = context.user_record.wallet_account_id if context.user_record else None
     age = context.config.verification_max_age if max_age is None else max_age
-    if linked and state.account_id == linked and state.fresh(age):
+    if not state.locked() and linked and state.account_id == linked and state.fresh(age):
         return await then(update, context, linked)
+    # A lock-out or the check comes next, not what was pressed for: answer the button here.
+    await answer_button(update, context)
+    if state.locked():
+        return await _locked_out(update, context, state.locked_until or 0)
     # Remember where to go once verified (the states know the continuation by name).
     scratch(context)["after_verify"] = then.__name__
     if linked:
@@ -147,8 +150,6 @@ async def require_verified(
         resize_keyboard=True,
         one_time_keyboard=True,
     )
-    if update.callback_query:
-        await update.callback_query.answer()
     await context.bot.send_message(
         update.effective_chat.id, context._(ASK_CONTACT), reply_markup=keyboard
     )

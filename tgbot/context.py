@@ -25,6 +25,8 @@ class BotContext(CallbackContext[ExtBot, dict, dict, dict]):
         self.user_record: User | None = None
         #: Name of a flow the lifecycle stage ended for this update (e.g. by /cancel).
         self.ended_flow: str | None = None
+        #: Whether this update's button press was answered (see handlers.common.answer_button).
+        self.answered = False
         self._translator: Translator | None = None
 
     @property
