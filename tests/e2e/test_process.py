@@ -125,7 +125,8 @@ async def test_every_update_is_handled_exactly_once_across_kill_9(server, tmp_pa
     # reply and its inbox mark (that window can repeat one reply: at-least-once sending).
     await asyncio.sleep(0.1)
     await bot.kill()
-    replied_before = sum(len(_texts(emu, u.id)) for u in users)
+    before = {u.id: _texts(emu, u.id) for u in users}
+    replied_before = sum(len(texts) for texts in before.values())
     assert replied_before < 24, "the kill came too late to test anything"
     with sqlite3.connect(tmp_path / "bot.db") as db:
         pending = db.execute("SELECT COUNT(*) FROM inbox WHERE done_at IS NULL").fetchone()[0]
@@ -136,7 +137,13 @@ async def test_every_update_is_handled_exactly_once_across_kill_9(server, tmp_pa
     await asyncio.sleep(0.5)  # would-be duplicates would arrive now
     for user in users:
         counts = collections.Counter(_texts(emu, user.id))
-        assert counts == {f"slow {n} done": 1 for n in range(8)}, counts
+        assert set(counts) == {f"slow {n} done" for n in range(8)}, counts  # nothing lost
+        # Exactly once, except if a loaded machine delayed the kill into the instant between
+        # a reply and its inbox mark: then that one reply (sent before the kill, the chat's
+        # latest) repeats once (at-least-once sending, documented).
+        again = [text for text, n in counts.items() if n > 1]
+        assert again in ([], [before[user.id][-1]]), (counts, before[user.id])
+        assert max(counts.values()) <= 2, counts
         order = [int(t.split()[1]) for t in _texts(emu, user.id)]
         assert order == sorted(order)
     assert await bot.interrupt() == 0
