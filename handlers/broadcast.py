@@ -388,9 +388,10 @@ async def progress_view(app: Any, broadcast: Broadcast) -> tuple[str, InlineKeyb
         eta = tr.gettext(ETA).format(
             minutes=max(1, round(remaining / app.config.broadcast_rate / 60))
         )
+    status_name = STATUS_NAMES.get(broadcast.status, STATUS_NAMES["running"])
     text = tr.gettext(PROGRESS).format(
         id=broadcast.id,
-        status=tr.gettext(STATUS_NAMES.get(broadcast.status, STATUS_NAMES["running"])),
+        status=tr.gettext(status_name),
         sent=counts.get("sent", 0),
         failed=counts.get("failed", 0),
         blocked=counts.get("blocked", 0),

@@ -94,7 +94,8 @@ class Cards(StrEnum):
 
 
 def _reason(context: BotContext, reason: str | None) -> str:
-    return context._(REASONS.get(reason or "", OTHER_REASON))
+    label = REASONS.get(reason or "", OTHER_REASON)
+    return context._(label)
 
 
 async def cards_start(update: Update, context: BotContext) -> object:
@@ -114,7 +115,8 @@ async def list_cards(update: Update, context: BotContext, account_id: str) -> ob
     lines = [context._(CARDS) if cards else context._(NO_CARDS)]
     rows = []
     for card in cards:
-        kind = context._(CREDIT if card.kind == "credit" else DEBIT)
+        kind_label = CREDIT if card.kind == "credit" else DEBIT
+        kind = context._(kind_label)
         lines.append(
             "• " + context._(CARD_LINE).format(bank=escape(card.bank), kind=kind, last4=card.last4)
         )

@@ -143,7 +143,9 @@ def tx_button(context: BotContext, tx: Transaction) -> InlineKeyboardButton:
 
 def detail_text(context: BotContext, tx: Transaction) -> str:
     """Return the detail view: merchant, amount, local time, status and what it means."""
-    meaning = context._(MEANINGS.get(tx.status, MEANINGS["success"]))
+    meaning_label = MEANINGS.get(tx.status, MEANINGS["success"])
+    status_label = STATUS_NAMES.get(tx.status, STATUS_NAMES["success"])
+    meaning = context._(meaning_label)
     if tx.status == "partially_refunded":
         meaning = meaning.format(refunded=context.tr.money(tx.refunded_amount, tx.currency))
     if tx.status == "failed" and tx.failure_reason in FAILURE_CAUSES:
@@ -153,7 +155,7 @@ def detail_text(context: BotContext, tx: Transaction) -> str:
         amount=context.tr.money(tx.amount, tx.currency),
         time=context.tr.datetime(tx.created_at, context.config.zone),
         id=tx.id,
-        status=context._(STATUS_NAMES.get(tx.status, STATUS_NAMES["success"])),
+        status=context._(status_label),
         meaning=meaning,
     )
 

@@ -232,7 +232,8 @@ async def check_transaction(update: Update, context: BotContext, account_id: str
         await wallet_down(update, context)
         return None
     if not eligibility.eligible:
-        reason = context._(INELIGIBLE_REASONS.get(eligibility.reason or "", OTHER_INELIGIBLE))
+        label = INELIGIBLE_REASONS.get(eligibility.reason or "", OTHER_INELIGIBLE)
+        reason = context._(label)
         await send_step(
             update,
             context,
@@ -336,7 +337,10 @@ async def amount_typed(update: Update, context: BotContext) -> object:
 async def ask_confirm(update: Update, context: BotContext) -> object:
     """Show what will be requested and ask to confirm."""
     data = scratch(context)
-    reason = data.get("reason_text") or context._(REASONS[data["reason"]])
+    reason = data.get("reason_text")
+    if not reason:
+        label = REASONS[data["reason"]]
+        reason = context._(label)
     text = context._(CONFIRM).format(
         merchant=escape(data["merchant"]),
         when=data["when"],
@@ -411,11 +415,12 @@ async def list_refunds(update: Update, context: BotContext, account_id: str) -> 
         return END
     lines = [context._(REFUNDS_HEAD)]
     for refund in refunds[:15]:
+        status_label = REFUND_STATUS.get(refund.status, REFUND_STATUS["submitted"])
         lines.append(
             context._(REFUND_LINE).format(
                 id=refund.id,
                 amount=context.tr.money(refund.amount, refund.currency),
-                status=context._(REFUND_STATUS.get(refund.status, REFUND_STATUS["submitted"])),
+                status=context._(status_label),
                 when=context.tr.datetime(refund.created_at, context.config.zone, "short"),
             )
         )

@@ -33,6 +33,7 @@ from babel.messages.extract import DEFAULT_KEYWORDS, extract_from_dir
 from babel.messages.frontend import parse_mapping_cfg
 from babel.messages.mofile import write_mo
 from babel.messages.pofile import read_po, write_po
+from babel.util import pathmatch
 
 from .i18n import DOMAIN, LANGUAGES, LOCALES_DIR
 from .text import CALLBACK_ANSWER_LIMIT, MESSAGE_LIMIT
@@ -195,6 +196,61 @@ def extract_catalog(root: Path = ROOT, mapping: Path = MAPPING_FILE) -> Catalog:
         if message is not None and not any(_LIMIT_COMMENT.search(c) for c in message.auto_comments):
             message.auto_comments.append(CALLBACK_ANSWER_COMMENT)
     return catalog
+
+
+def mapped_python_files(root: Path = ROOT, mapping: Path = MAPPING_FILE) -> list[Path]:
+    """Return the Python files ``mapping`` sends to the Python extractor."""
+    method_map, _ = _read_mapping(mapping)
+    found = []
+    for path in sorted(root.rglob("*.py")):
+        relative = path.relative_to(root)
+        if any(part.startswith((".", "_")) and part != "__init__.py" for part in relative.parts):
+            continue
+        method = next((m for pattern, m in method_map if pathmatch(pattern, str(relative))), None)
+        if method == "python":
+            found.append(path)
+    return found
+
+
+def check_gettext_calls(files: Iterable[Path], root: Path = ROOT) -> list[Problem]:
+    """Return gettext calls whose message is an expression with string literals inside.
+
+    ``_(REASONS[data["reason"]])`` translates a computed message, but an extractor may take
+    the literal ``"reason"`` for a msgid (Babel 2.18 did, 2.19 does not), so the template
+    would depend on the Babel version. The message must be a literal or a plain name.
+    """
+    problems: list[Problem] = []
+    for path in files:
+        tree = ast.parse(path.read_text(encoding="utf-8"), filename=str(path))
+        for node in ast.walk(tree):
+            if not _is_call_to(node, _GETTEXT_NAMES):
+                continue
+            name = node.func.attr if isinstance(node.func, ast.Attribute) else node.func.id
+            spec = DEFAULT_KEYWORDS[name] or (1,)
+            positions = [p - 1 for p in spec if isinstance(p, int)]
+            for position in positions:
+                if position >= len(node.args):
+                    continue
+                argument = node.args[position]
+                if isinstance(argument, ast.Constant | ast.Name | ast.Attribute):
+                    continue
+                if _is_call_to(argument, _GETTEXT_NAMES):
+                    continue  # N_("...") inside: checked on its own as a call
+                if any(
+                    (isinstance(inner, ast.Constant) and isinstance(inner.value, str))
+                    or isinstance(inner, ast.JoinedStr)
+                    for inner in ast.walk(argument)
+                ):
+                    where = f"{path.relative_to(root)}:{node.lineno}"
+                    problems.append(
+                        Problem(
+                            where,
+                            f"{name}() of an expression with string literals "
+                            f"({ast.unparse(argument)}): compute the message first and pass "
+                            "a name, or an extractor may take a literal for a msgid",
+                        )
+                    )
+    return problems
 
 
 def callback_answer_msgids(files: Iterable[Path]) -> set[str]:
@@ -523,7 +579,7 @@ def check_all(root: Path = ROOT, locales_dir: Path = LOCALES_DIR) -> list[Proble
     """Return every problem of the template and catalogs against the code as it is now."""
     code = extract_catalog(root)
     template_file = locales_dir / TEMPLATE_FILE.name
-    problems: list[Problem] = []
+    problems = check_gettext_calls(mapped_python_files(root), root)
     if not template_file.exists():
         problems.append(Problem(_relative(template_file), "missing (run `tgbot i18n update`)"))
     else:

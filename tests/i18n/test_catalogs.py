@@ -74,6 +74,38 @@ def test_real_catalog_fits_telegram_limits(lang, code):
     assert problems == [], texts(problems)
 
 
+def test_code_translates_only_literals_or_names():
+    """No gettext call gets an expression with literals inside (extractors disagree on it)."""
+    problems = tools.check_gettext_calls(tools.mapped_python_files())
+    assert problems == [], texts(problems)
+
+
+def test_gettext_call_check_catches_literals_inside_the_message(tmp_path):
+    source = tmp_path / "flow.py"
+    source.write_text(
+        "def f(context, data, n):\n"
+        "    context._(REASONS[data['reason']])\n"  # Babel 2.18 extracted 'reason'
+        "    context._(NAMES.get(n, NAMES['success']))\n"
+        "    context._(CREDIT if n == 'credit' else DEBIT)\n"
+        "    context._(f'{n} left')\n"
+        "    context._(label)\n"
+        "    context._(module.LABEL)\n"
+        "    context._('Literal')\n"
+        "    gettext(N_('🔗 Read more'))\n"
+        "    ngettext('{n} try', '{n} tries', n)\n",
+        encoding="utf-8",
+    )
+    problems = tools.check_gettext_calls([source], tmp_path)
+    assert [p.where for p in problems] == ["flow.py:2", "flow.py:3", "flow.py:4", "flow.py:5"]
+
+
+def test_mapped_files_are_the_extracted_code():
+    names = {str(path.relative_to(tools.ROOT)) for path in tools.mapped_python_files()}
+    assert "handlers/refund.py" in names
+    assert "tgbot/i18n.py" in names
+    assert not any(name.startswith(("tgbot/sandbox/", "tests/")) for name in names)
+
+
 def test_template_is_up_to_date(code):
     template = tools.read_catalog(tools.TEMPLATE_FILE)
     problems = tools.check_in_sync(code, template, "messages.pot")
