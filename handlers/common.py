@@ -22,6 +22,7 @@ import contextlib
 import functools
 import logging
 import time
+import warnings
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -35,6 +36,7 @@ from telegram.ext import (
     CallbackQueryHandler,
     ConversationHandler,
 )
+from telegram.warnings import PTBUserWarning
 
 from tgbot.context import BotContext
 from tgbot.i18n import N_, Translator, pick_language, translator
@@ -276,16 +278,24 @@ class GuidedFlow(ConversationHandler):
         fallbacks = [*fallbacks, CallbackQueryHandler(cancel_flow, pattern=r"^flow:cancel$")]
         for handler in fallbacks:
             handler.callback = self._track(name, handler.callback, entry=False)
-        super().__init__(
-            entry_points=list(entry_points),
-            states={state: list(handlers) for state, handlers in states.items()},
-            fallbacks=list(fallbacks),
-            name=name,
-            persistent=True,
-            per_chat=True,
-            per_user=True,
-            allow_reentry=True,
-        )
+        with warnings.catch_warnings():
+            # Expected, decided: a flow mixes typed steps and button steps, so it is tracked
+            # per chat and user, not per message (per_message=True would ignore typed
+            # answers). Buttons are checked against the flow's state and their own expiry
+            # instead (see module docstring), so PTB's reminder is noise at every start.
+            warnings.filterwarnings(
+                "ignore", message="If 'per_message=False'", category=PTBUserWarning
+            )
+            super().__init__(
+                entry_points=list(entry_points),
+                states={state: list(handlers) for state, handlers in states.items()},
+                fallbacks=list(fallbacks),
+                name=name,
+                persistent=True,
+                per_chat=True,
+                per_user=True,
+                allow_reentry=True,
+            )
 
     def check_update(self, update: object) -> Any:
         """Take only private-chat updates that are not edits; then PTB's rules apply."""

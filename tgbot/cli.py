@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
+import os
 import sys
 from pathlib import Path
 from urllib.parse import urlparse
@@ -25,15 +26,22 @@ class _RedactingFilter(logging.Filter):
         return not record.name.startswith(("httpx", "httpcore"))
 
 
-def setup_logging(level: str) -> None:
-    """Log to stderr at ``level``; third-party request logs only at DEBUG."""
-    logging.basicConfig(
-        level=getattr(logging, level),
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-        stream=sys.stderr,
-    )
+_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
+
+
+def setup_logging(level: str, *, log_file: Path | None = None) -> None:
+    """Log at ``level``; third-party request logs only at DEBUG.
+
+    With ``log_file`` (the demo), records go to that file and only warnings and errors to
+    stderr, so the console shows the page's address and what needs attention.
+    """
+    handlers: list[logging.Handler] = [logging.StreamHandler(sys.stderr)]
+    if log_file is not None:
+        handlers[0].setLevel(logging.WARNING)
+        handlers.append(logging.FileHandler(log_file, encoding="utf-8"))
+    logging.basicConfig(level=getattr(logging, level), format=_FORMAT, handlers=handlers)
     if level != "DEBUG":
-        for handler in logging.getLogger().handlers:
+        for handler in handlers:
             handler.addFilter(_RedactingFilter())
 
 
@@ -112,7 +120,10 @@ def main(argv: list[str] | None = None) -> int:
     except ConfigError as exc:
         print(f"config error: {exc}", file=sys.stderr)
         return 2
-    setup_logging(config.log_level)
+    log_file = None
+    if args.command == "demo" and "TGBOT_LOG_LEVEL" not in os.environ:
+        log_file = Path(args.db).with_suffix(".log")  # the demo's console stays quiet
+    setup_logging(config.log_level, log_file=log_file)
     try:
         if args.command == "demo":
             from .sandbox.demo import run_demo

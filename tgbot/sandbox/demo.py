@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import errno
 import logging
 import signal
 import sys
@@ -233,6 +234,10 @@ async def start_demo(
             timeout=poll_timeout, allowed_updates=Update.ALL_TYPES, drop_pending_updates=False
         )
         await app.start()
+        seed = getattr(app.backend, "seed", None)
+        if seed is not None:  # the demo wallet: seeded before anyone sees the page
+            await seed()
+        wallet.ready.set()
     except BaseException:
         await handle.stop()
         raise
@@ -269,7 +274,14 @@ def run_demo(config: Config, *, host: str = "127.0.0.1", port: int = 8765, db_pa
     try:
         return asyncio.run(_serve(config, host, port, db_path))
     except OSError as exc:
-        print(f"error: cannot start the demo on {host}:{port}: {exc}", file=sys.stderr)
+        if exc.errno == errno.EADDRINUSE:
+            print(
+                f"error: port {port} on {host} is already in use (another `tgbot demo`?): "
+                "stop it, or pick another port with --port",
+                file=sys.stderr,
+            )
+        else:
+            print(f"error: cannot start the demo on {host}:{port}: {exc}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:  # a second Ctrl-C during shutdown
         return 130

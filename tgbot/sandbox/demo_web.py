@@ -22,6 +22,7 @@ after a CORS preflight, which this server never grants, so other sites cannot dr
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import mimetypes
@@ -371,9 +372,17 @@ class FileHandler(_DemoHandler):
 
 @dataclass
 class WalletRef:
-    """Where the page finds the bot's wallet backend (set once the bot is initialized)."""
+    """Where the page finds the bot's wallet backend (set once the bot is initialized).
 
-    backend: Any = None
+    ``ready`` is set once the bot runs and the demo wallet is seeded: the page waits for it,
+    so nobody sees a page whose wallet is still empty.
+    """
+
+    def __init__(self, *, ready: bool = False) -> None:
+        self.backend: Any = None
+        self.ready = asyncio.Event()
+        if ready:
+            self.ready.set()
 
 
 class WalletHandler(_DemoHandler):
@@ -529,10 +538,15 @@ def _consume(future: Any) -> None:
 
 
 class PageHandler(tornado.web.RequestHandler):
-    """``/``: the page itself."""
+    """``/``: the page itself, once the demo is ready."""
 
-    def get(self) -> None:
-        """Send index.html."""
+    def initialize(self, wallet: WalletRef) -> None:
+        """Receive the reference whose ``ready`` the page waits for."""
+        self.wallet = wallet
+
+    async def get(self) -> None:
+        """Send index.html (after the bot started and the demo wallet is seeded)."""
+        await self.wallet.ready.wait()
         self.set_header("Content-Type", "text/html; charset=utf-8")
         self.set_header("Cache-Control", "no-store")
         self.finish((WEB_DIR / "index.html").read_bytes())
@@ -546,9 +560,10 @@ def web_handlers(
     ``wallet.backend`` is read at each request: set it once the bot's backend exists.
     """
     ctx = {"emu": emu, "world": world}
-    wallet_ctx = {**ctx, "wallet": wallet or WalletRef()}
+    wallet = wallet or WalletRef(ready=True)
+    wallet_ctx = {**ctx, "wallet": wallet}
     return [
-        (r"/", PageHandler),
+        (r"/", PageHandler, {"wallet": wallet}),
         (r"/demo/static/(.*)", tornado.web.StaticFileHandler, {"path": str(WEB_DIR)}),
         (r"/demo/api/state", StateHandler, ctx),
         (r"/demo/api/messages", MessagesHandler, ctx),

@@ -830,7 +830,7 @@
       sidebar.replaceChildren(
         h("div", { class: "sidebar-title", text: "Admin · 管理员" }),
         personItem(admin, true, () => {}, `admin · ${languageLabel(admin.language_code)}`),
-        h("p", { class: "sidebar-note" }, "A private chat with the bot as the configured admin (TGBOT_ADMIN_IDS). Broadcasts, agent management and stats arrive with later issues."),
+        h("p", { class: "sidebar-note" }, "A private chat with the bot as the configured admin (TGBOT_ADMIN_IDS). Commands: /broadcast (a security notice to every user, per language), /agents, /agent_add USER_ID NAME, /agent_remove USER_ID, /stats, /audit."),
       );
       if (event.type === "state") {
         view.setTarget({
