@@ -32,7 +32,7 @@ from telegram import InlineKeyboardButton, Update
 from telegram.ext import CallbackQueryHandler, CommandHandler, MessageHandler
 from telegram.ext import filters as f
 
-from tgbot.backend.base import NotEligible, NotFound, Refund, Unavailable
+from tgbot.backend.base import NotEligible, NotFound, RefundChange, Unavailable
 from tgbot.context import BotContext
 from tgbot.i18n import N_
 from tgbot.lanes import Lane
@@ -109,6 +109,11 @@ REFUND_STATUS = {
     "refunded": N_("refunded"),
 }
 NOTIFY = {
+    # Only for refunds made outside the bot: one made here was confirmed in the chat.
+    "submitted": N_(
+        "🧾 A refund of {amount} (reference {id}) was requested on your U-Pay account for "
+        "payment {tx}. If you did not ask for it, tap /human."
+    ),
     "reviewing": N_("🔎 Your refund {id} ({amount}) is being reviewed."),
     "approved": N_("✅ Your refund {id} ({amount}) was approved. The money is on its way."),
     "rejected": N_(
@@ -121,8 +126,6 @@ NOTIFY = {
     ),
 }
 REASON_LIMIT = 200
-#: Where the refund poller got to (persisted, so no change is missed across restarts).
-POLLED_AT = "refunds.polled_at"
 
 add_menu_entry("menu:refund", LABEL, DESCRIPTION, order=50)
 
@@ -431,8 +434,10 @@ async def list_refunds(update: Update, context: BotContext, account_id: str) -> 
 async def poll_refunds(context: BotContext) -> int:
     """Job: tell users about status changes of their refunds; return how many were queued.
 
-    The position is persisted, and each (refund, status) is queued once (a dedupe key), so a
-    restart neither misses nor repeats a change (at most those in flight are repeated).
+    The wallet's change feed lists every status change of every account's refunds; the
+    cursor is persisted, and each (refund, status) is queued once (a dedupe key), so a
+    restart neither misses nor repeats a change. Refunds made outside the bot are told to
+    the user linked to their account.
     """
     app = context.application
     # The job and the wallet's webhook both poll: one at a time, so a slow answer about an
@@ -444,50 +449,87 @@ async def poll_refunds(context: BotContext) -> int:
 async def _poll_refunds(context: BotContext) -> int:
     app = context.application
     repos = app.repos
-    stored = await repos.settings.get(POLLED_AT)
-    since = datetime.fromisoformat(stored) if stored else datetime.now(UTC) - timedelta(days=1)
-    try:
-        changed: list[Refund] = await app.backend.refunds_changed_since(since)
-    except Unavailable:
-        _LOGGER.warning("Refund poll: the wallet is unavailable; trying again later")
-        return 0
+    cursor = await repos.settings.get(FEED_CURSOR)
     queued = 0
-    newest = since
-    hold: datetime | None = None
-    for refund in sorted(changed, key=lambda r: r.updated_at):
-        record = await repos.refunds.get(refund.id)
-        if record is None and refund.updated_at > datetime.now(UTC) - UNRECORDED_GRACE:
-            # Created a moment ago and not recorded by its flow yet: the position stays
-            # before it, so the next poll looks again rather than skip its status for good.
-            hold = hold or refund.updated_at
-            continue
-        newest = max(newest, refund.updated_at)
-        if record is None or refund.status not in NOTIFY:
-            continue
-        if not await repos.refunds.advance(refund.id, refund.status):
-            continue
-        context.tr = await translator_for(context, record.user_id)
-        text = context._(NOTIFY[refund.status]).format(
-            id=refund.id, amount=context.tr.money(refund.amount, refund.currency)
-        )
-        await app.outbox.enqueue(
-            record.user_id,
-            "sendMessage",
-            {"text": text},
-            lane=Lane.NOTIFY,
-            kind="refund_status",
-            dedupe_key=f"refund:{refund.id}:{refund.status}",
-        )
-        queued += 1
-    if hold is not None:  # the ones after it are seen again: advance() tells nobody twice
-        newest = max(since, min(newest, hold - timedelta(microseconds=1)))
-    await repos.settings.set(POLLED_AT, newest.isoformat())
+    for _ in range(FEED_MAX_PAGES):  # a backlog is read over several polls, not in one go
+        try:
+            page = await app.backend.refund_changes(cursor, FEED_PAGE_SIZE)
+        except NotEligible as exc:  # cursor_expired / invalid_cursor: start from 24 h ago
+            _LOGGER.warning("Refund feed refused the cursor (%s); starting again", exc.reason)
+            await repos.settings.delete(FEED_CURSOR)
+            return queued
+        except Unavailable:
+            _LOGGER.warning("Refund poll: the wallet is unavailable; trying again later")
+            return queued
+        for change in page.changes:
+            told = await _tell_change(context, change)
+            if told is None:  # not recorded by its flow yet: read it again next time
+                if cursor is not None:
+                    await repos.settings.set(FEED_CURSOR, cursor)
+                return queued
+            queued += told
+            cursor = change.cursor
+        cursor = page.next_cursor or cursor
+        if cursor is not None:
+            await repos.settings.set(FEED_CURSOR, cursor)
+        if not page.has_more:
+            break
     return queued
 
 
+async def _tell_change(context: BotContext, change: RefundChange) -> int | None:
+    """Queue the notice of one change for the user(s) it concerns; return how many were
+    queued, or None to hold the feed here (a refund its flow is about to record)."""
+    app = context.application
+    repos = app.repos
+    refund = change.refund
+    record = await repos.refunds.get(refund.id)
+    if record is None:
+        if (
+            change.status == "submitted"
+            and change.changed_at > datetime.now(UTC) - UNRECORDED_GRACE
+        ):
+            # Created a moment ago, maybe through the bot and not recorded by its flow yet.
+            return None
+        linked = await repos.users.linked_to(refund.account_id)
+        if not linked:
+            return 0  # nobody here is linked to this account
+        # Made outside the bot (the app, an agent): the linked user is told of it too.
+        await repos.refunds.record(
+            refund.id, linked[0], refund.account_id, refund.transaction_id, refund.amount,
+            refund.currency, truncate(refund.reason, REASON_LIMIT), OUTSIDE_STATUS,
+        )  # fmt: skip
+        record = await repos.refunds.get(refund.id)
+        assert record is not None
+    if change.status not in NOTIFY or not await repos.refunds.advance(refund.id, change.status):
+        return 0
+    context.tr = await translator_for(context, record.user_id)
+    text = context._(NOTIFY[change.status]).format(
+        id=refund.id,
+        amount=context.tr.money(refund.amount, refund.currency),
+        tx=refund.transaction_id,
+    )
+    await app.outbox.enqueue(
+        record.user_id,
+        "sendMessage",
+        {"text": text},
+        lane=Lane.NOTIFY,
+        kind="refund_status",
+        dedupe_key=f"refund:{refund.id}:{change.status}",
+    )
+    return 1
+
+
 #: How long a refund the wallet reports may stay unknown to the bot before it counts as
-#: not ours (made in the app, not through the bot): its flow records it right after creating.
+#: made outside the bot: its flow records it right after creating.
 UNRECORDED_GRACE = timedelta(seconds=30)
+#: The status recorded for a refund first seen in the feed (before any status was told).
+OUTSIDE_STATUS = "seen"
+#: Where the refund poller got to in the wallet's change feed (persisted: a restart neither
+#: misses nor repeats a change).
+FEED_CURSOR = "refunds.feed_cursor"
+FEED_PAGE_SIZE = 100
+FEED_MAX_PAGES = 20
 
 
 def refund_flow() -> GuidedFlow:

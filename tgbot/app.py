@@ -277,7 +277,12 @@ def _make_backend(config: Config, db: Database) -> Any:
     from tgbot.backend.demo import DEMO_PHONES
 
     if config.backend == "http":
-        return create_backend("http", base_url=config.backend_url, api_key=config.backend_api_key)
+        return create_backend(
+            "http",
+            base_url=config.backend_url,
+            api_key=config.backend_api_key,
+            api_key_file=config.backend_api_key_file,
+        )
     code = config.demo_fixed_code
     return create_backend(
         "demo",

@@ -213,6 +213,9 @@ class Config:
     backend: str = "demo"
     backend_url: str | None = None
     backend_api_key: str | None = None
+    #: A file holding the wallet API key, re-read after a 401 (a rotated key); wins over
+    #: ``backend_api_key``.
+    backend_api_key_file: Path | None = None
     #: Where the demo wallet's own pages (reset link, secure card entry) are served.
     wallet_public_url: str = "http://127.0.0.1:8766"
     #: Seconds a verification stays good for sensitive actions (reset, unlock, cards).
@@ -275,6 +278,7 @@ _FIELDS: dict[str, tuple[str, Callable[[str, str], Any]]] = {
     "BACKEND": ("backend", _backend),
     "BACKEND_URL": ("backend_url", _optional_url),
     "BACKEND_API_KEY": ("backend_api_key", _optional_str),
+    "BACKEND_API_KEY_FILE": ("backend_api_key_file", _path),
     "WALLET_PUBLIC_URL": ("wallet_public_url", _url),
     "VERIFICATION_MAX_AGE": ("verification_max_age", _positive_float),
     "DEMO_FIXED_CODE": ("demo_fixed_code", _fixed_code),

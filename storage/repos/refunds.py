@@ -120,3 +120,8 @@ class SettingsRepository:
                 "SET value = excluded.value",
                 (key, value),
             )
+
+    async def delete(self, key: str) -> None:
+        """Forget a setting."""
+        async with self._db.transaction() as conn:
+            await conn.execute("DELETE FROM settings WHERE key = ?", (key,))

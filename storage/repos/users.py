@@ -99,6 +99,14 @@ class UserRepository:
         """Link the user to a wallet account id, or unlink with None; False if unknown."""
         return await self._update(user_id, "wallet_account_id", account_id)
 
+    async def linked_to(self, account_id: str) -> list[int]:
+        """Return the users linked to a wallet account (usually one), oldest link first."""
+        rows = await self._db.fetchall(
+            "SELECT id FROM users WHERE wallet_account_id = ? AND blocked = 0 ORDER BY id",
+            (account_id,),
+        )
+        return [row[0] for row in rows]
+
     async def _update(self, user_id: int, column: str, value: object) -> bool:
         # column comes from the methods above, never from input.
         async with self._db.transaction() as conn:

@@ -122,6 +122,16 @@ class WalletBinding:
 
 
 @dataclass(frozen=True, slots=True)
+class WalletRefundChange:
+    """One logged status change of a refund (``seq`` orders the change feed)."""
+
+    seq: int
+    refund_id: str
+    status: str
+    changed_at: float
+
+
+@dataclass(frozen=True, slots=True)
 class WalletRefund:
     """A refund request."""
 
@@ -538,7 +548,7 @@ class WalletRepository:
     # -- refunds ---------------------------------------------------------------------------
 
     async def add_refund(self, refund: WalletRefund) -> None:
-        """Store a new refund request."""
+        """Store a new refund request (and log its first status in the change feed)."""
         async with self._db.transaction() as conn:
             await conn.execute(
                 "INSERT INTO demo_refunds (id, account_id, transaction_id, amount, currency, "
@@ -548,6 +558,10 @@ class WalletRepository:
                  refund.currency, refund.reason, refund.status, refund.note,
                  refund.created_at, refund.updated_at),
             )  # fmt: skip
+            await conn.execute(
+                "INSERT INTO demo_refund_changes (refund_id, status, changed_at) VALUES (?, ?, ?)",
+                (refund.id, refund.status, refund.created_at),
+            )
 
     async def refund(self, account_id: str, refund_id: str) -> WalletRefund | None:
         """Return one of the account's refunds."""
@@ -580,22 +594,46 @@ class WalletRepository:
         )
         return [_refund(row) for row in rows]
 
-    async def refunds_changed_since(self, since: float) -> list[WalletRefund]:
-        """Return refunds whose status changed after ``since``, in the order they changed."""
+    async def refund_changes(
+        self, *, after_seq: int | None = None, since: float | None = None, limit: int = 100
+    ) -> tuple[list[WalletRefundChange], bool]:
+        """Return logged changes after ``after_seq`` (or at/after the time ``since``), oldest
+        first, at most ``limit``, and whether more follow."""
+        if after_seq is not None:
+            where, param = "seq > ?", after_seq
+        else:
+            where, param = "changed_at >= ?", since or 0.0
         rows = await self._db.fetchall(
-            "SELECT * FROM demo_refunds WHERE updated_at > ? ORDER BY updated_at, id", (since,)
+            f"SELECT * FROM demo_refund_changes WHERE {where} ORDER BY seq LIMIT ?",
+            (param, limit + 1),
         )
-        return [_refund(row) for row in rows]
+        changes = [WalletRefundChange(**{name: row[name] for name in _names(WalletRefundChange)})
+                   for row in rows[:limit]]  # fmt: skip
+        return changes, len(rows) > limit
+
+    async def last_refund_change(self) -> int:
+        """Return the seq of the newest logged change (0 when there is none)."""
+        row = await self._db.fetchone("SELECT MAX(seq) FROM demo_refund_changes")
+        return int(row[0] or 0) if row else 0
+
+    async def refund_by_id(self, refund_id: str) -> WalletRefund | None:
+        """Return a refund of any account (for the change feed)."""
+        row = await self._db.fetchone("SELECT * FROM demo_refunds WHERE id = ?", (refund_id,))
+        return None if row is None else _refund(row)
 
     async def set_refund_status(
         self, refund_id: str, status: str, updated_at: float, note: str | None = None
     ) -> None:
-        """Move a refund to a new status (``note`` kept unless given)."""
+        """Move a refund to a new status (``note`` kept unless given) and log the change."""
         async with self._db.transaction() as conn:
             await conn.execute(
                 "UPDATE demo_refunds SET status = ?, updated_at = ?, note = COALESCE(?, note) "
                 "WHERE id = ?",
                 (status, updated_at, note, refund_id),
+            )
+            await conn.execute(
+                "INSERT INTO demo_refund_changes (refund_id, status, changed_at) VALUES (?, ?, ?)",
+                (refund_id, status, updated_at),
             )
 
     # -- idempotency -----------------------------------------------------------------------

@@ -8,7 +8,8 @@ from pathlib import Path
 import pytest
 
 from storage import Database, WalletRepository, migrate
-from tests.backend.fake_server import FakeWalletApi
+from tests.backend.fake_server import TEST_KEY, FakeWalletApi
+from tests.backend.spec import checked_client
 from tgbot.backend.base import WalletBackend
 from tgbot.backend.demo import DemoWallet
 from tgbot.backend.http import HttpWallet
@@ -64,19 +65,26 @@ async def demo(db: Database, clock: FakeClock) -> DemoWallet:
 
 
 @pytest.fixture
-async def api(demo: DemoWallet) -> AsyncIterator[FakeWalletApi]:
-    """Yield the wallet API on a local port, backed by the demo wallet."""
-    server = await FakeWalletApi(demo).start()
+async def api(demo: DemoWallet, clock: FakeClock) -> AsyncIterator[FakeWalletApi]:
+    """Yield the wallet API on a local port, backed by the demo wallet; its answers must
+    match docs/wallet-api.yaml."""
+    server = await FakeWalletApi(demo, clock=clock).start()
     yield server
     await server.stop()
+    assert server.violations == []
 
 
 @pytest.fixture
 async def http_wallet(api: FakeWalletApi) -> AsyncIterator[HttpWallet]:
-    """Yield an http backend talking to the local API."""
-    wallet = HttpWallet(api.url, timeout=2.0, retries=2, backoff=0.01)
+    """Yield an http backend talking to the local API; every request it sends and every
+    answer it reads is checked against docs/wallet-api.yaml."""
+    client, transport = checked_client(api.url)
+    wallet = HttpWallet(api.url, api_key=TEST_KEY, timeout=2.0, retries=2, backoff=0.01,
+                        client=client)  # fmt: skip
     yield wallet
-    await wallet.close()
+    await client.aclose()
+    assert transport.violations == []
+    assert transport.checked > 0 or not api.requests
 
 
 @pytest.fixture(params=["demo", "http"])

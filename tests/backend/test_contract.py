@@ -210,9 +210,11 @@ async def test_refund_is_created_once_and_advances(backend, clock: FakeClock):
         clock.advance(20)
         seen.append((await backend.get_refund(LILEI, refund.id)).status)
     assert seen == ["reviewing", "approved", "refunded", "refunded"]
-    changed = await backend.refunds_changed_since(since)
-    assert [r.id for r in changed] == [refund.id]
-    assert not await backend.refunds_changed_since(datetime.fromtimestamp(clock(), UTC))
+    feed = await backend.refund_changes(None)
+    mine = [(c.refund.id, c.status) for c in feed.changes if c.changed_at >= since]
+    assert mine == [(refund.id, s) for s in ("submitted", "reviewing", "approved", "refunded")]
+    assert all(c.refund.account_id == LILEI for c in feed.changes)
+    assert not (await backend.refund_changes(feed.next_cursor)).changes
     after = await backend.get_transaction(LILEI, tx.id)
     assert after.refunded_amount == tx.refunded_amount + Decimal("1.00")
     assert after.status == "partially_refunded"
@@ -250,3 +252,75 @@ async def test_ineligible_transactions_say_why(backend, match, reason):
     with pytest.raises(NotEligible) as refused:
         await backend.create_refund(LILEI, tx.id, Decimal("1.00"), "reason", f"r-{tx.id}")
     assert refused.value.reason == reason
+
+
+async def test_the_refund_feed_lists_every_status_once_in_pages_with_a_cursor(
+    backend, clock: FakeClock
+):
+    """Two refunds, polled rarely: every change is listed (none skipped between polls), in
+    order, a page at a time, and the cursor resumes exactly after the last one read."""
+    start = await backend.refund_changes(None)
+    tx = await refundable(backend)
+    first = await backend.create_refund(LILEI, tx.id, Decimal("1.99"), "r", "refund-a")
+    second = await backend.create_refund(LILEI, tx.id, Decimal("1.00"), "r", "refund-b")
+    clock.advance(100)  # both finished long ago: 1.99 rejected, 1.00 refunded
+    seen, cursor, pages = [], start.next_cursor, 0
+    while True:
+        page = await backend.refund_changes(cursor, limit=2)
+        assert len(page.changes) <= 2
+        seen += [(c.refund.id, c.status) for c in page.changes]
+        cursor, pages = page.next_cursor, pages + 1
+        if not page.has_more:
+            break
+    assert pages == 4
+    assert [s for r, s in seen if r == first.id] == ["submitted", "reviewing", "rejected"]
+    assert [s for r, s in seen if r == second.id] == [
+        "submitted", "reviewing", "approved", "refunded"
+    ]  # fmt: skip
+    again = await backend.refund_changes(cursor)
+    assert again.changes == [] and again.next_cursor == cursor and not again.has_more
+
+
+async def test_a_refund_made_in_the_app_is_in_the_feed_with_its_account(backend, demo: DemoWallet):
+    start = await backend.refund_changes(None)
+    tx = await refundable(backend, ALICE)
+    made = await demo.create_refund_in_app(ALICE, tx.id, Decimal("2.00"), "app")
+    page = await backend.refund_changes(start.next_cursor)
+    assert [(c.refund.id, c.refund.account_id, c.status) for c in page.changes] == [
+        (made.id, ALICE, "submitted")
+    ]
+
+
+async def test_a_second_freeze_after_support_unfroze_freezes_again(backend, demo: DemoWallet):
+    """Keys name the user's action: the second freeze is a new action, and it freezes."""
+    assert (await backend.freeze(ALICE, "stolen_phone", "freeze:42:1001")).status == "frozen"
+    await demo.unfreeze(ALICE)
+    assert (await backend.get_account(ALICE)).status == "active"
+    assert (await backend.freeze(ALICE, "stolen_phone", "freeze:42:1002")).status == "frozen"
+    assert (await backend.get_account(ALICE)).status == "frozen"
+
+
+async def test_a_frozen_account_cannot_change_cards(backend, demo: DemoWallet):
+    binding = await backend.start_binding(BOB, "bind-1")
+    await demo.submit_card(binding.secure_url.rsplit("/", 1)[1], "4242 4242 4242 4242")
+    await backend.freeze(LILEI, "stolen_phone", "freeze-1")
+    await backend.freeze(BOB, "stolen_phone", "freeze-2")
+    card = (await backend.list_cards(LILEI))[0]
+    with pytest.raises(Frozen):
+        await backend.unbind_card(LILEI, card.id, "unbind-1")
+    with pytest.raises(Frozen):
+        await backend.start_binding(LILEI, "bind-2")
+    with pytest.raises(Frozen):
+        await backend.confirm_deposit(BOB, binding.id, Decimal("0.10"))
+    assert len(await backend.list_cards(LILEI)) == 2  # listing still works
+
+
+async def test_a_pending_binding_shows_the_card_without_an_id_until_bound(
+    backend, demo: DemoWallet
+):
+    binding = await backend.start_binding(BOB, "bind-1")
+    assert binding.card is None
+    await demo.submit_card(binding.secure_url.rsplit("/", 1)[1], "4242 4242 4242 4242")
+    pending = await backend.get_binding(BOB, binding.id)
+    assert pending.card is not None
+    assert (pending.card.last4, pending.card.id) == ("4242", None)

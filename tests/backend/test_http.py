@@ -7,16 +7,19 @@ import re
 import socket
 import time
 from collections.abc import AsyncIterator
+from decimal import Decimal
 from pathlib import Path
 
 import httpx
 import pytest
 
-from tests.backend.fake_server import FakeWalletApi
-from tgbot.backend import Frozen, Locked, NotEligible, NotFound, Unavailable
+from tests.backend.fake_server import TEST_KEY, FakeWalletApi, documented_operations
+from tests.backend.spec import checked_client
+from tests.backend.test_contract import refundable
+from tgbot.backend import Frozen, Locked, NotEligible, NotFound, OutcomeUnknown, Unavailable
 from tgbot.backend.base import WalletBackend
 from tgbot.backend.demo import DemoWallet
-from tgbot.backend.http import HttpWallet
+from tgbot.backend.http import HttpWallet, endpoint_group
 
 
 class Monotonic:
@@ -31,17 +34,21 @@ class Monotonic:
 
 @pytest.fixture
 async def make_wallet(api: FakeWalletApi) -> AsyncIterator:
-    made: list[HttpWallet] = []
+    """Make http clients whose traffic is checked against docs/wallet-api.yaml."""
+    made: list[tuple[HttpWallet, object]] = []
 
     def factory(**options) -> HttpWallet:
-        options = {"timeout": 2.0, "retries": 2, "backoff": 0.01, **options}
-        wallet = HttpWallet(options.pop("base_url", api.url), **options)
-        made.append(wallet)
+        options = {"timeout": 2.0, "retries": 2, "backoff": 0.01, "api_key": TEST_KEY, **options}
+        base_url = options.pop("base_url", api.url)
+        client, transport = checked_client(base_url)
+        wallet = HttpWallet(base_url, client=client, **options)
+        made.append((wallet, transport))
         return wallet
 
     yield factory
-    for wallet in made:
-        await wallet.close()
+    for wallet, transport in made:
+        await wallet._client.aclose()
+        assert transport.violations == []
 
 
 async def test_5xx_is_retried_with_the_same_idempotency_key(api, make_wallet, demo: DemoWallet):
@@ -94,7 +101,7 @@ async def test_circuit_breaker_opens_fails_fast_and_recovers(api, make_wallet):
     clock.now += 31
     api.faults.clear()
     assert (await wallet.get_account("U1001")).id == "U1001"  # the trial call closes it
-    assert wallet.breaker.state == "closed"
+    assert wallet.breakers["accounts"].state == "closed"
 
 
 async def test_a_failed_trial_reopens_the_breaker(api, make_wallet):
@@ -117,7 +124,7 @@ async def test_domain_errors_do_not_count_as_failures(api, make_wallet):
     for _ in range(3):
         with pytest.raises(NotFound):
             await wallet.get_account("U9999")
-    assert wallet.breaker.state == "closed"
+    assert wallet.breakers["accounts"].state == "closed"
 
 
 async def test_status_codes_map_to_domain_errors(api, make_wallet):
@@ -172,7 +179,7 @@ async def test_server_down_is_unavailable_quickly(make_wallet):
 
 
 async def test_api_key_and_json_bodies(api, make_wallet):
-    api.api_key = "s3cret"
+    api.rotate_key("s3cret")
     with pytest.raises(Unavailable):
         await make_wallet().get_account("U1001")
     wallet = make_wallet(api_key="s3cret")
@@ -190,3 +197,135 @@ def test_the_openapi_file_documents_every_interface_method():
     }  # fmt: skip
     camel = {re.sub(r"_(\w)", lambda m: m[1].upper(), name) for name in methods}
     assert camel == documented
+    assert documented_operations() == documented  # the fake wallet serves each of them
+
+
+# -- what the issue asked: unknown outcomes, in-progress keys, breakers per group, 401 --------
+
+
+async def test_a_slow_write_is_an_unknown_outcome_and_a_slow_read_is_unavailable(
+    api, make_wallet, demo: DemoWallet
+):
+    """A refund made by the wallet whose answer never came in time is not "nothing was
+    changed": the client says the outcome is unknown."""
+    wallet = make_wallet(timeout=0.2, retries=0)
+    tx = await refundable(demo)
+    api.slow_next(1, seconds=1.0, op="createRefund")
+    with pytest.raises(OutcomeUnknown) as unknown:
+        await wallet.create_refund("U1001", tx.id, Decimal("1.00"), "r", "refund:1:k1")
+    assert unknown.value.reason == "timeout"
+    assert len(await demo.list_refunds("U1001")) == 1  # it was made
+    # Asking again with the same key tells the truth: the refund made the first time.
+    again = await make_wallet().create_refund("U1001", tx.id, Decimal("1.00"), "r", "refund:1:k1")
+    assert [again.id] == [r.id for r in await demo.list_refunds("U1001")]
+    api.slow_next(1, seconds=1.0, op="getAccount")
+    with pytest.raises(Unavailable) as down:
+        await wallet.get_account("U1001")
+    assert not isinstance(down.value, OutcomeUnknown)
+
+
+async def test_a_garbled_answer_to_a_write_is_retried_with_the_same_key(api, make_wallet, demo):
+    api.garble_next(1, op="freeze")
+    account = await make_wallet().freeze("U1003", "stolen_phone", "freeze:7:100")
+    assert account.status == "frozen"
+    assert api.keys("/freeze") == ["freeze:7:100", "freeze:7:100"]
+    api.garble_next(5, op="freeze")
+    with pytest.raises(OutcomeUnknown) as unknown:
+        await make_wallet().freeze("U1003", "stolen_phone", "freeze:7:101")
+    assert unknown.value.reason == "bad_response"
+
+
+async def test_5xx_on_a_write_is_unknown_but_429_and_a_refused_connection_are_not(api, make_wallet):
+    api.fail_next(3, status=503, op="unlock")
+    with pytest.raises(OutcomeUnknown):
+        await make_wallet().unlock("U1002", "unlock:1:1")
+    api.fail_next(3, status=429, retry_after="0", op="unlock")
+    with pytest.raises(Unavailable) as limited:
+        await make_wallet().unlock("U1002", "unlock:1:2")
+    assert not isinstance(limited.value, OutcomeUnknown)
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    closed = make_wallet(base_url=f"http://127.0.0.1:{port}/api/v1", retries=1)
+    with pytest.raises(Unavailable) as refused:
+        await closed.unlock("U1002", "unlock:1:3")
+    assert not isinstance(refused.value, OutcomeUnknown)
+
+
+async def test_a_retry_while_the_first_call_runs_waits_for_its_answer(api, make_wallet, demo):
+    """409 idempotency_key_in_progress is "not yet", never "not eligible": the client waits
+    and asks again with the same key until the first call's answer is there."""
+    api.busy_next(1, seconds=0.6, op="sendCode")
+    wallet = make_wallet(timeout=0.2, retries=6, backoff=0.05)
+    sent = await wallet.send_code("U1004", "code:9:1")
+    assert sent.expires_at
+    statuses = [r.operation for r in api.calls("sendCode")]
+    assert len(statuses) >= 3  # the first timed out, then at least one 409 in progress
+    assert set(api.keys("/codes")) == {"code:9:1"}
+    assert len(await demo.sms_outbox("+447700900104")) == 1
+
+
+async def test_still_in_progress_after_every_retry_is_an_unknown_outcome(api, make_wallet):
+    api.busy_next(1, seconds=2.0, op="freeze")
+    wallet = make_wallet(timeout=0.1, retries=2, backoff=0.05)
+    with pytest.raises(OutcomeUnknown) as unknown:
+        await wallet.freeze("U1003", "stolen_phone", "freeze:5:5")
+    assert unknown.value.reason in ("idempotency_key_in_progress", "timeout")
+    assert wallet.breakers["accounts"].state == "closed"  # a busy wallet is not a down one
+
+
+def test_endpoint_groups():
+    assert endpoint_group("/refunds/changes") == "refund_feed"
+    assert endpoint_group("/accounts/U1/refunds") == "refunds"
+    assert endpoint_group("/accounts/U1/transactions/TX1/refund-eligibility") == "refunds"
+    assert endpoint_group("/accounts/U1/transactions/TX1") == "transactions"
+    assert endpoint_group("/accounts/U1/cards/C1") == "cards"
+    assert endpoint_group("/accounts/U1/bindings/B1/deposit-check") == "cards"
+    assert endpoint_group("/accounts/U1/freeze") == "accounts"
+    assert endpoint_group("/accounts/lookup") == "accounts"
+    assert endpoint_group("/link-tokens/redeem") == "accounts"
+
+
+async def test_a_failing_refund_feed_does_not_block_users(api, make_wallet):
+    """The refund poller's endpoint has its own breaker: while it is open, users' calls go
+    through."""
+    wallet = make_wallet(retries=0, breaker_threshold=2, breaker_cooldown=30.0)
+    api.fail_next(5, status=503, op="refundChanges")
+    for _ in range(3):
+        with pytest.raises(Unavailable):
+            await wallet.refund_changes(None)
+    assert wallet.breakers["refund_feed"].state == "open"
+    assert (await wallet.get_account("U1001")).id == "U1001"
+    assert (await wallet.list_transactions("U1001", limit=1)).total == 50
+    assert wallet.breakers["accounts"].state == "closed"
+
+
+async def test_a_rotated_key_is_reread_from_the_key_file_once(api, make_wallet, tmp_path):
+    key_file = tmp_path / "wallet.key"
+    key_file.write_text(TEST_KEY + "\n")
+    wallet = make_wallet(api_key=None, api_key_file=key_file)
+    assert (await wallet.get_account("U1001")).id == "U1001"
+    api.rotate_key("new-key")
+    key_file.write_text("new-key\n")
+    assert (await wallet.get_account("U1001")).id == "U1001"
+    assert [r.authorization for r in api.requests[-2:]] == ["Bearer test-key", "Bearer new-key"]
+
+
+async def test_a_refused_key_is_not_retried_and_does_not_open_the_breaker(api, make_wallet):
+    wallet = make_wallet(api_key="old-key", breaker_threshold=1)
+    before = len(api.requests)
+    with pytest.raises(Unavailable) as refused:
+        await wallet.freeze("U1003", "stolen_phone", "freeze:1:1")
+    assert not isinstance(refused.value, OutcomeUnknown)  # refused: nothing was done
+    assert refused.value.reason == "unauthorized"
+    assert len(api.requests) == before + 1
+    assert wallet.breakers["accounts"].state == "closed"
+
+
+async def test_every_call_is_bounded_by_the_deadline(api, make_wallet):
+    api.delay_next(10, seconds=5.0)
+    wallet = make_wallet(timeout=1.0, retries=5, backoff=0.01, deadline=1.5)
+    started = time.monotonic()
+    with pytest.raises(Unavailable):
+        await wallet.get_account("U1001")
+    assert time.monotonic() - started < 3.0

@@ -298,18 +298,18 @@ async def test_two_polls_at_once_never_tell_an_older_status_after_a_newer_one(bo
     backend = bot.app.backend
     start = time.time()
     backend._clock = lambda: start + 45  # approved
-    real = backend.refunds_changed_since
+    real = backend.refund_changes
     calls = 0
 
-    async def slow_first(since):
+    async def slow_first(cursor, limit=100):
         nonlocal calls
         calls += 1
-        result = await real(since)
+        result = await real(cursor, limit)
         if calls == 1:
             await asyncio.sleep(0.5)  # this poll's HTTP answer is slow
         return result
 
-    backend.refunds_changed_since = slow_first
+    backend.refund_changes = slow_first
     first = asyncio.create_task(poll_refunds(BotContext(bot.app)))
     await asyncio.sleep(0.1)
     backend._clock = lambda: start + 65  # refunded

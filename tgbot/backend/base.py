@@ -41,7 +41,19 @@ class Frozen(BackendError):
 
 
 class Unavailable(BackendError):
-    """The wallet cannot be reached or answered with an error; try again later."""
+    """The wallet cannot be reached or answered with an error; try again later.
+
+    Raised as such only when the wallet certainly did nothing: a read, a call never sent
+    (circuit breaker open, connection refused), or one it refused (401, 403, 429).
+    """
+
+
+class OutcomeUnknown(Unavailable):
+    """A mutating call may or may not have been applied: it timed out after being sent, the
+    wallet answered 5xx or something unreadable, or it was still in progress. Retrying with
+    the same idempotency key (or looking the result up) tells; until then the user must not
+    be told "nothing was changed".
+    """
 
 
 @dataclass(frozen=True)
@@ -82,6 +94,16 @@ class Card:
 
 
 @dataclass(frozen=True)
+class BindingCard:
+    """The card entered on the secure page: bank and last four digits; ``id`` once bound."""
+
+    bank: str
+    last4: str
+    kind: str  # "debit" | "credit"
+    id: str | None = None
+
+
+@dataclass(frozen=True)
 class Binding:
     """A card binding started on the wallet's secure page."""
 
@@ -89,7 +111,7 @@ class Binding:
     status: str  # "waiting_for_card" | "awaiting_deposit" | "bound" | "failed"
     secure_url: str
     reason: str | None = None  # why it failed: "already_bound", "bank_refused", "too_many_tries"
-    card: Card | None = None
+    card: BindingCard | None = None
     tries_left: int | None = None
 
 
@@ -125,6 +147,7 @@ class Refund:
     """A refund request and where it stands."""
 
     id: str
+    account_id: str
     transaction_id: str
     amount: Decimal
     currency: str
@@ -133,6 +156,29 @@ class Refund:
     created_at: datetime
     updated_at: datetime
     note: str | None = None
+
+
+@dataclass(frozen=True)
+class RefundChange:
+    """One status change of a refund (its creation is the change to "submitted").
+
+    ``status`` and ``changed_at`` are this change's; ``refund`` is the refund as it is now.
+    ``cursor`` is where the feed continues after this change.
+    """
+
+    cursor: str
+    status: str
+    changed_at: datetime
+    refund: Refund
+
+
+@dataclass(frozen=True)
+class RefundChanges:
+    """A page of the refund change feed, oldest change first."""
+
+    changes: list[RefundChange] = field(default_factory=list)
+    next_cursor: str = ""
+    has_more: bool = False
 
 
 @dataclass(frozen=True)
@@ -170,23 +216,24 @@ class WalletBackend(Protocol):
         """Unlock an account locked by wrong passwords. Raises NotEligible, Frozen."""
 
     async def freeze(self, account_id: str, reason: str, idempotency_key: str) -> Account:
-        """Freeze the account now (stolen phone, unauthorized payments)."""
+        """Freeze the account now (stolen phone, unauthorized payments); an already frozen
+        account stays frozen."""
 
     async def list_cards(self, account_id: str) -> list[Card]:
         """Return the bound cards."""
 
     async def unbind_card(self, account_id: str, card_id: str, idempotency_key: str) -> None:
-        """Unbind a card. Raises NotFound, NotEligible("last_card_with_balance" ...)."""
+        """Unbind a card. Raises NotFound, NotEligible("last_card_with_balance"), Frozen."""
 
     async def start_binding(self, account_id: str, idempotency_key: str) -> Binding:
-        """Open a one-time session on the secure card-entry page."""
+        """Open a one-time session on the secure card-entry page. Raises Frozen."""
 
     async def get_binding(self, account_id: str, binding_id: str) -> Binding:
         """Return a binding's state. Raises NotFound."""
 
     async def confirm_deposit(self, account_id: str, binding_id: str, amount: Decimal) -> Binding:
         """Check the micro-deposit amount; a wrong one lowers ``tries_left`` (status unchanged
-        until none are left: then "failed" with reason "too_many_tries")."""
+        until none are left: then "failed" with reason "too_many_tries"). Raises Frozen."""
 
     async def list_transactions(
         self,
@@ -222,8 +269,10 @@ class WalletBackend(Protocol):
     async def get_refund(self, account_id: str, refund_id: str) -> Refund:
         """Return one refund. Raises NotFound."""
 
-    async def refunds_changed_since(self, since: datetime) -> list[Refund]:
-        """Return refunds whose status changed after ``since`` (for notifications)."""
+    async def refund_changes(self, cursor: str | None, limit: int = 100) -> RefundChanges:
+        """Return the refund changes of every account after ``cursor``, oldest first, at most
+        ``limit`` (for notifications). ``None`` starts with the last 24 hours. Raises
+        NotEligible("cursor_expired") for a cursor older than the wallet keeps."""
 
     async def close(self) -> None:
         """Release connections."""

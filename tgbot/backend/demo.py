@@ -36,12 +36,15 @@ from storage.repos.wallet import (
 from .base import (
     Account,
     Binding,
+    BindingCard,
     Card,
     CodeSent,
     Frozen,
     NotEligible,
     NotFound,
     Refund,
+    RefundChange,
+    RefundChanges,
     RefundEligibility,
     ResetLink,
     Transaction,
@@ -61,6 +64,8 @@ BINDING_TTL = 900.0
 REFUND_WINDOW = 30 * DAY
 CODE_MAX_WRONG = 5
 DEPOSIT_TRIES = 3
+#: The most changes one page of the refund change feed holds.
+FEED_MAX_LIMIT = 500
 #: The one-time code of every demo phone unless configured otherwise.
 DEFAULT_DEMO_CODE = "246810"
 #: A phone number with no wallet account (for the "no account" dead end).
@@ -436,6 +441,13 @@ class DemoWallet:
 
         return await self._once("freeze", idempotency_key, [account_id, reason], Account, work)
 
+    async def unfreeze(self, account_id: str) -> Account:
+        """Unfreeze an account, as support does in the wallet's back office after checking."""
+        await self._account(account_id)
+        await self._repo.set_account_status(account_id, "active", self._now())
+        log.info("Demo wallet: account %s unfrozen by support", account_id)
+        return _public_account(await self._account(account_id))
+
     # -- cards -----------------------------------------------------------------------------
 
     async def list_cards(self, account_id: str) -> list[Card]:
@@ -449,6 +461,8 @@ class DemoWallet:
 
         async def work() -> None:
             account = await self._account(account_id)
+            if account.status == "frozen":
+                raise Frozen("frozen")
             cards = await self._repo.cards(account_id)
             if card_id not in {card.id for card in cards}:
                 raise NotFound("card_not_found")
@@ -551,7 +565,8 @@ class DemoWallet:
 
     async def confirm_deposit(self, account_id: str, binding_id: str, amount: Decimal) -> Binding:
         """Check the micro-deposit amount (3 tries); a match binds the card."""
-        await self._account(account_id)
+        if (await self._account(account_id)).status == "frozen":
+            raise Frozen("frozen")
         async with self._repo.atomic():
             binding = await self._expire_binding(await self._repo.binding(binding_id))
             if binding is None or binding.account_id != account_id:
@@ -584,8 +599,10 @@ class DemoWallet:
 
     def _public_binding(self, binding: WalletBinding) -> Binding:
         card = None
-        if binding.card_id and binding.bank and binding.last4 and binding.kind:
-            card = Card(binding.card_id, binding.bank, binding.last4, binding.kind)
+        if binding.bank and binding.last4 and binding.kind:
+            # The card has an id once it is bound; until then only bank and last 4 are known.
+            card_id = binding.card_id if binding.status == "bound" else None
+            card = BindingCard(binding.bank, binding.last4, binding.kind, card_id)
         return Binding(
             id=binding.id,
             status=binding.status,
@@ -699,6 +716,14 @@ class DemoWallet:
         request = [account_id, transaction_id, str(amount), reason]
         return await self._once("create_refund", idempotency_key, request, Refund, work)
 
+    async def create_refund_in_app(
+        self, account_id: str, transaction_id: str, amount: Decimal, reason: str
+    ) -> Refund:
+        """Create a refund as the wallet app does (not through the bot): the bot learns of it
+        only from the change feed."""
+        key = "app-" + secrets.token_hex(8)
+        return await self.create_refund(account_id, transaction_id, amount, reason, key)
+
     async def list_refunds(self, account_id: str) -> list[Refund]:
         """Return the account's refunds, newest first."""
         await self._account(account_id)
@@ -714,12 +739,34 @@ class DemoWallet:
             raise NotFound("refund_not_found")
         return _public_refund(refund)
 
-    async def refunds_changed_since(self, since: datetime) -> list[Refund]:
-        """Return refunds whose status changed (or that were created) after ``since``."""
+    async def refund_changes(self, cursor: str | None, limit: int = 100) -> RefundChanges:
+        """Return each refund status change after ``cursor``, oldest first (``None``: the
+        changes of the last 24 hours). The cursor is the change's sequence number."""
         await self._ready()
         await self._advance_refunds()
-        changed = await self._repo.refunds_changed_since(since.timestamp())
-        return [_public_refund(r) for r in changed]
+        limit = min(max(limit, 1), FEED_MAX_LIMIT)
+        if cursor is None:
+            logged, more = await self._repo.refund_changes(since=self._now() - DAY, limit=limit)
+            start = await self._repo.last_refund_change() if not logged else 0
+        else:
+            if not cursor.isdigit():
+                raise NotEligible("invalid_cursor")
+            start = int(cursor)
+            logged, more = await self._repo.refund_changes(after_seq=start, limit=limit)
+        changes = []
+        for change in logged:
+            refund = await self._repo.refund_by_id(change.refund_id)
+            assert refund is not None
+            changes.append(
+                RefundChange(
+                    cursor=str(change.seq),
+                    status=change.status,
+                    changed_at=_ts(change.changed_at),
+                    refund=_public_refund(refund),
+                )
+            )
+        next_cursor = changes[-1].cursor if changes else str(start)
+        return RefundChanges(changes=changes, next_cursor=next_cursor, has_more=more)
 
     async def _advance_refunds(self) -> None:
         """Move refunds along by the clock; each step is dated when it was due."""
@@ -736,15 +783,15 @@ class DemoWallet:
                 if not rejected:
                     path.append("refunded")
                 target = min(int((now - refund.created_at) // step), len(path) - 1)
-                if target <= path.index(refund.status):
-                    continue
-                status = path[target]
-                note = "merchant_declined" if status == "rejected" else None
-                await self._repo.set_refund_status(
-                    refund.id, status, refund.created_at + target * step, note
-                )
-                if status == "refunded":
-                    await self._apply_refund(refund)
+                # Every step is logged, dated when it was due: the feed skips no status.
+                for index in range(path.index(refund.status) + 1, target + 1):
+                    status = path[index]
+                    note = "merchant_declined" if status == "rejected" else None
+                    await self._repo.set_refund_status(
+                        refund.id, status, refund.created_at + index * step, note
+                    )
+                    if status == "refunded":
+                        await self._apply_refund(refund)
 
     async def _apply_refund(self, refund: WalletRefund) -> None:
         tx = await self._repo.transaction(refund.account_id, refund.transaction_id)
@@ -806,6 +853,7 @@ def _public_transaction(tx: WalletTransaction) -> Transaction:
 def _public_refund(refund: WalletRefund) -> Refund:
     return Refund(
         id=refund.id,
+        account_id=refund.account_id,
         transaction_id=refund.transaction_id,
         amount=refund.amount,
         currency=refund.currency,

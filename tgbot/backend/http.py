@@ -1,10 +1,17 @@
 """The http backend: a client of the wallet JSON API documented in ``docs/wallet-api.yaml``.
 
-Every call has a timeout; 5xx answers, 429, timeouts and connection errors are retried
-with exponential backoff, mutating calls with the same ``Idempotency-Key`` each time. A
-circuit breaker fails fast with :class:`Unavailable` after ``breaker_threshold`` failed
-attempts in a row, for ``breaker_cooldown`` seconds, then lets one trial call through.
-No httpx exception leaves this module: everything becomes a :mod:`.base` error.
+The rules it follows are written down for wallet engineers in ``docs/wallet-api.md``
+("The client"). In short: every attempt has a timeout and a logical call a deadline; 5xx,
+429, timeouts, connection errors, unreadable answers and 409 ``idempotency_key_in_progress``
+are retried with exponential backoff, mutating calls with the same ``Idempotency-Key`` each
+time. One circuit breaker per endpoint group (accounts, cards, transactions, refunds, the
+refund feed) fails fast with :class:`Unavailable` after ``breaker_threshold`` failed attempts
+in a row, for ``breaker_cooldown`` seconds, then lets one trial call through; a slow group
+never blocks the others. A mutating call that may have been applied (timed out after being
+sent, 5xx, unreadable answer, still in progress) ends in :class:`OutcomeUnknown`, never in a
+plain :class:`Unavailable`. A 401 re-reads the key file once (a rotated key) and otherwise
+fails without retries. No httpx exception leaves this module: everything becomes a
+:mod:`.base` error.
 """
 
 from __future__ import annotations
@@ -16,6 +23,7 @@ import uuid
 from collections.abc import Callable
 from datetime import datetime
 from decimal import Decimal
+from pathlib import Path
 from typing import Any, TypeVar
 from urllib.parse import quote
 
@@ -31,7 +39,9 @@ from .base import (
     Locked,
     NotEligible,
     NotFound,
+    OutcomeUnknown,
     Refund,
+    RefundChanges,
     RefundEligibility,
     ResetLink,
     Transaction,
@@ -46,6 +56,27 @@ T = TypeVar("T")
 
 #: The longest ``Retry-After`` honoured before the next attempt, in seconds.
 MAX_RETRY_AFTER = 5.0
+#: The reason a wallet gives to a retry that arrives while the first call still runs.
+IN_PROGRESS = "idempotency_key_in_progress"
+#: Endpoint groups, each with its own circuit breaker (see :func:`endpoint_group`).
+GROUPS = ("accounts", "cards", "transactions", "refunds", "refund_feed")
+
+
+def endpoint_group(path: str) -> str:
+    """Return the breaker group of an API path (e.g. ``/accounts/U1/cards/C1`` -> ``cards``)."""
+    parts = path.strip("/").split("/")
+    if parts[:2] == ["refunds", "changes"]:
+        return "refund_feed"
+    if parts[0] != "accounts" or len(parts) < 3:
+        return "accounts"
+    section = parts[2]
+    if section in ("cards", "bindings"):
+        return "cards"
+    if section == "refunds" or parts[-1] == "refund-eligibility":
+        return "refunds"
+    if section == "transactions":
+        return "transactions"
+    return "accounts"
 
 
 class CircuitBreaker:
@@ -56,8 +87,13 @@ class CircuitBreaker:
     """
 
     def __init__(
-        self, threshold: int, cooldown: float, clock: Callable[[], float] = time.monotonic
+        self,
+        threshold: int,
+        cooldown: float,
+        clock: Callable[[], float] = time.monotonic,
+        name: str = "wallet",
     ) -> None:
+        self.name = name
         self.threshold = max(threshold, 1)
         self.cooldown = cooldown
         self._clock = clock
@@ -100,7 +136,9 @@ class CircuitBreaker:
         self.failures += 1
         if self._trial or self.failures >= self.threshold:
             if self._opened_at is None or self._trial:
-                log.warning("Wallet API circuit breaker open for %.0f s", self.cooldown)
+                log.warning(
+                    "Wallet API circuit breaker %r open for %.0f s", self.name, self.cooldown
+                )
             self._opened_at = self._clock()
             self._trial = False
 
@@ -110,20 +148,34 @@ class CircuitBreaker:
         return self._opened_at is not None
 
 
+class _Attempt(Exception):
+    """One failed attempt: ``kind`` says why, ``maybe_applied`` whether a write may have
+    happened (so the call's outcome is unknown unless a later attempt tells)."""
+
+    def __init__(self, kind: str, *, maybe_applied: bool, retry_after: float | None = None):
+        super().__init__(kind)
+        self.kind = kind
+        self.maybe_applied = maybe_applied
+        self.retry_after = retry_after
+
+
 class HttpWallet:
     """A :class:`~tgbot.backend.base.WalletBackend` over the wallet's JSON API.
 
     Args:
         base_url: the API root, e.g. ``"https://wallet.example/api/v1"``.
         api_key: sent as ``Authorization: Bearer <key>``.
-        timeout: seconds per attempt (connect, read, write, pool).
-        retries: extra attempts after a failed one (so ``retries=3`` is up to 4 attempts).
+        api_key_file: a file holding the key (read at start and again after a 401, so a
+            rotated key is picked up without a restart); wins over ``api_key``.
+        timeout: seconds an attempt may wait for the answer (connecting: at most 3 s).
+        retries: extra attempts after a failed one (so ``retries=2`` is up to 3 attempts).
         backoff: the first retry waits this long, each next one twice as long.
-        breaker_threshold: failed attempts in a row that open the circuit breaker.
-        breaker_cooldown: seconds the breaker stays open before a trial call.
+        deadline: seconds one logical call may take with all its attempts and waits.
+        breaker_threshold: failed attempts in a row that open a group's circuit breaker.
+        breaker_cooldown: seconds a breaker stays open before a trial call.
         client: an httpx client to use (the caller closes it); by default one is made here
             and closed by :meth:`close`.
-        clock: monotonic seconds, for the breaker (injectable for tests).
+        clock: monotonic seconds, for the breakers (injectable for tests).
     """
 
     def __init__(
@@ -131,9 +183,11 @@ class HttpWallet:
         base_url: str,
         *,
         api_key: str | None = None,
+        api_key_file: str | Path | None = None,
         timeout: float = 5.0,
-        retries: int = 3,
+        retries: int = 2,
         backoff: float = 0.2,
+        deadline: float = 12.0,
         breaker_threshold: int = 5,
         breaker_cooldown: float = 30.0,
         client: httpx.AsyncClient | None = None,
@@ -142,18 +196,49 @@ class HttpWallet:
         self.base_url = base_url.rstrip("/")
         self.retries = max(retries, 0)
         self.backoff = backoff
-        self.breaker = CircuitBreaker(breaker_threshold, breaker_cooldown, clock)
+        self.deadline = deadline
+        self.breakers = {
+            group: CircuitBreaker(breaker_threshold, breaker_cooldown, clock, name=group)
+            for group in GROUPS
+        }
         self._headers = {"Accept": "application/json", "User-Agent": "upay-support-bot"}
-        if api_key:
-            self._headers["Authorization"] = f"Bearer {api_key}"
+        self._key_file = Path(api_key_file) if api_key_file else None
+        self._set_key(self._read_key_file() or api_key)
         self._owns_client = client is None
-        self._client = client or httpx.AsyncClient(timeout=httpx.Timeout(timeout))
-        self._timeout = httpx.Timeout(timeout)
+        self._timeout = httpx.Timeout(timeout, connect=min(timeout, 3.0))
+        self._client = client or httpx.AsyncClient(timeout=self._timeout)
 
     async def close(self) -> None:
         """Close the http client if this object made it."""
         if self._owns_client:
             await self._client.aclose()
+
+    # -- the API key ----------------------------------------------------------------------
+
+    def _set_key(self, key: str | None) -> None:
+        self._key = key
+        if key:
+            self._headers["Authorization"] = f"Bearer {key}"
+        else:
+            self._headers.pop("Authorization", None)
+
+    def _read_key_file(self) -> str | None:
+        if self._key_file is None:
+            return None
+        try:
+            return self._key_file.read_text("utf-8").strip() or None
+        except OSError as exc:
+            log.error("Cannot read the wallet API key file %s: %s", self._key_file, exc)
+            return None
+
+    def _reload_key(self) -> bool:
+        """Re-read the key file after a 401; return whether the key changed."""
+        key = self._read_key_file()
+        if key and key != self._key:
+            log.warning("Wallet API key reloaded from %s after a 401", self._key_file)
+            self._set_key(key)
+            return True
+        return False
 
     # -- transport -------------------------------------------------------------------------
 
@@ -165,84 +250,137 @@ class HttpWallet:
         body: dict[str, Any] | None = None,
         params: dict[str, Any] | None = None,
         idempotency_key: str | None = None,
+        parse: Callable[[Any], Any] = lambda data: data,
     ) -> Any:
-        """Make one logical call (with retries) and return the decoded JSON body."""
-        if not self.breaker.allow():
+        """Make one logical call (with retries) and return ``parse`` of the decoded JSON."""
+        group = endpoint_group(path)
+        breaker = self.breakers[group]
+        if not breaker.allow():
             raise Unavailable(
                 "circuit_open",
                 "The wallet is not answering; try again later.",
-                retry_after=round(self.breaker.retry_after(), 1),
+                retry_after=round(breaker.retry_after(), 1),
+                group=group,
             )
         headers = dict(self._headers)
-        if method != "GET":
+        write = method != "GET"
+        if write:
             # Every write carries a key, so a retry is never applied twice.
             headers["Idempotency-Key"] = idempotency_key or f"bot-{uuid.uuid4()}"
         url = self.base_url + path
         query = {k: v for k, v in (params or {}).items() if v is not None}
+        started = time.monotonic()
+        maybe_applied = False
+        reloaded_key = False
         failure = "unknown"
-        retry_after: float | None = None
-        for attempt in range(self.retries + 1):
-            if attempt:
-                delay = self.backoff * 2 ** (attempt - 1)
-                if retry_after is not None:
-                    delay = max(delay, min(retry_after, MAX_RETRY_AFTER))
-                await asyncio.sleep(delay)
-            retry_after = None
+        attempt = 0
+        while True:
             try:
-                response = await self._client.request(
-                    method, url, json=body, params=query, headers=headers, timeout=self._timeout
-                )
-            except httpx.TimeoutException:
-                failure = "timeout"
-            except httpx.HTTPError as exc:
-                failure = f"connection:{type(exc).__name__}"
+                try:
+                    response = await self._client.request(
+                        method, url, json=body, params=query, headers=headers,
+                        timeout=self._attempt_timeout(started),
+                    )  # fmt: skip
+                except (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout) as exc:
+                    # Never reached the wallet: nothing can have been done.
+                    raise _Attempt(f"connection:{type(exc).__name__}", maybe_applied=False) from exc
+                except httpx.TimeoutException as exc:
+                    raise _Attempt("timeout", maybe_applied=True) from exc
+                except httpx.HTTPError as exc:
+                    raise _Attempt(f"connection:{type(exc).__name__}", maybe_applied=True) from exc
+                if response.status_code == 401 and not reloaded_key and self._reload_key():
+                    reloaded_key = True
+                    headers["Authorization"] = self._headers["Authorization"]
+                    continue  # the wallet refused the old key before doing anything
+                result = self._outcome(method, path, response, parse)
+            except _Attempt as failed:
+                failure = failed.kind
+                maybe_applied = maybe_applied or (write and failed.maybe_applied)
+                retry_after = failed.retry_after
             else:
-                if response.status_code < 500 and response.status_code != 429:
-                    self.breaker.success()
-                    return self._decode(method, path, response)
-                failure = f"status:{response.status_code}"
-                retry_after = _retry_after(response)
+                breaker.success()
+                return result
+            attempt += 1
             log.warning(
                 "Wallet API %s %s failed (%s), attempt %d of %d",
-                method, _log_path(path), failure, attempt + 1, self.retries + 1,
+                method, _log_path(path), failure, attempt, self.retries + 1,
             )  # fmt: skip
-            self.breaker.failure()
-            if self.breaker.is_open:
+            if failure != IN_PROGRESS:  # a wallet busy with our own first call is not down
+                breaker.failure()
+            delay = self.backoff * 2 ** (attempt - 1)
+            if retry_after is not None:
+                delay = max(delay, min(retry_after, MAX_RETRY_AFTER))
+            out_of_time = time.monotonic() - started + delay >= self.deadline
+            if attempt > self.retries or breaker.is_open or out_of_time:
                 break
-        raise Unavailable(failure.split(":")[0], "The wallet is not answering; try again later.")
+            await asyncio.sleep(delay)
+        reason = failure.split(":")[0]
+        if maybe_applied:
+            raise OutcomeUnknown(
+                reason, "The wallet may or may not have done it; ask again with the same key."
+            )
+        raise Unavailable(reason, "The wallet is not answering; try again later.")
 
-    def _decode(self, method: str, path: str, response: httpx.Response) -> Any:
+    def _attempt_timeout(self, started: float) -> httpx.Timeout:
+        left = max(self.deadline - (time.monotonic() - started), 0.1)
+        read = min(self._timeout.read or left, left)
+        return httpx.Timeout(read, connect=min(self._timeout.connect or read, read))
+
+    def _outcome(
+        self, method: str, path: str, response: httpx.Response, parse: Callable[[Any], Any]
+    ) -> Any:
+        """Return the parsed answer, raise a domain error, or raise :class:`_Attempt`."""
         status = response.status_code
+        if status >= 500:
+            raise _Attempt(f"status:{status}", maybe_applied=True,
+                           retry_after=_retry_after(response))  # fmt: skip
+        if status == 429:  # refused before doing anything, as documented
+            raise _Attempt("status:429", maybe_applied=False, retry_after=_retry_after(response))
         if status == 204:
-            return None
+            return parse(None)
         try:
             data = response.json() if response.content else None
         except ValueError:
             data = None
             if 200 <= status < 300:
                 log.error("Wallet API %s %s: invalid JSON", method, _log_path(path))
-                raise Unavailable("bad_response", "The wallet sent an unreadable answer.") from None
+                raise _Attempt("bad_response", maybe_applied=True) from None
         if 200 <= status < 300:
-            return data
+            try:
+                return parse(data)
+            except WireError as exc:
+                log.error("Wallet API %s %s: answer not as documented: %s",
+                          method, _log_path(path), exc)  # fmt: skip
+                raise _Attempt("bad_response", maybe_applied=True) from exc
         error = data.get("error") if isinstance(data, dict) else None
         error = error if isinstance(error, dict) else {}
         reason = str(error.get("reason") or f"http_{status}")
         message = str(error.get("message") or "")
         details = error.get("details") if isinstance(error.get("details"), dict) else {}
+        if status == 409 and reason == IN_PROGRESS:
+            raise _Attempt(IN_PROGRESS, maybe_applied=True, retry_after=_retry_after(response))
         if status == 404:
             raise NotFound(reason, message, **details)
-        if status in (400, 409, 422):
+        if status in (400, 409, 410, 422):
             raise NotEligible(reason, message, **details)
         if status == 423:
             raise (Frozen if reason == "frozen" else Locked)(reason, message, **details)
-        log.error("Wallet API %s %s answered %d (%s)", method, _log_path(path), status, reason)
+        if status in (401, 403):
+            log.error(
+                "Wallet API %s %s answered %d (%s): the bot's API key was refused (rotated?). "
+                "Set TGBOT_BACKEND_API_KEY or the key file TGBOT_BACKEND_API_KEY_FILE.",
+                method, _log_path(path), status, reason,
+            )  # fmt: skip
+        else:
+            log.error("Wallet API %s %s answered %d (%s)", method, _log_path(path), status, reason)
+        # 401, 403 and other 4xx: refused before anything was done; not the wallet being down.
         raise Unavailable(reason, message or "The wallet refused the request.", status=status)
 
     async def _get(self, cls: type[T], path: str, **kwargs: Any) -> T:
-        return _parse(cls, await self._call("GET", path, **kwargs))
+        return await self._call("GET", path, parse=_parser(cls), **kwargs)
 
     async def _post(self, cls: type[T], path: str, **kwargs: Any) -> T:
-        return _parse(cls, await self._call("POST", path, **kwargs))
+        return await self._call("POST", path, parse=_parser(cls), **kwargs)
 
     # -- the interface ---------------------------------------------------------------------
 
@@ -253,9 +391,14 @@ class HttpWallet:
 
     async def account_by_phone(self, phone: str) -> Account | None:
         """Return the account of a phone number, if any (the phone travels in the body)."""
-        data = await self._call("POST", "/accounts/lookup", body={"phone": phone})
-        found = data.get("account") if isinstance(data, dict) else None
-        return None if found is None else _parse(Account, found)
+
+        def parse(data: Any) -> Account | None:
+            if not isinstance(data, dict) or "account" not in data:
+                raise WireError("no 'account' in the answer")
+            found = data["account"]
+            return None if found is None else from_wire(Account, found)
+
+        return await self._call("POST", "/accounts/lookup", body={"phone": phone}, parse=parse)
 
     async def get_account(self, account_id: str) -> Account:
         """Return an account."""
@@ -268,11 +411,15 @@ class HttpWallet:
 
     async def check_code(self, account_id: str, code: str) -> bool:
         """Return whether the code is right (single use)."""
-        data = await self._call("POST", _account(account_id) + "/codes/check", body={"code": code})
-        valid = data.get("valid") if isinstance(data, dict) else None
-        if not isinstance(valid, bool):
-            raise Unavailable("bad_response", "The wallet sent an unreadable answer.")
-        return valid
+
+        def parse(data: Any) -> bool:
+            valid = data.get("valid") if isinstance(data, dict) else None
+            if not isinstance(valid, bool):
+                raise WireError("no boolean 'valid' in the answer")
+            return valid
+
+        path = _account(account_id) + "/codes/check"
+        return await self._call("POST", path, body={"code": code}, parse=parse)
 
     async def password_reset_link(self, account_id: str, idempotency_key: str) -> ResetLink:
         """Issue a one-time password-reset link."""
@@ -292,8 +439,7 @@ class HttpWallet:
 
     async def list_cards(self, account_id: str) -> list[Card]:
         """Return the bound cards."""
-        data = await self._call("GET", _account(account_id) + "/cards")
-        return _parse_list(Card, data, "cards")
+        return await self._call("GET", _account(account_id) + "/cards", parse=_list(Card, "cards"))
 
     async def unbind_card(self, account_id: str, card_id: str, idempotency_key: str) -> None:
         """Unbind a card."""
@@ -360,17 +506,17 @@ class HttpWallet:
 
     async def list_refunds(self, account_id: str) -> list[Refund]:
         """Return the account's refunds, newest first."""
-        data = await self._call("GET", _account(account_id) + "/refunds")
-        return _parse_list(Refund, data, "refunds")
+        path = _account(account_id) + "/refunds"
+        return await self._call("GET", path, parse=_list(Refund, "refunds"))
 
     async def get_refund(self, account_id: str, refund_id: str) -> Refund:
         """Return one refund."""
         return await self._get(Refund, f"{_account(account_id)}/refunds/{_seg(refund_id)}")
 
-    async def refunds_changed_since(self, since: datetime) -> list[Refund]:
-        """Return refunds whose status changed after ``since``."""
-        data = await self._call("GET", "/refunds/changes", params={"since": format_datetime(since)})
-        return _parse_list(Refund, data, "refunds")
+    async def refund_changes(self, cursor: str | None, limit: int = 100) -> RefundChanges:
+        """Return the refund changes after ``cursor``, oldest first."""
+        params = {"cursor": cursor, "limit": limit}
+        return await self._get(RefundChanges, "/refunds/changes", params=params)
 
 
 def _seg(value: str) -> str:
@@ -393,20 +539,21 @@ def _retry_after(response: httpx.Response) -> float | None:
         return None
 
 
-def _parse(cls: type[T], data: Any) -> T:
-    try:
+def _parser(cls: type[T]) -> Callable[[Any], T]:
+    def parse(data: Any) -> T:
         return from_wire(cls, data)
-    except WireError as exc:
-        log.error("Wallet API answer does not match %s: %s", cls.__name__, exc)
-        raise Unavailable("bad_response", "The wallet sent an unreadable answer.") from exc
+
+    return parse
 
 
-def _parse_list(cls: type[T], data: Any, key: str) -> list[T]:
-    items = data.get(key) if isinstance(data, dict) else None
-    if not isinstance(items, list):
-        log.error("Wallet API answer has no %r list", key)
-        raise Unavailable("bad_response", "The wallet sent an unreadable answer.")
-    return [_parse(cls, item) for item in items]
+def _list(cls: type[T], key: str) -> Callable[[Any], list[T]]:
+    def parse(data: Any) -> list[T]:
+        items = data.get(key) if isinstance(data, dict) else None
+        if not isinstance(items, list):
+            raise WireError(f"no {key!r} list in the answer")
+        return [from_wire(cls, item) for item in items]
+
+    return parse
 
 
-__all__ = ["BackendError", "CircuitBreaker", "HttpWallet"]
+__all__ = ["BackendError", "CircuitBreaker", "HttpWallet", "endpoint_group"]
