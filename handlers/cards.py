@@ -26,7 +26,15 @@ from telegram import InlineKeyboardButton, Update
 from telegram.ext import CallbackQueryHandler, CommandHandler, MessageHandler
 from telegram.ext import filters as f
 
-from tgbot.backend.base import Binding, NotEligible, NotFound, Unavailable
+from tgbot.backend.base import (
+    Binding,
+    Frozen,
+    Locked,
+    NotEligible,
+    NotFound,
+    OutcomeUnknown,
+    Unavailable,
+)
 from tgbot.context import BotContext
 from tgbot.i18n import N_
 from tgbot.text import escape, normalize_input
@@ -43,7 +51,7 @@ from .common import (
     scratch,
     send_step,
 )
-from .verify import human_rows, require_verified, verify_states, wallet_down
+from .verify import account_gone, human_rows, require_verified, verify_states, wallet_down
 
 LABEL = N_("💳 Bank cards")
 DESCRIPTION = N_("see, unbind or add a bank card")
@@ -80,6 +88,27 @@ REASONS = {
     "expired": N_("the secure session expired"),
 }
 OTHER_REASON = N_("the wallet refused it")
+FROZEN_CARDS = N_(
+    "🧊 Your account is frozen, so no card can be added or unbound until support unfreezes "
+    "it. This protects your money if someone else has your phone. A human agent can check "
+    "your account with you."
+)
+LOCKED_CARDS = N_(
+    "🔒 The wallet does not allow card changes while your account is locked. Unlock it "
+    "first with /password, or talk to a human."
+)
+UNBIND_UNSURE = N_(
+    "The U-Pay service did not confirm in time whether {bank} •••• {last4} was unbound. Tap "
+    "“🔄 Check again”: it cannot unbind anything twice."
+)
+CHECK_AGAIN_LABEL = N_("🔄 Check again")
+SESSION_GONE = N_(
+    "This card session is no longer valid. Tap “➕ Add a card” in /cards to start again."
+)
+DEPOSIT_UNSURE = N_(
+    "The U-Pay service did not confirm in time whether the amount was right. Please type it "
+    "again in a moment."
+)
 
 add_menu_entry("menu:cards", LABEL, DESCRIPTION, order=20)
 
@@ -105,26 +134,50 @@ async def cards_start(update: Update, context: BotContext) -> object:
 
 
 async def list_cards(update: Update, context: BotContext, account_id: str) -> object:
-    """Show the bound cards (masked) with unbind buttons and "add a card"."""
+    """Show the bound cards (masked) with unbind buttons and "add a card"; a frozen account
+    sees its cards without them, with why and a human."""
     try:
+        account = await context.backend.get_account(account_id)
         cards = await context.backend.list_cards(account_id)
-    except Unavailable:
-        await wallet_down(update, context)
+    except NotFound:
+        return await account_gone(update, context)
+    except Unavailable as exc:
+        await wallet_down(update, context, exc)
         return None
     scratch(context)["cards"] = {c.id: [c.bank, c.last4] for c in cards}
     lines = [context._(CARDS) if cards else context._(NO_CARDS)]
-    rows = []
     for card in cards:
         kind_label = CREDIT if card.kind == "credit" else DEBIT
         kind = context._(kind_label)
         lines.append(
             "• " + context._(CARD_LINE).format(bank=escape(card.bank), kind=kind, last4=card.last4)
         )
+    if account.status == "frozen":
+        # The bot refuses card changes itself: no unbind or add buttons to press.
+        lines += ["", context._(FROZEN_CARDS)]
+        await send_step(update, context, "\n".join(lines), human_rows(context), edit=False)
+        return END
+    rows = []
+    for card in cards:
         label = context._(UNBIND_LABEL).format(bank=card.bank, last4=card.last4)
         rows.append([InlineKeyboardButton(label, callback_data=f"cards:unbind:{card.id}")])
     rows.append([InlineKeyboardButton(context._(ADD_LABEL), callback_data="cards:add")])
     await send_step(update, context, "\n".join(lines), [*rows, *nav_rows(context)], edit=False)
     return Cards.LIST
+
+
+async def _check_changeable(context: BotContext, account_id: str) -> None:
+    """Raise Frozen, as the wallet would, if the account is frozen (the bot does not rely on
+    the wallet alone to refuse card changes)."""
+    if (await context.backend.get_account(account_id)).status == "frozen":
+        raise Frozen("frozen")
+
+
+async def _refused(update: Update, context: BotContext, error: Exception) -> object:
+    """Answer a card change the wallet refused because of the account's state (423)."""
+    text = FROZEN_CARDS if isinstance(error, Frozen) else LOCKED_CARDS
+    await send_step(update, context, context._(text), human_rows(context), edit=False)
+    return END
 
 
 async def ask_unbind(update: Update, context: BotContext) -> object:
@@ -157,14 +210,28 @@ async def _unbind(update: Update, context: BotContext, account_id: str) -> objec
     card_id = data.get("unbind")
     bank, last4 = data.get("cards", {}).get(card_id, ["?", "????"])
     user_id = update.effective_user.id
+    # The key names this unbind request (the confirming press), not the card: a card id the
+    # wallet reuses later is a new request. "Check again" reuses it.
+    key = data.setdefault("unbind_key", f"unbind:{user_id}:{update.update_id}")
     try:
-        await context.backend.unbind_card(account_id, card_id, f"unbind:{user_id}:{card_id}")
+        await _check_changeable(context, account_id)
+        await context.backend.unbind_card(account_id, card_id, key)
     except (NotEligible, NotFound) as exc:
         text = context._(CANNOT_UNBIND).format(reason=_reason(context, exc.reason))
         await send_step(update, context, text, human_rows(context))
         return END
-    except Unavailable:
-        await wallet_down(update, context)
+    except (Frozen, Locked) as exc:
+        return await _refused(update, context, exc)
+    except OutcomeUnknown:
+        text = context._(UNBIND_UNSURE).format(bank=escape(bank), last4=last4)
+        keyboard = [
+            [InlineKeyboardButton(context._(CHECK_AGAIN_LABEL), callback_data="cards:recheck")],
+            *human_rows(context),
+        ]
+        await send_step(update, context, text, keyboard, edit=False)
+        return Cards.CONFIRM
+    except Unavailable as exc:
+        await wallet_down(update, context, exc)
         return None
     await context.repos.audit.record(user_id, "card.unbind", account_id, {"last4": last4})
     await send_step(
@@ -174,6 +241,15 @@ async def _unbind(update: Update, context: BotContext, account_id: str) -> objec
         [main_menu_row(context)],
     )
     return END
+
+
+async def recheck_unbind(update: Update, context: BotContext) -> object:
+    """Ask the wallet again, with the same key, whether the card was unbound."""
+    await answer_button(update, context)
+    account_id = context.user_record.wallet_account_id if context.user_record else None
+    if not account_id:
+        return await require_verified(update, context, _unbind)
+    return await _unbind(update, context, account_id)
 
 
 async def back_to_list(update: Update, context: BotContext) -> object:
@@ -191,11 +267,16 @@ async def add_card(update: Update, context: BotContext) -> object:
 async def _open_secure_page(update: Update, context: BotContext, account_id: str) -> object:
     user_id = update.effective_user.id
     try:
+        await _check_changeable(context, account_id)
         binding = await context.backend.start_binding(
             account_id, f"bind:{user_id}:{update.update_id}"
         )
-    except Unavailable:
-        await wallet_down(update, context)
+    except (Frozen, Locked) as exc:
+        return await _refused(update, context, exc)
+    except NotFound:
+        return await account_gone(update, context)
+    except Unavailable as exc:
+        await wallet_down(update, context, exc)
         return None
     scratch(context)["binding"] = binding.id
     keyboard = [
@@ -213,9 +294,13 @@ async def card_entered(update: Update, context: BotContext) -> object:
     account_id = context.user_record.wallet_account_id
     try:
         binding = await context.backend.get_binding(account_id, scratch(context)["binding"])
-    except Unavailable:
+    except NotFound:
         await query.answer()
-        await wallet_down(update, context)
+        await send_step(update, context, context._(SESSION_GONE), human_rows(context))
+        return END
+    except Unavailable as exc:
+        await query.answer()
+        await wallet_down(update, context, exc)
         return None
     if binding.status == "waiting_for_card":
         await query.answer(context._(NOT_YET), show_alert=True)
@@ -269,12 +354,30 @@ async def deposit_typed(update: Update, context: BotContext) -> object:
         await update.message.reply_text(context._(BAD_AMOUNT))
         return None
     account_id = context.user_record.wallet_account_id
+    binding_id = scratch(context)["binding"]
     try:
-        binding = await context.backend.confirm_deposit(
-            account_id, scratch(context)["binding"], amount
-        )
-    except Unavailable:
-        await wallet_down(update, context)
+        binding = await context.backend.confirm_deposit(account_id, binding_id, amount)
+    except (Frozen, Locked) as exc:
+        expect_numbers(context, None)
+        return await _refused(update, context, exc)
+    except NotFound:
+        expect_numbers(context, None)
+        await send_step(update, context, context._(SESSION_GONE), human_rows(context), edit=False)
+        return END
+    except NotEligible:  # card_not_entered: the page was not finished after all
+        await update.message.reply_text(context._(NOT_YET))
+        return None
+    except OutcomeUnknown:
+        # Maybe checked, maybe not: the binding's state tells (bound or failed ends here).
+        try:
+            binding = await context.backend.get_binding(account_id, binding_id)
+        except Unavailable:
+            binding = None
+        if binding is None or binding.status == "awaiting_deposit":
+            await update.message.reply_text(context._(DEPOSIT_UNSURE))
+            return None
+    except Unavailable as exc:
+        await wallet_down(update, context, exc)
         return None
     if binding.status == "awaiting_deposit":
         tries = context.tr.number(binding.tries_left or 0)
@@ -299,6 +402,7 @@ def cards_flow() -> GuidedFlow:
             ],
             Cards.CONFIRM: [
                 CallbackQueryHandler(unbind, pattern=r"^cards:yes$"),
+                CallbackQueryHandler(recheck_unbind, pattern=r"^cards:recheck$"),
                 CallbackQueryHandler(back_to_list, pattern=r"^cards:back$"),
             ],
             Cards.WAITING: [CallbackQueryHandler(card_entered, pattern=r"^cards:entered$")],

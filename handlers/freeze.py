@@ -29,7 +29,7 @@ from telegram import (
 from telegram.ext import CallbackQueryHandler, CommandHandler, MessageHandler
 from telegram.ext import filters as f
 
-from tgbot.backend.base import Account, Unavailable
+from tgbot.backend.base import Account, NotFound, OutcomeUnknown, Unavailable
 from tgbot.context import BotContext
 from tgbot.i18n import N_
 
@@ -57,6 +57,11 @@ FROZEN = N_(
     "🧊 Your account {name} is frozen. No payments or transfers can be made from it.\n"
     "A support agent will contact you here as a priority to check recent activity and help "
     "you unfreeze it."
+)
+FREEZE_UNSURE = N_(
+    "⚠️ I asked U-Pay to freeze your account {name}, but the service did not confirm that it "
+    "is frozen. A support agent is being told right now, as a priority, to check and freeze "
+    "it by hand. If you can, also change your password in the U-Pay app."
 )
 
 #: Urgent phrasing: theft or payments the user did not make.
@@ -107,8 +112,12 @@ async def confirmed(update: Update, context: BotContext) -> object:
     if linked:
         try:
             account = await context.backend.get_account(linked)
-        except Unavailable:
-            await wallet_down(update, context)
+        except NotFound:
+            await update.effective_message.reply_text(context._(NO_ACCOUNT))
+            await create_ticket(update, context, priority=2, info={"flow": "freeze", "found": "no"})
+            return END
+        except Unavailable as exc:
+            await wallet_down(update, context, exc)
             return None
         return await _freeze(update, context, account)
     keyboard = ReplyKeyboardMarkup(
@@ -136,11 +145,28 @@ async def contact_shared(update: Update, context: BotContext) -> object:
 
 async def _freeze(update: Update, context: BotContext, account: Account) -> object:
     user_id = update.effective_user.id
+    # The key names this freeze request (the update that confirmed it), never the account: a
+    # freeze after support unfroze the account is a new request and must freeze it again.
+    key = f"freeze:{user_id}:{update.update_id}"
     try:
-        frozen = await context.backend.freeze(account.id, "user_request", f"freeze:{account.id}")
-    except Unavailable:
-        await wallet_down(update, context)
+        frozen: Account | None = await context.backend.freeze(account.id, "user_request", key)
+    except OutcomeUnknown:
+        frozen = await _look_up(context, account.id)
+    except Unavailable as exc:
+        await wallet_down(update, context, exc)
         return None
+    if frozen is None or frozen.status != "frozen":
+        # Never "your account is frozen" unless the wallet says so: a human checks at once.
+        await context.repos.audit.record(user_id, "account.freeze_unconfirmed", account.id)
+        await context.bot.send_message(
+            update.effective_chat.id,
+            context._(FREEZE_UNSURE).format(name=account.display_name),
+            reply_markup=ReplyKeyboardRemove(),
+        )
+        await create_ticket(
+            update, context, priority=2, info={"flow": "freeze", "account": "NOT CONFIRMED"}
+        )
+        return END
     await context.repos.audit.record(user_id, "account.freeze", account.id)
     await context.bot.send_message(
         update.effective_chat.id,
@@ -149,6 +175,14 @@ async def _freeze(update: Update, context: BotContext, account: Account) -> obje
     )
     await create_ticket(update, context, priority=2, info={"flow": "freeze", "account": "frozen"})
     return END
+
+
+async def _look_up(context: BotContext, account_id: str) -> Account | None:
+    """After a freeze whose answer was lost, ask the wallet how the account stands now."""
+    try:
+        return await context.backend.get_account(account_id)
+    except Unavailable:
+        return None
 
 
 def freeze_flow() -> GuidedFlow:

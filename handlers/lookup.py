@@ -183,8 +183,8 @@ async def show_list(update: Update, context: BotContext, account_id: str) -> obj
             limit=PAGE_SIZE,
             offset=page * PAGE_SIZE,
         )
-    except Unavailable:
-        await wallet_down(update, context)
+    except Unavailable as exc:
+        await wallet_down(update, context, exc)
         return None
     expect_numbers(context, "query")
     pages = max(1, -(-result.total // PAGE_SIZE))
@@ -259,8 +259,8 @@ async def show_detail(update: Update, context: BotContext, account_id: str) -> o
             update, context, context._(TX_NOT_FOUND), [main_menu_row(context)], edit=False
         )
         return Lookup.LIST
-    except Unavailable:
-        await wallet_down(update, context)
+    except Unavailable as exc:
+        await wallet_down(update, context, exc)
         return None
     if update.callback_query:
         await update.callback_query.answer()
@@ -312,8 +312,8 @@ async def show_search(update: Update, context: BotContext, account_id: str) -> o
             )
             for tx in match_transactions(query, page.items):
                 found[tx.id] = tx
-    except Unavailable:
-        await wallet_down(update, context)
+    except Unavailable as exc:
+        await wallet_down(update, context, exc)
         return None
     matches = sorted(found.values(), key=lambda tx: tx.created_at, reverse=True)
     if not matches:

@@ -22,7 +22,7 @@ from telegram import InlineKeyboardButton, Update
 from telegram.ext import CallbackQueryHandler, CommandHandler
 from telegram.ext import filters as f
 
-from tgbot.backend.base import Frozen, NotEligible, Unavailable
+from tgbot.backend.base import Frozen, Locked, NotEligible, NotFound, Unavailable
 from tgbot.context import BotContext
 from tgbot.i18n import N_
 
@@ -35,7 +35,7 @@ from .common import (
     nav_rows,
     send_step,
 )
-from .verify import human_rows, require_verified, verify_states, wallet_down
+from .verify import account_gone, human_rows, require_verified, verify_states, wallet_down
 
 LABEL = N_("🔑 Password / unlock")
 DESCRIPTION = N_("reset a forgotten password or unlock your account")
@@ -60,6 +60,9 @@ LINK_SENT = N_(
 )
 UNLOCKED = N_("🔓 Your account is unlocked. You can log in again with your password.")
 NOT_LOCKED = N_("Your account is not locked, so there is nothing to unlock.")
+LOCKED_REFUSED = N_(
+    "The wallet does not allow this while your account is locked. A human agent can help you."
+)
 
 add_menu_entry("menu:password", LABEL, DESCRIPTION, order=10)
 
@@ -80,8 +83,10 @@ async def show_status(update: Update, context: BotContext, account_id: str) -> o
     """Explain the account's state and offer what fits it."""
     try:
         account = await context.backend.get_account(account_id)
-    except Unavailable:
-        await wallet_down(update, context)
+    except NotFound:
+        return await account_gone(update, context)
+    except Unavailable as exc:
+        await wallet_down(update, context, exc)
         return None
     name = account.display_name
     if account.status == "frozen":
@@ -125,8 +130,12 @@ async def _reset_link(update: Update, context: BotContext, account_id: str) -> o
             update, context, context._(STATUS_FROZEN).format(name=""), human_rows(context)
         )
         return END
-    except Unavailable:
-        await wallet_down(update, context)
+    except Locked as exc:
+        return await _locked_refused(update, context, exc)
+    except NotFound:
+        return await account_gone(update, context)
+    except Unavailable as exc:
+        await wallet_down(update, context, exc)
         return None
     await context.repos.audit.record(user_id, "password.reset_link", account_id)
     keyboard = [
@@ -155,11 +164,21 @@ async def _unlock(update: Update, context: BotContext, account_id: str) -> objec
             update, context, context._(STATUS_FROZEN).format(name=""), human_rows(context)
         )
         return END
-    except Unavailable:
-        await wallet_down(update, context)
+    except Locked as exc:
+        return await _locked_refused(update, context, exc)
+    except NotFound:
+        return await account_gone(update, context)
+    except Unavailable as exc:
+        await wallet_down(update, context, exc)
         return None
     await context.repos.audit.record(user_id, "account.unlock", account_id)
     await send_step(update, context, context._(UNLOCKED), [main_menu_row(context)])
+    return END
+
+
+async def _locked_refused(update: Update, context: BotContext, error: Locked) -> object:
+    """Answer a 423 with a lock reason: the wallet refuses this while the account is locked."""
+    await send_step(update, context, context._(LOCKED_REFUSED), human_rows(context))
     return END
 
 

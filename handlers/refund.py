@@ -32,7 +32,15 @@ from telegram import InlineKeyboardButton, Update
 from telegram.ext import CallbackQueryHandler, CommandHandler, MessageHandler
 from telegram.ext import filters as f
 
-from tgbot.backend.base import NotEligible, NotFound, RefundChange, Unavailable
+from tgbot.backend.base import (
+    Frozen,
+    Locked,
+    NotEligible,
+    NotFound,
+    OutcomeUnknown,
+    RefundChange,
+    Unavailable,
+)
 from tgbot.context import BotContext
 from tgbot.i18n import N_
 from tgbot.lanes import Lane
@@ -70,6 +78,9 @@ INELIGIBLE_REASONS = {
     "merchant_rules": N_("the merchant does not accept refunds through U-Pay; contact them."),
     "not_a_payment": N_("only payments can be refunded, not transfers or top-ups."),
     "refund_in_progress": N_("a refund for it is already in progress (see /refunds)."),
+    "amount_too_large": N_("the amount is more than can be refunded now."),
+    "invalid_amount": N_("the amount is not valid."),
+    "invalid_reason": N_("the reason is empty or too long."),
 }
 OTHER_INELIGIBLE = N_("the wallet does not allow it right now.")
 ASK_REASON = N_("Refund of {merchant} ({amount}). Why do you want a refund?")
@@ -98,6 +109,17 @@ CREATED = N_(
     "✅ Refund requested. Reference: <code>{id}</code> ({amount}).\n"
     "I will tell you here when its status changes. /refunds shows all your refunds."
 )
+REFUND_UNSURE = N_(
+    "The U-Pay service did not confirm in time whether your refund request went through. "
+    "Tap “🔄 Check again”: it cannot create a second refund. If it went through, I will also "
+    "tell you here when its status changes."
+)
+CHECK_AGAIN_LABEL = N_("🔄 Check again")
+REFUND_FROZEN = N_(
+    "The wallet does not accept refund requests while your account is frozen or locked. A "
+    "human agent can help you."
+)
+PAYMENT_GONE = N_("I cannot find this payment in your account any more.")
 REFUNDS_HEAD = N_("Your refunds:")
 REFUNDS_EMPTY = N_("You have no refund requests yet.")
 REFUND_LINE = N_("• {id}: {amount}, {status} ({when})")
@@ -138,6 +160,7 @@ class RefundState(StrEnum):
     REASON_TEXT = "refund:reason_text"
     AMOUNT = "refund:amount"
     CONFIRM = "refund:confirm"
+    UNKNOWN = "refund:unknown"
 
 
 def _start(context: BotContext, tx_id: str | None) -> None:
@@ -182,8 +205,8 @@ async def choose_transaction(update: Update, context: BotContext, account_id: st
         page = await context.backend.list_transactions(
             account_id, since=datetime.now(UTC) - timedelta(days=30), limit=50
         )
-    except Unavailable:
-        await wallet_down(update, context)
+    except Unavailable as exc:
+        await wallet_down(update, context, exc)
         return None
     payments = [
         tx
@@ -231,8 +254,8 @@ async def check_transaction(update: Update, context: BotContext, account_id: str
             update, context, context._(EXPIRED_TEXT), [main_menu_row(context)], edit=False
         )
         return END
-    except Unavailable:
-        await wallet_down(update, context)
+    except Unavailable as exc:
+        await wallet_down(update, context, exc)
         return None
     if not eligibility.eligible:
         label = INELIGIBLE_REASONS.get(eligibility.reason or "", OTHER_INELIGIBLE)
@@ -368,9 +391,12 @@ async def create_refund(update: Update, context: BotContext, account_id: str) ->
     data = scratch(context)
     user_id = update.effective_user.id
     reason = data.get("reason_text") or data["reason"]
+    # One key per run of the flow: a double press, a replayed update or "Check again" asks
+    # for the same refund, which the wallet creates at most once.
+    key = f"refund:{user_id}:{data['key']}"
     try:
         refund = await context.backend.create_refund(
-            account_id, data["tx"], Decimal(data["amount"]), reason, f"refund:{data['key']}"
+            account_id, data["tx"], Decimal(data["amount"]), reason, key
         )
     except NotEligible as exc:
         text = context._(INELIGIBLE_REASONS.get(exc.reason, OTHER_INELIGIBLE))
@@ -378,8 +404,22 @@ async def create_refund(update: Update, context: BotContext, account_id: str) ->
             update, context, context._(NOT_ELIGIBLE).format(reason=text), human_rows(context)
         )
         return END
-    except Unavailable:
-        await wallet_down(update, context)
+    except NotFound:
+        await send_step(update, context, context._(PAYMENT_GONE), human_rows(context))
+        return END
+    except (Frozen, Locked):
+        await send_step(update, context, context._(REFUND_FROZEN), human_rows(context))
+        return END
+    except OutcomeUnknown:
+        # Not "nothing was changed": the refund may exist. The same key tells.
+        keyboard = [
+            [InlineKeyboardButton(context._(CHECK_AGAIN_LABEL), callback_data="refund:recheck")],
+            *human_rows(context),
+        ]
+        await send_step(update, context, context._(REFUND_UNSURE), keyboard, edit=False)
+        return RefundState.UNKNOWN
+    except Unavailable as exc:
+        await wallet_down(update, context, exc)
         return None
     await context.repos.refunds.record(
         refund.id,
@@ -404,12 +444,18 @@ async def create_refund(update: Update, context: BotContext, account_id: str) ->
     return END
 
 
+async def recheck(update: Update, context: BotContext) -> object:
+    """Ask again for the refund whose outcome was unknown, with the same key."""
+    await answer_button(update, context)
+    return await require_verified(update, context, create_refund)
+
+
 async def list_refunds(update: Update, context: BotContext, account_id: str) -> object:
     """Show the account's refunds and where each stands."""
     try:
         refunds = await context.backend.list_refunds(account_id)
-    except Unavailable:
-        await wallet_down(update, context)
+    except Unavailable as exc:
+        await wallet_down(update, context, exc)
         return None
     if not refunds:
         await send_step(
@@ -561,5 +607,6 @@ def refund_flow() -> GuidedFlow:
                 MessageHandler(text, amount_typed),
             ],
             RefundState.CONFIRM: [CallbackQueryHandler(confirm, pattern=r"^refund:confirm$")],
+            RefundState.UNKNOWN: [CallbackQueryHandler(recheck, pattern=r"^refund:recheck$")],
         },
     )

@@ -28,7 +28,7 @@ from telegram.error import BadRequest
 from telegram.ext import CallbackQueryHandler, CommandHandler, MessageHandler
 from telegram.ext import filters as f
 
-from tgbot.backend.base import NotEligible, NotFound, Unavailable
+from tgbot.backend.base import NotEligible, NotFound, OutcomeUnknown, Unavailable
 from tgbot.context import BotContext
 from tgbot.i18n import N_
 from tgbot.text import normalize_input
@@ -90,6 +90,14 @@ WALLET_DOWN = N_(
     "The U-Pay service is not responding right now. Nothing was changed. Please try again "
     "in a few minutes, or talk to a human."
 )
+WALLET_UNSURE = N_(
+    "The U-Pay service did not confirm this in time, so I cannot tell yet whether it was "
+    "done. Please check again in a few minutes before asking again, or talk to a human."
+)
+ACCOUNT_GONE = N_(
+    "I cannot find your U-Pay account any more, so I have unlinked it from this chat. A "
+    "human agent can help you."
+)
 
 Continuation = Callable[[Update, BotContext, str], Awaitable[object]]
 
@@ -109,9 +117,23 @@ def human_rows(context: BotContext) -> list[list[InlineKeyboardButton]]:
     ]
 
 
-async def wallet_down(update: Update, context: BotContext) -> None:
-    """Tell the user the wallet is unreachable; their step is kept."""
-    await send_step(update, context, context._(WALLET_DOWN), human_rows(context), edit=False)
+async def wallet_down(
+    update: Update, context: BotContext, error: Unavailable | None = None
+) -> None:
+    """Tell the user the wallet is unreachable; their step is kept. "Nothing was changed"
+    only when that is true: not after a change whose outcome is unknown."""
+    text = WALLET_UNSURE if isinstance(error, OutcomeUnknown) else WALLET_DOWN
+    await send_step(update, context, context._(text), human_rows(context), edit=False)
+
+
+async def account_gone(update: Update, context: BotContext) -> object:
+    """The linked account no longer exists (404): unlink it and offer a human."""
+    user_id = update.effective_user.id
+    await context.repos.users.set_wallet_account(user_id, None)
+    if context.user_record is not None:
+        context.user_record = await context.repos.users.get(user_id)
+    await send_step(update, context, context._(ACCOUNT_GONE), human_rows(context), edit=False)
+    return END
 
 
 def normalize_phone(raw: str) -> str:
@@ -170,8 +192,10 @@ async def _send_code(update: Update, context: BotContext, account_id: str, *, fi
     user = update.effective_user
     try:
         account = await context.backend.get_account(account_id)
-        window = int(time.time() // RESEND_SECONDS)
-        sent = await context.backend.send_code(account_id, f"code:{user.id}:{window}")
+        # The key names this request of the user (the update that asked for a code).
+        sent = await context.backend.send_code(account_id, f"code:{user.id}:{update.update_id}")
+    except NotFound:
+        return await account_gone(update, context)
     except NotEligible:
         # The wallet's own resend cooldown: the last code is still on its way and valid.
         state = await context.repos.verifications.get(user.id)
@@ -180,8 +204,8 @@ async def _send_code(update: Update, context: BotContext, account_id: str, *, fi
             update.effective_chat.id, context._(RESEND_WAIT).format(seconds=wait)
         )
         return Verify.CODE if state.code_expires_at else None
-    except Unavailable:
-        await wallet_down(update, context)
+    except Unavailable as exc:
+        await wallet_down(update, context, exc)
         return None
     await context.repos.verifications.code_sent(
         user.id,
@@ -217,8 +241,8 @@ async def account_of_own_contact(update: Update, context: BotContext) -> object:
     await message.reply_text(context._(NUMBER_RECEIVED), reply_markup=ReplyKeyboardRemove())
     try:
         return await context.backend.account_by_phone(normalize_phone(contact.phone_number))
-    except Unavailable:
-        await wallet_down(update, context)
+    except Unavailable as exc:
+        await wallet_down(update, context, exc)
         return ANSWERED
 
 
@@ -261,8 +285,8 @@ async def link_from_app(update: Update, context: BotContext) -> None:
     token = (context.args[0] if context.args else "")[len("link_") :][:64]
     try:
         account = await context.backend.redeem_link_token(token, user.id)
-    except Unavailable:
-        await wallet_down(update, context)
+    except Unavailable as exc:
+        await wallet_down(update, context, exc)
         return
     except NotFound:
         await send_step(update, context, context._(LINK_UNKNOWN), human_rows(context), edit=False)
@@ -314,8 +338,11 @@ def verify_states(*continuations: Continuation) -> dict[object, list]:
             return None
         try:
             good = await context.backend.check_code(state.account_id, typed)
-        except Unavailable:
-            await wallet_down(update, context)
+        except NotFound:
+            expect_numbers(context, None)
+            return await account_gone(update, context)
+        except Unavailable as exc:
+            await wallet_down(update, context, exc)
             return None
         if not good:
             state = await repos.verifications.wrong_code(user_id, LOCKOUT_SECONDS)
