@@ -22,7 +22,7 @@ import re
 from decimal import Decimal, InvalidOperation
 from enum import StrEnum
 
-from telegram import InlineKeyboardButton, Update
+from telegram import InlineKeyboardButton, InlineKeyboardMarkup, Update
 from telegram.ext import CallbackQueryHandler, CommandHandler, MessageHandler
 from telegram.ext import filters as f
 
@@ -42,14 +42,18 @@ from tgbot.text import escape, normalize_input
 from .common import (
     END,
     EXPIRED_TEXT,
+    FLOW_KEY,
+    SCRATCH_KEY,
     GuidedFlow,
     add_menu_entry,
     answer_button,
+    clear_flow_data,
     expect_numbers,
     main_menu_row,
     nav_rows,
     scratch,
     send_step,
+    translator_for,
 )
 from .verify import account_gone, human_rows, require_verified, verify_states, wallet_down
 
@@ -285,7 +289,85 @@ async def _open_secure_page(update: Update, context: BotContext, account_id: str
         *nav_rows(context),
     ]
     await send_step(update, context, context._(OPEN_SECURE), keyboard)
+    _watch_binding(context, update.effective_chat.id, user_id, account_id, binding.id)
     return Cards.WAITING
+
+
+#: While the user is on the secure page the bot asks the wallet every this many seconds
+#: whether the card was entered, and tells the user itself (the button is a shortcut).
+BINDING_POLL_SECONDS = 3.0
+#: ... for at most the secure session's lifetime.
+BINDING_WATCH_SECONDS = 15 * 60.0
+
+
+def _watch_binding(
+    context: BotContext, chat_id: int, user_id: int, account_id: str, binding_id: str
+) -> None:
+    queue = context.job_queue
+    if queue is None:
+        return
+    name = f"watch-binding:{user_id}"
+    for job in queue.get_jobs_by_name(name):
+        job.schedule_removal()
+    data = {"chat": chat_id, "user": user_id, "account": account_id, "binding": binding_id}
+    queue.run_repeating(
+        watch_binding,
+        interval=BINDING_POLL_SECONDS,
+        first=BINDING_POLL_SECONDS,
+        last=BINDING_WATCH_SECONDS,
+        data=data,
+        name=name,
+    )
+
+
+async def watch_binding(context: BotContext) -> None:
+    """Job: once the wallet shows the card entered on the secure page, move the user's flow
+    on and tell them (ask for the deposit, or say bound / failed)."""
+    job = context.job
+    data = job.data
+    app = context.application
+    flow = app.flows.get("cards")
+    key = (data["chat"], data["user"])
+    user_data = app.user_data.get(data["user"]) or {}
+    if (
+        flow is None
+        or flow.state_of(key) != Cards.WAITING
+        or (user_data.get(SCRATCH_KEY) or {}).get("binding") != data["binding"]
+    ):
+        job.schedule_removal()  # the user moved on (or pressed the button first)
+        return
+    try:
+        binding = await app.backend.get_binding(data["account"], data["binding"])
+    except (Unavailable, NotFound):
+        return  # looked at again next time; the button still works
+    if binding.status == "waiting_for_card":
+        return
+    job.schedule_removal()
+    context.tr = await translator_for(context, data["user"])
+    card = binding.card
+    bank, last4 = (escape(card.bank), card.last4) if card else ("?", "????")
+    record = user_data.get(FLOW_KEY)
+    if binding.status == "awaiting_deposit":
+        flow.move_to(Cards.DEPOSIT, key)
+        if record is not None:
+            record["expects"] = "amount"
+        text = context._(ASK_DEPOSIT).format(bank=bank, last4=last4)
+        markup = InlineKeyboardMarkup(nav_rows(context))
+    else:
+        flow.end_for(key)
+        clear_flow_data(app, data["user"])
+        record = None
+        if binding.status == "bound":
+            await app.repos.audit.record(data["user"], "card.bind", binding.id, {"last4": last4})
+            text = context._(BOUND).format(bank=bank, last4=last4)
+            markup = InlineKeyboardMarkup([main_menu_row(context)])
+        else:
+            text = context._(BIND_FAILED).format(reason=_reason(context, binding.reason))
+            markup = InlineKeyboardMarkup(human_rows(context))
+    message = await app.bot.send_message(data["chat"], text, reply_markup=markup)
+    if record is not None:
+        record["msgs"] = [*record["msgs"][-9:], message.message_id]
+    app.mark_data_for_update_persistence(user_ids=data["user"])
 
 
 async def card_entered(update: Update, context: BotContext) -> object:
@@ -337,6 +419,12 @@ async def _after_binding_change(update: Update, context: BotContext, binding: Bi
     text = context._(BIND_FAILED).format(reason=_reason(context, binding.reason))
     await send_step(update, context, text, human_rows(context), edit=False)
     return END
+
+
+async def deposit_asked(update: Update, context: BotContext) -> object:
+    """The "I have entered my card" button after the bot already asked for the deposit."""
+    await answer_button(update, context, context._(BAD_AMOUNT))
+    return None
 
 
 _AMOUNT = re.compile(r"^[¥$]?\s*(\d{0,1}[.,]\d{1,2}|\d)\s*(元|块|yuan|cny)?$", re.IGNORECASE)
@@ -406,6 +494,10 @@ def cards_flow() -> GuidedFlow:
                 CallbackQueryHandler(back_to_list, pattern=r"^cards:back$"),
             ],
             Cards.WAITING: [CallbackQueryHandler(card_entered, pattern=r"^cards:entered$")],
-            Cards.DEPOSIT: [MessageHandler(f.TEXT & ~f.COMMAND, deposit_typed)],
+            Cards.DEPOSIT: [
+                MessageHandler(f.TEXT & ~f.COMMAND, deposit_typed),
+                # The watcher may have asked for the deposit before the button was pressed.
+                CallbackQueryHandler(deposit_asked, pattern=r"^cards:entered$"),
+            ],
         },
     )

@@ -313,6 +313,15 @@ class GuidedFlow(ConversationHandler):
         """
         self._update_state(self.END, key)
 
+    def state_of(self, key: tuple[int, int]) -> object:
+        """Return the state this flow is in for a (chat, user) key (None: not running)."""
+        return self._conversations.get(key)
+
+    def move_to(self, state: object, key: tuple[int, int]) -> None:
+        """Move this flow to ``state`` for a (chat, user) key from outside an update (a job
+        that saw the wallet change); persisted like any state change."""
+        self._update_state(state, key)
+
     def _track(self, name: str, callback: Callback, *, entry: bool) -> Callback:
 
         @functools.wraps(callback)

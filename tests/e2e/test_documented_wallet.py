@@ -10,6 +10,7 @@ and what the wallet holds.
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import AsyncIterator
 from datetime import timedelta
@@ -17,6 +18,7 @@ from decimal import Decimal
 
 import pytest
 
+import handlers.cards as cards_module
 import handlers.refund as refund_module
 from handlers.refund import poll_refunds
 from storage import Database, WalletRepository, migrate
@@ -256,3 +258,35 @@ async def test_a_new_card_pending_without_an_id_is_bound(make_bot, wallet):
     amount = sms.split("¥")[1].split(" ")[0]
     await bob.send(amount)
     assert bob.last_message.text.startswith("✅ Your") and "4242" in bob.last_message.text
+
+
+async def wait_for(condition, timeout: float = 10.0) -> None:
+    """Wait until ``condition()`` holds (a job runs on its own schedule)."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, "the condition never held"
+        await asyncio.sleep(0.02)
+
+
+async def test_the_bot_sees_the_card_entered_and_asks_for_the_deposit_itself(
+    make_bot, wallet, monkeypatch
+):
+    """The user comes back from the secure page without pressing anything: the bot polls
+    the binding and asks for the deposit on its own."""
+    monkeypatch.setattr(cards_module, "BINDING_POLL_SECONDS", 0.05)
+    bot = await bot_on(make_bot, wallet)
+    bob = await linked(bot, "Bob", "demo_bob")
+    await bob.send("/cards")
+    await bob.click("➕ Add a card")
+    url = next(
+        b["url"] for row in bob.last_message.raw["reply_markup"]["inline_keyboard"]
+        for b in row if "url" in b
+    )  # fmt: skip
+    await wallet.demo.submit_card(url.rsplit("/", 1)[-1], "4242 4242 4242 4242")
+    await wait_for(lambda: "card •••• 4242" in bob.last_message.text)
+    assert bob.last_message.text.startswith("We sent a small test deposit")
+    sms = (await wallet.demo.sms_outbox("+447700900104"))[-1].text
+    await bob.send(sms.split("¥")[1].split(" ")[0])
+    assert bob.last_message.text.startswith("✅ Your") and "4242" in bob.last_message.text
+    query = await bob.click("✅ I have entered my card")  # pressed late: nothing breaks
+    assert bob.answer_of(query)
