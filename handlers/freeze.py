@@ -152,6 +152,12 @@ async def _freeze(update: Update, context: BotContext, account: Account) -> obje
         frozen: Account | None = await context.backend.freeze(account.id, "user_request", key)
     except OutcomeUnknown:
         frozen = await _look_up(context, account.id)
+    except NotFound:
+        await update.effective_message.reply_text(
+            context._(NO_ACCOUNT), reply_markup=ReplyKeyboardRemove()
+        )
+        await create_ticket(update, context, priority=2, info={"flow": "freeze", "found": "no"})
+        return END
     except Unavailable as exc:
         await wallet_down(update, context, exc)
         return None

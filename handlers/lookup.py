@@ -47,7 +47,7 @@ from .common import (
     send_step,
 )
 from .handoff import create_ticket
-from .verify import require_verified, verify_states, wallet_down
+from .verify import account_gone, require_verified, verify_states, wallet_down
 
 PAGE_SIZE = 5
 PERIODS = (7, 30, 90)
@@ -183,6 +183,8 @@ async def show_list(update: Update, context: BotContext, account_id: str) -> obj
             limit=PAGE_SIZE,
             offset=page * PAGE_SIZE,
         )
+    except NotFound:
+        return await account_gone(update, context)
     except Unavailable as exc:
         await wallet_down(update, context, exc)
         return None
@@ -312,6 +314,8 @@ async def show_search(update: Update, context: BotContext, account_id: str) -> o
             )
             for tx in match_transactions(query, page.items):
                 found[tx.id] = tx
+    except NotFound:
+        return await account_gone(update, context)
     except Unavailable as exc:
         await wallet_down(update, context, exc)
         return None

@@ -61,7 +61,7 @@ from .common import (
     translator_for,
 )
 from .lookup import tx_button
-from .verify import human_rows, require_verified, verify_states, wallet_down
+from .verify import account_gone, human_rows, require_verified, verify_states, wallet_down
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -205,6 +205,8 @@ async def choose_transaction(update: Update, context: BotContext, account_id: st
         page = await context.backend.list_transactions(
             account_id, since=datetime.now(UTC) - timedelta(days=30), limit=50
         )
+    except NotFound:
+        return await account_gone(update, context)
     except Unavailable as exc:
         await wallet_down(update, context, exc)
         return None
@@ -454,6 +456,8 @@ async def list_refunds(update: Update, context: BotContext, account_id: str) -> 
     """Show the account's refunds and where each stands."""
     try:
         refunds = await context.backend.list_refunds(account_id)
+    except NotFound:
+        return await account_gone(update, context)
     except Unavailable as exc:
         await wallet_down(update, context, exc)
         return None

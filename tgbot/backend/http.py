@@ -251,8 +251,13 @@ class HttpWallet:
         params: dict[str, Any] | None = None,
         idempotency_key: str | None = None,
         parse: Callable[[Any], Any] = lambda data: data,
+        changes: bool | None = None,
     ) -> Any:
-        """Make one logical call (with retries) and return ``parse`` of the decoded JSON."""
+        """Make one logical call (with retries) and return ``parse`` of the decoded JSON.
+
+        ``changes``: whether the call changes anything in the wallet (default: every method
+        but GET); only a call that changes something can end in :class:`OutcomeUnknown`.
+        """
         group = endpoint_group(path)
         breaker = self.breakers[group]
         if not breaker.allow():
@@ -263,8 +268,8 @@ class HttpWallet:
                 group=group,
             )
         headers = dict(self._headers)
-        write = method != "GET"
-        if write:
+        write = method != "GET" if changes is None else changes
+        if method != "GET":
             # Every write carries a key, so a retry is never applied twice.
             headers["Idempotency-Key"] = idempotency_key or f"bot-{uuid.uuid4()}"
         url = self.base_url + path
@@ -398,7 +403,9 @@ class HttpWallet:
             found = data["account"]
             return None if found is None else from_wire(Account, found)
 
-        return await self._call("POST", "/accounts/lookup", body={"phone": phone}, parse=parse)
+        # A POST only to keep the phone out of URLs: it changes nothing.
+        path, body = "/accounts/lookup", {"phone": phone}
+        return await self._call("POST", path, body=body, parse=parse, changes=False)
 
     async def get_account(self, account_id: str) -> Account:
         """Return an account."""
