@@ -329,3 +329,10 @@ async def test_every_call_is_bounded_by_the_deadline(api, make_wallet):
     with pytest.raises(Unavailable):
         await wallet.get_account("U1001")
     assert time.monotonic() - started < 3.0
+
+
+async def test_the_phone_lookup_changes_nothing_so_its_failure_is_not_unknown(api, make_wallet):
+    api.fail_next(3, status=503, op="accountByPhone")
+    with pytest.raises(Unavailable) as down:
+        await make_wallet().account_by_phone("+8613800138001")
+    assert not isinstance(down.value, OutcomeUnknown)
