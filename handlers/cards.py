@@ -9,8 +9,10 @@ stateDiagram-v2
     verify --> list: verified
     list --> confirm_unbind: unbind a card
     confirm_unbind --> [*]: unbound
+    verify --> [*]: frozen account -> the cards, why, a human
+    confirm_unbind --> confirm_unbind: outcome unknown -> Check again (same key)
     list --> waiting_for_card: add a card (secure page)
-    waiting_for_card --> deposit: card entered on the page
+    waiting_for_card --> deposit: card entered on the page (polled by the bot, or the button)
     deposit --> [*]: bound / failed
     deposit --> deposit: wrong amount (tries left)
 ```

@@ -11,6 +11,8 @@ stateDiagram-v2
     confirm --> contact: not linked
     contact --> frozen: own contact matches an account
     frozen --> [*]: urgent ticket opened
+    confirm --> unconfirmed: the wallet did not confirm (looked up: not frozen)
+    unconfirmed --> [*]: told so, urgent ticket "NOT CONFIRMED"
 ```
 """
 

@@ -17,6 +17,8 @@ stateDiagram-v2
     reason_text --> amount
     amount --> confirm
     confirm --> [*]: refund created (reference)
+    confirm --> unknown: the wallet did not confirm in time
+    unknown --> [*]: Check again (same key) -> reference, or why not
 ```
 """
 
