@@ -70,6 +70,9 @@ class Database:
             # NORMAL is durable across application crashes in WAL mode; only an OS
             # crash or power loss can drop the last transactions.
             await conn.execute("PRAGMA synchronous=NORMAL")
+            # Deleted and overwritten content is zeroed, not left in free space: what a user
+            # asked to delete (or retention purged) cannot be read back from the file.
+            await conn.execute("PRAGMA secure_delete=ON")
         except BaseException:
             await conn.close()
             raise
@@ -122,6 +125,13 @@ class Database:
             await self._conn.execute(f"RELEASE {name}")
             raise
         await self._conn.execute(f"RELEASE {name}")
+
+    async def checkpoint(self) -> bool:
+        """Fold the write-ahead log into the database file and truncate it (it keeps older
+        copies of pages, deleted content included); False if a reader kept it from finishing."""
+        async with self._lock:
+            rows = await self._conn.execute_fetchall("PRAGMA wal_checkpoint(TRUNCATE)")
+        return next(iter(rows))[0] == 0
 
     async def fetchone(self, sql: str, params: Params = ()) -> aiosqlite.Row | None:
         """Run a query and return its first row, or None (queries here select a few rows)."""

@@ -6,6 +6,7 @@ from storage.repos.audit import AuditEntry, AuditRepository
 from storage.repos.broadcasts import Broadcast, BroadcastRepository
 from storage.repos.inbox import InboxRepository
 from storage.repos.outbox import OutboxItem, OutboxRepository
+from storage.repos.privacy import Erasure, PersonalData, PrivacyRepository
 from storage.repos.refunds import RefundRecord, RefundRepository, SettingsRepository
 from storage.repos.stats import StatsRepository
 from storage.repos.tickets import Agent, AgentRepository, Ticket, TicketMessage, TicketRepository
@@ -24,9 +25,12 @@ __all__ = [
     "AuditRepository",
     "Broadcast",
     "BroadcastRepository",
+    "Erasure",
     "InboxRepository",
     "OutboxItem",
     "OutboxRepository",
+    "PersonalData",
+    "PrivacyRepository",
     "RefundRecord",
     "RefundRepository",
     "Repositories",
@@ -60,3 +64,4 @@ class Repositories:
         self.broadcasts = BroadcastRepository(db)
         self.stats = StatsRepository(db)
         self.answers = AnswerRepository(db)
+        self.privacy = PrivacyRepository(db)
