@@ -232,6 +232,24 @@ class Config:
     refund_poll_interval: float = 60.0
     #: One-time code of every demo phone (like test numbers of common auth services).
     demo_fixed_code: str | None = "246810"
+    #: Retention: how long each kind of record keeps personal content (shown by /privacy).
+    #: Stored updates, hours after they were handled (then only the update id stays).
+    retention_updates_hours: int = 24
+    #: Messages the bot sent (the outbox), hours after sending; Telegram lets a bot delete
+    #: its messages for 48 hours, which needs their ids.
+    retention_sent_hours: int = 48
+    #: Ticket transcripts, context and rating comments, days after the ticket closed.
+    retention_transcript_days: int = 90
+    #: Questions typed to the self-service router, days after they were asked.
+    retention_question_days: int = 30
+    #: Refund references, days after the refund's last status (refunded or rejected).
+    retention_refund_days: int = 180
+    #: Audit log entries, days.
+    retention_audit_days: int = 365
+    #: Profile, language and account link of a user who stopped writing, days.
+    retention_profile_days: int = 730
+    #: Seconds between retention purges.
+    retention_purge_interval: float = 3600.0
     demo: bool = field(default=False, compare=False)
 
     @property
@@ -289,6 +307,14 @@ _FIELDS: dict[str, tuple[str, Callable[[str, str], Any]]] = {
     "REFUND_WEBHOOK_PORT": ("refund_webhook_port", _positive_int),
     "PAID_BROADCAST": ("paid_broadcast", _bool),
     "DEBUG_USER_TEXT": ("debug_user_text", _bool),
+    "RETENTION_UPDATES_HOURS": ("retention_updates_hours", _positive_int),
+    "RETENTION_SENT_HOURS": ("retention_sent_hours", _positive_int),
+    "RETENTION_TRANSCRIPT_DAYS": ("retention_transcript_days", _positive_int),
+    "RETENTION_QUESTION_DAYS": ("retention_question_days", _positive_int),
+    "RETENTION_REFUND_DAYS": ("retention_refund_days", _positive_int),
+    "RETENTION_AUDIT_DAYS": ("retention_audit_days", _positive_int),
+    "RETENTION_PROFILE_DAYS": ("retention_profile_days", _positive_int),
+    "RETENTION_PURGE_INTERVAL": ("retention_purge_interval", _positive_float),
 }
 
 
@@ -342,6 +368,11 @@ def load_config(
     config = Config(**kwargs)
     if config.backend == "http" and not config.backend_url:
         raise ConfigError("TGBOT_BACKEND_URL: required when TGBOT_BACKEND=http")
+    if config.retention_transcript_days * 86400 <= config.reopen_window:
+        raise ConfigError(
+            "TGBOT_RETENTION_TRANSCRIPT_DAYS: must be longer than TGBOT_REOPEN_WINDOW "
+            "(a reopened ticket needs its transcript)"
+        )
     return config
 
 
