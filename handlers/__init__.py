@@ -22,6 +22,7 @@ from . import (
     lookup,
     menu,
     password,
+    privacy,
     refund,
     selfservice,
     verify,
@@ -32,6 +33,7 @@ from .common import GuidedFlow, final
 class Stage(IntEnum):
     """Handler groups in the order DESIGN section 3 gives."""
 
+    PRIVACY = -110  # a user whose data is being erased: answered, nothing recorded
     PREPARE = -100  # after the inbox (in the update queue): user record and language
     GROUPS = -95  # leave groups that are not agents' groups (stops everything else)
     GUARD = -90  # sensitive-data guard: delete, warn, stop
@@ -52,10 +54,12 @@ FLOWS: list[Callable[[], GuidedFlow]] = [
     refund.refund_flow,
     broadcast.broadcast_flow,
     handoff.rating_flow,
+    privacy.privacy_flow,
 ]
 
 #: Fixed stages: (stage, handler factory). Order within a stage matters only per group.
 STAGES: list[tuple[Stage, Callable[[], list[BaseHandler]]]] = [
+    (Stage.PRIVACY, privacy.gate_handlers),
     (Stage.PREPARE, core.prepare_handlers),
     (Stage.GROUPS, core.group_handlers),
     (Stage.GUARD, core.guard_handlers),

@@ -96,6 +96,12 @@ SENSITIVE_RELAYED = N_("[message deleted: it contained {what}; shown to agents m
 
 #: A comment on a rating is at most this long.
 COMMENT_LIMIT = 1000
+#: Commands that work while a ticket is open instead of being relayed: ending it, and the
+#: privacy page (a user may export or delete their data at any time).
+TICKET_COMMANDS = ("/end", "/privacy")
+#: Set in a running flow's record when the flow runs on top of an open ticket (privacy): its
+#: steps (an identity check's code...) are the flow's, not messages for the agent.
+OVER_TICKET = "over_ticket"
 
 add_menu_entry("menu:human", HUMAN_LABEL, HUMAN_DESCRIPTION, order=90)
 
@@ -254,6 +260,9 @@ async def relay_from_user(update: Update, context: BotContext) -> None:
             ticket = await _maybe_reopen(update, context)
         if ticket is None:
             return
+    flow = (context.user_data or {}).get("flow")
+    if flow and flow.get(OVER_TICKET):
+        return
     if query is not None:
         if (query.data or "").startswith("tk:"):
             return  # end / rate buttons are handled below
@@ -265,7 +274,7 @@ async def relay_from_user(update: Update, context: BotContext) -> None:
         return
     text = message.text or message.caption or ""
     if text.startswith("/"):
-        if text.split()[0].split("@")[0] == "/end":
+        if text.split()[0].split("@")[0] in TICKET_COMMANDS:
             return
         await message.reply_text(
             context._(IN_TICKET).format(code=ticket.code), reply_markup=end_keyboard(context)

@@ -47,6 +47,9 @@ HELP_SAFETY = N_(
     "or a verification code in a chat. The only code I ask for is the one of a "
     "verification you started yourself. Cards are added only on the wallet's secure page."
 )
+HELP_PRIVACY = N_(
+    "<b>Your data</b>\n/privacy – what I keep about you and for how long; export it or delete it"
+)
 CHOOSE_LANGUAGE = N_("Please choose your language:")
 # TRANSLATORS: name the language of this catalog (the one the user just chose).
 LANGUAGE_SET = N_("Language set to English.")
@@ -61,6 +64,7 @@ COMMANDS = [
     ("human", N_("Talk to a human")),
     ("language", "中文 / English"),  # the same in every language
     ("cancel", N_("Stop what you are doing")),
+    ("privacy", N_("Privacy and my data")),
 ]
 
 
@@ -79,6 +83,7 @@ async def help_command(update: Update, context: BotContext) -> None:
     ]
     parts = [context._(HELP_TITLE), *(topics or [context._(HELP_GUIDED)])]
     text = "\n".join(parts) + "\n\n" + context._(HELP_COMMANDS) + "\n\n" + context._(HELP_SAFETY)
+    text += "\n\n" + context._(HELP_PRIVACY)
     await update.effective_message.reply_text(text, reply_markup=main_menu_markup(context))
 
 

@@ -34,6 +34,7 @@ from .config import Config
 from .context import BotContext
 from .lanes import LaneRateLimiter
 from .outbox import OutboxWorker
+from .privacy import PrivacyService
 from .runtime import ChatOrderedUpdateProcessor, InboxQueue, SequentialUpdateProcessor
 
 _LOGGER = logging.getLogger(__name__)
@@ -67,6 +68,7 @@ class WalletApplication(Application):
         self.outbox: OutboxWorker | None = None
         self.desk: SupportDesk | None = None
         self.broadcaster: Broadcaster | None = None
+        self.privacy: PrivacyService | None = None
         self.refund_poll_lock = asyncio.Lock()  # the poll job and the wallet's webhook
         self.backend: Any = None
         #: Serve the demo wallet's pages (reset link, secure card entry) from this process;
@@ -105,6 +107,7 @@ class WalletApplication(Application):
             self.outbox = OutboxWorker(self.bot, self.repos)
             self.desk = SupportDesk(self.bot, self.repos, self.outbox, self.config)
             self.broadcaster = Broadcaster(self, self.repos, self.outbox)
+            self.privacy = PrivacyService(self, self.repos)
             await super().initialize()
             await self._replay_inbox()
         except BaseException:
@@ -128,6 +131,8 @@ class WalletApplication(Application):
         assert self.desk is not None and self.broadcaster is not None
         await self.desk.start()
         await self.broadcaster.start()
+        assert self.privacy is not None
+        await self.privacy.start()  # erasures a stop interrupted resume
         if self.config.refund_webhook_secret:
             from .context import BotContext
             from .wallet_events import serve_refund_events
@@ -167,6 +172,9 @@ class WalletApplication(Application):
                 refresh_queue, interval=30.0, first=30.0, name="refresh-queue"
             )
             self.job_queue.run_repeating(
+                _purge, interval=self.config.retention_purge_interval, first=30.0, name="purge"
+            )
+            self.job_queue.run_repeating(
                 poll_refunds,
                 interval=self.config.refund_poll_interval,
                 first=min(5.0, self.config.refund_poll_interval),
@@ -191,6 +199,8 @@ class WalletApplication(Application):
             self._refund_events = None
         if self.broadcaster is not None:
             await self.broadcaster.stop()  # a broadcast resumes at the next start
+        if self.privacy is not None:
+            await self.privacy.stop()  # an erasure resumes at the next start
         if self.outbox is not None:
             await self.outbox.stop()
         await super().stop()
@@ -269,6 +279,11 @@ async def _prune_inbox(context: BotContext) -> None:
     """Forget handled updates older than Telegram's replay window."""
     app: WalletApplication = context.application  # type: ignore[assignment]
     await app.repos.inbox.prune(time.time() - INBOX_RETENTION)
+
+
+async def _purge(context: BotContext) -> None:
+    """Forget what is older than the retention settings (privacy)."""
+    await context.application.privacy.purge()
 
 
 def _make_backend(config: Config, db: Database) -> Any:
