@@ -108,6 +108,7 @@ class WalletApplication(Application):
             self.desk = SupportDesk(self.bot, self.repos, self.outbox, self.config)
             self.broadcaster = Broadcaster(self, self.repos, self.outbox)
             self.privacy = PrivacyService(self, self.repos)
+            await self.privacy.load()  # the privacy gate knows whom to hold back at once
             await super().initialize()
             await self._replay_inbox()
         except BaseException:

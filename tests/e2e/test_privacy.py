@@ -7,6 +7,7 @@ must find nothing of the user.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import sqlite3
@@ -515,3 +516,50 @@ async def test_retention_purge_forgets_by_age_and_renames_old_topics(world):
     # Staff are never purged as inactive.
     assert await app.repos.users.get(world.agent_id) is not None
     assert await app.repos.users.get(world.admin_id) is not None
+
+
+async def test_after_a_stop_mid_deletion_the_user_is_held_back_from_the_first_update(
+    world, make_bot
+):
+    bot, emu = world.bot, world.emu
+    user = bot.user("Tamsin", "en", phone_number=EN.phone, user_id=7_555_000_555)
+    await user.send("/start link_demo_alice")
+    await user.send("/human")
+    for n in range(4):
+        await user.send(f"Tamsin's note {n}")
+    await user.send("/privacy")
+    await user.click("🗑 Delete my data")
+    emu.faults = Faults(latency=0.3, methods=frozenset({"deleteMessage"}))
+    await user.click("🗑 Yes, delete my data")
+    deadline = time.monotonic() + 10
+    while (await bot.app.repos.privacy.erasure_of(user.user_id)).step != "delete_posts":
+        assert time.monotonic() < deadline
+        await asyncio.sleep(0.01)
+    await bot.stop()  # mid-way (Telegram slow to delete), as on Ctrl-C
+    assert await _erasure_step(bot) == "delete_posts"
+    # Written while the bot is down: handled first thing after the restart.
+    emu.user_send(user.user_id, "/start")
+    again = await make_bot(
+        emu=emu,
+        agent_chats=((world.group_id, None),),
+        admin_ids=frozenset({world.admin_id}),
+        backend="http",
+        backend_url=bot.config().backend_url,
+        backend_api_key=bot.config().backend_api_key,
+    )
+    user.harness = again
+    await again.settle()
+    assert user.last_message.text == "Your data is being deleted. I will tell you when it is done."
+    emu.faults = Faults()
+    await wait_erased(again)
+    assert user.last_message.text.startswith("✅ Your data has been deleted")
+    assert await again.app.repos.users.get(user.user_id) is None
+    assert scan_rows(again.db_path, user.user_id) == []
+
+
+async def _erasure_step(bot: BotHarness) -> str:
+    conn = sqlite3.connect(f"file:{bot.db_path}?mode=ro", uri=True)
+    try:
+        return conn.execute("SELECT step FROM erasures").fetchone()[0]
+    finally:
+        conn.close()

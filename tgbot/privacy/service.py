@@ -74,6 +74,7 @@ class PrivacyService:
         #: user id -> language of users whose erasure runs (the gate answers them).
         self._erasing: dict[int, str] = {}
         self._tasks: dict[int, asyncio.Task] = {}
+        self._resume: list[Erasure] = []
         self._stopping = False
 
     @property
@@ -86,14 +87,21 @@ class PrivacyService:
 
     # ------------------------------------------------------------------ lifecycle
 
+    async def load(self) -> None:
+        """Learn whose erasures a stop (or a crash) interrupted, before any update is handled:
+        the gate must answer those users from the first update on (a replayed one too)."""
+        self._resume = await self._repos.privacy.unfinished_erasures()
+        for erasure in self._resume:
+            if erasure.user_id is not None and erasure.step != "finish":
+                self._erasing[erasure.user_id] = erasure.language or self._config.default_language
+
     async def start(self) -> None:
         """Resume every erasure a stop (or a crash) interrupted."""
         self._stopping = False
-        for erasure in await self._repos.privacy.unfinished_erasures():
-            if erasure.user_id is not None and erasure.step != "finish":
-                self._erasing[erasure.user_id] = erasure.language or self._config.default_language
+        for erasure in self._resume:
             _LOGGER.info("Resuming erasure %s at step %s", erasure.id, erasure.step)
             self._spawn(erasure.id)
+        self._resume = []
 
     async def stop(self) -> None:
         """Stop running erasures between steps (they resume at the next start)."""
