@@ -9,13 +9,18 @@ notices, their own actions in the audit log, and the updates and sends still sto
 
 from __future__ import annotations
 
+import html
 import json
+import re
 from datetime import datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
 from storage import PersonalData
+from tgbot.answers.articles import get_article
 from tgbot.i18n import LANGUAGES, N_, Translator
+
+_TAGS = re.compile(r"<[^>]+>")
 
 TITLE = N_("U-Pay support assistant: the data it keeps about you")
 EXPORTED = N_("Exported {time} ({zone}) for Telegram user {user_id}.")
@@ -69,7 +74,7 @@ RATING = N_("Your rating")
 STARS = N_("{stars} of 5")
 COMMENT = N_("Your comment")
 DETAILS = N_("What support was told")
-CONVERSATION = N_("Messages")
+CONVERSATION = N_("Messages:")
 FROM_YOU = N_("You")
 FROM_SUPPORT = N_("Support")
 LINE = N_("[{time}] {who}: {text}")
@@ -86,6 +91,23 @@ KINDS = {
     "location": N_("(location)"),
 }
 OTHER_KIND = N_("(message)")
+#: What a stored line's details look like: "text (detail; detail)".
+WITH_DETAILS = N_("{text} ({details})")
+# TRANSLATORS: separates details inside the brackets of "{text} ({details})".
+DETAILS_SEPARATOR = N_("; ")
+#: Names of the details stored with a ticket or an action (others are shown as stored).
+DETAIL_NAMES = {
+    "question": N_("your question"),
+    "article": N_("help article"),
+    "tx": N_("transaction"),
+    "amount": N_("amount"),
+    "priority": N_("priority"),
+    "last4": N_("card ending"),
+    "entry": N_("from"),
+    "flow": N_("from"),
+    "via": N_("via"),
+    "account": N_("account"),
+}
 
 SECTION_REFUNDS = N_("Refund requests made here")
 REFUND = N_(
@@ -142,6 +164,7 @@ SECTION_UPDATES = N_("Messages and button presses being processed")
 SECTION_SENDS = N_("Messages sent to you that are still stored")
 BUTTON = N_("button “{data}”")
 CONTACT = N_("shared contact {phone}")
+FROM_SUPPORT_COPY = N_("(a message from support)")
 SEND_STATUS = {
     "pending": N_("to be sent"),
     "sending": N_("being sent"),
@@ -179,6 +202,21 @@ class _Writer:
 
     def nothing(self) -> None:
         self.lines.append(self._(NOTHING))
+
+    def details(self, values: dict[str, Any]) -> str:
+        """Return stored details as "name: value; ..." with names in the user's language."""
+        parts = []
+        for key, value in values.items():
+            name = DETAIL_NAMES.get(key)
+            label = self._(name) if name else key
+            parts.append(self._(FIELD).format(label=label, value=_plain(value)))
+        return self._(DETAILS_SEPARATOR).join(parts)
+
+    def with_details(self, text: str, details: list[str]) -> str:
+        if not details:
+            return text
+        joined = self._(DETAILS_SEPARATOR).join(details)
+        return self._(WITH_DETAILS).format(text=text, details=joined)
 
 
 def export_document(
@@ -261,9 +299,8 @@ def _tickets(w: _Writer, data: PersonalData) -> None:
         if ticket.rating_comment:
             w.field(COMMENT, ticket.rating_comment)
         if ticket.context:
-            details = "; ".join(f"{key}: {_plain(value)}" for key, value in ticket.context.items())
-            w.field(DETAILS, details)
-        w.lines.append(w._(CONVERSATION) + ":")
+            w.field(DETAILS, w.details(ticket.context))
+        w.lines.append(w._(CONVERSATION))
         if not record.lines:
             w.nothing()
         for line in record.lines:
@@ -302,18 +339,19 @@ def _questions(w: _Writer, data: PersonalData) -> None:
         w.nothing()
     codes = {record.ticket.id: record.ticket.code for record in data.tickets}
     for question in data.questions:
-        parts = [
-            w._(ARTICLE_SHOWN).format(article=question.article)
-            if question.article
-            else w._(NO_ARTICLE)
-        ]
+        article = get_article(question.article) if question.article else None
+        if question.article:
+            shown = w._(article.title) if article else question.article
+            parts = [w._(ARTICLE_SHOWN).format(article=shown)]
+        else:
+            parts = [w._(NO_ARTICLE)]
         if question.helpful is not None:
             parts.append(w._(HELPFUL).format(answer=w.yes_no(question.helpful)))
         if question.ticket_id is not None:
             code = codes.get(question.ticket_id, str(question.ticket_id))
             parts.append(w._(ESCALATED).format(code=code))
         head = w._(QUESTION).format(time=w.time(question.created_at), question=question.question)
-        w.lines.append(f"{head} ({'; '.join(parts)})")
+        w.lines.append(w.with_details(head, parts))
 
 
 def _notices(w: _Writer, data: PersonalData) -> None:
@@ -335,16 +373,20 @@ def _actions(w: _Writer, data: PersonalData) -> None:
     w.section(SECTION_ACTIONS)
     if not data.actions:
         w.nothing()
+    codes = {str(record.ticket.id): record.ticket.code for record in data.tickets}
     for entry in data.actions:
         label = ACTIONS.get(entry.action)
         text = w._(label) if label else entry.action
+        extra: list[str] = []
         if entry.actor_id == data.user_id:
-            # The user's own action: what it concerned is theirs (an account, a refund).
-            extra = [entry.target] if entry.target and entry.target != str(data.user_id) else []
-            extra += [f"{key}: {_plain(value)}" for key, value in entry.details.items()]
-            if extra:
-                text += f" ({'; '.join(extra)})"
-        w.lines.append(w._(ACTION).format(time=w.time(entry.at), action=text))
+            # The user's own action: what it concerned is theirs (an account, a refund, a
+            # ticket: shown by its code).
+            if entry.target and entry.target != str(data.user_id):
+                extra.append(codes.get(entry.target, entry.target))
+            if entry.details:
+                extra.append(w.details(entry.details))
+        line = w._(ACTION).format(time=w.time(entry.at), action=text)
+        w.lines.append(w.with_details(line, extra))
 
 
 def _updates(w: _Writer, data: PersonalData) -> None:
@@ -387,7 +429,13 @@ def _sends(w: _Writer, data: PersonalData) -> None:
         w.nothing()
     for item in data.sends:
         status = SEND_STATUS.get(item.status)
-        text = item.params.get("text") or item.params.get("caption") or f"({item.method})"
+        text = item.params.get("text") or item.params.get("caption")
+        if text:
+            text = html.unescape(_TAGS.sub("", text))  # the bot's messages are HTML
+        elif item.method in ("copyMessage", "copyMessages"):
+            text = w._(FROM_SUPPORT_COPY)
+        else:
+            text = f"({item.method})"
         w.lines.append(
             w._(LINE).format(
                 time=w.time(item.created_at),
