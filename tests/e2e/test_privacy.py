@@ -565,3 +565,37 @@ async def _erasure_step(bot: BotHarness) -> str:
         return conn.execute("SELECT step FROM erasures").fetchone()[0]
     finally:
         conn.close()
+
+
+async def test_telegram_down_during_the_deletion_it_is_retried_until_it_completes(world, caplog):
+    bot, emu = world.bot, world.emu
+    user = bot.user("Ulla", "en", phone_number=EN.phone, user_id=7_555_000_666)
+    await user.send("/start link_demo_alice")
+    await user.send("/human")
+    for n in range(3):
+        await user.send(f"Ulla's message {n}")
+    ticket = await bot.app.repos.tickets.open_for_user(user.user_id)
+    relayed = [
+        line.group_message_id
+        for line in await bot.app.repos.tickets.transcript(ticket.id)
+        if line.direction == "in"
+    ]
+    await user.send("/privacy")
+    await user.click("🗑 Delete my data")
+    # Telegram answers 500 to every deletion for a while.
+    emu.faults = Faults(rate_5xx=1.0, methods=frozenset({"deleteMessage"}))
+    await user.click("🗑 Yes, delete my data")
+    deadline = time.monotonic() + 20
+    while not any("step delete_posts failed" in r.getMessage() for r in caplog.records):
+        assert time.monotonic() < deadline
+        await asyncio.sleep(0.05)
+    assert not any(emu.message(world.group_id, m).deleted for m in relayed)
+    emu.faults = Faults()  # Telegram is back
+    assert await bot.app.privacy.idle(timeout=30.0)
+    await bot.settle()
+    assert emu.fault_counts["5xx"] >= 2
+    assert all(emu.message(world.group_id, m).deleted for m in relayed)
+    topic = emu.topics(world.group_id)[world.topic_of(ticket.code)]
+    assert topic["closed"] and "Ulla" not in topic["name"]
+    assert user.last_message.text.startswith("✅ Your data has been deleted")
+    assert scan_rows(bot.db_path, user.user_id) == []
