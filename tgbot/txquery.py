@@ -66,10 +66,25 @@ Amounts versus dates
     includes them). Amounts are positive, at most 2 decimals, up to :data:`MAX_AMOUNT`;
     the currency mark is not used for matching.
 
+Merchant words
+    What is left once ids, amounts and dates are taken out becomes ``words``: Latin words of
+    3+ letters and runs of Chinese characters, minus filler ("the", "payment", "退款", "那笔").
+    They name a merchant when a Latin word equals (or, from 4 letters, begins) a word of the
+    merchant's name, or when a Chinese run shares 2+ characters with it ("京东" and
+    "京东商城"). Words alone are a query; with a date or an amount they narrow it only when
+    they name a merchant among the transactions that the date and amount allow (so "check
+    the payment on the 3rd" is the 3rd, whatever "check" means).
+
+Approximate amounts
+    Users round: an amount typed without decimals ("460块", "starbucks 94") is
+    ``approximate`` and also matches amounts from 0.50 below to 0.99 above it (460 finds
+    459.50-460.99, so ¥460.61), but only when no amount equals it exactly.
+
 Matching
     :func:`match_transactions` keeps transactions with the id (case-insensitive), created in
     ``[start, end)`` or in any alternative range, whose absolute amount equals the amount
-    (Decimal equality: 88 == 88.00); newest first. An empty query matches nothing.
+    (Decimal equality: 88 == 88.00; else approximately, see above), and whose merchant the
+    words name (see above); newest first. An empty query matches nothing.
 """
 
 from __future__ import annotations
@@ -110,10 +125,15 @@ class TxQuery:
     amount: Decimal | None
     day_part: str | None
     alternatives: tuple[DateRange, ...] = ()
+    #: Words that may name a merchant (see the module docstring).
+    words: tuple[str, ...] = ()
+    #: The amount was typed without decimals: nearby amounts match too when none is equal.
+    approximate: bool = False
 
     @property
     def is_empty(self) -> bool:
-        """Whether nothing was recognised."""
+        """Whether no id, date or amount was recognised (``words`` may still name a
+        merchant)."""
         return (
             self.transaction_id is None
             and self.start is None
@@ -746,12 +766,78 @@ def _blank(pattern: re.Pattern[str], text: str) -> tuple[list[re.Match[str]], st
     return matches, text
 
 
-def _first_amount(matches: Iterable[re.Match[str]]) -> Decimal | None:
+def _first_amount_text(matches: Iterable[re.Match[str]]) -> tuple[Decimal | None, str]:
     for match in matches:
         amount = parse_amount(match.group())
         if amount is not None:
-            return amount
-    return None
+            return amount, match.group()
+    return None, ""
+
+
+def _is_whole(amount_text: str) -> bool:
+    """Whether an amount was typed without decimals ("460块", not "460.61", "88块5")."""
+    return not re.search(r"[.点角毛分]|[块元圆]\s*[0-9一二三四五六七八九]", amount_text)
+
+
+# --- merchant words --------------------------------------------------------------------------
+
+_LATIN_WORD_RE = re.compile(r"[a-z][a-z0-9'&]*")
+_HAN_RUN_RE = re.compile(r"[\u3400-\u4dbf\u4e00-\u9fff]{2,}")
+#: Words that never name a merchant: how people ask, not whom they paid.
+_FILLER_EN = frozenset(
+    (
+        "the", "and", "for", "from", "with", "that", "this", "was", "were", "what", "which", "when",
+        "where", "have", "has", "had", "did", "does", "can", "could", "would", "should", "want",
+        "wanted", "need", "please", "help", "check", "show", "find", "see", "look", "looking",
+        "refund", "refunds", "refunded", "return", "money", "payment", "payments", "paid", "pay",
+        "paying", "transaction", "transactions", "charge", "charged", "charges", "purchase",
+        "purchased", "bought", "buy", "order", "ordered", "spent", "receipt", "bill", "statement",
+        "history", "record", "records", "last", "yesterday", "today", "week", "month", "about",
+        "get", "back", "from", "into", "onto", "you", "your", "mine", "card", "bank", "account",
+        "wallet", "upay", "u-pay",
+    )
+)  # fmt: skip
+#: Chinese runs that never name a merchant (the rest of a run may: "在京东买的" -> "京东").
+_FILLER_ZH = (
+    "退款", "退钱", "退货", "付款", "支付", "消费", "扣款", "扣费", "交易", "记录", "账单",
+    "查询", "一下", "那笔", "这笔", "一笔", "买的", "花了", "想退", "我要", "我想", "申请",
+    "帮我", "看看", "钱包", "银行", "的钱", "多少", "什么",
+)  # fmt: skip
+
+
+def _merchant_words(rest: str) -> tuple[str, ...]:
+    latin = [w for w in _LATIN_WORD_RE.findall(rest) if len(w) >= 3 and w not in _FILLER_EN]
+    han = _HAN_RUN_RE.findall(rest)
+    return tuple(dict.fromkeys([*latin, *han]))
+
+
+def _common_run(a: str, b: str) -> str:
+    """The longest run of characters that ``a`` and ``b`` share (the first if tied)."""
+    best = ""
+    for i in range(len(a)):
+        for j in range(i + len(best) + 1, len(a) + 1):
+            if a[i:j] in b:
+                best = a[i:j]
+            else:
+                break
+    return best
+
+
+def merchant_score(words: Iterable[str], merchant: str) -> int:
+    """How strongly ``words`` name ``merchant`` (0: not at all); see the module docstring."""
+    name = normalize_input(merchant).lower()
+    latin = _LATIN_WORD_RE.findall(name)
+    score = 0
+    for word in words:
+        if word.isascii():
+            if any(m == word or (len(word) >= 4 and m.startswith(word)) for m in latin):
+                score += len(word)
+            continue
+        for run in _HAN_RUN_RE.findall(name):
+            shared = _common_run(word, run)
+            if len(shared) >= 2 and not any(shared in filler for filler in _FILLER_ZH):
+                score += len(shared)
+    return score
 
 
 # --- the query -------------------------------------------------------------------------------
@@ -777,10 +863,10 @@ def parse_query(text: str, now: datetime) -> TxQuery:
             day = _recent_day_of_month(int(clean), today) if 1 <= int(clean) <= 31 else None
             if day is not None:
                 alternatives = ((_at(day, 0, now), _at(day, 24, now)),)
-        return TxQuery(None, None, None, whole, None, alternatives)
+        return TxQuery(None, None, None, whole, None, alternatives, approximate=_is_whole(clean))
 
     marked, rest = _blank(_MARKED_AMOUNT_RE, clean)
-    amount = _first_amount(marked)
+    amount, amount_text = _first_amount_text(marked)
 
     hit: _Hit | None = None
     for pattern, handler in _DATE_RULES:
@@ -796,9 +882,11 @@ def parse_query(text: str, now: datetime) -> TxQuery:
 
     marked_cn, rest = _blank(_MARKED_CN_AMOUNT_RE, rest)
     if amount is None:
-        amount = _first_amount(marked_cn)
+        amount, amount_text = _first_amount_text(marked_cn)
     if amount is None:
-        amount = _first_amount(_BARE_NUMBER_RE.finditer(rest))
+        bare, rest = _blank(_BARE_NUMBER_RE, rest)
+        amount, amount_text = _first_amount_text(bare)
+    words = _merchant_words(rest)
 
     start = end = None
     ranges: tuple[DateRange, ...] = ()
@@ -816,7 +904,16 @@ def parse_query(text: str, now: datetime) -> TxQuery:
         if start > now:  # not begun yet today: the most recent one was yesterday's
             start, end = _fold(today - timedelta(days=1), part, now)
         day_part = "night" if part == _PREDAWN else part
-    return TxQuery(None, start, end, amount, day_part, ranges)
+    return TxQuery(
+        None,
+        start,
+        end,
+        amount,
+        day_part,
+        ranges,
+        words=words,
+        approximate=amount is not None and _is_whole(amount_text),
+    )
 
 
 def _utc(moment: datetime) -> datetime:
@@ -829,9 +926,13 @@ def _within(moment: datetime, start: datetime | None, end: datetime | None) -> b
     return (start is None or _utc(start) <= moment) and (end is None or moment < _utc(end))
 
 
+def _near(amount: Decimal, wanted: Decimal) -> bool:
+    return wanted - Decimal("0.5") <= abs(amount) < wanted + 1
+
+
 def match_transactions(query: TxQuery, transactions: Iterable[Transaction]) -> list[Transaction]:
     """The transactions a query asks for, newest first (see the module docstring)."""
-    if query.is_empty:
+    if query.is_empty and not query.words:
         return []
     ranges: list[tuple[datetime | None, datetime | None]] = []
     if query.start is not None or query.end is not None:
@@ -843,8 +944,18 @@ def match_transactions(query: TxQuery, transactions: Iterable[Transaction]) -> l
             continue
         if ranges and not any(_within(created, start, end) for start, end in ranges):
             continue
-        if query.amount is not None and abs(tx.amount) != query.amount:
-            continue
         found.append(tx)
+    if query.words and query.transaction_id is None:
+        scores = {tx.id: merchant_score(query.words, tx.merchant) for tx in found}
+        top = max(scores.values(), default=0)
+        if top > 0:
+            found = [tx for tx in found if scores[tx.id] == top]
+        elif query.is_empty:
+            found = []  # words alone that name no merchant find nothing
+    if query.amount is not None:
+        exact = [tx for tx in found if abs(tx.amount) == query.amount]
+        if not exact and query.approximate:
+            exact = [tx for tx in found if _near(tx.amount, query.amount)]
+        found = exact
     found.sort(key=lambda tx: _utc(tx.created_at), reverse=True)
     return found

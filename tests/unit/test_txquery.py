@@ -6,6 +6,8 @@ from decimal import Decimal
 from zoneinfo import ZoneInfo
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from tgbot.backend.base import Transaction
 from tgbot.txquery import TxQuery, match_transactions, parse_amount, parse_query
@@ -417,3 +419,100 @@ def test_match_naive_created_at_is_utc():
         status="success",
     )
     assert match_transactions(parse_query("3号", NOW), [naive]) == [naive]
+
+
+# --- merchants and approximate amounts -------------------------------------------------------
+
+MERCHANTS = ("京东商城", "星巴克", "Starbucks", "Tom & Jerry's <Café>", "Apple Store", "美团外卖")
+
+
+def shop(
+    tx_id: str, merchant: str, amount: str, created_utc: str = "2026-11-03 12:00"
+) -> Transaction:
+    return Transaction(
+        id=tx_id,
+        account_id="acc",
+        created_at=datetime.fromisoformat(created_utc).replace(tzinfo=UTC),
+        amount=Decimal(amount),
+        currency="CNY",
+        merchant=merchant,
+        status="success",
+    )
+
+
+JD = shop("TXJD", "京东商城", "460.61", "2026-10-30 04:00")  # Friday 30 Oct, Shanghai noon
+SB = shop("TXSB", "Starbucks", "94.20")
+SB2 = shop("TXSB2", "Starbucks", "35.00", "2026-11-01 12:00")
+MT = shop("TXMT", "美团外卖", "94.00")
+SHOPS = [JD, SB, SB2, MT]
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("上周五在京东买的鞋想退", [JD]),  # date + merchant
+        ("460块", [JD]),  # users round: 460 finds 460.61
+        ("460.00", []),  # typed with cents: exact only
+        ("starbucks 94", [SB]),  # merchant + rounded amount
+        ("starbucks", [SB, SB2]),  # a merchant alone
+        ("94", [MT]),  # an exact amount wins over a rounded one
+        ("refund starbucks 94", [SB]),
+        ("check the payment on the 3rd", [SB, MT]),  # filler words do not narrow
+        ("我在京东买的", [JD]),
+        ("costco", []),  # a word alone that names no merchant finds nothing
+        ("costco 94", [MT]),  # ... but with an amount it is ignored
+    ],
+)
+def test_merchants_and_rounded_amounts(text, expected):
+    assert match_transactions(parse_query(text, NOW), SHOPS) == expected
+
+
+def test_words_are_kept_apart_from_dates_and_amounts():
+    query = parse_query("上周五在京东买的 460块", NOW)
+    assert query.amount == Decimal("460") and query.approximate
+    assert query.start == local("2026-10-30") and any("京东" in w for w in query.words)
+    assert not parse_query("460.61", NOW).approximate
+    assert not parse_query("88块5", NOW).approximate
+    assert parse_query("hello", NOW).is_empty and parse_query("hello", NOW).words == ("hello",)
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    merchant=st.sampled_from(MERCHANTS),
+    cents=st.integers(min_value=100, max_value=9_999_999),
+)
+def test_a_rounded_amount_finds_the_payment_and_never_one_a_unit_away(merchant, cents):
+    amount = Decimal(cents).scaleb(-2)
+    paid = shop("TXA", merchant, str(amount))
+    far = shop("TXB", merchant, str(amount + 1))
+    for typed in (int(amount), int(amount.quantize(Decimal(1), rounding="ROUND_HALF_UP"))):
+        query = parse_query(f"{typed}块", NOW)
+        assert query.approximate
+        found = match_transactions(query, [paid, far])
+        assert paid in found
+        assert far not in found or int(far.amount) == typed
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    merchant=st.sampled_from(MERCHANTS),
+    filler=st.text(alphabet="的了吗呢啊 我想要查退款那笔 the check my payment", max_size=20),
+)
+def test_a_merchant_named_in_any_filler_is_found(merchant, filler):
+    key = merchant.split()[0].lower() if merchant[0].isascii() else merchant[:2]
+    others = [shop(f"TX{i}", m, "10.00") for i, m in enumerate(MERCHANTS) if m != merchant]
+    wanted = shop("TXW", merchant, "10.00")
+    found = match_transactions(parse_query(f"{filler} {key} {filler}", NOW), [*others, wanted])
+    assert wanted in found
+    # Another merchant is found too only if it shares the name (星巴克 / Starbucks do not).
+    assert all(t.merchant == merchant for t in found)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.text(max_size=300))
+def test_any_text_parses_and_matches_without_error(text):
+    query = parse_query(text, NOW)
+    found = match_transactions(query, SHOPS)
+    assert set(found) <= set(SHOPS)
+    if query.is_empty and not query.words:
+        assert found == []
