@@ -79,11 +79,11 @@ async def run(spec: dict[str, Any]) -> dict[str, Any]:
         loop.add_signal_handler(sig, stop.set)
     await app.initialize()
     if spec.get("preload_answers"):
-        # The free-text answer index (jieba's dictionary and the articles), loaded before
-        # the bot polls, so that start-up includes it.
-        from tgbot.answers.search import default_index
+        # The free-text router (trained, embeddings loaded) before the bot polls, so that
+        # start-up includes it.
+        from tgbot.answers.router import default_router
 
-        await asyncio.to_thread(default_index)
+        await asyncio.to_thread(default_router)
     if spec.get("refund_step_seconds"):
         app.backend.refund_step_seconds = spec["refund_step_seconds"]
     wallet = None

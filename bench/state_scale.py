@@ -1,6 +1,6 @@
 """Scale of state: the bot's RSS and start-up time (process start -> first update answered)
 with 10k / 100k users, each linked, verified and in the middle of a guided flow (a persisted
-conversation state and ``user_data``), with the free-text answer index (jieba) loaded.
+conversation state and ``user_data``), with the free-text router (trained at start) loaded.
 
 The persisted rows are real: one user walks lookup -> refund up to the reason step on the
 real bot, which is stopped gracefully; its ``ptb_conversations`` and ``ptb_user_data`` rows
@@ -90,7 +90,7 @@ def fill(db: Path, users: int, conversations: list[tuple], user_data: list[tuple
         )
 
 
-async def startup(users: int, rows: tuple[list, list], jieba: bool) -> dict[str, Any]:
+async def startup(users: int, rows: tuple[list, list], router: bool) -> dict[str, Any]:
     with workdir() as tmp:
         db = tmp / "bot.db"
         await prepare_database(db, accounts=1, tx_per_account=3)
@@ -104,7 +104,7 @@ async def startup(users: int, rows: tuple[list, list], jieba: bool) -> dict[str,
         async with emulator_server(emu) as server:
             emu.user_send(newcomer.id, "/start")  # waiting for the bot as it starts
             child = ChildBot(
-                server.base_url, db, tmp / "bot.log", config=dict(UNCAPPED), preload_answers=jieba
+                server.base_url, db, tmp / "bot.log", config=dict(UNCAPPED), preload_answers=router
             )
             await child.start(wait_ready=False)
             answered = await watcher.wait_beyond(newcomer.id, 0, 300.0)
@@ -117,7 +117,7 @@ async def startup(users: int, rows: tuple[list, list], jieba: bool) -> dict[str,
         "persisted_conversations": users * len(rows[0]),
         "db_mb": db_mb,
         "fill_s": round(fill_s, 2),
-        "jieba_loaded": jieba,
+        "router_loaded": router,
         "first_update_answered_s": round(first_answer_s, 2) if first_answer_s else None,
         "ready_s": round(ready_s, 2),
         "rss_mb": rss["rss_mb"],
@@ -131,7 +131,7 @@ async def main_async(args: Any) -> dict[str, Any]:
     started = time.monotonic()
     with workdir() as tmp:
         rows = await template_rows(tmp)
-    runs = [await startup(n, rows, jieba=not args.no_jieba) for n in sizes]
+    runs = [await startup(n, rows, router=not args.no_router) for n in sizes]
     return {
         "bench": "state_scale",
         "small": args.small,
@@ -145,7 +145,7 @@ async def main_async(args: Any) -> dict[str, Any]:
 def main() -> None:
     p = parser(__doc__.splitlines()[0])
     p.add_argument("--sizes", default="0,10000,100000", help="comma-separated user counts")
-    p.add_argument("--no-jieba", action="store_true", help="do not load the answer index")
+    p.add_argument("--no-router", action="store_true", help="do not train the question router")
     args = p.parse_args()
     quiet_logs()
     emit(asyncio.run(main_async(args)))

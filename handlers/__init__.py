@@ -79,11 +79,9 @@ STAGES: list[tuple[Stage, Callable[[], list[BaseHandler]]]] = [
     ),
     (
         Stage.ROUTER,
-        lambda: final(
-            handoff.router_handlers()
-            # last: the rule above is more specific; unfreeze questions get the article
-            + selfservice.router_handlers()
-        ),
+        # The learned router: "talk to a person" opens a ticket there too (a word rule
+        # before it sent "fake agent" to a ticket instead of the phishing article).
+        lambda: final(selfservice.router_handlers()),
     ),
     (Stage.FALLBACK, core.fallback_handlers),
 ]

@@ -35,6 +35,7 @@ from telegram.ext import (
     BaseHandler,
     CallbackQueryHandler,
     ConversationHandler,
+    TypeHandler,
 )
 from telegram.warnings import PTBUserWarning
 
@@ -305,6 +306,17 @@ class GuidedFlow(ConversationHandler):
         if chat is None or chat.type != ChatType.PRIVATE:
             return None
         return super().check_update(update)
+
+    async def enter(self, update: Update, context: BotContext, callback: Callback) -> None:
+        """Start this flow with ``callback`` as its entry step, from outside its entry points
+        (the free-text router acting on a clear intent); same lifecycle as an entry point.
+
+        Raises ``ApplicationHandlerStop`` like a flow's own step (later stages must not
+        answer too).
+        """
+        handler = TypeHandler(Update, self._track(str(self.name), callback, entry=True))
+        key = (update.effective_chat.id, update.effective_user.id)
+        await self.handle_update(update, context.application, (None, key, handler, None), context)
 
     def end_for(self, key: tuple[int, int]) -> None:
         """End this flow for a (chat, user) key from outside the flow.

@@ -9,7 +9,6 @@ the help. Other flows escalate with :func:`create_ticket`.
 from __future__ import annotations
 
 import logging
-import re
 import secrets
 import time
 from datetime import datetime
@@ -45,12 +44,6 @@ from .common import (
 
 _LOGGER = logging.getLogger(__name__)
 
-#: Free text that asks for a person (the router sends it here).
-HUMAN_WORDS = re.compile(
-    r"(人工|真人|(找|要|联系|接通?|叫|转)客服|客服在吗|^客服$|\bagent\b|\bhuman\b|operator|"
-    r"real person|someone real|support staff)",
-    re.IGNORECASE,
-)
 #: Seconds to wait for the rest of an album before relaying it as one.
 ALBUM_WAIT = 0.8
 #: Handling time assumed before any ticket was closed.
@@ -427,15 +420,6 @@ def command_handlers() -> list:
         CallbackQueryHandler(end_by_user, pattern=r"^tk:end$"),
         CommandHandler("human", talk_to_human, filters=private),
         CallbackQueryHandler(talk_to_human, pattern=r"^menu:human$"),
-    ]
-
-
-def router_handlers() -> list:
-    """Return the free-text router's escalation rule (人工 / 客服 / agent / human)."""
-    return [
-        MessageHandler(
-            f.ChatType.PRIVATE & f.TEXT & ~f.COMMAND & f.Regex(HUMAN_WORDS), talk_to_human
-        )
     ]
 
 

@@ -170,6 +170,15 @@ async def lookup_start(update: Update, context: BotContext) -> object:
     return await require_verified(update, context, show_list)
 
 
+async def from_search(update: Update, context: BotContext) -> object:
+    """Start from typed text that asks about a payment ("check the payment on the 3rd",
+    "starbucks 94"): after the identity check, the search is already applied."""
+    data = scratch(context)
+    data.update(days=30, status="all", page=0, routed=True)
+    data["search"] = (update.effective_message.text or "")[:200]
+    return await require_verified(update, context, show_search)
+
+
 async def show_list(update: Update, context: BotContext, account_id: str) -> object:
     """Show one page of transactions with paging and filter buttons."""
     data = scratch(context)
@@ -298,6 +307,9 @@ async def show_search(update: Update, context: BotContext, account_id: str) -> o
     text = scratch(context).get("search", "")
     now = datetime.now(context.config.zone)
     query = parse_query(text, now)
+    routed = scratch(context).pop("routed", False)
+    if query.is_empty and routed:
+        return await show_list(update, context, account_id)  # nothing to search: the list
     if query.is_empty:
         await send_step(update, context, context._(NOT_UNDERSTOOD), nav_rows(context), edit=False)
         return Lookup.LIST

@@ -47,7 +47,7 @@ from tgbot.context import BotContext
 from tgbot.i18n import N_
 from tgbot.lanes import Lane
 from tgbot.text import escape, normalize_input, truncate
-from tgbot.txquery import parse_amount
+from tgbot.txquery import match_transactions, parse_amount, parse_query
 
 from .common import (
     END,
@@ -194,6 +194,15 @@ async def from_menu(update: Update, context: BotContext) -> object:
     return await require_verified(update, context, choose_transaction)
 
 
+async def from_search(update: Update, context: BotContext) -> object:
+    """Start from typed text that asks for a refund ("上周五在京东买的鞋想退", "refund
+    starbucks 94"): the payments it names (date, amount, merchant) are offered first."""
+    text = update.effective_message.text or ""
+    _start(context, None)
+    scratch(context)["search"] = text[:200]
+    return await require_verified(update, context, choose_transaction)
+
+
 async def my_refunds(update: Update, context: BotContext) -> object:
     """``/refunds`` or the button: list the user's refunds."""
     await answer_button(update, context)
@@ -216,7 +225,15 @@ async def choose_transaction(update: Update, context: BotContext, account_id: st
         tx
         for tx in page.items
         if tx.kind == "payment" and tx.status in ("success", "partially_refunded")
-    ][:8]
+    ]
+    search = scratch(context).pop("search", None)
+    if search and payments:
+        found = match_transactions(parse_query(search, datetime.now(context.config.zone)), payments)
+        if len(found) == 1:
+            scratch(context)["tx"] = found[0].id
+            return await check_transaction(update, context, account_id)
+        payments = found or payments
+    payments = payments[:8]
     my_refunds_row = [
         InlineKeyboardButton(context._(MY_REFUNDS_LABEL), callback_data="refund:mine")
     ]

@@ -1,25 +1,37 @@
-"""Self-service answers: free text the flows and menus did not take is answered from the help
-articles (``tgbot.answers``), in the user's language, whichever language they typed in.
+"""Self-service answers: free text the flows and menus did not take goes to the learned router
+(``tgbot.answers.router``), which says what it is about; the user is answered in their
+language, whichever language they typed in.
 
-The user gets one article when one clearly fits (with buttons that start the matching flow,
-a human and the main menu, and "Did this solve it?"), the top 2-3 as buttons when several
-are close, or "I could not find an answer" with the menu and a human. Text with no topic the
-articles know (the weather, a joke) goes on to the fallback's "did not understand". "No"
-offers a human, and the question goes into the ticket. Every question and what became of it
-is stored for the admin stats (answered / helpful / escalated).
+* A clear question gets its article (buttons that start the matching flow, a human, the main
+  menu, and "Did this solve it?"); "No" offers a human, and the question goes into the
+  ticket.
+* A clear intent acts: theft or "freeze it now" starts the freeze (confirm first); "I want a
+  refund" starts the refund flow and "check the payment on the 3rd" the lookup, each with
+  the date, amount or merchant already searched; "talk to a person" and complaints open a
+  ticket with the message; a greeting gets a greeting and the main menu.
+* Possible theft that is not clear asks first: freeze it now, or the other topic?
+* An unclear question gets the 2-3 closest topics, a human and the menu.
+* Out of scope (the weather, a joke) goes on to the fallback's "did not understand" and menu.
+
+Every question and what became of it is stored for the admin stats (answered / helpful /
+escalated).
 
 ```mermaid
 stateDiagram-v2
-    [*] --> article: one clear match
-    [*] --> candidates: close matches
-    [*] --> not_found: topic words, no good match
-    [*] --> fallback: nothing the articles know
+    [*] --> article: clear question
+    [*] --> flow: clear intent (freeze / refund / refund status / lookup)
+    [*] --> ticket: talk to a person / complaint
+    [*] --> menu: greeting
+    [*] --> safety: maybe theft
+    [*] --> candidates: unclear
+    [*] --> fallback: out of scope
+    safety --> flow: freeze
+    safety --> article: the other topic
     candidates --> article: pick one
     article --> [*]: Yes (helpful) / a flow's button / main menu
     article --> offer: No
     offer --> ticket: talk to a human (question carried)
     article --> ticket: talk to a human (question carried)
-    not_found --> ticket: talk to a human (question carried)
 ```
 """
 
@@ -36,19 +48,15 @@ from telegram.error import BadRequest
 from telegram.ext import CallbackQueryHandler, MessageHandler
 from telegram.ext import filters as f
 
-from storage.repos.answers import ANSWERED, CANDIDATES, UNMATCHED, AnswerRecord
-from tgbot.answers import (
-    HOURS_ALWAYS,
-    HOURS_RANGE,
-    Article,
-    default_index,
-    get_article,
-    index_ready,
-)
+from storage.repos.answers import ANSWERED, CANDIDATES, AnswerRecord
+from tgbot.answers import HOURS_ALWAYS, HOURS_RANGE, Article, get_article
+from tgbot.answers.articles import FREEZE, FREEZE_LABEL
+from tgbot.answers.router import Decision, Router, default_router, router_ready
 from tgbot.context import BotContext
 from tgbot.i18n import N_
 from tgbot.text import escape, truncate
 
+from . import freeze, lookup, refund
 from .common import (
     CONTINUE,
     HUMAN_LABEL,
@@ -71,9 +79,10 @@ SORRY = N_(
     "question:\n<i>{question}</i>"
 )
 CANDIDATES_TEXT = N_("I found a few answers that may fit. Which one do you mean?")
-NOT_FOUND = N_(
-    "Sorry, I could not find an answer to that. Choose a topic from the menu below, or talk "
-    "to a human."
+SAFETY_ASK = N_(
+    "If someone else is using your account, or you see payments you did not make, freeze "
+    "it now: nobody can pay from it until support unfreezes it. Or did you mean the topic "
+    "below?"
 )
 
 #: A question is stored (and shown back) up to this many characters.
@@ -132,66 +141,81 @@ def _human_and_menu(context: BotContext, answer_id: int) -> list[InlineKeyboardB
     ]
 
 
-def _menu_with_human(context: BotContext, answer_id: int) -> InlineKeyboardMarkup:
-    """Return the main menu whose "talk to a human" button carries the question."""
-    rows = [
-        [
-            InlineKeyboardButton(button.text, callback_data=f"ans:human:{answer_id}")
-            if button.callback_data == "menu:human"
-            else button
-            for button in row
-        ]
-        for row in main_menu_markup(context).inline_keyboard
-    ]
-    return InlineKeyboardMarkup(rows)
+async def _router() -> Router:
+    """Return the router without blocking the event loop while it trains."""
+    if router_ready():
+        return default_router()
+    return await asyncio.to_thread(default_router)
 
 
-async def _index():
-    """Return the search index without blocking the event loop while it loads."""
-    if index_ready():
-        return default_index()
-    return await asyncio.to_thread(default_index)
+#: Topics whose flow starts at once, with the step that starts it.
+FLOW_STARTS = {
+    "account_stolen": ("freeze", freeze.freeze_start),
+    "refund_request": ("refund", refund.from_search),
+    "refund_status": ("refund", refund.my_refunds),
+    "lookup": ("lookup", lookup.from_search),
+}
 
 
 async def answer_question(update: Update, context: BotContext) -> object:
-    """Answer free text from the articles: one answer, candidates, or not found."""
+    """Route free text: act on a clear intent, answer a clear question, ask about possible
+    theft, offer candidates, or leave out-of-scope text to the fallback."""
     message = update.effective_message
-    user = update.effective_user
     text = (message.text or "").strip()
     if not _WORDY.search(text):
         return CONTINUE  # emoji, digits, punctuation: the fallback answers
-    match = (await _index()).search(text)
-    if match.kind == "none" and match.reason != "weak":
+    router = await _router()
+    decision: Decision = await asyncio.to_thread(router.decide, text)
+    if decision.kind == "none":
         return CONTINUE  # out of scope: not forced onto an article
-    repo = context.repos.answers
     question = truncate(text, QUESTION_LIMIT)
-    if match.kind == "answer":
-        article = get_article(match.keys[0])
-        assert article is not None
-        answer_id = await repo.record(user.id, context.lang, question, ANSWERED, article.key)
-        await message.reply_text(
-            article_text(context, article),
-            reply_markup=article_keyboard(context, article, answer_id),
-        )
-    elif match.kind == "candidates":
-        answer_id = await repo.record(user.id, context.lang, question, CANDIDATES)
-        rows = [
-            [
-                InlineKeyboardButton(
-                    context._(get_article(key).title), callback_data=f"ans:pick:{answer_id}:{key}"
-                )
-            ]
-            for key in match.keys
+    if decision.kind == "answer":
+        return await act(update, context, decision.best, question)
+    repo = context.repos.answers
+    answer_id = await repo.record(update.effective_user.id, context.lang, question, CANDIDATES)
+    rows = [
+        [
+            InlineKeyboardButton(
+                context._(get_article(key).title), callback_data=f"ans:pick:{answer_id}:{key}"
+            )
         ]
-        rows.append(_human_and_menu(context, answer_id))
-        await message.reply_text(
-            context._(CANDIDATES_TEXT), reply_markup=InlineKeyboardMarkup(rows)
+        for key in decision.topics
+        if key != "account_stolen" or decision.kind != "safety"
+    ]
+    if decision.kind == "safety":
+        rows.insert(0, [InlineKeyboardButton(context._(FREEZE_LABEL), callback_data=FREEZE)])
+    rows.append(_human_and_menu(context, answer_id))
+    text = SAFETY_ASK if decision.kind == "safety" else CANDIDATES_TEXT
+    await message.reply_text(context._(text), reply_markup=InlineKeyboardMarkup(rows))
+    return None
+
+
+async def act(update: Update, context: BotContext, topic: str, question: str) -> object:
+    """Do what a clear topic asks for: start its flow, open a ticket, greet, or answer."""
+    article = get_article(topic)
+    assert article is not None, topic
+    user_id = update.effective_user.id
+    repo = context.repos.answers
+    answer_id = await repo.record(user_id, context.lang, question, ANSWERED, topic)
+    if topic in FLOW_STARTS:
+        name, step = FLOW_STARTS[topic]
+        await context.application.flows[name].enter(update, context, step)
+        return None
+    if topic == "human" or article.kind == "complaint":
+        if article.kind == "complaint":
+            await update.effective_message.reply_text(context._(article.body))
+        key = "complaint" if article.kind == "complaint" else "question"
+        ticket = await create_ticket(update, context, info={key: question})
+        await repo.escalated(answer_id, user_id, ticket.id)
+        return None
+    if article.kind == "greeting":
+        await update.effective_message.reply_text(
+            context._(article.body), reply_markup=main_menu_markup(context)
         )
-    else:
-        answer_id = await repo.record(user.id, context.lang, question, UNMATCHED)
-        await message.reply_text(
-            context._(NOT_FOUND), reply_markup=_menu_with_human(context, answer_id)
-        )
+        return None
+    await update.effective_message.reply_text(
+        article_text(context, article), reply_markup=article_keyboard(context, article, answer_id)
+    )
     return None
 
 
@@ -216,6 +240,11 @@ async def pick_candidate(update: Update, context: BotContext) -> None:
     query = update.callback_query
     await context.repos.answers.choose(record.id, record.user_id, article.key)
     await query.answer()
+    if article.kind == "complaint":
+        await query.edit_message_text(context._(article.body))
+        ticket = await create_ticket(update, context, info={"complaint": record.question})
+        await context.repos.answers.escalated(record.id, record.user_id, ticket.id)
+        return
     await query.edit_message_text(
         article_text(context, article), reply_markup=article_keyboard(context, article, record.id)
     )
@@ -260,10 +289,10 @@ async def to_human(update: Update, context: BotContext) -> None:
 
 
 def warm_up() -> None:
-    """Load jieba and build the index in a background thread (once per process), so the
-    first question does not wait for it."""
-    if not index_ready():
-        threading.Thread(target=default_index, name="answers-index", daemon=True).start()
+    """Train the router in a background thread (once per process), so the first question
+    does not wait for it."""
+    if not router_ready():
+        threading.Thread(target=default_router, name="answers-router", daemon=True).start()
 
 
 def router_handlers() -> list:

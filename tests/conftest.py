@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
+
 import pytest
 
 from tests.harness import BotHarness
 from tests.support.survey import quiz_flow, support_handlers, survey_flow
+from tgbot.answers.router import default_router
 
 #: Card numbers the tests type into chats (Luhn-valid test numbers).
 TEST_CARDS = ("4111111111111111", "4242424242424242", "5555555555554444")
@@ -18,6 +21,9 @@ FAST = {"rate_overall_per_second": 10_000.0, "rate_chat_per_second": 10_000.0}
 async def make_bot(tmp_path):
     """Return a factory of started bots on one database (tests may restart them)."""
     harnesses: list[BotHarness] = []
+    # The question router trains once per process (a few seconds on a busy machine): before
+    # the first bot, so no test's first question waits for it past the harness's timeout.
+    await asyncio.to_thread(default_router)
 
     async def factory(
         *, http: bool = False, emu=None, webhook_port: int | None = None, **config

@@ -59,6 +59,11 @@ def _parser() -> argparse.ArgumentParser:
     demo.add_argument("--db", default="tgbot-demo.db", help="demo database (not the real one)")
     i18n = sub.add_parser("i18n", help="translation catalogs: extract, update, compile, check")
     i18n.add_argument("action", choices=["extract", "update", "compile", "check"])
+    answers = sub.add_parser(
+        "answers", help="the question router: build embeddings, tune thresholds, evaluate"
+    )
+    answers.add_argument("action", choices=["build", "tune", "eval"])
+    answers.add_argument("file", nargs="?", help="labelled TSV (eval)")
     return parser
 
 
@@ -129,6 +134,10 @@ def main(argv: list[str] | None = None) -> int:
             from .sandbox.demo import run_demo
 
             return run_demo(config, host=args.host, port=args.port, db_path=Path(args.db))
+        if args.command == "answers":
+            from .answers.tools import run_answers
+
+            return run_answers(args.action, args.file)
         if args.command == "i18n":
             from .i18n_tools import run_i18n
 

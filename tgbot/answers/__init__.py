@@ -1,25 +1,25 @@
-"""Self-service answers: bilingual help articles and the free-text search that finds them.
+"""Self-service answers: bilingual help articles and the learned router that finds them.
 
-Pure logic, importable without python-telegram-bot: :mod:`.articles` (texts, buttons,
-phrases), :mod:`.synonyms` (colloquial phrasing, typos, concepts), :mod:`.search` (jieba +
-BM25 index and the answer / candidates / nothing decision). ``handlers.selfservice`` shows
-the answers in Telegram.
+Pure logic, importable without python-telegram-bot: :mod:`.articles` (texts and buttons),
+:mod:`.router` (the trained topic models and the decision: act, answer, ask, candidates,
+out of scope). ``handlers.selfservice`` shows the answers in Telegram.
 """
 
 from .articles import ARTICLES, HOURS_ALWAYS, HOURS_RANGE, Action, Article, get_article
-from .search import AnswerIndex, Match, Segmenter, default_index, index_ready, search
+from .router import TOPICS, Decision, Router, Thresholds, default_router, route, router_ready
 
 __all__ = [
     "ARTICLES",
     "HOURS_ALWAYS",
     "HOURS_RANGE",
+    "TOPICS",
     "Action",
-    "AnswerIndex",
     "Article",
-    "Match",
-    "Segmenter",
-    "default_index",
+    "Decision",
+    "Router",
+    "Thresholds",
+    "default_router",
     "get_article",
-    "index_ready",
-    "search",
+    "route",
+    "router_ready",
 ]

