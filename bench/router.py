@@ -6,7 +6,7 @@ runs), and the latency of one decision per question over the labelled questions 
 languages, both frozen splits and the training set), one at a time as the bot asks them.
 Run it in a fresh process so the load is real:
 
-    .venv/bin/python bench/router.py [--rounds 2] [--no-embeddings]
+    .venv/bin/python -m bench.router [--rounds 2] [--no-embeddings] [--small]
 """
 
 from __future__ import annotations
@@ -28,6 +28,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rounds", type=int, default=2, help="passes over the questions")
     parser.add_argument("--no-embeddings", action="store_true", help="the char model alone")
+    parser.add_argument("--small", action="store_true", help="100 questions, once (smoke test)")
     args = parser.parse_args()
     started = time.perf_counter()
     import numpy  # noqa: F401
@@ -49,6 +50,8 @@ def main() -> None:
         for path in (data / "router_eval.tsv", data / "questions_eval.tsv")
         for e in load_examples(path)
     ] + [e.text for e in load_examples()][::5]
+    if args.small:
+        questions, args.rounds = questions[::20], 1
     router.decide("warm up")
     latencies = []
     for _ in range(args.rounds):
@@ -60,6 +63,8 @@ def main() -> None:
     print(
         json.dumps(
             {
+                "bench": "router",
+                "small": args.small,
                 "model": "char" if args.no_embeddings else "ensemble",
                 "import_s": round(imported, 3),
                 "e5_load_s": round(embedder.load_seconds, 3) if embedder else None,

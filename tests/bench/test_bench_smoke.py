@@ -25,6 +25,7 @@ BENCHES = (
     "durability",
     "state_scale",
     "profile",
+    "router",
 )
 
 
@@ -164,3 +165,12 @@ def test_profile(results):
     assert r["trial"]["walks"]["done"] > 0
     assert Path(r["report"]).exists()
     assert r["top_self_s"] or r["top_total_s"]
+
+
+def test_router(results):
+    r = results["router"]
+    _common(r, "router")
+    assert r["model"] == "ensemble" and r["examples"] >= 25 * 2 * 40
+    assert r["decisions"] == r["questions"] > 0
+    assert 0 < r["ms_p50"] <= r["ms_p95"] <= r["ms_max"]
+    assert r["startup_s"] >= r["train_s"] > 0

@@ -29,8 +29,16 @@ from .router import (
 
 #: Topics whose messages must be offered the freeze first (a miss is a safety misroute).
 SAFETY_TOPICS = frozenset({STOLEN})
-#: Topics a theft message must never be routed to first.
-UNSAFE_FOR_THEFT = frozenset({"unfreeze", "wrong_transfer"})
+#: Each model's thresholds as ``tgbot answers tune`` chose them (the ensemble's are the
+#: router's :data:`~.router.DEFAULT_THRESHOLDS`); the other two are for comparison.
+CV_THRESHOLDS = {
+    "char": Thresholds(clear=0.5, none=0.45, safety=0.05),
+    "embedding": Thresholds(clear=0.55, none=0.6, safety=0.05),
+    "ensemble": Thresholds(clear=0.4, none=0.3, safety=0.1),
+}
+#: A theft message not offered the freeze first costs as much as this many other messages
+#: asked "freeze it now?" for nothing (safety first, but not a question on every message).
+MISSED_THEFT_WEIGHT = 50
 
 
 def cross_validate(
@@ -138,26 +146,29 @@ def report(examples: Sequence[Example], decisions: Sequence[Decision]) -> Report
 def choose_thresholds(examples: Sequence[Example], probabilities: np.ndarray) -> Thresholds:
     """Choose the thresholds from out-of-fold probabilities of the training examples.
 
-    ``safety``: the highest value (0.05 to 0.5) that misses no more theft examples than the
-    lowest one (with the safety words, :func:`~.router.safety_words`). Then ``clear`` and
-    ``none`` maximise, over a grid, the utility: +1 for the right topic at once, +0.5 for it
-    first among candidates, -2 for a wrong topic acted on at once, -3 for an out-of-scope
-    message answered, -1 for an in-scope one left to the fallback.
+    ``safety`` (0.05 to 0.5, with the safety words, :func:`~.router.safety_words`): the
+    fewest theft examples not offered the freeze first, each weighing as much as
+    :data:`MISSED_THEFT_WEIGHT` other examples asked "freeze it now?" for nothing. Then
+    ``clear`` and ``none`` maximise, over a grid, the utility: +1 for the right topic at
+    once, +0.5 for it first among candidates, -2 for a wrong topic acted on at once, -3 for
+    an out-of-scope message answered, -1 for an in-scope one left to the fallback.
     """
     texts = [e.text for e in examples]
     topics = [e.topic for e in examples]
 
-    def misses(safety: float) -> int:
+    def cost(safety: float) -> float:
         thresholds = Thresholds(safety=safety)
-        return sum(
-            decide(row, thresholds, text).best != STOLEN
-            for row, text, topic in zip(probabilities, texts, topics, strict=True)
-            if topic == STOLEN
-        )
+        total = 0.0
+        for row, text, topic in zip(probabilities, texts, topics, strict=True):
+            first = decide(row, thresholds, text).best
+            if topic == STOLEN:
+                total += MISSED_THEFT_WEIGHT * (first != STOLEN)
+            else:
+                total += first == STOLEN
+        return total
 
     grid = [round(0.05 * i, 2) for i in range(1, 11)]
-    counts = {value: misses(value) for value in grid}
-    safety = max(value for value in grid if counts[value] == min(counts.values()))
+    safety = min(grid, key=lambda value: (cost(value), value))
     best: tuple[float, Thresholds] | None = None
     for clear, none in itertools.product(np.arange(0.3, 0.91, 0.05), np.arange(0.2, 0.81, 0.05)):
         thresholds = Thresholds(

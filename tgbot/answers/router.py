@@ -110,15 +110,17 @@ class Thresholds:
     Chosen by cross-validation on the training examples (``tgbot answers tune``)."""
 
     #: One topic is acted on at once when its probability is at least this.
-    clear: float = 0.5
+    clear: float = 0.4
     #: Out of scope when "none" is the best topic with at least this probability.
-    none: float = 0.4
+    none: float = 0.3
     #: Anything at or above this probability of theft is offered the freeze first.
-    safety: float = 0.2
+    safety: float = 0.1
     #: A candidate needs at least this probability.
     candidate: float = 0.08
 
 
+#: The ensemble's thresholds, chosen by ``tgbot answers tune`` (5-fold cross-validation on
+#: ``data/train.tsv``; see :func:`.measure.choose_thresholds`).
 DEFAULT_THRESHOLDS = Thresholds()
 
 

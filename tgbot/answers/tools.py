@@ -9,9 +9,18 @@ from pathlib import Path
 
 import numpy as np
 
-from .measure import choose_thresholds, confusion_rows, cross_validate, per_topic_table, report
+from .measure import (
+    CV_THRESHOLDS,
+    choose_thresholds,
+    confusion_rows,
+    cross_validate,
+    per_topic_table,
+    report,
+)
 from .router import (
     EMBEDDINGS_FILE,
+    STOLEN,
+    Decision,
     Embedder,
     Router,
     build_embeddings,
@@ -57,7 +66,11 @@ def _decide_all(probabilities, thresholds, examples):
 
 
 def evaluate(path: Path) -> int:
-    """Report the char model, the embedding model and the ensemble on a labelled file."""
+    """Report the char model, the embedding model and the ensemble on a labelled file, each
+    with its cross-validated thresholds; the ensemble also as users get it (the freeze
+    flow's own words first)."""
+    from handlers.freeze import wants_freeze
+
     examples = load_examples(path)
     texts = [e.text for e in examples]
     router = Router()
@@ -67,8 +80,20 @@ def evaluate(path: Path) -> int:
         "embedding": router.embedding.proba(texts),
     }
     probabilities["ensemble"] = (probabilities["char"] + probabilities["embedding"]) / 2
-    for name, probs in probabilities.items():
-        result = report(examples, _decide_all(probs, router.thresholds, examples))
+    results = {
+        name: report(examples, _decide_all(probs, CV_THRESHOLDS[name], examples))
+        for name, probs in probabilities.items()
+    }
+    frozen_words = [
+        Decision("answer", (STOLEN,), (1.0,)) if wants_freeze(e.text) else decision
+        for e, decision in zip(
+            examples,
+            _decide_all(probabilities["ensemble"], CV_THRESHOLDS["ensemble"], examples),
+            strict=True,
+        )
+    ]
+    results["ensemble + freeze words"] = report(examples, frozen_words)
+    for name, result in results.items():
         print(f"## {name}")
         for lang in ("zh", "en"):
             top1, in_scope = result.accuracy(lang), result.in_scope_top1(lang)
@@ -79,11 +104,11 @@ def evaluate(path: Path) -> int:
                 f"({result.out_of_scope[lang]}), theft {result.theft[lang]}"
             )
         print(f"safety misroutes: {result.safety_misroutes}")
-        if name == "ensemble":
-            print(per_topic_table(result))
-            print("| expected | offered first | n |\n|---|---|---|")
-            for expected, offered, count in confusion_rows(result):
-                print(f"| `{expected}` | `{offered}` | {count} |")
+    final = results["ensemble + freeze words"]
+    print(per_topic_table(final))
+    print("| expected | offered first | n |\n|---|---|---|")
+    for expected, offered, count in confusion_rows(final):
+        print(f"| `{expected}` | `{offered}` | {count} |")
     return 0
 
 
