@@ -25,6 +25,7 @@ from .router import (
     Example,
     Thresholds,
     decide,
+    safety_words,
 )
 
 #: Topics whose messages must be offered the freeze first (a miss is a safety misroute).
@@ -32,8 +33,8 @@ SAFETY_TOPICS = frozenset({STOLEN})
 #: Each model's thresholds as ``tgbot answers tune`` chose them (the ensemble's are the
 #: router's :data:`~.router.DEFAULT_THRESHOLDS`); the other two are for comparison.
 CV_THRESHOLDS = {
-    "char": Thresholds(clear=0.5, none=0.45, safety=0.05),
-    "embedding": Thresholds(clear=0.55, none=0.6, safety=0.05),
+    "char": Thresholds(clear=0.5, none=0.4, safety=0.05),
+    "embedding": Thresholds(clear=0.55, none=0.55, safety=0.05),
     "ensemble": Thresholds(clear=0.4, none=0.3, safety=0.1),
 }
 #: A theft message not offered the freeze first costs as much as this many other messages
@@ -153,7 +154,8 @@ def choose_thresholds(examples: Sequence[Example], probabilities: np.ndarray) ->
     once, +0.5 for it first among candidates, -2 for a wrong topic acted on at once, -3 for
     an out-of-scope message answered, -1 for an in-scope one left to the fallback.
     """
-    texts = [e.text for e in examples]
+    # The safety words are looked for once per text ("" where there are none).
+    texts = [e.text if safety_words(e.text) else "" for e in examples]
     topics = [e.topic for e in examples]
 
     def cost(safety: float) -> float:
