@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import resource
 import statistics
 import sys
@@ -34,6 +35,7 @@ def main() -> None:
     import numpy  # noqa: F401
     import sklearn.linear_model  # noqa: F401
 
+    from bench._common import machine
     from tgbot.answers.router import Embedder, Router, load_examples
 
     imported = time.perf_counter() - started
@@ -77,6 +79,8 @@ def main() -> None:
                 "ms_p95": round(latencies[int(len(latencies) * 0.95)], 2),
                 "ms_max": round(latencies[-1], 2),
                 "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024),
+                "load_average": round(os.getloadavg()[0], 2),
+                "machine": machine(),
             }
         )
     )
