@@ -292,7 +292,9 @@ def warm_up() -> None:
     """Train the router in a background thread (once per process), so the first question
     does not wait for it."""
     if not router_ready():
-        threading.Thread(target=default_router, name="answers-router", daemon=True).start()
+        # Not a daemon: a process stopped during the first seconds waits for the training
+        # to end instead of tearing the interpreter down under native code (an abort).
+        threading.Thread(target=default_router, name="answers-router").start()
 
 
 def router_handlers() -> list:
