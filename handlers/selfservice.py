@@ -40,6 +40,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 import re
 import threading
 
@@ -288,13 +289,23 @@ async def to_human(update: Update, context: BotContext) -> None:
     await context.repos.answers.escalated(record.id, record.user_id, ticket.id)
 
 
+def _train_gently() -> None:
+    """Train the router at a lower CPU priority, on one core: serving updates comes first."""
+    with contextlib.suppress(AttributeError, OSError):  # Linux: the nice value of a thread
+        os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), 10)
+    from threadpoolctl import threadpool_limits
+
+    with threadpool_limits(limits=1):
+        default_router()
+
+
 def warm_up() -> None:
     """Train the router in a background thread (once per process), so the first question
     does not wait for it."""
     if not router_ready():
         # Not a daemon: a process stopped during the first seconds waits for the training
         # to end instead of tearing the interpreter down under native code (an abort).
-        threading.Thread(target=default_router, name="answers-router").start()
+        threading.Thread(target=_train_gently, name="answers-router").start()
 
 
 def router_handlers() -> list:
