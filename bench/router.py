@@ -1,12 +1,13 @@
 """Start-up and per-question cost of the question router (no Telegram, no network).
 
-Prints JSON: the time to import the libraries, load the e5 engine, train both models from
-``tgbot/answers/data/`` (the embeddings of the examples are stored, so only the training
-runs), and the latency of one decision per question over the labelled questions (both
-languages, both frozen splits and the training set), one at a time as the bot asks them.
+Prints JSON: the time to import the libraries, load the e5 engine, load both models (trained
+at build time from ``tgbot/answers/data/`` by ``tgbot answers build``; ``--train`` trains
+them here instead, as the bot does when the stored model is stale), and the latency of one
+decision per question over the labelled questions (both languages, both frozen splits and
+part of the training set), one at a time as the bot asks them.
 Run it in a fresh process so the load is real:
 
-    .venv/bin/python -m bench.router [--rounds 2] [--no-embeddings] [--small]
+    .venv/bin/python -m bench.router [--rounds 2] [--no-embeddings] [--train] [--small]
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rounds", type=int, default=2, help="passes over the questions")
     parser.add_argument("--no-embeddings", action="store_true", help="the char model alone")
+    parser.add_argument("--train", action="store_true", help="train at start, not load")
     parser.add_argument("--small", action="store_true", help="100 questions, once (smoke test)")
     args = parser.parse_args()
     started = time.perf_counter()
@@ -43,7 +45,10 @@ def main() -> None:
     if not args.no_embeddings:
         embedder = Embedder()
     began = time.perf_counter()
-    router = Router(use_embeddings=not args.no_embeddings, embedder=embedder)
+    examples = load_examples()
+    router = Router(
+        examples if args.train else None, use_embeddings=not args.no_embeddings, embedder=embedder
+    )
     trained = time.perf_counter() - began
     total = time.perf_counter() - started
     data = ROOT / "tests" / "unit" / "data"
@@ -51,7 +56,7 @@ def main() -> None:
         e.text
         for path in (data / "router_eval.tsv", data / "questions_eval.tsv")
         for e in load_examples(path)
-    ] + [e.text for e in load_examples()][::5]
+    ] + [e.text for e in examples][::5]
     if args.small:
         questions, args.rounds = questions[::20], 1
     router.decide("warm up")
@@ -70,9 +75,10 @@ def main() -> None:
                 "model": "char" if args.no_embeddings else "ensemble",
                 "import_s": round(imported, 3),
                 "e5_load_s": round(embedder.load_seconds, 3) if embedder else None,
-                "train_s": round(trained, 3),
+                "models_s": round(trained, 3),
+                "trained_at_start": router.trained_at_start,
                 "startup_s": round(total, 3),
-                "examples": len(router.examples),
+                "examples": len(examples),
                 "questions": len(questions),
                 "decisions": len(latencies),
                 "ms_p50": round(statistics.median(latencies), 2),

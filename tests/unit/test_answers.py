@@ -20,11 +20,13 @@ from tgbot.answers.router import (
     STOLEN,
     CharModel,
     Example,
+    Router,
     Thresholds,
     decide,
     default_router,
     load_embeddings,
     load_examples,
+    load_model,
     normalize,
 )
 from tgbot.i18n import translator
@@ -113,6 +115,16 @@ def test_stored_embeddings_cover_every_training_text():
 def test_normalize_folds_width_case_traditional_and_numbers():
     assert normalize("ＡＢＣ  帳戶被凍結 460.61") == "abc 帐户被冻结 0.0"  # OpenCC t2s
     assert normalize(unicodedata.normalize("NFD", "Café")) == "café"
+
+
+def test_the_stored_model_is_trained_on_the_current_data_and_reproducible(router):
+    """``data/model.npz`` (from ``tgbot answers build``) matches ``train.tsv``: the default
+    router loads it, and training again on the same data gives the same probabilities."""
+    assert load_model() is not None, "run `tgbot answers build` after changing train.tsv"
+    assert not router.trained_at_start
+    texts = ["支付失败怎么办", "hi", "someone is using my account", "京东 88块 想退款"]
+    fresh = Router(load_examples())
+    assert np.allclose(router.probabilities(texts), fresh.probabilities(texts), atol=1e-6)
 
 
 def test_char_model_is_deterministic():

@@ -38,6 +38,7 @@ _LOGGER = logging.getLogger(__name__)
 DATA = Path(__file__).parent / "data"
 TRAIN_FILE = DATA / "train.tsv"
 EMBEDDINGS_FILE = DATA / "train_e5.npz"
+MODEL_FILE = DATA / "model.npz"
 
 #: Topics with an article or a flow, plus the ones the router answers itself.
 TOPICS: tuple[str, ...] = (
@@ -195,51 +196,125 @@ def load_examples(path: Path = TRAIN_FILE) -> list[Example]:
 # --- models ----------------------------------------------------------------------------------
 
 
-def _proba_by_topic(model: Any, matrix: Any) -> np.ndarray:
-    """Probabilities in :data:`TOPICS` order (a topic missing from training gets 0)."""
-    raw = model.predict_proba(matrix)
-    out = np.zeros((raw.shape[0], len(TOPICS)))
-    for column, topic in enumerate(model.classes_):
-        out[:, TOPICS.index(topic)] = raw[:, column]
-    return out
+class Linear:
+    """A fitted multinomial logistic regression: probabilities are the softmax of
+    ``x @ coef.T + intercept`` (what scikit-learn's ``predict_proba`` computes), in
+    :data:`TOPICS` order (a topic missing from training gets 0)."""
+
+    def __init__(self, coef: np.ndarray, intercept: np.ndarray, classes: Sequence[str]) -> None:
+        self.coef = np.asarray(coef, dtype=np.float64)
+        self.intercept = np.asarray(intercept, dtype=np.float64)
+        self.columns = [TOPICS.index(str(topic)) for topic in classes]
+
+    @classmethod
+    def fit(cls, matrix: Any, topics: Sequence[str], c: float) -> Linear:
+        """Fit on a feature matrix (newton-cg: the same optimum as lbfgs, reached ~20x
+        faster on these features)."""
+        from sklearn.linear_model import LogisticRegression
+
+        model = LogisticRegression(C=c, solver="newton-cg", max_iter=1000)
+        model.fit(matrix, list(topics))
+        return cls(model.coef_, model.intercept_, model.classes_)
+
+    def proba(self, matrix: Any) -> np.ndarray:
+        """Return the topic probabilities of each row."""
+        scores = np.asarray(matrix @ self.coef.T) + self.intercept
+        scores = np.exp(scores - scores.max(axis=1, keepdims=True))
+        raw = scores / scores.sum(axis=1, keepdims=True)
+        out = np.zeros((raw.shape[0], len(TOPICS)))
+        out[:, self.columns] = raw
+        return out
+
+    def arrays(self, prefix: str) -> dict[str, np.ndarray]:
+        """Return what :meth:`from_arrays` needs, keyed with ``prefix``."""
+        classes = np.array([TOPICS[i] for i in self.columns])
+        return {
+            f"{prefix}coef": self.coef.astype(np.float32),
+            f"{prefix}intercept": self.intercept,
+            f"{prefix}classes": classes,
+        }
+
+    @classmethod
+    def from_arrays(cls, arrays: Any, prefix: str) -> Linear:
+        """Rebuild from :meth:`arrays`."""
+        return cls(
+            arrays[f"{prefix}coef"], arrays[f"{prefix}intercept"], arrays[f"{prefix}classes"]
+        )
+
+
+def _vectorizers(vocabularies: Sequence[Any] = (None, None)) -> list[Any]:
+    """The char model's two TF-IDF vectorizers (fixed vocabularies when given)."""
+    from sklearn.feature_extraction.text import TfidfVectorizer
+
+    chars, words = vocabularies
+    return [
+        TfidfVectorizer(
+            analyzer="char_wb",
+            ngram_range=(1, 4),
+            sublinear_tf=True,
+            dtype=np.float32,
+            vocabulary=chars,
+        ),
+        TfidfVectorizer(
+            token_pattern=r"[a-z][a-z']+",
+            ngram_range=(1, 2),
+            sublinear_tf=True,
+            dtype=np.float32,
+            vocabulary=words,
+        ),
+    ]
 
 
 class CharModel:
     """TF-IDF of character 1-4-grams (within words) and of Latin words, and a logistic
-    regression."""
+    regression (C=10)."""
 
-    def __init__(self, examples: Sequence[Example], c: float = 10.0) -> None:
-        from sklearn.feature_extraction.text import TfidfVectorizer
-        from sklearn.linear_model import LogisticRegression
-        from sklearn.pipeline import FeatureUnion
+    def __init__(self, examples: Sequence[Example] = (), c: float = 10.0) -> None:
+        self.vectorizers: list[Any] = []
+        self.linear: Linear | None = None
+        if examples:
+            from scipy.sparse import hstack
 
-        self.features = FeatureUnion(
-            [
-                (
-                    "chars",
-                    TfidfVectorizer(
-                        analyzer="char_wb", ngram_range=(1, 4), sublinear_tf=True, dtype=np.float32
-                    ),
-                ),
-                (
-                    "words",
-                    TfidfVectorizer(
-                        token_pattern=r"[a-z][a-z']+",
-                        ngram_range=(1, 2),
-                        sublinear_tf=True,
-                        dtype=np.float32,
-                    ),
-                ),
-            ]
-        )
-        matrix = self.features.fit_transform([normalize(e.text) for e in examples])
-        # newton-cg: the same optimum as lbfgs, reached ~20x faster on these features.
-        self.model = LogisticRegression(C=c, solver="newton-cg", max_iter=1000)
-        self.model.fit(matrix, [e.topic for e in examples])
+            texts = [normalize(e.text) for e in examples]
+            self.vectorizers = _vectorizers()
+            matrix = hstack([v.fit_transform(texts) for v in self.vectorizers]).tocsr()
+            self.linear = Linear.fit(matrix, [e.topic for e in examples], c)
+
+    def features(self, texts: Sequence[str]) -> Any:
+        """Return the TF-IDF features of the texts."""
+        from scipy.sparse import hstack
+
+        normalized = [normalize(t) for t in texts]
+        return hstack([v.transform(normalized) for v in self.vectorizers]).tocsr()
 
     def proba(self, texts: Sequence[str]) -> np.ndarray:
         """Return the topic probabilities of each text (rows in ``texts`` order)."""
-        return _proba_by_topic(self.model, self.features.transform([normalize(t) for t in texts]))
+        assert self.linear is not None
+        return self.linear.proba(self.features(texts))
+
+    def arrays(self) -> dict[str, np.ndarray]:
+        """Return the fitted model as arrays (for :data:`MODEL_FILE`)."""
+        assert self.linear is not None
+        out = self.linear.arrays("char_")
+        for name, vectorizer in zip(("chars", "words"), self.vectorizers, strict=True):
+            terms = sorted(vectorizer.vocabulary_, key=vectorizer.vocabulary_.get)
+            out[f"char_{name}_terms"] = np.array(terms)
+            out[f"char_{name}_idf"] = vectorizer.idf_
+        return out
+
+    @classmethod
+    def from_arrays(cls, arrays: Any) -> CharModel:
+        """Rebuild from :meth:`arrays` without training."""
+        model = cls()
+        vocabularies = [
+            {term: i for i, term in enumerate(arrays[f"char_{name}_terms"].tolist())}
+            for name in ("chars", "words")
+        ]
+        model.vectorizers = _vectorizers(vocabularies)
+        for name, vectorizer in zip(("chars", "words"), model.vectorizers, strict=True):
+            vectorizer.idf_ = arrays[f"char_{name}_idf"]
+        model.linear = Linear.from_arrays(arrays, "char_")
+        return model
 
 
 class Embedder:
@@ -302,27 +377,28 @@ def build_embeddings(
 
 
 class EmbeddingModel:
-    """A logistic regression over the e5 embeddings of the examples."""
+    """A logistic regression (C=100) over the e5 embeddings of the examples."""
 
     def __init__(
         self,
-        examples: Sequence[Example],
-        vectors: np.ndarray,
-        embedder: Embedder | None,
+        examples: Sequence[Example] = (),
+        vectors: np.ndarray | None = None,
+        embedder: Embedder | None = None,
         c: float = 100.0,
     ) -> None:
-        from sklearn.linear_model import LogisticRegression
-
         self.embedder = embedder
-        self.model = LogisticRegression(C=c, solver="newton-cg", max_iter=1000)
-        self.model.fit(vectors, [e.topic for e in examples])
+        self.linear: Linear | None = None
+        if examples:
+            assert vectors is not None
+            self.linear = Linear.fit(vectors, [e.topic for e in examples], c)
 
     def proba(self, texts: Sequence[str], vectors: np.ndarray | None = None) -> np.ndarray:
         """Return the topic probabilities of each text (embedded now unless given)."""
+        assert self.linear is not None
         if vectors is None:
             assert self.embedder is not None
             vectors = self.embedder.embed(texts)
-        return _proba_by_topic(self.model, vectors)
+        return self.linear.proba(vectors)
 
 
 # --- the decision ----------------------------------------------------------------------------
@@ -364,8 +440,40 @@ def decide(
     )
 
 
+#: What the stored model was trained with; a change retrains (``tgbot answers build``).
+MODEL_RECIPE = "char: char_wb 1-4 + words 1-2, C=10; e5-small: C=100; newton-cg; v1"
+
+
+def data_fingerprint(path: Path = TRAIN_FILE) -> str:
+    """Return the fingerprint of the training data and the recipe the models need."""
+    return hashlib.sha256(path.read_bytes() + MODEL_RECIPE.encode()).hexdigest()
+
+
+def build_model(examples: Sequence[Example], embedder: Embedder, path: Path = MODEL_FILE) -> None:
+    """Train both models on the stored embeddings and save them to ``path`` (build time)."""
+    vectors, _ = load_embeddings(examples, embedder)
+    arrays = CharModel(examples).arrays()
+    arrays.update(EmbeddingModel(examples, vectors).linear.arrays("e5_"))  # type: ignore[union-attr]
+    np.savez_compressed(path, fingerprint=np.array(data_fingerprint()), **arrays)
+
+
+def load_model(path: Path = MODEL_FILE) -> Any | None:
+    """Return the stored model's arrays if they were trained on the current data, else None."""
+    if not path.exists():
+        return None
+    with np.load(path) as stored:
+        if str(stored["fingerprint"]) != data_fingerprint():
+            return None
+        return {key: stored[key] for key in stored.files}
+
+
 class Router:
-    """The trained models and the decision (see the module docstring)."""
+    """The trained models and the decision (see the module docstring).
+
+    The default router loads the models trained at build time (``data/model.npz``, made by
+    ``tgbot answers build`` from ``data/train.tsv``); when that file does not match the data
+    it trains them at start instead (a few seconds). Given ``examples``, it trains on them.
+    """
 
     def __init__(
         self,
@@ -376,15 +484,26 @@ class Router:
         embedder: Embedder | None = None,
     ) -> None:
         started = time.perf_counter()
-        self.examples = list(examples) if examples is not None else load_examples()
         self.thresholds = thresholds
-        self.char = CharModel(self.examples)
         self.embedding: EmbeddingModel | None = None
         self.missing_embeddings = 0
-        if use_embeddings:
-            embedder = embedder or Embedder()
-            vectors, self.missing_embeddings = load_embeddings(self.examples, embedder)
-            self.embedding = EmbeddingModel(self.examples, vectors, embedder)
+        stored = load_model() if examples is None else None
+        self.trained_at_start = stored is None
+        if stored is not None:
+            self.examples: list[Example] = []
+            self.char = CharModel.from_arrays(stored)
+            if use_embeddings:
+                self.embedding = EmbeddingModel(embedder=embedder or Embedder())
+                self.embedding.linear = Linear.from_arrays(stored, "e5_")
+        else:
+            if examples is None:
+                _LOGGER.warning("The stored router model is stale; training at start")
+            self.examples = list(examples) if examples is not None else load_examples()
+            self.char = CharModel(self.examples)
+            if use_embeddings:
+                embedder = embedder or Embedder()
+                vectors, self.missing_embeddings = load_embeddings(self.examples, embedder)
+                self.embedding = EmbeddingModel(self.examples, vectors, embedder)
         self.build_seconds = time.perf_counter() - started
 
     def probabilities(self, texts: Sequence[str]) -> np.ndarray:

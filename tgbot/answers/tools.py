@@ -19,11 +19,13 @@ from .measure import (
 )
 from .router import (
     EMBEDDINGS_FILE,
+    MODEL_FILE,
     STOLEN,
     Decision,
     Embedder,
     Router,
     build_embeddings,
+    build_model,
     load_embeddings,
     load_examples,
 )
@@ -32,11 +34,26 @@ OOF_FILE = Path(tempfile.gettempdir()) / "tgbot-router-oof.npz"
 
 
 def build() -> int:
-    """Embed every training text into ``data/train_e5.npz``."""
+    """Embed the training texts into ``data/train_e5.npz`` (unless it covers them all), then
+    train both models into ``data/model.npz``."""
     started = time.perf_counter()
-    count = build_embeddings(load_examples(), Embedder())
-    print(f"{EMBEDDINGS_FILE}: {count} embeddings in {time.perf_counter() - started:.1f} s")
+    examples = load_examples()
+    embedder = Embedder()
+    if load_embeddings_or_none(examples) is None:
+        count = build_embeddings(examples, embedder)
+        print(f"{EMBEDDINGS_FILE}: {count} embeddings in {time.perf_counter() - started:.1f} s")
+    started = time.perf_counter()
+    build_model(examples, embedder)
+    print(f"{MODEL_FILE}: trained in {time.perf_counter() - started:.1f} s")
     return 0
+
+
+def load_embeddings_or_none(examples):
+    """Return the stored embeddings if they cover every example, else None."""
+    try:
+        return load_embeddings(examples, None)[0]
+    except LookupError:
+        return None
 
 
 def tune() -> int:
