@@ -21,7 +21,7 @@ FAST = {"rate_overall_per_second": 10_000.0, "rate_chat_per_second": 10_000.0}
 async def make_bot(tmp_path):
     """Return a factory of started bots on one database (tests may restart them)."""
     harnesses: list[BotHarness] = []
-    # The question router trains once per process (a few seconds on a busy machine): before
+    # The question router loads once per process (seconds on a busy machine): before
     # the first bot, so no test's first question waits for it past the harness's timeout.
     await asyncio.to_thread(default_router)
 
