@@ -3,12 +3,34 @@
 from __future__ import annotations
 
 import asyncio
+import os
 
 import pytest
+from hypothesis import HealthCheck, settings
 
 from tests.harness import BotHarness
 from tests.support.survey import quiz_flow, support_handlers, survey_flow
 from tgbot.answers.router import default_router
+
+# Property-based tests: a fixed seed and a bounded number of examples by default (CI runs
+# exactly this), more examples with random seeds locally: TGBOT_HYPOTHESIS_EXAMPLES=5000.
+settings.register_profile(
+    "ci",
+    derandomize=True,
+    max_examples=100,
+    deadline=None,
+    database=None,
+    print_blob=True,
+    suppress_health_check=[HealthCheck.too_slow],
+)
+settings.register_profile(
+    "deep",
+    max_examples=int(os.environ.get("TGBOT_HYPOTHESIS_EXAMPLES") or 100),
+    deadline=None,
+    print_blob=True,
+    suppress_health_check=[HealthCheck.too_slow],
+)
+settings.load_profile("deep" if os.environ.get("TGBOT_HYPOTHESIS_EXAMPLES") else "ci")
 
 #: Card numbers the tests type into chats (Luhn-valid test numbers).
 TEST_CARDS = ("4111111111111111", "4242424242424242", "5555555555554444")
