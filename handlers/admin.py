@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
+from markupsafe import Markup
 from telegram import Update
 from telegram.constants import ChatType
 from telegram.ext import CommandHandler
@@ -96,7 +97,7 @@ async def stats(update: Update, context: BotContext) -> object:
         rating=context.tr.number(round(rating, 2)) if rating is not None else context._(NONE),
         refunds=refunds,
         answers=answer_text,
-        broadcasts="\n".join(lines) or context._(NONE),
+        broadcasts=Markup("\n").join(lines) or context._(NONE),
     )
     await update.effective_message.reply_text(text)
     return None

@@ -8,7 +8,6 @@ end to an abandoned flow, an answer to every stale button, and never a dead end.
 from __future__ import annotations
 
 import contextlib
-import html
 import logging
 import secrets
 import time
@@ -239,7 +238,7 @@ async def on_error(update: object, context: BotContext) -> None:
     try:
         await context.bot.send_message(
             chat.id,
-            context._(ERROR_TEXT).format(ref=html.escape(ref)),
+            context._(ERROR_TEXT).format(ref=ref),
             reply_markup=main_menu_markup(context),
         )
     except TelegramError as exc:

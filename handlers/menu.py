@@ -5,6 +5,7 @@ leaves whatever is running.
 
 from __future__ import annotations
 
+from markupsafe import Markup
 from telegram import (
     BotCommand,
     BotCommandScopeAllPrivateChats,
@@ -82,8 +83,8 @@ async def help_command(update: Update, context: BotContext) -> None:
         for e in MENU
     ]
     parts = [context._(HELP_TITLE), *(topics or [context._(HELP_GUIDED)])]
-    text = "\n".join(parts) + "\n\n" + context._(HELP_COMMANDS) + "\n\n" + context._(HELP_SAFETY)
-    text += "\n\n" + context._(HELP_PRIVACY)
+    text = Markup("\n").join(parts) + "\n\n" + context._(HELP_COMMANDS) + "\n\n"
+    text += context._(HELP_SAFETY) + "\n\n" + context._(HELP_PRIVACY)
     await update.effective_message.reply_text(text, reply_markup=main_menu_markup(context))
 
 
@@ -151,5 +152,5 @@ def command_handlers() -> list:
         CommandHandler("language", language_command, filters=private),
         CommandHandler("cancel", cancel, filters=private),
         CallbackQueryHandler(language_command, pattern=r"^lang:menu$"),
-        CallbackQueryHandler(set_language, pattern=r"^lang:set:"),
+        CallbackQueryHandler(set_language, pattern=r"^lang:set:[A-Za-z_]{1,10}$"),
     ]

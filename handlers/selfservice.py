@@ -44,6 +44,7 @@ import os
 import re
 import threading
 
+from markupsafe import Markup
 from telegram import InlineKeyboardButton, InlineKeyboardMarkup, Message, Update
 from telegram.error import BadRequest
 from telegram.ext import CallbackQueryHandler, MessageHandler
@@ -109,7 +110,7 @@ def article_text(context: BotContext, article: Article) -> str:
     body = context._(article.body)
     if "{hours}" in article.body:
         body = body.format(hours=_hours(context))
-    text = f"<b>{context._(article.title)}</b>\n\n{body}"
+    text = Markup(f"<b>{context._(article.title)}</b>\n\n{body}")  # all from the catalogs
     if article.kind == "article":
         text += "\n\n" + context._(DID_IT_HELP)
     return text

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from markupsafe import Markup
 from telegram.ext import CallbackContext, ExtBot
 
 from .i18n import Translator, translator
@@ -70,10 +71,12 @@ class BotContext(CallbackContext[ExtBot, dict, dict, dict]):
         """Return this update's language code (``zh_Hans`` or ``en``)."""
         return self.tr.lang
 
-    def _(self, message: str) -> str:
-        """Translate ``message`` into this update's language."""
+    def _(self, message: str) -> Markup:
+        """Translate ``message`` into this update's language (HTML whose ``format()``
+        escapes every value: names and texts from outside the catalogs never become
+        markup)."""
         return self.tr.gettext(message)
 
-    def ngettext(self, singular: str, plural: str, n: int) -> str:
+    def ngettext(self, singular: str, plural: str, n: int) -> Markup:
         """Translate the plural form of a message that fits ``n``."""
         return self.tr.ngettext(singular, plural, n)

@@ -23,6 +23,7 @@ from babel.dates import format_datetime as babel_format_datetime
 from babel.messages.mofile import write_mo
 from babel.messages.pofile import read_po
 from babel.numbers import format_currency, format_decimal
+from markupsafe import Markup
 
 LOCALES_DIR = Path(__file__).resolve().parent.parent / "locales"
 DOMAIN = "messages"
@@ -74,13 +75,14 @@ class Translator:
     locale: Locale
     catalog: gettext_module.NullTranslations
 
-    def gettext(self, message: str) -> str:
-        """Translate ``message``."""
-        return self.catalog.gettext(message)
+    def gettext(self, message: str) -> Markup:
+        """Translate ``message``: HTML from the catalog, whose ``format()`` escapes every
+        value (see :mod:`tgbot.text`)."""
+        return Markup(self.catalog.gettext(message))
 
-    def ngettext(self, singular: str, plural: str, n: int) -> str:
-        """Translate the form of ``singular``/``plural`` that fits ``n``."""
-        return self.catalog.ngettext(singular, plural, n)
+    def ngettext(self, singular: str, plural: str, n: int) -> Markup:
+        """Translate the form of ``singular``/``plural`` that fits ``n`` (HTML, as above)."""
+        return Markup(self.catalog.ngettext(singular, plural, n))
 
     def money(self, amount: Decimal, currency: str) -> str:
         """Format ``amount`` of ``currency`` for this locale (e.g. ``¥88.00`` / ``US$5.00``)."""

@@ -1,10 +1,20 @@
-"""Text safety helpers: HTML escaping, Telegram length limits, input normalization."""
+"""Text safety helpers: HTML escaping, Telegram length limits, input normalization.
+
+Messages are sent as HTML. Escaping happens in one place: a catalog text
+(:meth:`tgbot.i18n.Translator.gettext`, ``context._``) is a :class:`markupsafe.Markup`, so
+its ``format()`` escapes every value that is not itself Markup — a wallet display name, a
+Telegram name, a merchant, anything typed by a user or an agent. :func:`escape` is the same
+escaping for text sent without a catalog template; its result is Markup, so it is never
+escaped twice.
+"""
 
 from __future__ import annotations
 
-import html
 import re
 import unicodedata
+
+from markupsafe import Markup
+from markupsafe import escape as _markup_escape
 
 MESSAGE_LIMIT = 4096
 CAPTION_LIMIT = 1024
@@ -16,9 +26,16 @@ DEEP_LINK_LIMIT = 64
 _SPACES = re.compile(r"\s+")
 
 
-def escape(text: object) -> str:
-    """HTML-escape user-provided text for a message sent with ``parse_mode=HTML``."""
-    return html.escape(str(text), quote=False)
+def escape(text: object) -> Markup:
+    """HTML-escape text from outside the catalogs for a message sent with ``parse_mode=HTML``
+    (Markup: formatting it into a catalog text does not escape it again)."""
+    return _markup_escape(str(text)) if not isinstance(text, Markup) else text
+
+
+def plain(template: str, **values: object) -> str:
+    """Format a catalog ``template`` as plain text (button answers and other places that
+    are not HTML): no markup, no escaping."""
+    return str.format(str(template), **values)
 
 
 def normalize_input(text: str) -> str:
