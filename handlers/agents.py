@@ -13,8 +13,9 @@ import logging
 import re
 from datetime import datetime
 
+from markupsafe import Markup
 from telegram import InlineKeyboardButton, InlineKeyboardMarkup, InputFile, Message, Update
-from telegram.constants import ChatType, MessageEntityType
+from telegram.constants import ChatType
 from telegram.error import TelegramError
 from telegram.ext import (
     ApplicationHandlerStop,
@@ -27,9 +28,10 @@ from telegram.ext import filters as f
 from storage import Ticket
 from tgbot.context import BotContext
 from tgbot.i18n import N_, translator
-from tgbot.text import escape
+from tgbot.links import links_in_message, refused
+from tgbot.text import escape, plain
 
-from .common import CONTINUE
+from .common import CALLBACK_ID, CONTINUE, EXPIRED_TEXT
 from .desk import _group_tr
 from .handoff import _kind, relay_from_user
 
@@ -73,37 +75,41 @@ MACROS: dict[str, str] = {
     "bye": N_("Is there anything else I can help you with? If not, I will close this chat."),
 }
 
-_URL = re.compile(r"(?:https?://)?((?:[a-z0-9-]+\.)+[a-z]{2,})(?:[/:?#]\S*)?", re.IGNORECASE)
+#: Commands agents use in a ticket's topic; any other command there does nothing.
+AGENT_COMMANDS = ("claim", "close", "note", "macro", "transcript", "transfer")
+#: Ticket buttons, the only buttons that work in the agents' groups (for roster agents).
+TICKET_BUTTON = rf"^tk:(claim|close|xfer):{CALLBACK_ID}$|^tk:to:{CALLBACK_ID}:{CALLBACK_ID}$"
 
 
-def link_domains(message: Message) -> set[str]:
-    """Return the domains a message links to (typed URLs and text links)."""
-    text = message.text or message.caption or ""
-    domains = set()
-    entities = message.entities or message.caption_entities or ()
-    for entity in entities:
-        if entity.type == MessageEntityType.TEXT_LINK and entity.url:
-            match = _URL.match(entity.url)
-            if match:
-                domains.add(match.group(1).lower())
-        elif entity.type == MessageEntityType.URL:
-            typed = (
-                message.parse_entity(entity)
-                if message.text
-                else message.parse_caption_entity(entity)
-            )
-            match = _URL.match(typed)
-            if match:
-                domains.add(match.group(1).lower())
-    for match in _URL.finditer(text):
-        if "://" in match.group(0) or match.group(0).lower().startswith("www."):
-            domains.add(match.group(1).lower())
-    return domains
+def refused_links(message: Message, context: BotContext) -> list[str]:
+    """Return what to tell an agent about each link of ``message`` that may not reach a
+    user (its real host, or the link), in order; empty if every link is allowed."""
+    verdicts = refused(
+        links_in_message(message), context.config.link_allowlist, context.bot.username
+    )
+    return list(dict.fromkeys(verdict.shown for verdict in verdicts))
 
 
-def disallowed_domains(domains: set[str], allowlist: tuple[str, ...]) -> set[str]:
-    """Return the domains not on the allow-list (subdomains of allowed ones are allowed)."""
-    return {d for d in domains if not any(d == a or d.endswith("." + a) for a in allowlist)}
+async def refuse_links(
+    message: Message, context: BotContext, agent_id: int, ticket: Ticket, *, edit: bool
+) -> bool:
+    """Tell the agent and audit it if ``message`` links outside the allow-list; True if so.
+
+    New messages and edits go through this same check (an edit never changes the user's
+    copy into a phishing link)."""
+    shown = refused_links(message, context)
+    if not shown:
+        return False
+    await message.reply_text(
+        context._(LINK_REFUSED).format(
+            domains=escape(", ".join(shown)),
+            allowed=escape(", ".join(context.config.link_allowlist)),
+        )
+    )
+    await context.repos.audit.record(
+        agent_id, "relay.link_refused", ticket.id, {"links": shown, "edit": edit}
+    )
+    return True
 
 
 async def _agent_or_none(update: Update, context: BotContext):
@@ -135,9 +141,17 @@ async def agent_group_update(update: Update, context: BotContext) -> None:
     if not _in_agent_group(update, context):
         return
     context.tr = _group_tr(context.config, update.effective_chat.id)
+    query = update.callback_query
+    if query is not None:
+        if re.match(TICKET_BUTTON, query.data or ""):
+            return  # ticket buttons check the roster themselves (ticket_button)
+        # A user's button (the menu, a ticket, a language...) does nothing here, for anyone.
+        agent = await context.repos.agents.get(query.from_user.id)
+        await query.answer(context._(EXPIRED_TEXT if agent else NOT_ROSTER))
+        raise ApplicationHandlerStop
     message = update.effective_message
-    if message is None or update.callback_query is not None:
-        return  # buttons are handled by their own handlers
+    if message is None:
+        raise ApplicationHandlerStop
     migrated = message.migrate_to_chat_id
     if migrated:
         await context.repos.tickets.record_group_move(message.chat_id, migrated)
@@ -149,29 +163,23 @@ async def agent_group_update(update: Update, context: BotContext) -> None:
     if agent is None:
         await context.app.desk.report_non_agent(message.chat_id, user.id, escape(user.full_name))
         raise ApplicationHandlerStop
-    if (message.text or "").startswith("/"):
-        return  # agent commands are handled by the command handlers that follow
+    command = (message.text or "").split(maxsplit=1)[0].split("@")[0] if message.text else ""
+    if command.startswith("/"):
+        if update.message is not None and command[1:] in AGENT_COMMANDS:
+            return  # agent commands are handled by the command handlers that follow
+        raise ApplicationHandlerStop  # user commands (/start, /human...) do nothing here
     ticket = await _topic_ticket(update, context)
     if ticket is None or not ticket.is_open:
         raise ApplicationHandlerStop
-    if update.edited_message is not None:
+    edit = update.edited_message is not None
+    if await refuse_links(message, context, agent.user_id, ticket, edit=edit):
+        raise ApplicationHandlerStop
+    if edit:
         caption = message.caption is not None
         if not await context.app.desk.edit_out(
             ticket, message.message_id, message.caption or message.text or "", caption
         ):
             await message.reply_text(context._(EDIT_NOT_MAPPED))
-        raise ApplicationHandlerStop
-    refused = disallowed_domains(link_domains(message), context.config.link_allowlist)
-    if refused:
-        await message.reply_text(
-            context._(LINK_REFUSED).format(
-                domains=escape(", ".join(sorted(refused))),
-                allowed=escape(", ".join(context.config.link_allowlist)),
-            )
-        )
-        await context.repos.audit.record(
-            agent.user_id, "relay.link_refused", ticket.id, {"domains": sorted(refused)}
-        )
         raise ApplicationHandlerStop
     if ticket.status == "open":
         await context.app.desk.claim(ticket, agent.user_id, agent.name)
@@ -203,12 +211,16 @@ async def claim_command(update: Update, context: BotContext) -> None:
         await update.effective_message.reply_text(await _claimed_by_text(context, ticket))
 
 
-async def _claimed_by_text(context: BotContext, ticket: Ticket) -> str:
+async def _claimed_by_text(context: BotContext, ticket: Ticket, *, html: bool = True) -> str:
+    """Return who holds the ticket now (HTML for a message, plain for a button's answer)."""
     fresh = await context.repos.tickets.get(ticket.id)
     if fresh is None or not fresh.is_open:
         return context._(ALREADY_CLOSED)
     holder = await context.repos.agents.get(fresh.claimed_by or 0)
-    return context._(ALREADY_CLAIMED).format(agent=escape(holder.name if holder else "?"))
+    name = holder.name if holder else "?"
+    if html:
+        return context._(ALREADY_CLAIMED).format(agent=name)
+    return plain(context._(ALREADY_CLAIMED), agent=name)
 
 
 async def close_command(update: Update, context: BotContext) -> None:
@@ -337,7 +349,7 @@ async def ticket_button(update: Update, context: BotContext) -> None:
         await query.answer(context._(NOT_ROSTER), show_alert=True)
         return
     parts = query.data.split(":")
-    action, ticket_id = parts[1], int(parts[2])
+    action, ticket_id = parts[1], int(parts[2])  # bounded by TICKET_BUTTON: fits SQLite
     ticket = await context.repos.tickets.get(ticket_id)
     chat = update.effective_chat
     if ticket is None or ticket.group_chat_id != chat.id:
@@ -347,14 +359,14 @@ async def ticket_button(update: Update, context: BotContext) -> None:
         if await context.app.desk.claim(ticket, agent.user_id, agent.name):
             await query.answer(context._(CLAIMED_OK))
         else:
-            await query.answer(await _claimed_by_text(context, ticket), show_alert=True)
+            await query.answer(await _claimed_by_text(context, ticket, html=False), show_alert=True)
     elif action == "close":
         ok = await context.app.desk.close(ticket, agent.user_id, by_user=False, who=agent.name)
         await query.answer(context._(CLOSED_OK if ok else ALREADY_CLOSED))
     elif action == "xfer":
         await query.answer()
         await _transfer_buttons(update, context, ticket, agent.user_id)
-    elif action == "to" and len(parts) == 4 and parts[3].isdigit():
+    elif action == "to" and len(parts) == 4:
         await query.answer()
         await _transfer(update, context, ticket, agent, int(parts[3]))
     else:
@@ -398,7 +410,10 @@ async def roster_command(update: Update, context: BotContext) -> object:
         agents = await context.repos.agents.all()
         text = (
             context._(ROSTER_LIST).format(
-                agents="\n".join(f"• {escape(a.name)} ({a.user_id})" for a in agents)
+                agents=Markup("\n").join(
+                    Markup("• {name} ({user_id})").format(name=a.name, user_id=a.user_id)
+                    for a in agents
+                )
             )
             if agents
             else context._(ROSTER_EMPTY)
@@ -443,12 +458,21 @@ def command_handlers() -> list:
     """Return agent commands (agents' groups), ticket buttons and roster commands."""
     group = f.ChatType.SUPERGROUP
     return [
-        CommandHandler("claim", claim_command, filters=group),
-        CommandHandler("close", close_command, filters=group),
-        CommandHandler("note", note_command, filters=group),
-        CommandHandler("macro", macro_command, filters=group),
-        CommandHandler("transcript", transcript_command, filters=group),
-        CommandHandler("transfer", transfer_command, filters=group),
-        CallbackQueryHandler(ticket_button, pattern=r"^tk:(claim|close|xfer|to):\d+(:\d+)?$"),
+        *(
+            CommandHandler(name, callback, filters=group)
+            for name, callback in zip(
+                AGENT_COMMANDS,
+                (
+                    claim_command,
+                    close_command,
+                    note_command,
+                    macro_command,
+                    transcript_command,
+                    transfer_command,
+                ),
+                strict=True,
+            )
+        ),
+        CallbackQueryHandler(ticket_button, pattern=TICKET_BUTTON),
         CommandHandler(["agent_add", "agent_remove", "agents"], roster_command),
     ]

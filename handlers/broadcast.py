@@ -30,8 +30,8 @@ import logging
 import time
 from enum import StrEnum
 from typing import Any
-from urllib.parse import urlparse
 
+from markupsafe import Markup
 from telegram import InlineKeyboardButton, InlineKeyboardMarkup, Update
 from telegram.error import BadRequest, Forbidden, TelegramError
 from telegram.ext import CallbackQueryHandler, CommandHandler, MessageHandler
@@ -41,9 +41,11 @@ from storage import Broadcast, OutboxItem, Repositories
 from tgbot.context import BotContext
 from tgbot.i18n import N_, translator
 from tgbot.lanes import Lane
+from tgbot.links import judge_url, links_in_html, links_in_message, refused
 from tgbot.outbox import OutboxWorker
 
 from .common import (
+    CALLBACK_ID,
     END,
     GuidedFlow,
     main_menu_row,
@@ -68,6 +70,12 @@ ASK_LINK = N_(
 )
 NO_LINK_LABEL = N_("No link")
 LINK_REFUSED = N_("Links may only go to {allowed}. Send another link or tap “No link”.")
+TEXT_LINKS_REFUSED = N_(
+    "Not accepted: this text links to {links}. Links may only go to {allowed}. "
+    "Please send the text again."
+)
+APPROVAL_LINKS = N_("Every link in it, with its real target (check each one):\n{links}")
+APPROVAL_NO_LINKS = N_("It contains no links.")
 PREVIEW_HEAD = N_("Preview ({language}) — this is exactly what users will see:")
 PREVIEW_FAILED = N_("Telegram refused the {language} text: {error}. Please send it again.")
 CONFIRM = N_(
@@ -123,10 +131,17 @@ def is_admin(context: BotContext, user_id: int | None) -> bool:
     return user_id is not None and user_id in context.config.admin_ids
 
 
-def _link_ok(url: str, allowlist: tuple[str, ...]) -> bool:
-    parsed = urlparse(url.strip())
-    host = (parsed.hostname or "").lower()
-    return parsed.scheme == "https" and any(host == d or host.endswith("." + d) for d in allowlist)
+def notice_links(text_zh: str | None, text_en: str | None, button: str | None) -> list[str]:
+    """Return every link of a notice: text links and written links of both texts (HTML),
+    then the button's URL, each once."""
+    found = [*links_in_html(text_zh or ""), *links_in_html(text_en or "")]
+    return list(dict.fromkeys([*found, *([button] if button else [])]))
+
+
+def refused_notice_links(context: BotContext, links: list[str]) -> list[str]:
+    """Return what to tell the admin about each of ``links`` that may not be sent."""
+    verdicts = refused(links, context.config.link_allowlist, context.bot.username)
+    return list(dict.fromkeys(verdict.shown for verdict in verdicts))
 
 
 class Broadcaster:
@@ -456,8 +471,26 @@ async def audience_chosen(update: Update, context: BotContext) -> object:
     return Compose.TEXT_EN
 
 
+async def _text_refused(update: Update, context: BotContext) -> bool:
+    """Refuse a notice text that links outside the allow-list (its text links, typed links,
+    mentions: what Telegram marked in it, and its HTML); True if refused."""
+    message = update.message
+    links = links_in_message(message) + links_in_html(message.text_html)
+    shown = refused_notice_links(context, links)
+    if not shown:
+        return False
+    await message.reply_text(
+        context._(TEXT_LINKS_REFUSED).format(
+            links=", ".join(shown), allowed=", ".join(context.config.link_allowlist)
+        )
+    )
+    return True
+
+
 async def text_zh(update: Update, context: BotContext) -> object:
     """Store the Chinese text (as the admin formatted it); ask for English if needed."""
+    if await _text_refused(update, context):
+        return None
     scratch(context)["zh"] = update.message.text_html
     if scratch(context)["audience"] == "all":
         await send_step(update, context, context._(ASK_EN), nav_rows(context), edit=False)
@@ -467,6 +500,8 @@ async def text_zh(update: Update, context: BotContext) -> object:
 
 async def text_en(update: Update, context: BotContext) -> object:
     """Store the English text; ask for a link."""
+    if await _text_refused(update, context):
+        return None
     scratch(context)["en"] = update.message.text_html
     return await ask_link(update, context)
 
@@ -488,7 +523,7 @@ async def ask_link(update: Update, context: BotContext) -> object:
 async def link_typed(update: Update, context: BotContext) -> object:
     """Accept only https links to allow-listed domains."""
     url = update.message.text.strip()
-    if not _link_ok(url, context.config.link_allowlist):
+    if not judge_url(url, context.config.link_allowlist, context.bot.username).allowed:
         allowed = ", ".join(context.config.link_allowlist)
         await update.message.reply_text(context._(LINK_REFUSED).format(allowed=allowed))
         return None
@@ -555,6 +590,10 @@ async def send_confirmed(update: Update, context: BotContext) -> object:
     if not is_admin(context, admin_id):
         return END
     data = scratch(context)
+    links = notice_links(data.get("zh"), data.get("en"), data.get("link"))
+    if refused_notice_links(context, links):  # checked as typed; again before it exists
+        await send_step(update, context, context._(NOT_ALLOWED), [main_menu_row(context)])
+        return END
     two_man = len(context.config.admin_ids) >= 2
     broadcast_id = await context.repos.broadcasts.create(
         admin_id,
@@ -606,13 +645,23 @@ async def _ask_approval(context: BotContext, broadcast_id: int, creator: int, na
             ]
         ]
     )
+    links = notice_links(broadcast.text_zh, broadcast.text_en, broadcast.link_url)
+    link_text = (
+        tr.gettext(APPROVAL_LINKS).format(
+            links=Markup("\n").join(Markup("• <code>{}</code>").format(link) for link in links)
+        )
+        if links
+        else tr.gettext(APPROVAL_NO_LINKS)
+    )
     for admin_id in sorted(context.config.admin_ids - {creator}):
         try:
             await context.bot.send_message(
                 admin_id,
                 tr.gettext(APPROVAL_REQUEST).format(
                     admin=name, id=broadcast_id, total=sum(counts.values())
-                ),
+                )
+                + "\n\n"
+                + link_text,
             )
             for text in (broadcast.text_zh, broadcast.text_en):
                 if text:
@@ -697,7 +746,9 @@ def broadcast_flow() -> GuidedFlow:
         entry_points=[CommandHandler("broadcast", compose_start, filters=f.ChatType.PRIVATE)],
         allowed=lambda update, context: is_admin(context, update.effective_user.id),
         states={
-            Compose.AUDIENCE: [CallbackQueryHandler(audience_chosen, pattern=r"^bc:aud:\w+$")],
+            Compose.AUDIENCE: [
+                CallbackQueryHandler(audience_chosen, pattern=r"^bc:aud:[a-zA-Z_]{1,10}$")
+            ],
             Compose.TEXT_ZH: [MessageHandler(text, text_zh)],
             Compose.TEXT_EN: [MessageHandler(text, text_en)],
             Compose.LINK: [
@@ -713,7 +764,8 @@ def command_handlers() -> list:
     """Return the broadcast control buttons and /notices."""
     return [
         CallbackQueryHandler(
-            broadcast_button, pattern=r"^bc:(approve|reject|pause|resume|cancel|recall):\d+$"
+            broadcast_button,
+            pattern=rf"^bc:(approve|reject|pause|resume|cancel|recall):{CALLBACK_ID}$",
         ),
         CommandHandler("notices", notices, filters=f.ChatType.PRIVATE),
     ]

@@ -50,6 +50,9 @@ FLOW_KEY = "flow"
 SCRATCH_KEY = "scratch"
 
 MAIN_MENU = "menu:main"
+#: A numeric id in a callback pattern: ASCII digits that always fit SQLite's 64-bit INTEGER
+#: (forged button data with a longer number is not matched, so it answers "expired").
+CALLBACK_ID = r"[0-9]{1,18}"
 #: Shared button labels, translated where shown.
 MAIN_MENU_LABEL = N_("🏠 Main menu")
 BACK_LABEL = N_("⬅️ Back")

@@ -29,9 +29,10 @@ from storage import Ticket
 from tgbot.context import BotContext
 from tgbot.i18n import LANGUAGES, N_, translator
 from tgbot.lanes import Lane
-from tgbot.text import TOPIC_NAME_LIMIT, truncate
+from tgbot.text import TOPIC_NAME_LIMIT, plain, truncate
 
 from .common import (
+    CALLBACK_ID,
     END,
     EXPIRED_TEXT,
     HUMAN_LABEL,
@@ -315,7 +316,8 @@ async def relay_scrubbed(update: Update, context: BotContext, what: str, masked:
     if ticket is None:
         return
     tr = translator(ticket.language if ticket.language in LANGUAGES else "en")
-    line = tr.gettext(SENSITIVE_RELAYED).format(what=what, masked=masked)
+    # A transcript line is plain text (escaped when relayed), like the user's own lines.
+    line = plain(tr.gettext(SENSITIVE_RELAYED), what=what, masked=masked)
     await context.app.desk.relay_in_text(ticket, line)
 
 
@@ -402,7 +404,7 @@ def rating_flow() -> GuidedFlow:
     """Build the rating flow (stars, then an optional comment)."""
     return GuidedFlow(
         name="rating",
-        entry_points=[CallbackQueryHandler(rate, pattern=r"^tk:rate:\d+:[1-5]$")],
+        entry_points=[CallbackQueryHandler(rate, pattern=rf"^tk:rate:{CALLBACK_ID}:[1-5]$")],
         states={
             Rating.COMMENT: [
                 MessageHandler(f.TEXT & ~f.COMMAND, rating_comment),

@@ -369,7 +369,7 @@ def lookup_flow() -> GuidedFlow:
     """Build the transaction lookup flow."""
     text = f.TEXT & ~f.COMMAND
     list_handlers = [
-        CallbackQueryHandler(change_list, pattern=r"^tx:(page|days|status):\w+$"),
+        CallbackQueryHandler(change_list, pattern=r"^tx:(page|days|status):[a-z0-9_]{1,12}$"),
         CallbackQueryHandler(open_transaction, pattern=r"^tx:open:\w{1,40}$"),
         MessageHandler(text, search),
     ]

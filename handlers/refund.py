@@ -623,7 +623,9 @@ def refund_flow() -> GuidedFlow:
             RefundState.CHOOSE_TX: [
                 CallbackQueryHandler(transaction_chosen, pattern=r"^tx:open:\w{1,40}$"),
             ],
-            RefundState.REASON: [CallbackQueryHandler(reason_chosen, pattern=r"^refund:reason:")],
+            RefundState.REASON: [
+                CallbackQueryHandler(reason_chosen, pattern=r"^refund:reason:[a-z_]{1,20}$")
+            ],
             RefundState.REASON_TEXT: [MessageHandler(text, reason_typed)],
             RefundState.AMOUNT: [
                 CallbackQueryHandler(full_amount, pattern=r"^refund:full$"),

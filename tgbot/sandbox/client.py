@@ -266,6 +266,7 @@ class ClientActions:
         thread_id: int | None = None,
         reply_to: int | None = None,
         forward_from: int | str | dict[str, Any] | None = None,
+        entities: list[dict[str, Any]] | None = None,
     ) -> dict[str, Any]:
         """Send ``text`` as ``user_id`` (to the bot's private chat unless ``chat_id``).
 
@@ -277,9 +278,14 @@ class ClientActions:
             reply_to: id of a message in the same chat to reply to.
             forward_from: make it a forwarded message: a user id, a hidden sender's name,
                 or a ``MessageOrigin`` dict.
+            entities: more entities, as Telegram would give them (``url``, ``text_link``
+                from a client's formatting...), UTF-16 offsets.
         """
         content: dict[str, Any] = {"text": text}
-        entities = command_entities(text) if forward_from is None else []
+        entities = [
+            *(command_entities(text) if forward_from is None else []),
+            *(entities or []),
+        ]
         if entities:
             content["entities"] = entities
         return self._user_message(
@@ -404,9 +410,15 @@ class ClientActions:
         return self._user_message(user_id, {"contact": contact}, forward_from=origin, **where)
 
     def user_edit(
-        self: TelegramEmulator, user_id: int, chat_id: int, message_id: int, new_text: str
+        self: TelegramEmulator,
+        user_id: int,
+        chat_id: int,
+        message_id: int,
+        new_text: str,
+        entities: list[dict[str, Any]] | None = None,
     ) -> dict[str, Any]:
-        """Edit a user's own text message; the bot gets ``edited_message``."""
+        """Edit a user's own text message (``entities`` as in :meth:`user_send`); the bot
+        gets ``edited_message``."""
         chat = self.chats[chat_id]
         stored = chat.messages.get(message_id)
         if stored is None or stored.deleted or stored.sender_id != user_id:
@@ -414,7 +426,7 @@ class ClientActions:
         if "text" not in stored.data:
             raise SandboxError("only text messages can be edited here")
         stored.data["text"] = new_text
-        entities = command_entities(new_text)
+        entities = [*command_entities(new_text), *(entities or [])]
         if entities:
             stored.data["entities"] = entities
         else:
