@@ -80,6 +80,10 @@ RESEND_WAIT = N_("You can ask for a new code in {seconds} s.")
 RESEND_LABEL = N_("🔁 Send a new code")
 CODE_WRONG = N_("That code is not right. {tries} tries left.")
 CODE_EXPIRED = N_("That code has expired. Tap “🔁 Send a new code”.")
+SHARE_AGAIN = N_(
+    "Sorry, I was restarted before I could check your number, and I never keep it. Please "
+    "share it again with the button below."
+)
 CODE_FORMAT = N_("Please type the 6 digits of the code from the SMS.")
 LOCKED_OUT = N_(
     "Too many wrong codes. For your safety, verification is locked until {time}. A human "
@@ -164,7 +168,15 @@ async def require_verified(
     scratch(context)["after_verify"] = then.__name__
     if linked:
         return await _send_code(update, context, linked, first=True)
-    keyboard = ReplyKeyboardMarkup(
+    await context.bot.send_message(
+        update.effective_chat.id, context._(ASK_CONTACT), reply_markup=share_keyboard(context)
+    )
+    return Verify.CONTACT
+
+
+def share_keyboard(context: BotContext) -> ReplyKeyboardMarkup:
+    """Return the reply keyboard that shares the user's own number (or declines)."""
+    return ReplyKeyboardMarkup(
         [
             [KeyboardButton(context._(SHARE_LABEL), request_contact=True)],
             [KeyboardButton(context._(REFUSE_LABEL))],
@@ -172,10 +184,6 @@ async def require_verified(
         resize_keyboard=True,
         one_time_keyboard=True,
     )
-    await context.bot.send_message(
-        update.effective_chat.id, context._(ASK_CONTACT), reply_markup=keyboard
-    )
-    return Verify.CONTACT
 
 
 async def _locked_out(update: Update, context: BotContext, until: float) -> object:
@@ -237,6 +245,10 @@ async def account_of_own_contact(update: Update, context: BotContext) -> object:
     contact = message.contact
     if contact.user_id != update.effective_user.id or message.forward_origin is not None:
         await message.reply_text(context._(NOT_OWN_CONTACT))
+        return ANSWERED
+    if not contact.phone_number:
+        # Handled again after a restart: the inbox never keeps the number (DESIGN 6.3).
+        await message.reply_text(context._(SHARE_AGAIN), reply_markup=share_keyboard(context))
         return ANSWERED
     await message.reply_text(context._(NUMBER_RECEIVED), reply_markup=ReplyKeyboardRemove())
     try:

@@ -26,7 +26,7 @@ from telegram.ext import BaseUpdateProcessor
 from storage import InboxRepository
 
 from .keyed_lock import KeyedLock
-from .sensitive import mask, might_be_sensitive
+from .sensitive import clean, mask, might_be_sensitive
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -51,23 +51,165 @@ def chat_key(update: object) -> tuple[int, int | None] | None:
     return None
 
 
-def scrubbed_payload(update: Update) -> dict[str, Any]:
-    """Return the update as stored in the inbox: texts with card numbers, passwords and codes
-    masked, so none is ever on disk in clear (a replay after a crash sees the masked text)."""
+#: What the inbox keeps of a user: enough to handle the update again, nothing more.
+_USER_KEYS = ("id", "is_bot", "first_name", "language_code")
+_CHAT_KEYS = ("id", "type", "is_forum")
+#: Of a file (photo, document, voice...): its id and the sizes PTB needs; never its name.
+_FILE_KEYS = (
+    "file_id",
+    "file_unique_id",
+    "width",
+    "height",
+    "duration",
+    "length",
+    "type",
+    "is_animated",
+    "is_video",
+    "mime_type",
+    "file_size",
+)
+_FILES = ("document", "video", "animation", "audio", "voice", "video_note", "sticker")
+#: Fields copied as they are: ids, flags and the bot's own service data.
+_MESSAGE_KEYS = (
+    "message_id",
+    "date",
+    "edit_date",
+    "message_thread_id",
+    "is_topic_message",
+    "media_group_id",
+    "migrate_to_chat_id",
+    "migrate_from_chat_id",
+    "group_chat_created",
+    "supergroup_chat_created",
+    "forum_topic_closed",
+    "forum_topic_reopened",
+    "reply_markup",  # staff's link buttons are judged again on a replay
+)
+_ENTITY_KEYS = ("type", "offset", "length", "url", "language", "custom_emoji_id")
+_MEMBER_PERSONAL = ("user",)
+
+
+def _pick(source: Any, keys: tuple[str, ...]) -> dict[str, Any]:
+    return {key: source[key] for key in keys if isinstance(source, dict) and key in source}
+
+
+def _user(source: Any) -> dict[str, Any] | None:
+    return _pick(source, _USER_KEYS) if isinstance(source, dict) else None
+
+
+def _entities(entities: Any) -> list[dict[str, Any]]:
+    kept = []
+    for entity in entities if isinstance(entities, list) else ():
+        item = _pick(entity, _ENTITY_KEYS)
+        if isinstance(entity, dict) and "user" in entity:
+            item["user"] = {**_user(entity["user"]), "first_name": ""}
+        kept.append(item)
+    return kept
+
+
+def _text(message: dict[str, Any], out: dict[str, Any], key: str, entities_key: str) -> None:
+    """Copy a text or caption masked (card numbers, passwords, codes), with its entities
+    only if masking changed nothing (their offsets would be wrong)."""
+    text = message.get(key)
+    if not isinstance(text, str):
+        return
+    if might_be_sensitive(text) and (masked := mask(text)) != clean(text):
+        out[key] = masked
+        return
+    out[key] = text
+    if entities_key in message:
+        out[entities_key] = _entities(message[entities_key])
+
+
+def _message(message: Any) -> dict[str, Any] | None:
+    """Return the inbox's projection of a message: ids, kinds, masked texts."""
+    if not isinstance(message, dict):
+        return None
+    out = _pick(message, _MESSAGE_KEYS)
+    out["chat"] = _pick(message.get("chat"), _CHAT_KEYS)
+    for key in ("from", "left_chat_member"):
+        if key in message:
+            out[key] = _user(message[key])
+    if "sender_chat" in message:
+        out["sender_chat"] = _pick(message["sender_chat"], _CHAT_KEYS)
+    if "new_chat_members" in message:
+        out["new_chat_members"] = [_user(member) for member in message["new_chat_members"]]
+    _text(message, out, "text", "entities")
+    _text(message, out, "caption", "caption_entities")
+    replied = message.get("reply_to_message")
+    if isinstance(replied, dict):  # only which message: never its text (someone else's)
+        out["reply_to_message"] = {
+            "message_id": replied.get("message_id"),
+            "date": replied.get("date", 0),
+            "chat": _pick(replied.get("chat"), _CHAT_KEYS),
+        }
+    if "forward_origin" in message:  # that it was forwarded, not from whom
+        origin = message["forward_origin"]
+        out["forward_origin"] = {
+            "type": "hidden_user",
+            "sender_user_name": "",
+            "date": origin.get("date", 0) if isinstance(origin, dict) else 0,
+        }
+    if isinstance(message.get("contact"), dict):  # whose card it is, never a phone number
+        contact = message["contact"]
+        out["contact"] = {"phone_number": "", "first_name": "", "user_id": contact.get("user_id")}
+    if "location" in message:  # that it was a location (relays copy the original)
+        out["location"] = {"latitude": 0.0, "longitude": 0.0}
+    if isinstance(message.get("photo"), list):
+        out["photo"] = [_pick(size, _FILE_KEYS) for size in message["photo"]]
+    for kind in _FILES:
+        if isinstance(message.get(kind), dict):
+            out[kind] = _pick(message[kind], _FILE_KEYS)
+    if isinstance(message.get("forum_topic_created"), dict):
+        created = message["forum_topic_created"]
+        out["forum_topic_created"] = {"name": "", "icon_color": created.get("icon_color", 0)}
+    return out
+
+
+def _member(member: Any) -> dict[str, Any]:
+    if not isinstance(member, dict):
+        return {}
+    out = {k: v for k, v in member.items() if k not in _MEMBER_PERSONAL}
+    out["user"] = _user(member.get("user"))
+    return out
+
+
+def inbox_projection(update: Update) -> dict[str, Any]:
+    """Return what the durable inbox stores of an update: an allow-list of its fields (ids,
+    kinds, the sender's first name and language, texts with card numbers, passwords and
+    codes masked), enough to handle it again after a crash; never a phone number, a
+    contact's name, a file name or the text of the message it replies to."""
     payload = update.to_dict()
+    out: dict[str, Any] = {"update_id": payload["update_id"]}
+    for kind in ("message", "edited_message", "channel_post", "edited_channel_post"):
+        projected = _message(payload.get(kind))
+        if projected is not None:
+            out[kind] = projected
     query = payload.get("callback_query")
-    # A button press carries the message the button is under: masked the same way.
-    pressed = query.get("message") if isinstance(query, dict) else None
-    for message in (payload.get("message"), payload.get("edited_message"), pressed):
-        if not isinstance(message, dict):
-            continue
-        for key in ("text", "caption"):
-            if isinstance(message.get(key), str) and might_be_sensitive(message[key]):
-                masked = mask(message[key])
-                if masked != message[key]:
-                    message[key] = masked
-                    message.pop("entities" if key == "text" else "caption_entities", None)
-    return payload
+    if isinstance(query, dict):
+        out["callback_query"] = {
+            "id": query.get("id"),
+            "from": _user(query.get("from")),
+            "chat_instance": query.get("chat_instance", ""),
+            **({"data": query["data"]} if "data" in query else {}),
+        }
+        pressed = query.get("message")
+        if isinstance(pressed, dict):  # which message the button is under, not its text
+            out["callback_query"]["message"] = {
+                **_pick(pressed, ("message_id", "date", "message_thread_id", "is_topic_message")),
+                "chat": _pick(pressed.get("chat"), _CHAT_KEYS),
+            }
+    for kind in ("my_chat_member", "chat_member"):
+        change = payload.get(kind)
+        if isinstance(change, dict):
+            out[kind] = {
+                "chat": _pick(change.get("chat"), _CHAT_KEYS),
+                "from": _user(change.get("from")),
+                "date": change.get("date", 0),
+                "old_chat_member": _member(change.get("old_chat_member")),
+                "new_chat_member": _member(change.get("new_chat_member")),
+            }
+    return out
 
 
 class InboxQueue(asyncio.Queue):
@@ -80,7 +222,7 @@ class InboxQueue(asyncio.Queue):
     async def put(self, item: Any) -> None:
         """Store ``item`` if it is an update, drop it if its update_id was seen, else queue it."""
         if isinstance(item, Update) and self.inbox is not None:
-            is_new = await self.inbox.store(item.update_id, json.dumps(scrubbed_payload(item)))
+            is_new = await self.inbox.store(item.update_id, json.dumps(inbox_projection(item)))
             if not is_new:
                 _LOGGER.info("Dropping update %s: already received", item.update_id)
                 return
