@@ -33,6 +33,7 @@ from storage import Database, InstanceLock, Repositories, SQLitePersistence, mig
 from .config import Config
 from .context import BotContext
 from .lanes import LaneRateLimiter
+from .logs import protect
 from .outbox import OutboxWorker
 from .privacy import PrivacyService
 from .runtime import ChatOrderedUpdateProcessor, InboxQueue, SequentialUpdateProcessor
@@ -308,6 +309,19 @@ def _make_backend(config: Config, db: Database) -> Any:
     )
 
 
+def protect_config_secrets(config: Config) -> None:
+    """Keep the configuration's secrets out of every log record (:mod:`tgbot.logs`)."""
+    protect(
+        (
+            config.token,
+            config.webhook_secret,
+            config.refund_webhook_secret,
+            config.backend_api_key,
+        ),
+        user_text=config.debug_user_text,
+    )
+
+
 def build_application(
     config: Config,
     *,
@@ -325,6 +339,7 @@ def build_application(
     """
     if not config.token:
         raise ValueError("TGBOT_TOKEN is required")
+    protect_config_secrets(config)
     storage = _Storage()
     app_ref: dict[str, WalletApplication] = {}
 

@@ -14,13 +14,14 @@ from telegram import Update
 
 from storage import AlreadyRunning, Database, InstanceLock, StorageError, migrate
 
-from .config import Config, ConfigError, load_config
+from .config import Config, ConfigError, demo_wallet_problem, load_config, webhook_problem
 
 _LOGGER = logging.getLogger("tgbot")
 
 
-class _RedactingFilter(logging.Filter):
-    """Keep httpx's request lines (which carry the bot token in the URL) out of the log."""
+class _RequestLinesFilter(logging.Filter):
+    """Keep httpx's request lines out of the log below DEBUG (noise; the token in their URL
+    is redacted anyway, see :mod:`tgbot.logs`)."""
 
     def filter(self, record: logging.LogRecord) -> bool:
         return not record.name.startswith(("httpx", "httpcore"))
@@ -42,7 +43,7 @@ def setup_logging(level: str, *, log_file: Path | None = None) -> None:
     logging.basicConfig(level=getattr(logging, level), format=_FORMAT, handlers=handlers)
     if level != "DEBUG":
         for handler in handlers:
-            handler.addFilter(_RedactingFilter())
+            handler.addFilter(_RequestLinesFilter())
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -73,6 +74,10 @@ def run_bot(config: Config) -> int:
 
     if not config.token:
         print("config error: TGBOT_TOKEN: required to run against Telegram", file=sys.stderr)
+        return 2
+    problem = webhook_problem(config) or demo_wallet_problem(config)
+    if problem:
+        print(f"config error: {problem}", file=sys.stderr)
         return 2
     app = build_application(config)
     app.serve_wallet_pages = config.backend == "demo"
@@ -125,6 +130,9 @@ def main(argv: list[str] | None = None) -> int:
     except ConfigError as exc:
         print(f"config error: {exc}", file=sys.stderr)
         return 2
+    from .app import protect_config_secrets
+
+    protect_config_secrets(config)  # before the first record: no secret is ever logged
     log_file = None
     if args.command == "demo" and "TGBOT_LOG_LEVEL" not in os.environ:
         log_file = Path(args.db).with_suffix(".log")  # the demo's console stays quiet

@@ -147,6 +147,16 @@ def _token(name: str, raw: str) -> str | None:
     return value
 
 
+def _webhook_secret(name: str, raw: str) -> str | None:
+    value = raw.strip()
+    allowed = set("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_-")
+    if value and (len(value) > 256 or not set(value) <= allowed):
+        raise ConfigError(
+            f"{name}: expected 1-256 characters A-Z, a-z, 0-9, _ or - (Telegram's rule)"
+        )
+    return value or None
+
+
 def _str(name: str, raw: str) -> str:
     return raw.strip()
 
@@ -250,6 +260,9 @@ class Config:
     retention_profile_days: int = 730
     #: Seconds between retention purges.
     retention_purge_interval: float = 3600.0
+    #: Let ``tgbot run`` use the demo wallet (its fixed codes and pages are for trying the bot,
+    #: never for real users; ``tgbot demo`` needs no such switch).
+    run_demo_wallet: bool = False
     demo: bool = field(default=False, compare=False)
 
     @property
@@ -284,7 +297,7 @@ _FIELDS: dict[str, tuple[str, Callable[[str, str], Any]]] = {
     "WEBHOOK_URL": ("webhook_url", _optional_url),
     "WEBHOOK_LISTEN": ("webhook_listen", _str),
     "WEBHOOK_PORT": ("webhook_port", _positive_int),
-    "WEBHOOK_SECRET": ("webhook_secret", _optional_str),
+    "WEBHOOK_SECRET": ("webhook_secret", _webhook_secret),
     "FLOW_TIMEOUT": ("flow_timeout", _positive_float),
     "BUTTON_TTL": ("button_ttl", _positive_float),
     "CONCURRENT_UPDATES": ("concurrent_updates", _positive_int),
@@ -315,6 +328,7 @@ _FIELDS: dict[str, tuple[str, Callable[[str, str], Any]]] = {
     "RETENTION_AUDIT_DAYS": ("retention_audit_days", _positive_int),
     "RETENTION_PROFILE_DAYS": ("retention_profile_days", _positive_int),
     "RETENTION_PURGE_INTERVAL": ("retention_purge_interval", _positive_float),
+    "RUN_DEMO_WALLET": ("run_demo_wallet", _bool),
 }
 
 
@@ -373,7 +387,32 @@ def load_config(
             "TGBOT_RETENTION_TRANSCRIPT_DAYS: must be longer than TGBOT_REOPEN_WINDOW "
             "(a reopened ticket needs its transcript)"
         )
+    problem = webhook_problem(config)
+    if problem:
+        raise ConfigError(problem)
     return config
+
+
+def webhook_problem(config: Config) -> str | None:
+    """Return why webhook mode may not start, or None: without a secret, anyone who can
+    reach the port could post updates "from" an admin."""
+    if config.webhook_url and not config.webhook_secret:
+        return (
+            "TGBOT_WEBHOOK_SECRET: required with TGBOT_WEBHOOK_URL (Telegram then sends it "
+            "with every update and the bot refuses requests without it)"
+        )
+    return None
+
+
+def demo_wallet_problem(config: Config) -> str | None:
+    """Return why ``tgbot run`` may not use the configured backend, or None."""
+    if config.backend == "demo" and not config.run_demo_wallet:
+        return (
+            "TGBOT_BACKEND: tgbot run needs a real wallet (TGBOT_BACKEND=http and "
+            "TGBOT_BACKEND_URL); the demo wallet is for `tgbot demo`, or set "
+            "TGBOT_RUN_DEMO_WALLET=true to run this bot on it anyway"
+        )
+    return None
 
 
 def _derive_file_url(base_url: str) -> str:

@@ -19,7 +19,7 @@ from tgbot.backend.pages import serve_wallet_pages
 @pytest.fixture
 async def pages(demo: DemoWallet) -> AsyncIterator[httpx.AsyncClient]:
     """Yield a client of the wallet pages served on a free port."""
-    server = await serve_wallet_pages(demo, "127.0.0.1", 0)
+    server = await serve_wallet_pages(demo, "127.0.0.1", 0, sms_outbox=True)
     async with httpx.AsyncClient(base_url=server.url) as client:
         yield client
     await server.stop()

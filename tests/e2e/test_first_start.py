@@ -110,6 +110,7 @@ async def test_tgbot_run_logs_no_warnings_at_start(tmp_path):
         "TGBOT_TOKEN": TOKEN,
         "TGBOT_API_BASE_URL": server.base_url,
         "TGBOT_DB_PATH": str(tmp_path / "bot.db"),
+        "TGBOT_RUN_DEMO_WALLET": "true",
     }
     proc = await _spawn("run", env=env, cwd=tmp_path)
     try:

@@ -44,6 +44,7 @@ class ProcessBot:
             "TGBOT_DB_PATH": str(self.db_path),
             "TGBOT_RATE_OVERALL_PER_SECOND": "10000",
             "TGBOT_RATE_CHAT_PER_SECOND": "10000",
+            "TGBOT_RUN_DEMO_WALLET": "true",  # `tgbot run` on the demo wallet, on purpose
             **self.env,
         }
         log = self.log_path.open("ab")
@@ -185,3 +186,20 @@ async def test_tgbot_run_answers_against_a_bot_api_server(server, tmp_path):
     log = (tmp_path / "bot.log").read_text()
     assert "Traceback" not in log
     assert TOKEN.split(":")[1] not in log  # the token never reaches the log
+
+
+async def test_debug_log_of_tgbot_run_has_no_token(server, tmp_path):
+    """Finding 12 of the security review: PTB logs ``Set Bot API URL: .../bot<token>`` and
+    httpx every request URL at DEBUG; the log shows neither the token nor what users typed."""
+    emu = server.emulator
+    bot = ProcessBot(server, tmp_path / "bot.db", tmp_path / "bot.log", TGBOT_LOG_LEVEL="DEBUG")
+    await bot.start("tgbot", "run")
+    alice = emu.add_user("Alice", language_code="en")
+    emu.user_send(alice.id, "/start")
+    emu.user_send(alice.id, "my card 4111 1111 1111 1111 and my code 482913")
+    await wait_until(lambda: len(_texts(emu, alice.id)) >= 2, what="two answers")
+    assert await bot.interrupt() == 0
+    log = (tmp_path / "bot.log").read_text()
+    assert "Set Bot API URL" in log and "<redacted>" in log  # DEBUG records are there
+    assert TOKEN not in log and f"bot{TOKEN.split(':')[0]}:" not in log
+    assert "4111 1111 1111 1111" not in log and "482913" not in log

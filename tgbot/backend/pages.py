@@ -4,7 +4,9 @@
   reaches the bot and is not stored by the demo);
 - ``/wallet/card/<session>``: the secure card-entry page of a binding (the number is
   checked, reduced to bank + last 4 digits, and never logged);
-- ``/wallet/sms``: the SMS outbox as JSON, for the sandbox page (``?phone=`` filters).
+- ``/wallet/sms``: the SMS outbox as JSON, for the sandbox page (``?phone=`` filters); only
+  with ``sms_outbox=True`` (``tgbot demo``): it shows live one-time codes, so ``tgbot run``
+  never serves it.
 
 Pages are bilingual (中文 / English), self-contained (no external CDN) and not cached.
 Mount :func:`wallet_handlers` on a host tornado app, or run :func:`serve_wallet_pages`.
@@ -269,14 +271,17 @@ class SmsOutboxApi(tornado.web.RequestHandler):
         self.finish(json.dumps(payload, ensure_ascii=False))
 
 
-def wallet_handlers(demo_wallet: DemoWallet) -> list[URLSpec]:
-    """Return the URL specs of the wallet pages, to mount on a host tornado app."""
+def wallet_handlers(demo_wallet: DemoWallet, *, sms_outbox: bool = False) -> list[URLSpec]:
+    """Return the URL specs of the wallet pages, to mount on a host tornado app; the SMS
+    outbox (live one-time codes) only with ``sms_outbox`` (the sandbox demo)."""
     context = {"wallet": demo_wallet}
-    return [
+    specs = [
         URLSpec(r"/wallet/reset/([A-Za-z0-9_\-]{1,128})", ResetPasswordPage, context),
         URLSpec(r"/wallet/card/([A-Za-z0-9_\-]{1,128})", CardEntryPage, context),
-        URLSpec(r"/wallet/sms", SmsOutboxApi, context),
     ]
+    if sms_outbox:
+        specs.append(URLSpec(r"/wallet/sms", SmsOutboxApi, context))
+    return specs
 
 
 @dataclass
@@ -305,10 +310,17 @@ def _quiet_log(handler: tornado.web.RequestHandler) -> None:
 
 
 async def serve_wallet_pages(
-    demo_wallet: DemoWallet, host: str = "127.0.0.1", port: int = 8766
+    demo_wallet: DemoWallet,
+    host: str = "127.0.0.1",
+    port: int = 8766,
+    *,
+    sms_outbox: bool = False,
 ) -> WalletPagesServer:
-    """Serve the wallet pages on ``host:port`` (0 picks a free port)."""
-    app = tornado.web.Application(wallet_handlers(demo_wallet), log_function=_quiet_log)
+    """Serve the wallet pages on ``host:port`` (0 picks a free port); the SMS outbox only
+    with ``sms_outbox`` (never in ``tgbot run``)."""
+    app = tornado.web.Application(
+        wallet_handlers(demo_wallet, sms_outbox=sms_outbox), log_function=_quiet_log
+    )
     sockets = tornado.netutil.bind_sockets(port, host)
     server = tornado.httpserver.HTTPServer(app)
     server.add_sockets(sockets)

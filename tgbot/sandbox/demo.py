@@ -228,7 +228,7 @@ async def start_demo(
             from tgbot.backend.pages import wallet_handlers
 
             # The wallet's own pages (reset link, secure card entry) on the same port.
-            server.app.add_handlers(r".*", wallet_handlers(app.backend))
+            server.app.add_handlers(r".*", wallet_handlers(app.backend, sms_outbox=True))
         assert app.updater is not None
         await app.updater.start_polling(
             timeout=poll_timeout, allowed_updates=Update.ALL_TYPES, drop_pending_updates=False
