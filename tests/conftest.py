@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import os
 
 import pytest
 from hypothesis import HealthCheck, settings
 
 from tests.harness import BotHarness
+from tests.support.generators import remember
 from tests.support.survey import quiz_flow, support_handlers, survey_flow
 from tgbot.answers.router import default_router
 
@@ -34,6 +36,40 @@ settings.load_profile("deep" if os.environ.get("TGBOT_HYPOTHESIS_EXAMPLES") else
 
 #: Card numbers the tests type into chats (Luhn-valid test numbers).
 TEST_CARDS = ("4111111111111111", "4242424242424242", "5555555555554444")
+remember(*TEST_CARDS, *(" ".join(n[i : i + 4] for i in range(0, 16, 4)) for n in TEST_CARDS))
+
+#: The session's log, every record at every level (the scan after the suite reads it).
+SESSION_LOG = "session.log"
+
+
+@pytest.fixture(scope="session", autouse=True)
+def session_log(tmp_path_factory):
+    """Write every log record of the session, DEBUG included, to a file among the files the
+    bot wrote, so the scan after the whole suite covers the logs too."""
+    path = tmp_path_factory.getbasetemp() / SESSION_LOG
+    handler = logging.FileHandler(path, encoding="utf-8")
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    root = logging.getLogger()
+    level = root.level
+    root.addHandler(handler)
+    root.setLevel(logging.DEBUG)
+    # aiosqlite logs two records per statement: half the volume, and only statements (their
+    # values are summarized by tgbot.logs anyway, which tests/unit/test_review_findings.py
+    # proves at DEBUG).
+    quiet = logging.getLogger("aiosqlite")
+    quiet_level = quiet.level
+    quiet.setLevel(logging.INFO)
+    yield path
+    quiet.setLevel(quiet_level)
+    root.setLevel(level)
+    root.removeHandler(handler)
+    handler.close()
+
+
+def pytest_collection_modifyitems(items):
+    """Run the tests marked ``after_all`` (the scan of what the bot wrote) last."""
+    items.sort(key=lambda item: item.get_closest_marker("after_all") is not None)
+
 
 #: Rates high enough that tests never wait for the send lanes (lane tests set their own).
 FAST = {"rate_overall_per_second": 10_000.0, "rate_chat_per_second": 10_000.0}
