@@ -29,6 +29,7 @@ from urllib.parse import quote
 
 import httpx
 
+from ..logs import protect
 from .base import (
     Account,
     BackendError,
@@ -218,6 +219,7 @@ class HttpWallet:
     def _set_key(self, key: str | None) -> None:
         self._key = key
         if key:
+            protect((key,))  # a key read from its file stays out of the logs too
             self._headers["Authorization"] = f"Bearer {key}"
         else:
             self._headers.pop("Authorization", None)
