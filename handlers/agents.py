@@ -151,7 +151,7 @@ async def agent_group_update(update: Update, context: BotContext) -> None:
         raise ApplicationHandlerStop
     message = update.effective_message
     if message is None:
-        raise ApplicationHandlerStop
+        return  # membership changes and the like: no user flow sees them (private only)
     migrated = message.migrate_to_chat_id
     if migrated:
         await context.repos.tickets.record_group_move(message.chat_id, migrated)

@@ -8,6 +8,7 @@ import asyncio
 import copy
 import json
 import logging
+import re
 import socket
 import sqlite3
 import time
@@ -17,6 +18,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from telegram import Update
+from telegram.ext import CallbackQueryHandler, ConversationHandler
 
 from tests.e2e.test_account import ALICE, CODE, person, verify
 from tests.e2e.test_broadcast import EN_TEXT, ZH_TEXT, make_world, wait_done
@@ -534,3 +536,69 @@ async def test_f01_webhook_requests_without_the_secret_header_are_refused(make_b
             break
         await asyncio.sleep(0.01)
     assert await bot.app.repos.agents.get(666) is not None  # the real endpoint, for comparison
+
+
+def _callback_patterns(app) -> list[str]:
+    """Every callback pattern the bot's handlers register (in flows too)."""
+    found = []
+
+    def visit(handler) -> None:
+        if isinstance(handler, ConversationHandler):
+            for inner in [*handler.entry_points, *handler.fallbacks]:
+                visit(inner)
+            for handlers in handler.states.values():
+                for inner in handlers:
+                    visit(inner)
+        elif (
+            isinstance(handler, CallbackQueryHandler)
+            and isinstance(handler.pattern, re.Pattern)
+            and handler.callback.__module__.startswith("handlers.")  # not the test flows
+        ):
+            found.append(handler.pattern.pattern)
+
+    for handlers in app.handlers.values():
+        for handler in handlers:
+            visit(handler)
+    return sorted(set(found))
+
+
+def _forged(pattern: str) -> st.SearchStrategy[str]:
+    """Data a pattern matches, and the same with every number made 20 digits long."""
+    matching = st.from_regex(pattern, fullmatch=True)
+    return st.one_of(matching, matching.map(lambda d: re.sub(r"[0-9]+", LONG, d)))
+
+
+@pytest.fixture
+async def pressers(desk):
+    """Alice and the admin in their private chats, an agent under a ticket's header."""
+    alice = desk.bot.user("Alice")
+    admin = UserSession(desk.bot, desk.admin_id, "Admin Zhao")
+    await admin.send("/start")
+    _, thread = await _ticket(desk, alice)
+    header = desk.messages(thread)[0]["message_id"]
+    return desk, alice, admin, header
+
+
+@settings(
+    max_examples=min(40, settings.default.max_examples),
+    suppress_health_check=[HealthCheck.function_scoped_fixture],  # one bot for all examples
+)
+@given(data=st.data())
+async def test_f13_any_button_data_of_any_pattern_never_errors(pressers, data, caplog):
+    desk, alice, admin, header = pressers
+    patterns = _callback_patterns(desk.bot.app)
+    assert len(patterns) > 20
+    for pattern in patterns:  # anchored at both ends: a longer number is not matched
+        assert pattern.startswith("^") and pattern.endswith("$"), pattern
+    pattern = data.draw(st.sampled_from(patterns))
+    forged = data.draw(_forged(pattern).filter(lambda d: len(d.encode()) <= 64))
+    who = data.draw(st.sampled_from(["user", "admin", "agent"]))
+    caplog.set_level(logging.ERROR)
+    if who == "agent":
+        desk.emu.user_press(desk.agent_id, desk.group_id, header, forged)
+        await desk.bot.settle()
+    else:
+        session = alice if who == "user" else admin
+        await session.press_forged(session.last_message.message_id, forged)
+    assert not [r for r in caplog.records if r.levelno >= logging.ERROR], (pattern, forged)
+    assert not any(ERROR in t for t in alice.texts + admin.texts), (pattern, forged)
