@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
+import socket
 import sqlite3
 import sys
 from pathlib import Path
@@ -20,6 +21,12 @@ from tgbot.sandbox.models import Caps
 from tgbot.sandbox.server import EmulatorServer
 
 ROOT = Path(__file__).resolve().parents[2]
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
 
 
 async def _spawn(*args: str, env: dict[str, str], cwd: Path) -> asyncio.subprocess.Process:
@@ -111,6 +118,8 @@ async def test_tgbot_run_logs_no_warnings_at_start(tmp_path):
         "TGBOT_API_BASE_URL": server.base_url,
         "TGBOT_DB_PATH": str(tmp_path / "bot.db"),
         "TGBOT_RUN_DEMO_WALLET": "true",
+        # The demo wallet's pages on a free port (8766 may be taken by another run).
+        "TGBOT_WALLET_PUBLIC_URL": f"http://127.0.0.1:{_free_port()}",
     }
     proc = await _spawn("run", env=env, cwd=tmp_path)
     try:

@@ -11,6 +11,7 @@ import asyncio
 import collections
 import os
 import signal
+import socket
 import sqlite3
 import sys
 import time
@@ -45,6 +46,8 @@ class ProcessBot:
             "TGBOT_RATE_OVERALL_PER_SECOND": "10000",
             "TGBOT_RATE_CHAT_PER_SECOND": "10000",
             "TGBOT_RUN_DEMO_WALLET": "true",  # `tgbot run` on the demo wallet, on purpose
+            # ... with its pages on a free port (8766 may be taken by another run).
+            "TGBOT_WALLET_PUBLIC_URL": f"http://127.0.0.1:{_free_port()}",
             **self.env,
         }
         log = self.log_path.open("ab")
@@ -62,6 +65,12 @@ class ProcessBot:
         assert self.proc is not None
         self.proc.send_signal(signal.SIGINT)
         return await asyncio.wait_for(self.proc.wait(), 30)
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
 
 
 async def wait_until(predicate, timeout: float = 20.0, what: str = "condition") -> None:
