@@ -39,13 +39,11 @@ class InboxRepository:
         return new
 
     async def mark_done(self, update_id: int, now: float | None = None) -> None:
-        """Mark an update as handled (the first time only) and forget its payload: only its
-        update_id is needed from then on (to drop a repeat)."""
+        """Mark an update as handled (the first time only)."""
         now = time.time() if now is None else now
         async with self._db.transaction() as conn:
             await conn.execute(
-                "UPDATE inbox SET done_at = ?, payload = '{}' "
-                "WHERE update_id = ? AND done_at IS NULL",
+                "UPDATE inbox SET done_at = ? WHERE update_id = ? AND done_at IS NULL",
                 (now, update_id),
             )
 
