@@ -19,7 +19,7 @@ from .config import Config, ConfigError, demo_wallet_problem, load_config, webho
 _LOGGER = logging.getLogger("tgbot")
 
 
-class _RequestLinesFilter(logging.Filter):
+class _RedactingFilter(logging.Filter):
     """Keep httpx's request lines out of the log below DEBUG (noise; the token in their URL
     is redacted anyway, see :mod:`tgbot.logs`)."""
 
@@ -43,7 +43,7 @@ def setup_logging(level: str, *, log_file: Path | None = None) -> None:
     logging.basicConfig(level=getattr(logging, level), format=_FORMAT, handlers=handlers)
     if level != "DEBUG":
         for handler in handlers:
-            handler.addFilter(_RequestLinesFilter())
+            handler.addFilter(_RedactingFilter())
 
 
 def _parser() -> argparse.ArgumentParser:
