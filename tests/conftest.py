@@ -11,6 +11,7 @@ from hypothesis import HealthCheck, settings
 
 from tests.harness import BotHarness
 from tests.support.generators import remember
+from tests.support.processes import ChildProcesses
 from tests.support.survey import quiz_flow, support_handlers, survey_flow
 from tgbot.answers.router import default_router
 
@@ -73,6 +74,16 @@ def pytest_collection_modifyitems(items):
 
 #: Rates high enough that tests never wait for the send lanes (lane tests set their own).
 FAST = {"rate_overall_per_second": 10_000.0, "rate_chat_per_second": 10_000.0}
+
+
+@pytest.fixture
+async def children():
+    """Start child processes that are killed (their whole process group) when the test ends."""
+    procs = ChildProcesses()
+    try:
+        yield procs
+    finally:
+        await procs.aclose()
 
 
 @pytest.fixture

@@ -7,6 +7,7 @@ The benchmarks run as subprocesses, all at once, so the file takes well under a 
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import subprocess
@@ -14,6 +15,8 @@ import sys
 from pathlib import Path
 
 import pytest
+
+from tests.support.processes import popen_group
 
 ROOT = Path(__file__).resolve().parents[2]
 BENCHES = (
@@ -31,28 +34,35 @@ BENCHES = (
 
 @pytest.fixture(scope="module")
 def results(tmp_path_factory) -> dict[str, dict]:
-    """Run every benchmark with --small in parallel; return its JSON (or the failure)."""
+    """Run every benchmark with --small in parallel; return its JSON (or the failure).
+
+    Each benchmark runs in a process group of its own, killed (with the bot children it
+    started) when the fixture ends, whatever happened.
+    """
     tmp = tmp_path_factory.mktemp("bench")
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    procs = {}
-    for name in BENCHES:
-        extra = ["--out", str(tmp / "profile.txt")] if name == "profile" else []
-        with (tmp / f"{name}.err").open("wb") as err:
-            procs[name] = subprocess.Popen(
-                [sys.executable, "-m", f"bench.{name}", "--small", *extra],
-                cwd=ROOT,
-                env=env,
-                stdout=subprocess.PIPE,
-                stderr=err,
-            )
-    found = {}
-    for name, proc in procs.items():
-        out, _ = proc.communicate(timeout=240)
-        lines = [line for line in out.decode().splitlines() if line.strip()]
-        err = (tmp / f"{name}.err").read_text()[-2000:]
-        assert proc.returncode == 0, f"{name} failed:\n{err}"
-        assert len(lines) == 1, f"{name} printed {len(lines)} lines:\n{out.decode()[-2000:]}"
-        found[name] = json.loads(lines[0])
+    with contextlib.ExitStack() as stack:
+        procs = {}
+        for name in BENCHES:
+            extra = ["--out", str(tmp / "profile.txt")] if name == "profile" else []
+            with (tmp / f"{name}.err").open("wb") as err:
+                procs[name] = stack.enter_context(
+                    popen_group(
+                        [sys.executable, "-m", f"bench.{name}", "--small", *extra],
+                        cwd=ROOT,
+                        env=env,
+                        stdout=subprocess.PIPE,
+                        stderr=err,
+                    )
+                )
+        found = {}
+        for name, proc in procs.items():
+            out, _ = proc.communicate(timeout=240)
+            lines = [line for line in out.decode().splitlines() if line.strip()]
+            err = (tmp / f"{name}.err").read_text()[-2000:]
+            assert proc.returncode == 0, f"{name} failed:\n{err}"
+            assert len(lines) == 1, f"{name} printed {len(lines)} lines:\n{out.decode()[-2000:]}"
+            found[name] = json.loads(lines[0])
     return found
 
 

@@ -160,10 +160,12 @@ async def test_apply_faults_validates_before_changing_anything(demo: DemoHandle)
     assert faults_state(emu)["methods"] == ["sendMessage"]
 
 
-async def test_demo_command_serves_the_page_and_stops_cleanly_on_ctrl_c(tmp_path: Path) -> None:
+async def test_demo_command_serves_the_page_and_stops_cleanly_on_ctrl_c(
+    tmp_path: Path, children
+) -> None:
     """``tgbot demo`` prints the address, serves the bot, and exits 0 on SIGINT, DB closed."""
     db = tmp_path / "demo.db"
-    proc = await asyncio.create_subprocess_exec(
+    proc = await children.spawn(
         sys.executable,
         "-m",
         "tgbot",
@@ -193,12 +195,10 @@ async def test_demo_command_serves_the_page_and_stops_cleanly_on_ctrl_c(tmp_path
                     break
                 await asyncio.sleep(0.1)
             assert "Alice" in messages["messages"][-1]["text"]
-        proc.send_signal(signal.SIGINT)
-        _, stderr = await asyncio.wait_for(proc.communicate(), 30)
     finally:
         if proc.returncode is None:
-            proc.kill()
-            await proc.wait()
+            proc.send_signal(signal.SIGINT)  # if it does not stop, the fixture kills it
+        _, stderr = await asyncio.wait_for(proc.communicate(), 30)
     assert proc.returncode == 0
     assert b"Traceback" not in stderr
     assert _closed_cleanly(db)

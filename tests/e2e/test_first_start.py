@@ -29,11 +29,11 @@ def _free_port() -> int:
         return sock.getsockname()[1]
 
 
-async def _spawn(*args: str, env: dict[str, str], cwd: Path) -> asyncio.subprocess.Process:
-    return await asyncio.create_subprocess_exec(
+async def _spawn(children, *args: str, env: dict[str, str], cwd: Path):
+    """Start ``tgbot ARGS`` through the ``children`` fixture (killed when the test ends)."""
+    return await children.spawn(
         sys.executable, "-m", "tgbot", *args, env=env, cwd=cwd,
         stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
-        start_new_session=True,
     )  # fmt: skip
 
 
@@ -42,15 +42,10 @@ def _clean_env() -> dict[str, str]:
 
 
 async def _stop(proc: asyncio.subprocess.Process) -> tuple[bytes, bytes]:
+    """Ctrl-C, then the output (if it does not stop, the fixture kills it after the test)."""
     if proc.returncode is None:
         proc.send_signal(signal.SIGINT)
-        try:
-            return await asyncio.wait_for(proc.communicate(), 30)
-        finally:
-            if proc.returncode is None:
-                os.killpg(proc.pid, signal.SIGKILL)
-                await proc.wait()
-    return await proc.communicate()
+    return await asyncio.wait_for(proc.communicate(), 30)
 
 
 def _seeded_accounts(db: Path) -> int:
@@ -61,8 +56,8 @@ def _seeded_accounts(db: Path) -> int:
             return 0
 
 
-async def test_demo_prints_only_its_address_and_serves_the_page_once_seeded(tmp_path):
-    proc = await _spawn("demo", "--port", "0", env=_clean_env(), cwd=tmp_path)
+async def test_demo_prints_only_its_address_and_serves_the_page_once_seeded(tmp_path, children):
+    proc = await _spawn(children, "demo", "--port", "0", env=_clean_env(), cwd=tmp_path)
     try:
         line = await asyncio.wait_for(proc.stdout.readline(), 60)
         text = line.decode()
@@ -89,14 +84,14 @@ async def test_demo_prints_only_its_address_and_serves_the_page_once_seeded(tmp_
     assert "Demo wallet seeded" in log
 
 
-async def test_second_demo_on_the_same_port_says_the_port_is_taken(tmp_path):
-    first = await _spawn("demo", "--port", "0", env=_clean_env(), cwd=tmp_path)
+async def test_second_demo_on_the_same_port_says_the_port_is_taken(tmp_path, children):
+    first = await _spawn(children, "demo", "--port", "0", env=_clean_env(), cwd=tmp_path)
     try:
         line = (await asyncio.wait_for(first.stdout.readline(), 60)).decode()
         port = line.split("open ", 1)[1].split()[0].rstrip("/").rsplit(":", 1)[1]
         other = tmp_path / "other"
         other.mkdir()
-        second = await _spawn("demo", "--port", port, env=_clean_env(), cwd=other)
+        second = await _spawn(children, "demo", "--port", port, env=_clean_env(), cwd=other)
         _, err = await asyncio.wait_for(second.communicate(), 60)
         assert second.returncode == 1
         assert err.decode().strip() == (
@@ -108,7 +103,7 @@ async def test_second_demo_on_the_same_port_says_the_port_is_taken(tmp_path):
         await _stop(first)
 
 
-async def test_tgbot_run_logs_no_warnings_at_start(tmp_path):
+async def test_tgbot_run_logs_no_warnings_at_start(tmp_path, children):
     emu = TelegramEmulator(TOKEN, strict=True, caps=Caps(enabled=False))
     server = EmulatorServer(emu)
     await server.start()
@@ -121,7 +116,7 @@ async def test_tgbot_run_logs_no_warnings_at_start(tmp_path):
         # The demo wallet's pages on a free port (8766 may be taken by another run).
         "TGBOT_WALLET_PUBLIC_URL": f"http://127.0.0.1:{_free_port()}",
     }
-    proc = await _spawn("run", env=env, cwd=tmp_path)
+    proc = await _spawn(children, "run", env=env, cwd=tmp_path)
     try:
         alice = emu.add_user("Alice", language_code="en")
         emu.user_send(alice.id, "/start")
@@ -131,8 +126,10 @@ async def test_tgbot_run_logs_no_warnings_at_start(tmp_path):
             await asyncio.sleep(0.05)
         assert emu.bot_messages(alice.id), "no answer to /start"
     finally:
-        _, err = await _stop(proc)
-        await server.stop()
+        try:
+            _, err = await _stop(proc)
+        finally:
+            await server.stop()
     assert proc.returncode == 0
     lines = err.decode().splitlines()
     assert any("Application started" in line for line in lines)

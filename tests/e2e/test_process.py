@@ -28,10 +28,15 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 class ProcessBot:
-    """Runs ``python -m tests.support.survey`` (the real bot plus test flows) as a child."""
+    """Runs ``python -m tests.support.survey`` (the real bot plus test flows) as a child.
 
-    def __init__(self, server: EmulatorServer, db_path: Path, log_path: Path, **env: str):
+    The child is started through the ``children`` fixture: whatever the test's outcome, its
+    process group is killed when the test ends.
+    """
+
+    def __init__(self, server: EmulatorServer, children, db_path: Path, log_path: Path, **env: str):
         self.server = server
+        self.children = children
         self.db_path = db_path
         self.log_path = log_path
         self.env = env
@@ -50,11 +55,10 @@ class ProcessBot:
             "TGBOT_WALLET_PUBLIC_URL": f"http://127.0.0.1:{_free_port()}",
             **self.env,
         }
-        log = self.log_path.open("ab")
-        self.proc = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", module, *args, env=env, cwd=ROOT, stdout=log, stderr=log
-        )
-        log.close()
+        with self.log_path.open("ab") as log:
+            self.proc = await self.children.spawn(
+                sys.executable, "-m", module, *args, env=env, cwd=ROOT, stdout=log, stderr=log
+            )
 
     async def kill(self) -> None:
         assert self.proc is not None
@@ -81,6 +85,12 @@ async def wait_until(predicate, timeout: float = 20.0, what: str = "condition") 
         await asyncio.sleep(0.02)
 
 
+def on_disk(db_path: Path, sql: str, *params: object) -> int:
+    """Return the first column of ``sql``'s row, read from the running bot's database."""
+    with sqlite3.connect(db_path) as db:
+        return db.execute(sql, params).fetchone()[0]
+
+
 @pytest.fixture
 async def server():
     emu = TelegramEmulator(TOKEN, strict=True, caps=Caps(enabled=False))
@@ -90,13 +100,23 @@ async def server():
     await srv.stop()
 
 
+@pytest.fixture
+def process_bot(server, children, tmp_path):
+    """Return a factory of :class:`ProcessBot` children (killed when the test ends)."""
+
+    def factory(db_name: str = "bot.db", log_name: str = "bot.log", **env: str) -> ProcessBot:
+        return ProcessBot(server, children, tmp_path / db_name, tmp_path / log_name, **env)
+
+    return factory
+
+
 def _texts(emu: TelegramEmulator, user_id: int) -> list[str]:
     return [m.get("text", "") for m in emu.bot_messages(user_id)]
 
 
-async def test_user_continues_a_flow_after_graceful_stop_and_after_kill_9(server, tmp_path):
+async def test_user_continues_a_flow_after_graceful_stop_and_after_kill_9(server, process_bot):
     emu = server.emulator
-    bot = ProcessBot(server, tmp_path / "bot.db", tmp_path / "bot.log")
+    bot = process_bot()
     alice = emu.add_user("Alice", language_code="en")
     await bot.start()
     emu.user_send(alice.id, "/survey")
@@ -109,8 +129,24 @@ async def test_user_continues_a_flow_after_graceful_stop_and_after_kill_9(server
     emu.press_button(alice.id, alice.id, menu, "Red")
     await wait_until(lambda: "Step 2/3: type a word" in _texts(emu, alice.id), what="step 2")
 
-    # Hard kill more than a second after the last update: the state is already on disk.
-    await asyncio.sleep(1.5)
+    # Hard kill once the state is on disk (within a second of the update, DESIGN 4): the
+    # word step and the colour chosen in it.
+    await wait_until(
+        lambda: (
+            on_disk(
+                bot.db_path,
+                "SELECT COUNT(*) FROM ptb_conversations WHERE name = 'survey' AND state LIKE ?",
+                "%survey:word%",
+            )
+            and on_disk(
+                bot.db_path,
+                "SELECT COUNT(*) FROM ptb_user_data WHERE user_id = ? AND data LIKE ?",
+                alice.id,
+                '%"colour":"red"%',
+            )
+        ),
+        what="the word step persisted",
+    )
     await bot.kill()
     await bot.start()
     emu.user_send(alice.id, "kiwi")
@@ -118,9 +154,9 @@ async def test_user_continues_a_flow_after_graceful_stop_and_after_kill_9(server
     assert await bot.interrupt() == 0
 
 
-async def test_every_update_is_handled_exactly_once_across_kill_9(server, tmp_path):
+async def test_every_update_is_handled_exactly_once_across_kill_9(server, process_bot):
     emu = server.emulator
-    bot = ProcessBot(server, tmp_path / "bot.db", tmp_path / "bot.log", SLOW_SECONDS="0.3")
+    bot = process_bot(SLOW_SECONDS="0.3")
     users = [emu.add_user(f"User{i}", language_code="en") for i in range(3)]
     await bot.start()
     for n in range(8):
@@ -131,20 +167,30 @@ async def test_every_update_is_handled_exactly_once_across_kill_9(server, tmp_pa
         lambda: all("slow 1 done" in _texts(emu, u.id) for u in users), what="first replies"
     )
     await wait_until(emu.all_fetched, what="all fetched")
+
     # Kill while the next updates sleep in their handlers, not in the instant between a
-    # reply and its inbox mark (that window can repeat one reply: at-least-once sending).
-    await asyncio.sleep(0.1)
+    # reply and its inbox mark (that window can repeat one reply: at-least-once sending):
+    # that is when every reply sent so far has its update marked done.
+    def replies_all_marked() -> bool:
+        replied = sum(len(_texts(emu, u.id)) for u in users)
+        done = on_disk(bot.db_path, "SELECT COUNT(*) FROM inbox WHERE done_at IS NOT NULL")
+        return replied == done
+
+    await wait_until(replies_all_marked, what="every reply so far marked done")
     await bot.kill()
     before = {u.id: _texts(emu, u.id) for u in users}
     replied_before = sum(len(texts) for texts in before.values())
     assert replied_before < 24, "the kill came too late to test anything"
-    with sqlite3.connect(tmp_path / "bot.db") as db:
-        pending = db.execute("SELECT COUNT(*) FROM inbox WHERE done_at IS NULL").fetchone()[0]
+    pending = on_disk(bot.db_path, "SELECT COUNT(*) FROM inbox WHERE done_at IS NULL")
     assert pending > 0  # fetched from Telegram (and confirmed) but not handled yet
 
     await bot.start()
-    await wait_until(lambda: sum(len(_texts(emu, u.id)) for u in users) >= 24, what="all replies")
-    await asyncio.sleep(0.5)  # would-be duplicates would arrive now
+    # A reply is sent before its update is marked done: once all 24 are marked, every
+    # reply that will ever come (a duplicate too) has come.
+    await wait_until(
+        lambda: on_disk(bot.db_path, "SELECT COUNT(*) FROM inbox WHERE done_at IS NOT NULL") == 24,
+        what="every update handled",
+    )
     for user in users:
         counts = collections.Counter(_texts(emu, user.id))
         assert set(counts) == {f"slow {n} done" for n in range(8)}, counts  # nothing lost
@@ -159,19 +205,19 @@ async def test_every_update_is_handled_exactly_once_across_kill_9(server, tmp_pa
     assert await bot.interrupt() == 0
 
 
-async def test_second_instance_on_the_same_database_refuses_to_start(server, tmp_path):
+async def test_second_instance_on_the_same_database_refuses_to_start(server, process_bot):
     emu = server.emulator
-    first = ProcessBot(server, tmp_path / "bot.db", tmp_path / "one.log")
+    first = process_bot(log_name="one.log")
     await first.start()
     alice = emu.add_user("Alice", language_code="en")
     emu.user_send(alice.id, "/start")
     await wait_until(lambda: _texts(emu, alice.id), what="first instance answering")
 
-    second = ProcessBot(server, tmp_path / "bot.db", tmp_path / "two.log")
+    second = process_bot(log_name="two.log")
     await second.start("tgbot", "run")
     code = await asyncio.wait_for(second.proc.wait(), 30)
     assert code == 3
-    log = (tmp_path / "two.log").read_text()
+    log = second.log_path.read_text()
     assert "Another instance is already running" in log
     assert "Traceback" not in log
     # The first one is unharmed.
@@ -180,10 +226,10 @@ async def test_second_instance_on_the_same_database_refuses_to_start(server, tmp
     assert await first.interrupt() == 0
 
 
-async def test_tgbot_run_answers_against_a_bot_api_server(server, tmp_path):
+async def test_tgbot_run_answers_against_a_bot_api_server(server, process_bot):
     """``TGBOT_TOKEN=... TGBOT_API_BASE_URL=http://127.0.0.1:PORT/bot tgbot run`` works."""
     emu = server.emulator
-    bot = ProcessBot(server, tmp_path / "bot.db", tmp_path / "bot.log")
+    bot = process_bot()
     await bot.start("tgbot", "run")
     alice = emu.add_user("Alice", language_code="en")
     emu.user_send(alice.id, "/start")
@@ -192,7 +238,7 @@ async def test_tgbot_run_answers_against_a_bot_api_server(server, tmp_path):
     methods = {method for method, _ in emu.calls}
     assert {"getMe", "getUpdates", "sendMessage", "setMyCommands"} <= methods
     assert await bot.interrupt() == 0
-    log = (tmp_path / "bot.log").read_text()
+    log = bot.log_path.read_text()
     assert "Traceback" not in log
     assert TOKEN.split(":")[1] not in log  # the token never reaches the log
 

@@ -1,0 +1,59 @@
+"""Child processes that never outlive their test.
+
+Every child starts in a process group of its own (``start_new_session``), and the group is
+killed when the test ends, passed or failed: a failed assert, a timeout or an exception never
+leaves an orphaned ``tgbot run`` holding its port and database, nor the grandchildren a
+benchmark starts.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import signal
+import subprocess
+from collections.abc import Iterator
+from typing import Any
+
+
+def kill_group(pid: int) -> None:
+    """SIGKILL the process group led by ``pid`` (nothing if it is gone).
+
+    Linux keeps a group's id from being reused while any member lives, so this never hits
+    an unrelated process: either the group still exists or the call finds nothing.
+    """
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(pid, signal.SIGKILL)
+
+
+class ChildProcesses:
+    """Start children in their own process groups; :meth:`aclose` kills every group."""
+
+    def __init__(self) -> None:
+        self._procs: list[asyncio.subprocess.Process] = []
+
+    async def spawn(self, *argv: str, **kwargs: Any) -> asyncio.subprocess.Process:
+        """Start ``argv`` (``asyncio.create_subprocess_exec`` arguments) in a new group."""
+        proc = await asyncio.create_subprocess_exec(*argv, start_new_session=True, **kwargs)
+        self._procs.append(proc)
+        return proc
+
+    async def aclose(self) -> None:
+        """Kill every child's group, then reap the children."""
+        procs, self._procs = self._procs, []
+        for proc in procs:
+            kill_group(proc.pid)  # also when the leader exited: its children may not have
+        for proc in procs:
+            await proc.wait()
+
+
+@contextlib.contextmanager
+def popen_group(argv: list[str], **kwargs: Any) -> Iterator[subprocess.Popen]:
+    """Run ``argv`` (``subprocess.Popen`` arguments) in a new group; kill the group on exit."""
+    proc = subprocess.Popen(argv, start_new_session=True, **kwargs)
+    try:
+        yield proc
+    finally:
+        kill_group(proc.pid)
+        proc.wait()
