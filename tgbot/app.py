@@ -78,6 +78,9 @@ class WalletApplication(Application):
         self._wallet_pages: Any = None
         self._refund_events: Any = None
         self.refund_events_port: int | None = None
+        #: A stop signal (Ctrl-C, SIGTERM) came while starting; see :meth:`_raise_system_exit`.
+        self._stop_requested = False
+        self._startup_complete = False
 
     @property
     def db(self) -> Database:
@@ -115,6 +118,35 @@ class WalletApplication(Application):
         except BaseException:
             await self._close_storage()
             raise
+        if self._stop_requested:
+            # Stopped while initializing: PTB's run_polling/run_webhook return right after
+            # initialize (without starting the updater) when this is set.
+            self.stop_running()
+
+    def _raise_system_exit(self) -> None:
+        """Stop on SIGINT/SIGTERM (PTB's signal handler in run_polling/run_webhook); a signal
+        that comes during start-up takes effect once start-up is complete.
+
+        PTB raises SystemExit from the handler, which abandons whatever ``run_until_complete``
+        was waiting for: an ``initialize``, ``updater.start_polling`` or ``start`` cut halfway
+        keeps running beside ``stop`` and ``shutdown`` (a service started after it was
+        stopped, a database closed under a query, an updater lock never released). So during
+        start-up the signal is only noted; a second one stops at once, as before.
+        """
+        if self._startup_complete or self._stop_requested:
+            raise SystemExit
+        self._stop_requested = True
+        _LOGGER.info("Stopping as soon as start-up is complete (a second signal stops at once)")
+
+    def _stop_after_startup(self) -> None:
+        """Deliver a stop signal that came during start-up, now that start-up is complete."""
+        self._startup_complete = True
+        if self._stop_requested:
+            # Not call_soon: finishing ``start`` schedules run_until_complete's stop callback,
+            # and a SystemExit raised before that callback runs leaves it behind to stop the
+            # loop under PTB's next run_until_complete ("Event loop stopped before Future
+            # completed"). A timer is moved to the ready queue behind it.
+            asyncio.get_running_loop().call_later(0, self._raise_system_exit)
 
     async def _replay_inbox(self) -> None:
         pending = await self.repos.inbox.pending()
@@ -126,6 +158,9 @@ class WalletApplication(Application):
 
     async def start(self) -> None:
         """Start PTB, the outbox worker and the housekeeping jobs."""
+        if self._stop_requested:  # stopped while the updater was starting: start nothing
+            self._stop_after_startup()
+            return
         await super().start()
         assert self.outbox is not None
         await self.outbox.start()
@@ -182,6 +217,7 @@ class WalletApplication(Application):
                 first=min(5.0, self.config.refund_poll_interval),
                 name="poll-refunds",
             )
+        self._stop_after_startup()
 
     async def _publish_commands(self) -> None:
         """Publish the per-language command menus (cosmetic: a failure only logs)."""

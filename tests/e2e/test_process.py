@@ -2,7 +2,7 @@
 
 These are the durability guarantees of DESIGN sections 3-4: conversation state on disk
 within a second, every received update handled exactly once across a hard kill, one
-instance per database.
+instance per database; and a stop (Ctrl-C) at any moment of start-up is clean.
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ import pytest
 
 from tests.harness import TOKEN
 from tgbot.sandbox.emulator import TelegramEmulator
-from tgbot.sandbox.models import Caps
+from tgbot.sandbox.models import Caps, Faults
 from tgbot.sandbox.server import EmulatorServer
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -243,11 +243,11 @@ async def test_tgbot_run_answers_against_a_bot_api_server(server, process_bot):
     assert TOKEN.split(":")[1] not in log  # the token never reaches the log
 
 
-async def test_debug_log_of_tgbot_run_has_no_token(server, tmp_path):
+async def test_debug_log_of_tgbot_run_has_no_token(server, process_bot, tmp_path):
     """Finding 12 of the security review: PTB logs ``Set Bot API URL: .../bot<token>`` and
     httpx every request URL at DEBUG; the log shows neither the token nor what users typed."""
     emu = server.emulator
-    bot = ProcessBot(server, tmp_path / "bot.db", tmp_path / "bot.log", TGBOT_LOG_LEVEL="DEBUG")
+    bot = process_bot(TGBOT_LOG_LEVEL="DEBUG")
     await bot.start("tgbot", "run")
     alice = emu.add_user("Alice", language_code="en")
     emu.user_send(alice.id, "/start")
@@ -258,3 +258,47 @@ async def test_debug_log_of_tgbot_run_has_no_token(server, tmp_path):
     assert "Set Bot API URL" in log and "<redacted>" in log  # DEBUG records are there
     assert TOKEN not in log and f"bot{TOKEN.split(':')[0]}:" not in log
     assert "4111 1111 1111 1111" not in log and "482913" not in log
+
+
+def _log_problems(log: str) -> list[str]:
+    """Return the log lines that are not plain INFO records (warnings, errors, tracebacks)."""
+    return [line for line in log.splitlines() if line and " INFO " not in line]
+
+
+@pytest.mark.parametrize(
+    "slow_call",
+    [
+        "getMe",  # initialize: PTB's bootstrap
+        "deleteWebhook",  # the updater starting to poll
+        "setMyCommands",  # start(): the first reply is out, the command menus not yet
+    ],
+)
+async def test_ctrl_c_during_start_up_stops_cleanly(server, process_bot, slow_call):
+    """Ctrl-C while the bot is still starting: start-up completes, then it stops as usual
+    (exit 0, nothing in the log but INFO lines, no task left half-started)."""
+    emu = server.emulator
+    emu.faults = Faults(latency=1.0, methods=frozenset({slow_call}))
+    bot = process_bot()
+    await bot.start("tgbot", "run")
+    alice = emu.add_user("Alice", language_code="en")
+    emu.user_send(alice.id, "/start")
+    await wait_until(lambda: slow_call in [m for m, _ in emu.calls], what=f"{slow_call} called")
+    if slow_call == "setMyCommands":
+        # Updates are handled from the moment PTB's start() runs, before ours is done.
+        await wait_until(lambda: _texts(emu, alice.id), what="the first reply")
+    assert await bot.interrupt() == 0
+    log = bot.log_path.read_text()
+    assert _log_problems(log) == []
+    assert "Stopping as soon as start-up is complete" in log
+    methods = [m for m, _ in emu.calls]
+    if slow_call == "getMe":  # stopped right after initialize: the updater never polled
+        assert "getUpdates" not in methods
+    if slow_call in ("getMe", "deleteWebhook"):  # nothing of the application started
+        assert "Application started" not in log
+    else:
+        # Start-up was not cut short (the command menus were published: 3 calls), then the
+        # application stopped as always.
+        assert methods.count("setMyCommands") == 3
+        assert "Application.stop() complete" in log
+    with sqlite3.connect(bot.db_path) as db:  # the database was closed, not cut off
+        assert db.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
