@@ -192,6 +192,31 @@ def test_english_last_weekday_inside_this_week_offers_the_week_before():
     )
 
 
+def test_english_last_friday_said_on_a_friday_is_a_week_ago():
+    friday = datetime(2026, 11, 6, 10, 0, tzinfo=SHANGHAI)
+    query = parse_query("last Friday", friday)
+    assert (query.start, query.end) == day("2026-10-30")
+    assert query.alternatives == ()  # the previous week's Friday: no other reading
+
+
+WEEKDAYS_EN = ("monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday")
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    today=st.dates(min_value=datetime(2000, 1, 1).date(), max_value=datetime(2100, 1, 1).date()),
+    hour=st.integers(min_value=0, max_value=23),
+    weekday=st.integers(min_value=0, max_value=6),
+)
+def test_english_last_weekday_is_that_weekday_in_the_seven_days_before_today(today, hour, weekday):
+    now = datetime(today.year, today.month, today.day, hour, tzinfo=SHANGHAI)
+    query = parse_query(f"last {WEEKDAYS_EN[weekday].capitalize()}", now)
+    found = query.start.date()
+    assert found.weekday() == weekday
+    assert 1 <= (today - found).days <= 7  # before today, never today itself
+    assert (query.start, query.end) == day(found.isoformat())
+
+
 def test_explicit_this_week_is_literal_even_in_the_future():
     query = parse_query("这周五", NOW)
     assert (query.start, query.end) == day("2026-11-06")
