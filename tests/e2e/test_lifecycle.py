@@ -3,6 +3,7 @@
 import asyncio
 
 from handlers.common import FLOW_KEY
+from tests.support.leaks import card_numbers_in
 
 
 async def _survey_to_word_step(user):
@@ -169,6 +170,10 @@ async def test_edited_message_with_a_card_number_is_scrubbed_too(bot):
     assert "bank card number" in alice.last_message.text
     # The edit did not change the answer already given.
     assert "Step 3/3: red kiwi?" in alice.texts
+    # Nothing on disk holds the number, in the form it was typed or any other.
+    await bot.app.update_persistence()
+    blob = b"".join(p.read_bytes() for p in bot.db_path.parent.glob("bot.db*"))
+    assert card_numbers_in(blob, ["4111111111111111"]) == []
 
 
 async def test_a_button_under_a_bot_message_that_looks_sensitive_still_works(bot):
