@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import logging
 import re
+import time
 
 import pytest
 
+from tgbot.backend import create_backend
 from tgbot.backend.base import Unavailable
 
 LILEI, HANMEIMEI, ALICE, BOB, WANGFANG = (
@@ -96,6 +98,30 @@ async def test_wrong_codes_count_down_and_lock_out_across_a_restart(make_bot):
     await bob.send("/password")
     assert bob.last_message.text.startswith("Too many wrong codes.")
     assert "🙋 Talk to a human" in bob.buttons
+
+
+async def test_a_code_past_its_expiry_is_refused_even_if_the_wallet_would_accept_it(bot):
+    """The bot holds the wallet to the expiry it announced ("type it within 5 minutes"), and
+    does not leave it to the wallet's own check: here the wallet's clock runs 6 minutes
+    behind, so the code it sends had expired by the bot's clock when it arrived, and the
+    wallet itself would still take it."""
+    bot.app.backend = create_backend(
+        "demo",
+        db=bot.app.db,
+        public_url=bot.app.config.wallet_public_url,
+        fixed_codes={ALICE: CODE},
+        clock=lambda: time.time() - 360,
+    )
+    alice = person(bot, "Alice", ALICE)
+    await alice.send("/password")
+    await alice.share_contact()
+    assert "6-digit code" in alice.last_message.text
+    await alice.send(CODE)
+    assert alice.last_message.text == "That code has expired. Tap “🔁 Send a new code”."
+    assert not any(t.startswith("✅ Verified") for t in alice.texts)
+    user = await bot.app.repos.users.get(alice.user_id)
+    assert user.wallet_account_id is None  # not linked by an expired code
+    assert await bot.app.backend.check_code("U1003", CODE)  # the wallet would have taken it
 
 
 async def test_contact_dead_ends_are_explained(bot):
