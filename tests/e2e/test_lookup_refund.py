@@ -5,6 +5,8 @@ from __future__ import annotations
 import time
 from datetime import UTC, datetime, timedelta
 
+from babel.numbers import format_currency
+
 from handlers.refund import poll_refunds
 from tgbot.context import BotContext
 
@@ -120,6 +122,26 @@ async def test_refund_partial_amount_with_bad_inputs_then_confirm_once(bot):
     assert (await bot.app.repos.refunds.for_user(alice.user_id))[0].id == refunds[0].id
 
 
+async def test_typing_exactly_what_remains_refundable_is_accepted(bot):
+    """A payment already partly refunded: the user types exactly the amount that remains."""
+    alice = await verified(bot, "Alice", ALICE)
+    backend = bot.app.backend
+    partly = (await all_transactions(bot, "U1003", status="partially_refunded")).items
+    tx = partly[0]
+    remaining = (await backend.refund_eligibility("U1003", tx.id)).refundable
+    assert 0 < remaining < tx.amount
+    await alice.send(f"/start refund_{tx.id}")
+    await alice.click("Not received")
+    await alice.send(str(remaining))
+    confirm = alice.last_message
+    assert confirm.text.startswith("Please confirm your refund request:")
+    assert f"Refund: {format_currency(remaining, tx.currency, locale='en')}" in confirm.text
+    await alice.click("✅ Request the refund")
+    assert alice.last_message.text.startswith("✅ Refund requested. Reference:")
+    (refund,) = await backend.list_refunds("U1003")
+    assert refund.transaction_id == tx.id and refund.amount == remaining
+
+
 async def test_refund_in_chinese_from_the_detail_with_other_reason(bot):
     li = await verified(bot, "李雷", LILEI, "zh-hans")
     page = await all_transactions(bot, "U1001")
@@ -210,8 +232,8 @@ async def test_pagination_edges_zero_one_and_exactly_one_page(bot, monkeypatch):
 
 
 async def test_english_phrase_search_with_a_weekday_and_amount(bot):
-    """"Sunday 141.17" finds the payment of that amount made on the most recent Sunday; the
-    expectation is worked out from the dates here, not with the parser under test."""
+    """A phrase like "Sunday 141.17" finds the payment of that amount made on the most recent
+    Sunday; the expectation is worked out from the dates here, not with the parser tested."""
     alice = await verified(bot, "Alice", ALICE)
     zone = bot.app.config.zone
     today = datetime.now(zone).date()
