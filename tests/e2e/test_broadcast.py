@@ -136,11 +136,7 @@ async def test_pause_resume_cancel_and_recall(make_bot):
     assert (await bot.app.repos.broadcasts.counts(1)) == {"sent": 401}
     await admin.click("🗑 Recall")
     await bot.settle()
-    assert all(
-        not received(emu, u.id)
-        or (ZH_TEXT not in received(emu, u.id) and EN_TEXT not in received(emu, u.id))
-        for u in people
-    )
+    assert not [u.id for u in people if {ZH_TEXT, EN_TEXT} & set(received(emu, u.id))]
     # A second broadcast cancelled early reaches nobody more.
     limiter._broadcast.rate = 20.0
     await compose(admin, "Chinese users")
@@ -159,9 +155,7 @@ async def test_two_admins_one_creates_the_other_approves(make_bot):
     bot, emu, (alice, bob), people = await make_world(make_bot, users=10, admins=2)
     await compose(alice)
     await alice.click("📣 Send")
-    assert alice.texts[-2].startswith("Broadcast #1 is waiting for another admin") or any(
-        "waiting for another admin" in t for t in alice.texts
-    )
+    assert alice.texts[-2] == "Broadcast #1 is waiting for another admin to approve it."
     assert not any(EN_TEXT in received(emu, u.id) for u in people)
     approve_msg = emu.bot_messages(bob.user_id)[-1]
     # The creator cannot approve their own broadcast, even with a forged press.
@@ -194,20 +188,20 @@ async def test_authorization_matrix(make_bot):
     bot, _emu, (admin,), (user, agent_user, *_) = await make_world(make_bot, users=3)
     await bot.app.repos.agents.add(agent_user.id, "Agent", admin.user_id)
     commands = ["/broadcast", "/stats", "/audit", "/agents", "/agent_add 5 X", "/agent_remove 5"]
+    not_understood = {
+        "en": "Sorry, I did not understand that. Please choose from the menu below.",
+        "zh-hans": "抱歉，我没能理解您的意思，请从下方菜单中选择。",
+    }
     for person in (user, agent_user):
         session = UserSession(bot, person.id, person.first_name)
         for command in commands:
             await session.send(command)
-            assert session.last_message.text in (
-                "Sorry, I did not understand that. Please choose from the menu below.",
-                "抱歉，我没能理解您的意思，请从下方菜单中选择。",
-            ), command
+            assert session.last_message.text == not_understood[person.language_code], command
     await admin.send("/stats")
     assert admin.last_message.text.startswith("Users: 4")
     await admin.send("/audit")
-    assert (
-        admin.last_message.text.startswith("Recent actions:") or "empty" in admin.last_message.text
-    )
+    # Refused commands are not audited, and nothing else happened yet.
+    assert admin.last_message.text == "The audit log is empty."
 
 
 async def test_support_replies_flow_while_a_broadcast_runs(make_bot):
