@@ -561,6 +561,41 @@ async def test_tickets_are_routed_to_the_group_of_the_users_language(make_bot):
     assert [t["name"][:6] for t in emu.topics(en_group.id).values()] == [alice_ticket.code]
 
 
+async def test_a_reply_goes_to_the_user_of_its_own_groups_topic(make_bot):
+    """Two teams' groups number their topics alike: a reply in the English team's topic N
+    reaches that topic's user, never the user of the Chinese team's topic N."""
+    emu = TelegramEmulator(TOKEN, strict=True, caps=Caps(enabled=False))
+    agent = emu.add_user("Agent")
+    zh_group = emu.add_forum_group(
+        "中文组", members=[agent.id], bot_is_admin=True, bot_rights=RIGHTS
+    )
+    en_group = emu.add_forum_group(
+        "EN team", members=[agent.id], bot_is_admin=True, bot_rights=RIGHTS
+    )
+    bot = await make_bot(emu=emu, agent_chats=((zh_group.id, "zh_Hans"), (en_group.id, "en")))
+    await bot.app.repos.agents.add(agent.id, "Agent", agent.id)
+    li, alice = bot.user("李雷", "zh-hans"), bot.user("Alice", "en")
+    await li.send("/human")
+    await alice.send("/human")
+    li_ticket = await bot.app.repos.tickets.open_for_user(li.user_id)
+    alice_ticket = await bot.app.repos.tickets.open_for_user(alice.user_id)
+    assert li_ticket.thread_id == alice_ticket.thread_id  # the same topic id in both groups
+    li_before, alice_before = len(li.texts), len(alice.texts)
+
+    emu.user_send(agent.id, "Hello Alice", chat_id=en_group.id, thread_id=alice_ticket.thread_id)
+    await bot.settle()
+    emu.user_send(agent.id, "你好李雷", chat_id=zh_group.id, thread_id=li_ticket.thread_id)
+    await bot.settle()
+    assert alice.texts[alice_before:] == [
+        "✅ An agent has taken your request and will reply here.",
+        "Hello Alice",
+    ]
+    assert li.texts[li_before:] == ["✅ 客服已受理您的请求，将在这里回复您。", "你好李雷"]
+    for ticket, line in ((alice_ticket, "Hello Alice"), (li_ticket, "你好李雷")):
+        lines = await bot.app.repos.tickets.transcript(ticket.id)
+        assert [m.text for m in lines if m.direction == "out"] == [line]
+
+
 async def test_a_chinese_teams_group_reads_its_topics_in_chinese(make_bot):
     emu = TelegramEmulator(TOKEN, strict=True, caps=Caps(enabled=False))
     agent = emu.add_user("小王")
