@@ -176,7 +176,12 @@ async def test_links_only_to_allowed_domains(make_bot):
     await admin.send("/broadcast")
     await admin.click("English users")
     await admin.send(EN_TEXT)
-    for bad in ("http://upay.com/x", "https://upay-verify.xyz/login", "https://upay.com.evil.io"):
+    for bad in (
+        "http://upay.com/x",
+        "https://upay-verify.xyz/login",
+        "https://upay.com.evil.io",
+        "https://evilupay.com/login",
+    ):
         await admin.send(bad)
         assert admin.last_message.text.startswith("Links may only go to upay.com")
     await admin.send("https://help.upay.com/safety")

@@ -7,8 +7,10 @@ import random
 import time
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
-from tests.harness import TOKEN
+from tests.harness import TOKEN, UserSession
 from tgbot.sandbox.emulator import TelegramEmulator
 from tgbot.sandbox.models import Caps, Faults
 
@@ -67,6 +69,20 @@ class Desk:
 
 @pytest.fixture
 async def desk(make_bot):
+    d = await _make_desk(make_bot)
+    yield d
+    assert d.bot.violations == []
+
+
+@pytest.fixture
+async def roomy_desk(make_bot):
+    """A desk whose group takes many messages a minute (tests that send many there)."""
+    d = await _make_desk(make_bot, rate_group_per_minute=6000.0)
+    yield d
+    assert d.bot.violations == []
+
+
+async def _make_desk(make_bot, **config) -> Desk:
     emu = TelegramEmulator(TOKEN, strict=True, caps=Caps(enabled=False))
     agent = emu.add_user("Agent Wang", language_code="zh-hans")
     other = emu.add_user("Agent Li", language_code="zh-hans")
@@ -78,13 +94,14 @@ async def desk(make_bot):
         bot_is_admin=True,
         bot_rights=RIGHTS,
     )
-    bot = await make_bot(emu=emu, agent_chats=((group.id, None),), admin_ids=frozenset({admin.id}))
+    bot = await make_bot(
+        emu=emu, agent_chats=((group.id, None),), admin_ids=frozenset({admin.id}), **config
+    )
     await bot.app.repos.agents.add(agent.id, "Wang", admin.id)
     await bot.app.repos.agents.add(other.id, "Li", admin.id)
     d = Desk(bot, group.id, agent.id, admin.id)
     d.other_id = other.id
-    yield d
-    assert bot.violations == []
+    return d
 
 
 async def _open(desk, user, text="/human"):
@@ -275,6 +292,46 @@ async def test_links_outside_the_allow_list_are_not_relayed(desk):
     assert "links to upay-secure-login.xyz are not allowed" in desk.texts(thread)[-1]
     await desk.say(thread, "See https://help.upay.com/refunds")
     assert alice.last_message.text == "See https://help.upay.com/refunds"
+
+
+async def test_look_alike_domains_are_not_on_the_allow_list(roomy_desk):
+    """upay.com allows its subdomains (help.upay.com), not names that merely end alike."""
+    desk = roomy_desk
+    alice = desk.bot.user("Alice")
+    _, thread = await _open(desk, alice)
+    before = len(alice.texts)
+    for host in ("evilupay.com", "myupay.com", "upay.com.evil.io", "upay-com.xyz"):
+        await desk.say(thread, f"Please log in at https://{host}/verify")
+        assert f"links to {host} are not allowed" in desk.texts(thread)[-1], host
+    assert len(alice.texts) == before
+    await desk.say(thread, "See https://help.upay.com/refunds")
+    assert alice.texts[before:] == [
+        "✅ An agent has taken your request and will reply here.",
+        "See https://help.upay.com/refunds",
+    ]
+
+
+LABEL = st.from_regex(r"[a-z0-9](?:[a-z0-9-]{0,20}[a-z0-9])?", fullmatch=True)
+
+
+@settings(
+    max_examples=30, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(label=LABEL)
+async def test_a_host_is_allowed_only_as_upay_com_or_below_it(roomy_desk, label):
+    """Generated hosts: "<label>upay.com" is refused, "<label>.upay.com" is relayed."""
+    desk = roomy_desk
+    alice = UserSession(desk.bot, desk.alice_id, "Alice") if hasattr(desk, "alice_id") else None
+    if alice is None:  # one ticket for every example (the fixture lives across them)
+        alice = desk.bot.user("Alice")
+        desk.alice_id = alice.user_id
+        await _open(desk, alice)
+    ticket = await desk.bot.app.repos.tickets.open_for_user(alice.user_id)
+    await desk.say(ticket.thread_id, f"https://{label}upay.com/login")
+    assert f"links to {label}upay.com are not allowed" in desk.texts(ticket.thread_id)[-1]
+    assert f"https://{label}upay.com/login" not in alice.texts
+    await desk.say(ticket.thread_id, f"https://{label}.upay.com/help")
+    assert alice.last_message.text == f"https://{label}.upay.com/help"
 
 
 async def test_notes_macros_and_transcript(desk):
