@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 
 from storage import latest_version
+from tgbot.sandbox.models import Faults
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -41,6 +42,22 @@ async def test_webhook_updates_are_stored_before_the_200(make_bot):
     assert await inbox.is_done(failures[0])
     info = bot.emu.webhook
     assert info.get("secret_token") == "s3cret-token"
+
+
+async def test_an_update_telegram_delivers_twice_is_handled_once(make_bot):
+    """The bot answered the webhook, the answer was lost on the way, and Telegram delivers
+    the same update (same update_id) again: it is dropped, not handled a second time."""
+    bot = await make_bot(webhook_port=_free_port())
+    alice = bot.user("Alice")
+    bot.emu.faults = Faults(webhook_answers_lost=1)
+    await alice.send("/start")
+    assert bot.emu.faults.webhook_answers_lost == 0  # the update was delivered a second time
+    # A later message of the same chat is handled after anything queued before it: once its
+    # answer is there, a second greeting would have come before it.
+    await alice.send("/help")
+    assert len(alice.texts) == 2, alice.texts
+    assert alice.texts[0].startswith("Hello, Alice!")
+    assert alice.texts[1].startswith("What I can do")
 
 
 def _cli(*args, db: Path, cwd: Path) -> subprocess.CompletedProcess:

@@ -518,6 +518,9 @@ class TelegramEmulator(ClientActions):
                     )
                 except httpx.HTTPError as exc:
                     error = f"Connection failed: {exc.__class__.__name__}"
+                if error is None and self.faults.webhook_answers_lost > 0:
+                    self.faults.webhook_answers_lost -= 1
+                    error = "Connection failed: the answer was lost"
                 if error is None:
                     self._mark_delivered([update])
                     self._confirm(update["update_id"] + 1)

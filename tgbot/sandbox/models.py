@@ -75,6 +75,9 @@ class Faults:
         timeout_after_delivery: fraction of those timed-out calls that still took effect.
         timeout_hold: seconds the HTTP server holds a timed-out call before dropping it.
         retry_after: the retry_after value of injected 429 answers.
+        webhook_answers_lost: how many of the next webhook deliveries lose the bot's answer
+            on the way back (the bot got and answered the update; Telegram saw no answer
+            and delivers the same update again, as it does).
         methods: affected methods; empty means every method except getUpdates.
         rng: the random source, seeded for repeatable runs.
     """
@@ -86,6 +89,7 @@ class Faults:
     timeout_after_delivery: float = 0.0
     timeout_hold: float = 30.0
     retry_after: int = 1
+    webhook_answers_lost: int = 0
     methods: frozenset[str] = frozenset()
     rng: random.Random = field(default_factory=lambda: random.Random(0))
 
