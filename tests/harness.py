@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -237,6 +238,19 @@ class BotHarness:
         """Create a Telegram user who can talk to the bot."""
         user = self.emu.add_user(first_name, language_code=language_code, **kw)
         return UserSession(self, user.id, first_name)
+
+    async def wait_until(
+        self, predicate: Callable[[], object], what: str, timeout: float = 10.0
+    ) -> None:
+        """Wait until ``predicate()`` is true (checked whenever the bot has settled)."""
+        deadline = time.monotonic() + timeout
+        while True:
+            await self.settle(timeout=max(0.1, deadline - time.monotonic()))
+            if predicate():
+                return
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"timed out waiting for {what}")
+            await asyncio.sleep(0.01)
 
     async def settle(self, timeout: float = 10.0) -> None:
         """Wait until every update so far is handled and the outbox has nothing due."""

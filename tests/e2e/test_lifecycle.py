@@ -1,6 +1,8 @@
 """Update pipeline and flow lifecycle (DESIGN section 3), driven as a user would."""
 
-import asyncio
+import time
+
+import pytest
 
 from handlers.common import FLOW_KEY
 from tests.support.leaks import card_numbers_in
@@ -103,14 +105,54 @@ async def test_inactivity_ends_the_flow_politely_after_a_restart(make_bot):
     # The flow record on disk says the last activity was long ago.
     bot2 = await make_bot(emu=emu, flow_timeout=0.5)
     alice.harness = bot2
-    await asyncio.sleep(1.5)  # the expiry job runs every flow_timeout / 4
-    await bot2.settle()
-    assert alice.last_message.text.startswith(
-        "Your previous request was closed after 1 minute without"
-    )
+    # The expiry job (every flow_timeout / 4) tells her without any message of hers.
+    closed = "Your previous request was closed after 1 minute without"
+    await bot2.wait_until(lambda: alice.last_message.text.startswith(closed), "the timeout")
     assert "🌐 Language" in alice.buttons  # the menu comes with it: a way forward
     await alice.send("kiwi")
     assert "did not understand" in alice.last_message.text
+
+
+class Clock:
+    """``time.time`` that a test moves forward by hand (the bot reads it for inactivity)."""
+
+    def __init__(self) -> None:
+        self.offset = 0.0
+        self._real = time.time
+
+    def __call__(self) -> float:
+        return self._real() + self.offset
+
+    def advance(self, seconds: float) -> None:
+        self.offset += seconds
+
+
+@pytest.fixture
+def clock(monkeypatch):
+    fake = Clock()
+    monkeypatch.setattr(time, "time", fake)
+    return fake
+
+
+async def test_the_flow_timeout_counts_from_the_last_activity_not_from_the_start(make_bot, clock):
+    bot = await make_bot(flow_timeout=60)
+    alice = bot.user("Alice")
+    await alice.send("/survey")
+    clock.advance(50)
+    await alice.click("Red")  # 50 s after the start, 50 s idle
+    assert alice.last_message.text == "Step 2/3: type a word"
+    clock.advance(50)
+    await alice.send("kiwi")  # 100 s after the start, 50 s idle
+    assert alice.last_message.text == "Step 3/3: red kiwi?"
+    # Idle for longer than the timeout: the expiry job ends it (run now, not in 15 s).
+    clock.advance(61)
+    (job,) = bot.app.job_queue.get_jobs_by_name("expire-flows")
+    await job.run(bot.app)
+    await bot.settle()
+    assert alice.last_message.text.startswith(
+        "Your previous request was closed after 1 minute without"
+    )
+    assert FLOW_KEY not in bot.app.user_data.get(alice.user_id, {})
 
 
 async def test_flows_run_in_private_chats_only_and_foreign_groups_are_left(bot):
