@@ -302,3 +302,82 @@ async def test_ctrl_c_during_start_up_stops_cleanly(server, process_bot, slow_ca
         assert "Application.stop() complete" in log
     with sqlite3.connect(bot.db_path) as db:  # the database was closed, not cut off
         assert db.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+
+
+def _buttons(message: dict) -> list[str]:
+    rows = message.get("reply_markup", {}).get("inline_keyboard", [])
+    return [button["text"] for row in rows for button in row]
+
+
+async def test_a_refund_confirmed_just_before_a_crash_is_created_once(server, process_bot):
+    """The wallet created the refund, then the bot died before it marked the press handled:
+    at the restart the press is handled again and asks for the same refund (same key),
+    which the wallet does not create a second time; the user gets its reference."""
+    emu = server.emulator
+    bot = process_bot()
+    alice = emu.add_user("Alice", language_code="en", phone_number="+14155550103")
+    await bot.start()
+
+    def last() -> dict:
+        messages = emu.bot_messages(alice.id)
+        return messages[-1] if messages else {}
+
+    async def step(action, expect: str) -> None:
+        action()
+        await wait_until(lambda: last().get("text", "").startswith(expect), what=expect)
+
+    await step(lambda: emu.user_send(alice.id, "/refund"), "To protect your account")
+    await step(lambda: emu.user_share_contact(alice.id), "I sent a 6-digit code")
+    await step(lambda: emu.user_send(alice.id, "246810"), "Which payment do you want a refund")
+    payment = last()["reply_markup"]["inline_keyboard"][0][0]["callback_data"]
+    tx_id = payment.split(":", 2)[2]
+    await step(
+        lambda: emu.press_button(alice.id, alice.id, last()["message_id"], payment),
+        "Refund of",
+    )
+    await step(
+        lambda: emu.press_button(alice.id, alice.id, last()["message_id"], "Charged twice"),
+        "How much should be refunded?",
+    )
+    # Part of the amount: the wallet would accept a second refund of the same payment.
+    await step(lambda: emu.user_send(alice.id, "1"), "Please confirm your refund request:")
+    confirm = last()["message_id"]
+    await wait_until(
+        lambda: on_disk(
+            bot.db_path,
+            "SELECT COUNT(*) FROM ptb_conversations WHERE name = 'refund' AND state LIKE ?",
+            "%refund:confirm%",
+        ),
+        what="the confirm step persisted",
+    )
+
+    # The answer to the press (the reference) never arrives: the bot dies while sending it.
+    emu.faults = Faults(rate_timeout=1.0, methods=frozenset({"editMessageText"}))
+    calls_before = len(emu.calls)
+    emu.press_button(alice.id, alice.id, confirm, "✅ Request the refund")
+    await wait_until(
+        lambda: "editMessageText" in [m for m, _ in emu.calls[calls_before:]],
+        what="the reference being sent",
+    )
+    await bot.kill()
+    wallet_refunds = "SELECT COUNT(*) FROM demo_refunds WHERE transaction_id = ?"
+    assert on_disk(bot.db_path, wallet_refunds, tx_id) == 1
+    assert on_disk(bot.db_path, "SELECT COUNT(*) FROM inbox WHERE done_at IS NULL") == 1
+
+    emu.faults = Faults()
+    await bot.start()
+    await wait_until(
+        lambda: on_disk(bot.db_path, "SELECT COUNT(*) FROM inbox WHERE done_at IS NULL") == 0,
+        what="the press handled again",
+    )
+    assert on_disk(bot.db_path, wallet_refunds, tx_id) == 1  # not a second refund
+    with sqlite3.connect(bot.db_path) as db:
+        (refund_id,) = db.execute(
+            "SELECT id FROM demo_refunds WHERE transaction_id = ?", (tx_id,)
+        ).fetchone()
+        mine = db.execute("SELECT id FROM refunds WHERE user_id = ?", (alice.id,)).fetchall()
+    assert mine == [(refund_id,)]
+    shown = emu.message(alice.id, confirm).data["text"]
+    assert shown.startswith(f"✅ Refund requested. Reference: {refund_id} ("), shown
+    assert not any("cannot be refunded" in t for t in _texts(emu, alice.id))
+    assert await bot.interrupt() == 0
