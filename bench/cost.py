@@ -46,8 +46,9 @@ async def _wait_counts(watcher: Watcher, before: dict[int, int], timeout: float 
             raise TimeoutError(f"no reply in chat {user_id}")
 
 
-async def measure_bot(users: int, rounds: int) -> dict[str, Any]:
-    """Return CPU ms per update for /start, /help and each step of the refund walk."""
+async def measure_bot(users: int, rounds: int) -> tuple[dict[str, Any], int]:
+    """Return CPU ms per update for /start, /help and each step of the refund walk, and how
+    many refunds the walks created (one per user when every step did its work)."""
     costs: dict[str, list[float]] = {}
     with workdir() as tmp:
         db = tmp / "bot.db"
@@ -79,10 +80,11 @@ async def measure_bot(users: int, rounds: int) -> dict[str, Any]:
                     costs.setdefault(name, []).append(
                         (time.process_time() - cpu0) * 1000 / len(group)
                     )
+            refunds = sum([len(await bot.app.repos.refunds.for_user(u.id)) for u in people])
         finally:
             await bot.stop()
             await emu.aclose()
-    return {name: round(min(values), 2) for name, values in costs.items()}
+    return {name: round(min(values), 2) for name, values in costs.items()}, refunds
 
 
 async def measure_bare_ptb(users: int, rounds: int) -> dict[str, Any]:
@@ -141,7 +143,7 @@ async def main_async(args: Any) -> dict[str, Any]:
     rounds = 1 if args.small else 3
     started = time.monotonic()
     bare = await measure_bare_ptb(users, rounds)
-    bot = await measure_bot(users, rounds)
+    bot, refunds = await measure_bot(users, rounds)
     bot_buttons = [bot[s] for s in STEP_NAMES[1:]]
     return {
         "bench": "cost",
@@ -150,6 +152,7 @@ async def main_async(args: Any) -> dict[str, Any]:
         "params": {"users_per_step": users, "rounds": rounds, "figure": "min over rounds"},
         "bare_ptb_cpu_ms_per_update": bare,
         "bot_cpu_ms_per_update": bot,
+        "refunds_created": refunds,
         "bot_mean_button_step_ms": round(sum(bot_buttons) / len(bot_buttons), 2),
         "stack_overhead_ratio_buttons": round(
             sum(bot_buttons) / len(bot_buttons) / bare["button_answer_edit"], 1

@@ -80,10 +80,22 @@ def _latency(stats: dict) -> None:
 def test_cost(results):
     r = results["cost"]
     _common(r, "cost")
-    assert set(r["bare_ptb_cpu_ms_per_update"]) == {"command_reply", "button_answer_edit"}
-    steps = {"start", "help", "list", "detail", "refund", "reason", "amount", "confirm"}
-    assert set(r["bot_cpu_ms_per_update"]) == steps
-    assert all(v > 0 for v in r["bot_cpu_ms_per_update"].values())
+    assert r["params"] == {"users_per_step": 10, "rounds": 1, "figure": "min over rounds"}
+    bare = r["bare_ptb_cpu_ms_per_update"]
+    assert set(bare) == {"command_reply", "button_answer_edit"}
+    assert all(v > 0 for v in bare.values())
+    bot = r["bot_cpu_ms_per_update"]
+    steps = ["start", "help", "list", "detail", "refund", "reason", "amount", "confirm"]
+    assert list(bot) == steps
+    assert all(v > 0 for v in bot.values())
+    # Every user's walk did its work: the last step created one refund each.
+    assert r["refunds_created"] == r["params"]["users_per_step"] * r["params"]["rounds"]
+    # The summary figures are the ones the per-step figures give.
+    buttons = [bot[s] for s in steps[3:]]
+    assert r["bot_mean_button_step_ms"] == round(sum(buttons) / len(buttons), 2)
+    ratio = sum(buttons) / len(buttons) / bare["button_answer_edit"]
+    assert r["stack_overhead_ratio_buttons"] == round(ratio, 1)
+    assert r["peak_rss_mb"] > 0
 
 
 def test_capacity(results):
@@ -172,9 +184,21 @@ def test_state_scale(results):
 def test_profile(results):
     r = results["profile"]
     _common(r, "profile")
-    assert r["trial"]["walks"]["done"] > 0
-    assert Path(r["report"]).exists()
-    assert r["top_self_s"] or r["top_total_s"]
+    walks = r["trial"]["walks"]
+    assert walks["done"] > 0
+    assert walks["started"] == walks["done"] + walks["stuck"] + walks["timeout"]
+    assert r["trial"]["updates"] == r["trial"]["latency_ms"]["n"] > 0
+    assert r["bot_cpu_ms_per_update"] > 0
+    # pyinstrument (the dev extra has it) wrote the text and HTML reports.
+    assert r["profiler"] == "pyinstrument"
+    assert Path(r["report"]).stat().st_size > 0 and Path(r["html"]).stat().st_size > 0
+    # Lines are "<seconds> <function>  <file>", heaviest first ...
+    for lines in (r["top_self_s"], r["top_total_s"]):
+        seconds = [float(line.split()[0]) for line in lines]
+        assert seconds and seconds == sorted(seconds, reverse=True)
+    # ... and they profile the bot's process handling updates, not the load generator.
+    assert any("WalletApplication.process_update" in line for line in r["top_total_s"])
+    assert any("tgbot/runtime.py" in line for line in r["top_total_s"])
 
 
 def test_router(results):
