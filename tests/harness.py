@@ -240,20 +240,28 @@ class BotHarness:
         return UserSession(self, user.id, first_name)
 
     async def wait_until(
-        self, predicate: Callable[[], object], what: str, timeout: float = 10.0
+        self,
+        predicate: Callable[[], object],
+        what: str,
+        timeout: float = 10.0,
+        *,
+        settled: bool = True,
     ) -> None:
-        """Wait until ``predicate()`` is true (checked whenever the bot has settled)."""
+        """Wait until ``predicate()`` is true, checked whenever the bot has settled (or, with
+        ``settled=False``, all along: for a moment in the middle of handling an update)."""
         deadline = time.monotonic() + timeout
         while True:
-            await self.settle(timeout=max(0.1, deadline - time.monotonic()))
+            if settled:
+                await self.settle(timeout=max(0.1, deadline - time.monotonic()))
             if predicate():
                 return
             if time.monotonic() > deadline:
                 raise TimeoutError(f"timed out waiting for {what}")
             await asyncio.sleep(0.01)
 
-    async def settle(self, timeout: float = 10.0) -> None:
-        """Wait until every update so far is handled and the outbox has nothing due."""
+    async def settle(self, timeout: float = 10.0, *, outbox: bool = True) -> None:
+        """Wait until every update so far is handled and (unless ``outbox`` is False) the
+        outbox has nothing due."""
         app = self.app
         assert app is not None, "the bot is not running"
         last_id = self.emu._next_update_id - 1
@@ -264,6 +272,8 @@ class BotHarness:
             if time.monotonic() > deadline:
                 raise TimeoutError(f"the bot did not handle update {last_id} in {timeout}s")
             await asyncio.sleep(0.005)
+        if not outbox:
+            return
         assert app.outbox is not None
         if not await app.outbox.idle(
             timeout=max(0.1, deadline - time.monotonic()), include_scheduled=True

@@ -53,7 +53,41 @@ async def press_send(bot, admin):
         if "bc:send" in str(m.get("reply_markup"))
     )
     bot.emu.press_button(admin.user_id, admin.user_id, message["message_id"], "bc:send")
-    await asyncio.sleep(0.3)
+    await bot.settle(outbox=False)  # the press is handled; the sending goes on
+
+
+async def wait_sent(bot, at_least: int = 1, broadcast_id: int = 1) -> None:
+    """Wait until the broadcast has reached ``at_least`` recipients (it is under way)."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + 30
+    while (await bot.app.repos.broadcasts.counts(broadcast_id)).get("sent", 0) < at_least:
+        assert loop.time() < deadline, "the broadcast does not send"
+        await asyncio.sleep(0.01)
+
+
+async def feeder_rounds(bot, rounds: int = 2) -> None:
+    """Wait until the broadcaster has looked for running broadcasts ``rounds`` more times:
+    whatever it would still feed (a paused broadcast, say) it has queued by then."""
+    broadcasts = bot.app.repos.broadcasts
+    real = broadcasts.with_status
+    looked = asyncio.Event()
+    count = 0
+
+    async def counting(*args, **kwargs):
+        nonlocal count
+        found = await real(*args, **kwargs)
+        count += 1
+        if count >= rounds:
+            looked.set()
+        return found
+
+    broadcasts.with_status = counting
+    try:
+        for _ in range(rounds):
+            bot.app.broadcaster.wake()
+        await asyncio.wait_for(looked.wait(), 10)
+    finally:
+        broadcasts.with_status = real
 
 
 async def wait_done(bot, broadcast_id=1, timeout=60.0):
@@ -67,6 +101,11 @@ async def wait_done(bot, broadcast_id=1, timeout=60.0):
 
 def received(emu, user_id):
     return [m.get("text") for m in emu.bot_messages(user_id)]
+
+
+def notices_shown(emu, people) -> int:
+    """Return how many of ``people`` see the notice in their chat."""
+    return sum(bool({ZH_TEXT, EN_TEXT} & set(received(emu, u.id))) for u in people)
 
 
 async def test_broadcast_to_thousands_with_429s_and_blocked_users(make_bot):
@@ -103,7 +142,7 @@ async def test_broadcast_resumes_after_a_stop_mid_way_without_skipping(make_bot)
     bot, emu, (admin,), people = await make_world(make_bot, users=600, broadcast_rate=150.0)
     await compose(admin, "English users")
     await press_send(bot, admin)
-    await asyncio.sleep(1.0)
+    await wait_sent(bot)
     counts = await bot.app.repos.broadcasts.counts(1)
     assert 0 < counts.get("sent", 0) < 300
     await bot.stop()  # the process goes away mid-broadcast
@@ -122,13 +161,15 @@ async def test_pause_resume_cancel_and_recall(make_bot):
     limiter._broadcast.rate = 100.0
     await compose(admin)
     await press_send(bot, admin)
-    await asyncio.sleep(0.5)
+    await wait_sent(bot)
     await admin.click("⏸ Pause")
     paused = await bot.app.repos.broadcasts.counts(1)
-    await asyncio.sleep(0.5)
+    shown = notices_shown(emu, people)
+    await feeder_rounds(bot)
     await bot.settle()
     after = await bot.app.repos.broadcasts.counts(1)
     assert after.get("sent", 0) <= paused.get("sent", 0) + 8  # only what was in flight
+    assert notices_shown(emu, people) <= shown + 8  # what the users see, too
     assert (await bot.app.repos.broadcasts.get(1)).status == "paused"
     limiter._broadcast.rate = 5000.0
     await admin.click("▶️ Resume")
@@ -258,7 +299,9 @@ async def test_a_cancel_while_the_feeder_picks_a_batch_sends_nothing_more(make_b
     async def picked_while_an_admin_cancels(*args, **kwargs):
         batch = await next_pending(*args, **kwargs)
         cancelling.append(asyncio.create_task(app.broadcaster.cancel(broadcast_id)))
-        await asyncio.sleep(0.05)  # the cancel runs as far as it can meanwhile
+        # The cancel runs as far as it can meanwhile. A bounded wait, not an event: with the
+        # transaction under test the cancel is blocked, so nothing it does could be awaited.
+        await asyncio.sleep(0.05)
         return batch
 
     repos.broadcasts.next_pending = picked_while_an_admin_cancels
@@ -282,7 +325,7 @@ async def test_recall_while_sending_deletes_the_messages_in_flight_too(make_bot)
     bot.app.bot.rate_limiter._broadcast.rate = 40.0  # slow enough to recall mid-way
     await compose(admin)
     await press_send(bot, admin)
-    await asyncio.sleep(1.0)
+    await wait_sent(bot)
     await admin.click("🗑 Recall")
     await bot.settle(timeout=60)
     counts = await bot.app.repos.broadcasts.counts(1)
@@ -300,7 +343,7 @@ async def test_a_pause_and_resume_while_the_feeder_reads_loses_nobody(make_bot):
     limiter._broadcast.rate = 20.0
     await compose(admin)
     await press_send(bot, admin)
-    await asyncio.sleep(0.5)
+    await wait_sent(bot)
     caster = bot.app.broadcaster
     stale = (await bot.app.repos.broadcasts.with_status("running"))[0]  # the feeder's read
     await caster.stop()  # the feeder is now between its read and its feed

@@ -204,8 +204,8 @@ async def test_album_arrives_as_one_album(desk):
     emu = desk.emu
     album = [("photo", b"x", f"p{i}") for i in range(3)]
     emu.user_send_media_group(alice.user_id, album)
-    await asyncio.sleep(1.0)
-    await desk.bot.settle()
+    # The album is relayed once it is complete (a quiet moment after its last item).
+    await desk.bot.wait_until(lambda: len(desk.messages(thread)) > 1, "the album relayed")
     relayed = desk.messages(thread)[1:]
     assert len(relayed) == 3
     assert len({m.get("media_group_id") for m in relayed}) == 1 and relayed[0].get("media_group_id")
@@ -449,7 +449,7 @@ async def test_relays_survive_restart_and_telegram_errors(desk, make_bot):
     await bot.app.outbox.stop()  # relays queue up but are not sent...
     for i in range(3):
         emu.user_send(alice.user_id, f"msg {i}")
-    await asyncio.sleep(0.2)  # ...the updates are handled and the relays stored
+    await bot.settle(outbox=False)  # ...the updates are handled and the relays stored
     stored = await bot.app.repos.outbox.counts(kind="relay_in")
     assert stored.get("pending", 0) >= 1
     await bot.stop()  # then the bot stops with them in the outbox
@@ -494,7 +494,8 @@ async def test_unclaimed_ticket_reminder(desk):
     alice = desk.bot.user("Alice")
     _ticket, thread = await _open(desk, alice)
     desk.bot.app.desk._config = desk.bot.app.config.replace(unclaimed_reminder=0.01)
-    await asyncio.sleep(0.05)
+    opened = (await desk.bot.app.repos.tickets.open_for_user(alice.user_id)).created_at
+    await asyncio.sleep(max(0.0, opened + 0.011 - time.time()))  # older than the delay
     assert await desk.bot.app.desk.remind_unclaimed() == 1
     await desk.bot.settle()
     assert desk.texts(thread)[-1].startswith("⏰ Nobody has claimed this ticket")
@@ -578,8 +579,8 @@ async def test_album_of_ten_arriving_200ms_apart_is_one_album(desk):
         more = emu.user_send_media_group(alice.user_id, [("photo", b"x", f"p{i}")])
         emu.chats[alice.user_id].messages[more[0]["message_id"]].data["media_group_id"] = album
         emu._updates[-1]["message"]["media_group_id"] = album
-    await asyncio.sleep(1.0)
-    await desk.bot.settle()
+    # Relayed once complete: whatever comes first must be the whole album.
+    await desk.bot.wait_until(lambda: len(desk.messages(thread)) > 1, "the album relayed")
     relayed = desk.messages(thread)[1:]
     assert [m.get("caption") for m in relayed] == [f"p{i}" for i in range(10)]
     assert len({m.get("media_group_id") for m in relayed}) == 1
@@ -676,7 +677,11 @@ async def test_a_ticket_closed_while_its_topic_is_created_gets_a_closed_topic(de
     await alice.send("/start")
     emu.faults = Faults(latency=1.5, methods=frozenset({"createForumTopic"}))
     emu.user_send(alice.user_id, "/human")
-    await asyncio.sleep(0.3)
+    await desk.bot.wait_until(
+        lambda: "createForumTopic" in [m for m, _ in emu.calls],
+        "the topic being created",
+        settled=False,
+    )
     emu.user_send(alice.user_id, "/end")
     await desk.bot.settle(timeout=20)
     emu.faults = Faults()
@@ -775,7 +780,10 @@ async def test_two_flushes_at_once_relay_a_line_once(desk):
     enqueue = outbox.enqueue
 
     async def slow_enqueue(*args, **kwargs):
-        await asyncio.sleep(0.1)  # a busy database: the other flush runs meanwhile
+        # A busy database: the other flush runs meanwhile, as far as it can. A bounded wait,
+        # not an event: with the transaction under test the other flush is blocked here, so
+        # nothing it does could be waited for.
+        await asyncio.sleep(0.1)
         return await enqueue(*args, **kwargs)
 
     outbox.enqueue = slow_enqueue

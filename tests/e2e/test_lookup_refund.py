@@ -328,18 +328,23 @@ async def test_two_polls_at_once_never_tell_an_older_status_after_a_newer_one(bo
     backend._clock = lambda: start + 45  # approved
     real = backend.refund_changes
     calls = 0
+    first_read = asyncio.Event()
 
     async def slow_first(cursor, limit=100):
         nonlocal calls
         calls += 1
         result = await real(cursor, limit)
         if calls == 1:
-            await asyncio.sleep(0.5)  # this poll's HTTP answer is slow
+            first_read.set()
+            # This poll's HTTP answer is slow: the second poll may run meanwhile, as far as
+            # it can (a bounded wait: with the lock under test it is blocked, so there is no
+            # event of it to wait for).
+            await asyncio.sleep(0.5)
         return result
 
     backend.refund_changes = slow_first
     first = asyncio.create_task(poll_refunds(BotContext(bot.app)))
-    await asyncio.sleep(0.1)
+    await first_read.wait()
     backend._clock = lambda: start + 65  # refunded
     second = asyncio.create_task(poll_refunds(BotContext(bot.app)))
     await asyncio.gather(first, second)

@@ -26,7 +26,9 @@ async def test_replies_overtake_a_waiting_broadcast():
         asyncio.create_task(_send(limiter, order, Lane.BROADCAST, 1000 + i, f"b{i}"))
         for i in range(60)
     ]
-    await asyncio.sleep(0.3)  # the broadcast has used its burst and is now waiting
+    async with asyncio.timeout(5):
+        while len(order) < 20:  # noqa: ASYNC110 -- the broadcast uses its burst, then waits
+            await asyncio.sleep(0.01)
     replies = [asyncio.create_task(_send(limiter, order, Lane.REPLY, 5, f"r{i}")) for i in range(3)]
     await asyncio.gather(*replies)
     sent_before_replies = max(order.index(f"r{i}") for i in range(3))

@@ -26,9 +26,11 @@ async def test_flooding_chat_does_not_take_every_slot_and_stays_ordered():
     processor = ChatOrderedUpdateProcessor(4, on_done=None)
     seen: list[int] = []
     release = asyncio.Event()
+    blocked = asyncio.Event()
 
     async def work(update_id: int, slow: bool):
         if slow:
+            blocked.set()
             await release.wait()
         seen.append(update_id)
 
@@ -36,7 +38,11 @@ async def test_flooding_chat_does_not_take_every_slot_and_stays_ordered():
         asyncio.create_task(processor.process_update(_update(i, 1), work(i, slow=(i == 0))))
         for i in range(200)
     ]
-    await asyncio.sleep(0.05)
+    await asyncio.wait_for(blocked.wait(), 1.0)
+    # Every update of the flooding chat has reached the processor (199 wait behind the first).
+    async with asyncio.timeout(1.0):
+        while processor.in_progress < 200:  # noqa: ASYNC110 -- a counter, no event to wait on
+            await asyncio.sleep(0)
     # chat 1 waits on its first update; others must still get through.
     others = [
         asyncio.create_task(
