@@ -6,7 +6,9 @@ no browser is ever downloaded. Tests skip only when /usr/bin/chromium is missing
 
 from __future__ import annotations
 
+import asyncio
 import os
+import time
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -36,6 +38,21 @@ FAST = {"rate_overall_per_second": 10_000.0, "rate_chat_per_second": 10_000.0}
 def update_screenshots() -> bool:
     """Return whether tests should (re)write the screenshots in docs/."""
     return os.environ.get("UPDATE_SCREENSHOTS") == "1"
+
+
+async def settled(demo: DemoHandle, timeout: float = 10.0) -> None:
+    """Wait until the demo's bot has handled every update so far and sent what was due
+    (a condition, not a quiet moment: a loaded machine can be quiet for a while mid-update)."""
+    app = demo.app
+    assert app is not None
+    last_id = demo.emu._next_update_id - 1
+    deadline = time.monotonic() + timeout
+    while not (demo.emu.all_fetched() and await app.handled_up_to(last_id)):
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"the demo's bot did not handle update {last_id}")
+        await asyncio.sleep(0.005)
+    if not await app.outbox.idle(timeout=max(0.1, deadline - time.monotonic())):
+        raise TimeoutError("the demo's outbox still has messages to send")
 
 
 @pytest.fixture

@@ -14,6 +14,7 @@ from typing import Any
 import httpx
 import pytest
 
+from tests.browser.conftest import settled
 from tgbot.sandbox.demo import DemoHandle
 from tgbot.sandbox.faults_api import FaultsError, apply_faults, faults_state
 
@@ -52,7 +53,7 @@ async def test_send_and_press_reach_the_bot(demo: DemoHandle, client) -> None:
     """A message and a button press made through the API are answered by the real bot."""
     response = await post(client, "/demo/api/send", {"user_id": LI_LEI, "text": "/start"})
     assert response.status_code == 200
-    await demo.emu.settle(quiet=0.2)
+    await settled(demo)
     greeting = demo.emu.last_bot_message(LI_LEI)
     assert "李雷" in greeting["text"]
     messages = (await client.get("/demo/api/messages", params={"chat_id": LI_LEI})).json()
@@ -63,7 +64,7 @@ async def test_send_and_press_reach_the_bot(demo: DemoHandle, client) -> None:
     assert forged.status_code == 400  # only buttons that are there can be pressed here
     pressed = await post(client, "/demo/api/press", {**press, "data": "lang:menu"})
     assert pressed.status_code == 200
-    await demo.emu.settle(quiet=0.2)
+    await settled(demo)
     assert demo.emu.buttons(demo.emu.last_bot_message(LI_LEI)) == [["中文"], ["English"]]
 
 
@@ -116,7 +117,7 @@ async def test_upload_contact_and_topic(demo: DemoHandle, client) -> None:
         {"user_id": agent, "chat_id": group_id, "thread_id": thread_id, "text": "在的"},
     )
     assert sent.json()["result"]["message_thread_id"] == thread_id
-    await demo.emu.settle(quiet=0.2)
+    await settled(demo)
 
 
 async def test_faults_endpoint_round_trips(demo: DemoHandle, client) -> None:
@@ -143,7 +144,7 @@ async def test_faults_endpoint_round_trips(demo: DemoHandle, client) -> None:
     assert state["retry_after"] == 7 and state["blocked"] == [ALICE]
     await post(client, "/demo/api/faults", {"blocked": [], "rate_429": 0, "rate_5xx": 0})
     assert not emu.users[ALICE].blocked_bot
-    await demo.emu.settle(quiet=0.2)
+    await settled(demo)
 
 
 async def test_apply_faults_validates_before_changing_anything(demo: DemoHandle) -> None:
