@@ -139,14 +139,21 @@ class WalletApplication(Application):
         _LOGGER.info("Stopping as soon as start-up is complete (a second signal stops at once)")
 
     def _stop_after_startup(self) -> None:
-        """Deliver a stop signal that came during start-up, now that start-up is complete."""
+        """Mark start-up complete, and deliver a stop signal that came during it, once
+        ``run_until_complete(start())`` has returned.
+
+        Not at once: finishing ``start`` schedules run_until_complete's own stop callback,
+        and a SystemExit raised before that callback ran (a signal handled in the same loop
+        iteration) would leave it behind to stop the loop under PTB's next
+        ``run_until_complete`` ("Event loop stopped before Future completed", then aiosqlite's
+        "Event loop is closed"). A timer comes after it: the ready queue runs it first.
+        """
+        asyncio.get_running_loop().call_later(0, self._startup_done)
+
+    def _startup_done(self) -> None:
         self._startup_complete = True
         if self._stop_requested:
-            # Not call_soon: finishing ``start`` schedules run_until_complete's stop callback,
-            # and a SystemExit raised before that callback runs leaves it behind to stop the
-            # loop under PTB's next run_until_complete ("Event loop stopped before Future
-            # completed"). A timer is moved to the ready queue behind it.
-            asyncio.get_running_loop().call_later(0, self._raise_system_exit)
+            raise SystemExit
 
     async def _replay_inbox(self) -> None:
         pending = await self.repos.inbox.pending()

@@ -66,9 +66,14 @@ class ProcessBot:
         await self.proc.wait()
 
     async def interrupt(self) -> int:
+        """Ctrl-C; return the exit code (fail with the end of the log if it does not stop)."""
         assert self.proc is not None
         self.proc.send_signal(signal.SIGINT)
-        return await asyncio.wait_for(self.proc.wait(), 30)
+        try:
+            return await asyncio.wait_for(self.proc.wait(), 30)
+        except TimeoutError:
+            tail = self.log_path.read_text()[-3000:]
+            raise AssertionError(f"running 30 s after Ctrl-C; the log ends:\n{tail}") from None
 
 
 def _free_port() -> int:
@@ -302,6 +307,20 @@ async def test_ctrl_c_during_start_up_stops_cleanly(server, process_bot, slow_ca
         assert "Application.stop() complete" in log
     with sqlite3.connect(bot.db_path) as db:  # the database was closed, not cut off
         assert db.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+
+
+async def test_a_stop_signal_handled_as_start_up_ends_is_clean(server, process_bot):
+    """The signal is handled in the very loop iteration in which start() returns: it is
+    delivered after PTB's run_until_complete(start()) has finished, not in the middle of it
+    (which left that call's stop callback to break the next one: exit 1, "Event loop stopped
+    before Future completed", aiosqlite's "Event loop is closed")."""
+    bot = process_bot(SURVEY_STOP_AS_START_ENDS="1")
+    await bot.start()
+    code = await asyncio.wait_for(bot.proc.wait(), 30)
+    log = bot.log_path.read_text()
+    assert (code, _log_problems(log)) == (0, [])
+    assert "Stopping as soon as start-up is complete" in log
+    assert "Application.stop() complete" in log
 
 
 def _buttons(message: dict) -> list[str]:

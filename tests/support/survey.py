@@ -155,6 +155,16 @@ def main() -> int:
     setup_logging(config.log_level)
     app = build_application(config, extra_flows=[survey_flow(), quiz_flow()])
     app.add_handlers(support_handlers(), group=5)
+    if os.environ.get("SURVEY_STOP_AS_START_ENDS"):
+        start = app.start
+
+        async def start_then_stop_signal() -> None:
+            await start()
+            # A stop signal handled in the loop iteration in which start() returns, before
+            # run_until_complete's own stop callback (a race a real Ctrl-C can hit).
+            asyncio.get_running_loop().call_soon(app._raise_system_exit)
+
+        app.start = start_then_stop_signal  # type: ignore[method-assign]
     app.run_polling(allowed_updates=Update.ALL_TYPES)
     return 0
 
