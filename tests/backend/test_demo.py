@@ -55,7 +55,7 @@ async def test_seed_includes_merchants_that_need_escaping(demo: DemoWallet):
             t.merchant for t in (await demo.list_transactions(account_id, limit=100)).items
         }
     assert "Tom & Jerry's <Café>" in merchants
-    assert "美团外卖" in merchants or "京东商城" in merchants
+    assert {"美团外卖", "京东商城"} <= merchants  # the seed is the same on every run
 
 
 async def test_seeding_is_idempotent_and_deterministic(tmp_path: Path, demo: DemoWallet, clock):
