@@ -52,7 +52,9 @@ def _last_with_button(emu, user_id, label) -> int:
 
 
 @pytest.mark.parametrize("p", [pytest.param(EN, id="en"), pytest.param(ZH, id="zh")])
-async def test_kill_9_during_a_deletion_then_restart_completes_it(server, tmp_path, p: Persona):
+async def test_kill_9_during_a_deletion_then_restart_completes_it(
+    server, children, tmp_path, p: Persona
+):
     emu = server.emulator
     api, wallet_db = await start_wallet(tmp_path / "wallet.db")
     group = emu.add_forum_group("Agents", bot_is_admin=True, bot_rights=RIGHTS)
@@ -60,6 +62,7 @@ async def test_kill_9_during_a_deletion_then_restart_completes_it(server, tmp_pa
     log_path = tmp_path / "bot.log"
     bot = ProcessBot(
         server,
+        children,
         db_path,
         log_path,
         TGBOT_BACKEND="http",
