@@ -363,9 +363,11 @@ def build_application(
         .context_types(ContextTypes(context=BotContext))
         .rate_limiter(
             LaneRateLimiter(
-                overall_per_second=config.rate_overall_per_second,
+                bulk_per_second=config.rate_bulk_per_second,
                 group_per_minute=config.rate_group_per_minute,
                 chat_per_second=config.rate_chat_per_second,
+                chat_burst=config.rate_chat_burst,
+                paid_per_second=config.rate_paid_per_second,
                 broadcast_per_second=config.broadcast_rate,
             )
         )

@@ -211,6 +211,10 @@ class TelegramEmulator(ClientActions):
         self._last_activity = time.monotonic()
         self._in_flight = 0
         self._overall_window: collections.deque[float] = collections.deque()
+        #: Private chat id -> emulator time of its user's latest update to the bot.
+        self._last_user_update: dict[int, float] = {}
+        #: Bulk sends (those counted against the overall cap) by emulator second, for tests.
+        self.bulk_per_second: collections.Counter[int] = collections.Counter()
         self._group_windows: dict[int, collections.deque[float]] = {}
         self._private_buckets: dict[int, tuple[float, float]] = {}
         self._file_counter = 0
@@ -351,6 +355,10 @@ class TelegramEmulator(ClientActions):
     # ----------------------------------------------------------------- updates
 
     def _enqueue(self, kind: str, payload: dict[str, Any]) -> dict[str, Any]:
+        source = (payload.get("message") or {}) if kind == "callback_query" else payload
+        chat = source.get("chat") or {}
+        if chat.get("type") == "private":
+            self._last_user_update[chat["id"]] = self.now()
         update = {"update_id": self._next_update_id, kind: payload}
         self._next_update_id += 1
         self._updates.append(update)
@@ -878,6 +886,8 @@ class TelegramEmulator(ClientActions):
         color = p.get("icon_color") or 7322096
         if color not in TOPIC_COLORS:
             raise bad_request("TOPIC_ICON_COLOR_INVALID")
+        if self.caps.edits_count:
+            self.check_caps(chat)  # a topic starts with a service message: it counts
         topic, _ = self.create_topic(chat, name, self.bot, color, p.get("icon_custom_emoji_id"))
         return topic.to_dict()
 
@@ -969,7 +979,11 @@ class TelegramEmulator(ClientActions):
         while overall and overall[0] <= now - 1:
             overall.popleft()
         waits = []
-        if len(overall) + count > caps.overall_per_second:
+        bulk = caps.reply_window <= 0 or (
+            chat.type == "private"
+            and now - self._last_user_update.get(chat.id, -math.inf) > caps.reply_window
+        )
+        if bulk and len(overall) + count > caps.overall_per_second:
             waits.append(overall[0] + 1 - now if overall else 1)
         bucket = None
         if chat.type == "private":
@@ -983,14 +997,17 @@ class TelegramEmulator(ClientActions):
             bucket = tokens
         else:
             window = self._group_windows.setdefault(chat.id, collections.deque())
-            while window and window[0] <= now - 60:
+            span = caps.group_window
+            while window and window[0] <= now - span:
                 window.popleft()
             if len(window) + count > caps.per_group_per_minute:
-                waits.append(window[0] + 60 - now if window else 60)
+                waits.append(window[0] + span - now if window else span)
         if waits:
             retry = max(1, math.ceil(max(waits)))
             raise ApiError(429, f"Too Many Requests: retry after {retry}", retry)
-        overall.extend([now] * count)
+        if bulk:
+            overall.extend([now] * count)
+            self.bulk_per_second[int(now)] += count
         if bucket is not None:
             self._private_buckets[chat.id] = (bucket - count, now)
         else:
@@ -1511,6 +1528,8 @@ class TelegramEmulator(ClientActions):
         same = all(data.get(k) == (v or None) for k, v in changes.items())
         if same and data.get("reply_markup") == markup:
             raise bad_request(NOT_MODIFIED)
+        if self.caps.edits_count:
+            self.check_caps(chat)
         for key, value in changes.items():
             if value:
                 data[key] = value
