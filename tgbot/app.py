@@ -368,6 +368,7 @@ def build_application(
                 chat_per_second=config.rate_chat_per_second,
                 chat_burst=config.rate_chat_burst,
                 paid_per_second=config.rate_paid_per_second,
+                group_window=config.rate_group_window,
                 broadcast_per_second=config.broadcast_rate,
             )
         )

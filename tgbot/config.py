@@ -209,6 +209,8 @@ class Config:
     rate_group_per_minute: float = 20.0
     rate_chat_per_second: float = 1.0
     rate_chat_burst: float = 3.0
+    #: Seconds of the group window (Telegram's minute; tests shrink it, no variable).
+    rate_group_window: float = 60.0
     #: Paid broadcasts' own budget (allow_paid_broadcast: up to 1000 a second).
     rate_paid_per_second: float = 1000.0
     log_level: str = "INFO"

@@ -84,15 +84,27 @@ def _chat_id(data: dict[str, Any]) -> int | None:
     return None
 
 
+#: Seconds of margin against Telegram's clock: a grant reaches Telegram a few ms later, and
+#: not always in the order the sends were granted, so a send granted exactly at a limit's
+#: edge could arrive just before it. Every budget below keeps this margin.
+GUARD = 0.03
+
+
 class TokenBucket:
-    """A token bucket: ``rate`` tokens a second, holding at most ``capacity``."""
+    """A token bucket: ``rate`` tokens a second, holding at most ``capacity``.
 
-    __slots__ = ("capacity", "rate", "stamp", "tokens")
+    A send needs one token plus ``guard`` seconds' worth (``margin``) in the bucket, so it is
+    granted that much after the bucket's edge; the margin is not spent, so the long-run rate
+    stays ``rate``.
+    """
 
-    def __init__(self, rate: float, capacity: float, now: float) -> None:
+    __slots__ = ("capacity", "margin", "rate", "stamp", "tokens")
+
+    def __init__(self, rate: float, capacity: float, now: float, guard: float = GUARD) -> None:
         self.rate = rate
-        self.capacity = capacity
-        self.tokens = capacity
+        self.margin = min(guard * rate, 1.0)
+        self.capacity = max(capacity, 1.0 + self.margin)
+        self.tokens = self.capacity
         self.stamp = now
 
     def _refill(self, now: float) -> None:
@@ -100,9 +112,10 @@ class TokenBucket:
         self.stamp = now
 
     def wait_time(self, now: float) -> float:
-        """Return seconds until one token is available (0 if one is now)."""
+        """Return seconds until one token (and the margin) is available (0 if now)."""
         self._refill(now)
-        return 0.0 if self.tokens >= 1 else (1 - self.tokens) / self.rate
+        need = 1.0 + self.margin
+        return 0.0 if self.tokens >= need - 1e-9 else (need - self.tokens) / self.rate
 
     def take(self, now: float) -> None:
         """Spend one token."""
@@ -121,26 +134,36 @@ class TokenBucket:
         return self.tokens >= self.capacity
 
 
-class GroupWindow:
-    """A group's budget: a burst of ``burst``, and at most ``limit`` sends in any ``window``
-    seconds (a token bucket alone would let burst + a minute's refill through in one minute)."""
+class WindowBudget:
+    """At most ``limit`` sends in any ``window`` seconds, spaced by a token bucket that allows
+    a burst of ``burst`` (a bucket alone would let burst + a window's refill through in one
+    window; a window alone would let the whole limit through at once)."""
 
-    __slots__ = ("bucket", "limit", "sent", "window")
+    __slots__ = ("bucket", "guard", "limit", "sent", "window")
 
-    def __init__(self, limit: float, window: float, burst: float, now: float) -> None:
-        self.limit = max(1, int(limit))
+    def __init__(
+        self, limit: float, window: float, burst: float, now: float, guard: float = GUARD
+    ) -> None:
+        self.limit = max(1, int(limit + 1e-9))
         self.window = window
-        self.bucket = TokenBucket(limit / window, max(1.0, min(burst, limit)), now)
+        self.guard = guard
+        self.bucket = TokenBucket(limit / window, max(1.0, min(burst, limit)), now, guard)
         self.sent: deque[float] = deque()
+
+    def set_rate(self, limit: float, now: float) -> None:
+        """Change the limit (sends per window) from now on."""
+        self.limit = max(1, int(limit + 1e-9))
+        self.bucket.set_rate(limit / self.window, now)
 
     def wait_time(self, now: float) -> float:
         """Return seconds until one more send keeps to both limits."""
-        while self.sent and self.sent[0] <= now - self.window:
+        span = self.window + self.guard
+        while self.sent and self.sent[0] <= now - span:
             self.sent.popleft()
         window_wait = 0.0
         if len(self.sent) >= self.limit:
             # A hair past the oldest send's expiry, so float rounding cannot let it count.
-            window_wait = self.sent[0] + self.window - now + 1e-6
+            window_wait = self.sent[len(self.sent) - self.limit] + span - now + 1e-6
         return max(window_wait, self.bucket.wait_time(now))
 
     def take(self, now: float) -> None:
@@ -150,7 +173,9 @@ class GroupWindow:
 
     def is_idle(self, now: float) -> bool:
         """Return True if nothing was sent within the window (it can be dropped)."""
-        return (not self.sent or self.sent[-1] <= now - self.window) and self.bucket.is_idle(now)
+        return (
+            not self.sent or self.sent[-1] <= now - self.window - self.guard
+        ) and self.bucket.is_idle(now)
 
 
 @dataclass(frozen=True)
@@ -253,10 +278,10 @@ class LaneRateLimiter(BaseRateLimiter[dict]):
         self._clock = clock
         now = clock()
         self.bulk = AdaptiveRate(bulk_per_second, aimd or AimdSettings(), now)
-        # Capacity 1: bulk sends are spaced 1/rate apart, so no second ever holds more than
-        # the budget (a bigger bucket would let its burst plus a second's refill through).
-        self._bulk_bucket = TokenBucket(bulk_per_second, 1.0, now)
-        self._paid_bucket = TokenBucket(paid_per_second, 1.0, now)
+        # No burst: bulk sends are spaced 1/rate apart, and no second holds more than the
+        # budget.
+        self._bulk_budget = WindowBudget(bulk_per_second, 1.0, 1.0, now)
+        self._paid_budget = WindowBudget(paid_per_second, 1.0, 1.0, now)
         self._broadcast = (
             TokenBucket(broadcast_per_second, 1.0, now) if broadcast_per_second else None
         )
@@ -264,7 +289,7 @@ class LaneRateLimiter(BaseRateLimiter[dict]):
         self._group_window = group_window
         self._chat_rate = chat_per_second
         self._chat_burst = max(1.0, chat_burst)
-        self._chats: dict[int, TokenBucket | GroupWindow] = {}
+        self._chats: dict[int, TokenBucket | WindowBudget] = {}
         self._paused: dict[int | None, float] = {}
         self._waiting_bulk = [0] * len(Lane)
         self._reply_retries = reply_retries
@@ -302,14 +327,14 @@ class LaneRateLimiter(BaseRateLimiter[dict]):
             now = self._clock()
             self._paused = {k: v for k, v in self._paused.items() if v > now}
 
-    def _chat_budget(self, chat_id: int, now: float) -> TokenBucket | GroupWindow:
+    def _chat_budget(self, chat_id: int, now: float) -> TokenBucket | WindowBudget:
         budget = self._chats.get(chat_id)
         if budget is None:
             if len(self._chats) > 10_000:
                 # Idle budgets carry no information: forget them so memory stays flat.
                 self._chats = {k: b for k, b in self._chats.items() if not b.is_idle(now)}
             if chat_id < 0:
-                budget = GroupWindow(
+                budget = WindowBudget(
                     self._group_per_minute, self._group_window, self._group_per_minute / 4, now
                 )
             else:
@@ -319,12 +344,13 @@ class LaneRateLimiter(BaseRateLimiter[dict]):
 
     def _bulk_wait(self, lane: Lane, now: float) -> float:
         """Return how long ``lane`` must wait for the bulk budget (notifications first)."""
-        bucket = self._bulk_bucket
-        bucket.set_rate(self.bulk.current(now), now)
+        budget = self._bulk_budget
+        rate = self.bulk.current(now)
+        budget.set_rate(rate, now)
         if any(self._waiting_bulk[:lane]):
-            # A more urgent bulk lane is waiting: let it have the next token.
-            return max(bucket.wait_time(now), 1.0 / bucket.rate)
-        return bucket.wait_time(now)
+            # A more urgent bulk lane is waiting: let it have the next turn.
+            return max(budget.wait_time(now), 1.0 / rate)
+        return budget.wait_time(now)
 
     async def acquire(self, lane: Lane, chat_id: int | None, paid: bool = False) -> None:
         """Wait until ``lane`` may send one message to ``chat_id`` (``paid``: a paid
@@ -347,14 +373,14 @@ class LaneRateLimiter(BaseRateLimiter[dict]):
                     await asyncio.sleep(delay)
                     continue
             if bulk and paid:
-                delay = self._paid_bucket.wait_time(now)
+                delay = self._paid_budget.wait_time(now)
             elif bulk:
                 delay = self._bulk_wait(lane, now)
             else:
                 delay = 0.0
             if delay <= 0:
                 if bulk:
-                    (self._paid_bucket if paid else self._bulk_bucket).take(now)
+                    (self._paid_budget if paid else self._bulk_budget).take(now)
                 if lane is Lane.BROADCAST and self._broadcast is not None:
                     self._broadcast.take(now)
                 if chat_id is not None:
@@ -374,7 +400,7 @@ class LaneRateLimiter(BaseRateLimiter[dict]):
         now = self._clock()
         if self.bulk.on_retry_after(chat_id, now):
             # Start the lower rate from an empty bucket, not with a token saved up.
-            self._bulk_bucket.tokens = min(self._bulk_bucket.tokens, 0.0)
+            self._bulk_budget.bucket.tokens = min(self._bulk_budget.bucket.tokens, 0.0)
             _LOGGER.warning(
                 "429s from several chats: bulk budget cut to %.1f messages a second",
                 self.bulk.rate,

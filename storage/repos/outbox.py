@@ -43,11 +43,15 @@ _COLUMNS = (
     "id, lane, chat_id, thread_id, method, params, kind, ref, status, attempts, "
     "next_attempt_at, created_at, last_error, result"
 )
-#: The calls due now (params: now, chat ids to skip as JSON, limit), in sending order.
+#: The calls due now (params: now, lowest lane, highest lane, chat ids to skip as JSON,
+#: limit), in sending order.
 _DUE = (
     "FROM outbox INDEXED BY outbox_due WHERE status = 'pending' AND next_attempt_at <= ? "
+    "AND lane BETWEEN ? AND ? "
     "AND chat_id NOT IN (SELECT value FROM json_each(?)) ORDER BY lane, id LIMIT ?"
 )
+#: Every lane (``lanes`` arguments default to it).
+ALL_LANES = (0, 1_000)
 _ENQUEUE_KEYS = frozenset(
     {"lane", "chat_id", "method", "params", "thread_id", "kind", "ref", "dedupe_key", "not_before"}
 )
@@ -179,6 +183,7 @@ class OutboxRepository:
         now: float | None = None,
         limit: int = 100,
         exclude_chats: Collection[int] = frozenset(),
+        lanes: tuple[int, int] = ALL_LANES,
     ) -> list[OutboxItem]:
         """Return pending calls whose time has come, by lane (0 first) then id.
 
@@ -186,10 +191,11 @@ class OutboxRepository:
             now: Current time; defaults to ``time.time()``.
             limit: At most this many items.
             exclude_chats: Chats to skip, e.g. those paused by a RetryAfter.
+            lanes: The lowest and highest lane to look at (both included).
         """
         now = time.time() if now is None else now
         rows = await self._db.fetchall(
-            f"SELECT {_COLUMNS} {_DUE}", (now, _ids_json(exclude_chats), limit)
+            f"SELECT {_COLUMNS} {_DUE}", (now, *lanes, _ids_json(exclude_chats), limit)
         )
         return [_item(row) for row in rows]
 
@@ -198,6 +204,7 @@ class OutboxRepository:
         now: float | None = None,
         limit: int = 100,
         exclude_chats: Collection[int] = frozenset(),
+        lanes: tuple[int, int] = ALL_LANES,
     ) -> list[OutboxItem]:
         """Mark the calls :meth:`due` would return as in flight and return them as claimed.
 
@@ -209,24 +216,28 @@ class OutboxRepository:
             cursor = await conn.execute(
                 f"UPDATE outbox SET status = 'sending', updated_at = ? "
                 f"WHERE id IN (SELECT id {_DUE}) RETURNING {_COLUMNS}",
-                (now, now, _ids_json(exclude_chats), limit),
+                (now, now, *lanes, _ids_json(exclude_chats), limit),
             )
             rows = await cursor.fetchall()
         items = [_item(row) for row in rows]
         items.sort(key=lambda item: (item.lane, item.id))
         return items
 
-    async def next_due_at(self, exclude_chats: Collection[int] = frozenset()) -> float | None:
-        """Return the earliest ``next_attempt_at`` of pending calls, or None if none."""
+    async def next_due_at(
+        self, exclude_chats: Collection[int] = frozenset(), lanes: tuple[int, int] = ALL_LANES
+    ) -> float | None:
+        """Return the earliest ``next_attempt_at`` of pending calls (in ``lanes``), or None."""
         if exclude_chats:
             row = await self._db.fetchone(
                 "SELECT MIN(next_attempt_at) FROM outbox WHERE status = 'pending' "
-                "AND chat_id NOT IN (SELECT value FROM json_each(?))",
-                (_ids_json(exclude_chats),),
+                "AND lane BETWEEN ? AND ? AND chat_id NOT IN (SELECT value FROM json_each(?))",
+                (*lanes, _ids_json(exclude_chats)),
             )
         else:
             row = await self._db.fetchone(
-                "SELECT MIN(next_attempt_at) FROM outbox WHERE status = 'pending'"
+                "SELECT MIN(next_attempt_at) FROM outbox WHERE status = 'pending' "
+                "AND lane BETWEEN ? AND ?",
+                lanes,
             )
         return None if row is None or row[0] is None else float(row[0])
 
