@@ -483,6 +483,18 @@ async def gather_limited(coros: list, limit: int = 200) -> list:
     return await asyncio.gather(*(run(c) for c in coros))
 
 
+#: Typed questions of the light path, (Telegram language, text): what wallet users ask most.
+QUESTIONS: tuple[tuple[str, str], ...] = (
+    ("zh-hans", "支付失败怎么办"),
+    ("en", "my payment failed, what should I do?"),
+    ("zh-hans", "转账一直显示处理中"),
+    ("en", "I forgot my password"),
+    ("zh-hans", "怎么换绑手机号"),
+    ("en", "how long does a refund take"),
+    ("zh-hans", "钱转错人了怎么办"),
+    ("en", "what are the daily limits"),
+)
+
 #: The lookup -> refund walk: (action, callback data prefix or text).
 REFUND_WALK: tuple[tuple[str, str], ...] = (
     ("send", "/transactions"),
