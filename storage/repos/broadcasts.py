@@ -202,12 +202,11 @@ class BroadcastRepository:
 
     async def delivered(self, broadcast_id: int, user_id: int, message_id: int | None) -> None:
         """Record a delivered notice (its message id, for a recall)."""
-        async with self._db.transaction() as conn:
-            await conn.execute(
-                "UPDATE broadcast_recipients SET status = 'sent', message_id = ? "
-                "WHERE broadcast_id = ? AND user_id = ?",
-                (message_id, broadcast_id, user_id),
-            )
+        await self._db.write(
+            "UPDATE broadcast_recipients SET status = 'sent', message_id = ? "
+            "WHERE broadcast_id = ? AND user_id = ?",
+            (message_id, broadcast_id, user_id),
+        )
 
     async def counts(self, broadcast_id: int) -> dict[str, int]:
         """Return recipients by status."""

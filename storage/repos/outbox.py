@@ -154,16 +154,12 @@ class OutboxRepository:
              "not_before": not_before},
             now,
         )  # fmt: skip
-        async with self._db.transaction() as conn:
-            cursor = await conn.execute(_INSERT, row)
-            if cursor.rowcount > 0:
-                assert cursor.lastrowid is not None
-                return cursor.lastrowid
-            async with conn.execute(
-                "SELECT id FROM outbox WHERE dedupe_key = ?", (dedupe_key,)
-            ) as existing:
-                found = await existing.fetchone()
-        assert found is not None  # the insert only yields on a dedupe_key conflict
+        rows = await self._db.write(_INSERT + " RETURNING id", row)
+        if rows:
+            return int(rows[0][0])
+        # The insert only yields on a dedupe_key conflict; that row stays (until pruned).
+        found = await self._db.fetchone("SELECT id FROM outbox WHERE dedupe_key = ?", (dedupe_key,))
+        assert found is not None
         return int(found[0])
 
     async def enqueue_many(self, items: list[dict[str, Any]], now: float | None = None) -> int:
@@ -263,26 +259,24 @@ class OutboxRepository:
     ) -> int:
         """Cancel every pending call of ``kind`` (and ``ref``), e.g. the rest of a broadcast."""
         now = time.time() if now is None else now
-        async with self._db.transaction() as conn:
-            cursor = await conn.execute(
-                "UPDATE outbox SET status = 'cancelled', updated_at = ? "
-                "WHERE status = 'pending' AND kind = ? AND (? IS NULL OR ref = ?)",
-                (now, kind, ref, ref),
-            )
-            return cursor.rowcount
+        rows = await self._db.write(
+            "UPDATE outbox SET status = 'cancelled', updated_at = ? "
+            "WHERE status = 'pending' AND kind = ? AND (? IS NULL OR ref = ?) RETURNING id",
+            (now, kind, ref, ref),
+        )
+        return len(rows)
 
     async def _transition(
         self, ids: Iterable[int], to: Status, from_: tuple[Status, ...], now: float | None
     ) -> int:
         now = time.time() if now is None else now
-        async with self._db.transaction() as conn:
-            cursor = await conn.execute(
-                f"UPDATE outbox SET status = ?, updated_at = ? "
-                f"WHERE id IN (SELECT value FROM json_each(?)) "
-                f"AND status IN ({', '.join('?' * len(from_))})",
-                (to, now, _ids_json(ids), *from_),
-            )
-            return cursor.rowcount
+        rows = await self._db.write(
+            f"UPDATE outbox SET status = ?, updated_at = ? "
+            f"WHERE id IN (SELECT value FROM json_each(?)) "
+            f"AND status IN ({', '.join('?' * len(from_))}) RETURNING id",
+            (to, now, _ids_json(ids), *from_),
+        )
+        return len(rows)
 
     async def mark_sent(
         self, id: int, result: dict[str, Any] | None = None, now: float | None = None
@@ -312,11 +306,9 @@ class OutboxRepository:
         self, id: int, assignments: str, params: tuple[Any, ...], now: float | None
     ) -> None:
         now = time.time() if now is None else now
-        async with self._db.transaction() as conn:
-            await conn.execute(
-                f"UPDATE outbox SET {assignments}, updated_at = ? WHERE id = ?",
-                (*params, now, id),
-            )
+        await self._db.write(
+            f"UPDATE outbox SET {assignments}, updated_at = ? WHERE id = ?", (*params, now, id)
+        )
 
     async def reset_in_flight(self, now: float | None = None) -> int:
         """Return calls left ``sending`` by a crash to ``pending``; call once at start-up."""
