@@ -189,6 +189,10 @@ class TelegramEmulator(ClientActions):
         self.violations: list[str] = []
         #: Injected faults so far, by kind: "5xx", "429", "timeout", "timeout_delivered".
         self.fault_counts: collections.Counter[str] = collections.Counter()
+        #: The latest injected 429s: (emulator time, "429", method, chat_id).
+        self.fault_log: collections.deque[tuple[float, str, str, Any]] = collections.deque(
+            maxlen=10_000
+        )
         self.callback_answers: dict[str, dict[str, Any]] = {}
         self.chat_actions: list[dict[str, Any]] = []
         self.commands: dict[tuple[str, str], list[dict[str, Any]]] = {}
@@ -327,12 +331,15 @@ class TelegramEmulator(ClientActions):
         if faults.applies_to(canonical):
             if faults.latency:
                 await asyncio.sleep(faults.latency)
+            if faults.chats and _int_or_none(params.get("chat_id")) not in faults.chats:
+                return await self._run(handler, params, files)
             roll = faults.rng.random
             if faults.rate_5xx and roll() < faults.rate_5xx:
                 self.fault_counts["5xx"] += 1
                 raise ApiError(500, "Internal Server Error")
             if faults.rate_429 and roll() < faults.rate_429:
                 self.fault_counts["429"] += 1
+                self.fault_log.append((self.now(), "429", canonical, params.get("chat_id")))
                 raise ApiError(
                     429, f"Too Many Requests: retry after {faults.retry_after}", faults.retry_after
                 )
@@ -1715,3 +1722,12 @@ def _image_size(content: bytes) -> tuple[int, int]:
                 return width, height
             i += 2 + length
     return 1280, 720
+
+
+def _int_or_none(value: Any) -> int | None:
+    """Return ``value`` as an int (chat ids arrive as ints or numeric strings), else None."""
+    if isinstance(value, int):
+        return value
+    if isinstance(value, str) and value.lstrip("-").isdigit():
+        return int(value)
+    return None

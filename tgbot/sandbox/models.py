@@ -98,6 +98,8 @@ class Faults:
         timeout_hold: seconds the HTTP server holds a timed-out call before dropping it.
         retry_after: the retry_after value of injected 429 answers.
         methods: affected methods; empty means every method except getUpdates.
+        chats: chats whose calls get the injected errors (429, 5xx, timeouts); empty means
+            every chat. Latency is added regardless.
         rng: the random source, seeded for repeatable runs.
     """
 
@@ -109,6 +111,7 @@ class Faults:
     timeout_hold: float = 30.0
     retry_after: int = 1
     methods: frozenset[str] = frozenset()
+    chats: frozenset[int] = frozenset()
     rng: random.Random = field(default_factory=lambda: random.Random(0))
 
     def applies_to(self, method: str) -> bool:
