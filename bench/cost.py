@@ -5,9 +5,11 @@ latency, send budget lifted): N users do a step together, the application handle
 updates, and the process CPU time spent divided by N is the step's cost. Both columns include
 the in-process emulator's own share (it parses and stores every call).
 
-The bare-PTB baseline is an ``Application`` (64 concurrent updates) with a command that replies
-with a keyboard, a text handler that replies with a keyboard, and a button that answers and
-edits: the same Bot API calls as the bot's light path. The bot's steps:
+Two bare-PTB baselines, each an ``Application`` with 64 concurrent updates: *minimal* (a command
+and a text handler that reply "Hello" with one button, a button that answers and edits: the
+baseline of the issue's 14x), and *same traffic* (each handler makes exactly the Bot API calls
+the bot made for that step, recorded from the bot: its texts, HTML and keyboards, so the
+difference is the bot's stack, not the size of its messages). The bot's steps:
 
 * light path (new users, no wallet): ``/start``; a typed question (the free-text router
   answers with an article and buttons); the first button under the answer ("Did this solve
@@ -113,17 +115,24 @@ class _SqlCounter:
             self.bot += 1
 
 
-async def measure_bot(users: int, rounds: int, count_sql: bool = False) -> dict[str, Any]:
+async def measure_bot(
+    users: int,
+    rounds: int,
+    count_sql: bool = False,
+    templates: dict[str, list[tuple[str, dict[str, Any]]]] | None = None,
+) -> dict[str, Any]:
     """Return CPU ms per update for the light path and each step of the refund walk (or,
-    with ``count_sql``, SQL statements per update instead)."""
+    with ``count_sql``, SQL statements per update instead). ``templates`` receives the Bot
+    API calls the bot answered each light step with."""
     costs: dict[str, list[float]] = {}
     sql: dict[str, dict[str, float]] = {}
     with workdir() as tmp:
         db = tmp / "bot.db"
-        await prepare_database(db, accounts=users * rounds, tx_per_account=3)
+        await prepare_database(db, accounts=users * rounds + 1, tx_per_account=3)
         emu = make_emulator()
-        walkers = [emu.add_user(f"U{i}", language_code="en") for i in range(users * rounds)]
+        walkers = [emu.add_user(f"U{i}", language_code="en") for i in range(users * rounds + 1)]
         link_users(db, [(u.id, u.first_name, "en", f"B{i:07d}") for i, u in enumerate(walkers)])
+        walk_recorder = walkers.pop()  # walks once first: warm-up, and the recorded calls
         newcomers = [
             emu.add_user(f"N{i}", language_code=QUESTIONS[i % len(QUESTIONS)][0])
             for i in range(users * rounds)
@@ -140,13 +149,37 @@ async def measure_bot(users: int, rounds: int, count_sql: bool = False) -> dict[
             await bot.app.db.set_trace(counter)
         watcher = Watcher(emu)
         # First use loads the answer index (jieba's dictionary) and the catalogs: not a cost
-        # per update, so it happens before measuring.
-        for _name, action, what in LIGHT_STEPS:
+        # per update, so it happens before measuring. The first warm-up user's steps are
+        # recorded: the Bot API calls the bot answered each with (for the same-traffic
+        # bare-PTB baseline).
+        for name, action, what in LIGHT_STEPS:
             before = {u.id: watcher.count(u.id) for u in warmup}
-            for index, user in enumerate(warmup):
+            mark = len(emu.calls)
+            _act(emu, watcher, warmup[0], 0, action, what)
+            await _wait_counts(watcher, {warmup[0].id: before[warmup[0].id]})
+            await bot.settle()
+            if templates is not None:
+                templates[name] = [
+                    (method, params)
+                    for method, params in emu.calls[mark:]
+                    if method != "getUpdates"
+                ]
+            for index, user in enumerate(warmup[1:], start=1):
                 _act(emu, watcher, user, index, action, what)
             await _wait_counts(watcher, before)
             await bot.settle()
+        for name, (action, what) in zip(STEP_NAMES, REFUND_WALK, strict=True):
+            before = {walk_recorder.id: watcher.count(walk_recorder.id)}
+            mark = len(emu.calls)
+            _act(emu, watcher, walk_recorder, 0, action, what)
+            await _wait_counts(watcher, before)
+            await bot.settle()
+            if templates is not None:
+                templates[name] = [
+                    (method, params)
+                    for method, params in emu.calls[mark:]
+                    if method != "getUpdates"
+                ]
         steps = [(name, action, what, newcomers) for name, action, what in LIGHT_STEPS]
         steps += [
             (name, action, what, walkers)
@@ -178,20 +211,53 @@ async def measure_bot(users: int, rounds: int, count_sql: bool = False) -> dict[
     return {name: round(min(values), 3) for name, values in costs.items()}
 
 
-async def measure_bare_ptb(users: int, rounds: int) -> dict[str, Any]:
-    """Return CPU ms per update of a bare PTB application on the same emulator transport."""
+async def measure_bare_ptb(
+    users: int,
+    rounds: int,
+    templates: dict[str, list[tuple[str, dict[str, Any]]]] | None = None,
+) -> dict[str, Any]:
+    """Return CPU ms per update of a bare PTB application on the same emulator transport.
+
+    Without ``templates``: minimal replies ("Hello" and one button). With them: each handler
+    makes exactly the Bot API calls the bot made for that step (its texts, HTML, keyboards),
+    so the difference to the bot is the bot's own stack and not the size of its messages.
+    """
     from tgbot.sandbox.request import EmulatorRequest
 
     emu = make_emulator()
     keyboard = InlineKeyboardMarkup([[InlineKeyboardButton("Go", callback_data="go")]])
 
+    async def replay(update: Update, context: Any, step: str) -> None:
+        assert templates is not None
+        query = update.callback_query
+        for method, params in templates[step]:
+            params = dict(params)
+            if "chat_id" in params:
+                params["chat_id"] = update.effective_chat.id
+            if method == "answerCallbackQuery":
+                params["callback_query_id"] = query.id
+            elif query is not None and "message_id" in params:
+                params["message_id"] = query.message.message_id
+            await getattr(context.bot, method)(**params)
+
     async def start(update: Update, context: Any) -> None:
+        if templates:
+            return await replay(update, context, "start")
         await update.effective_message.reply_text("Hello", reply_markup=keyboard)
 
+    async def transactions(update: Update, context: Any) -> None:
+        await replay(update, context, "list")
+
     async def text(update: Update, context: Any) -> None:
+        if templates:
+            return await replay(update, context, "question")
         await update.effective_message.reply_text("An answer", reply_markup=keyboard)
 
     async def go(update: Update, context: Any) -> None:
+        if templates:
+            data = update.callback_query.data or ""
+            step = next((name for prefix, name in _WALK_BUTTONS if data.startswith(prefix)), None)
+            return await replay(update, context, step or "answer_button")
         await update.callback_query.answer()
         await update.callback_query.edit_message_text("Pressed")
 
@@ -204,8 +270,9 @@ async def measure_bare_ptb(users: int, rounds: int) -> dict[str, Any]:
         .build()
     )
     app.add_handler(CommandHandler("start", start))
+    app.add_handler(CommandHandler("transactions", transactions))
     app.add_handler(MessageHandler(filters.TEXT & ~filters.COMMAND, text))
-    app.add_handler(CallbackQueryHandler(go, pattern="^go$"))
+    app.add_handler(CallbackQueryHandler(go))
     await app.initialize()
     await app.updater.start_polling(poll_interval=0.0, timeout=1, allowed_updates=Update.ALL_TYPES)
     await app.start()
@@ -215,10 +282,16 @@ async def measure_bare_ptb(users: int, rounds: int) -> dict[str, Any]:
         ("text_reply", "question", ""),
         ("button_answer_edit", "first_button", ""),
     )
+    if templates:
+        walk = zip(STEP_NAMES, REFUND_WALK, strict=True)
+        steps += tuple((name, action, what) for name, (action, what) in walk)
     costs: dict[str, list[float]] = {name: [] for name, _, _ in steps}
     try:
         for r in range(rounds):
-            people = [emu.add_user(f"P{r}-{i}", language_code="en") for i in range(users)]
+            people = [
+                emu.add_user(f"P{r}-{i}", language_code=QUESTIONS[i % len(QUESTIONS)][0])
+                for i in range(users)
+            ]
             for name, action, what in steps:
                 before = {u.id: watcher.count(u.id) for u in people}
                 cpu0 = time.process_time()
@@ -234,6 +307,16 @@ async def measure_bare_ptb(users: int, rounds: int) -> dict[str, Any]:
     return {name: round(min(values), 3) for name, values in costs.items()}
 
 
+#: Which recorded step a pressed button replays (by callback data prefix).
+_WALK_BUTTONS = (
+    ("tx:open:", "detail"),
+    ("tx:refund:", "refund"),
+    ("refund:reason:", "reason"),
+    ("refund:full", "amount"),
+    ("refund:confirm", "confirm"),
+)
+
+
 def _ratio(a: float | None, b: float | None) -> float | None:
     return round(a / b, 2) if a and b else None
 
@@ -243,7 +326,9 @@ async def main_async(args: Any) -> dict[str, Any]:
     rounds = 1 if args.small else 3
     started = time.monotonic()
     bare = await measure_bare_ptb(users, rounds)
-    bot = await measure_bot(users, rounds)
+    templates: dict[str, list[tuple[str, dict[str, Any]]]] = {}
+    bot = await measure_bot(users, rounds, templates=templates)
+    same = await measure_bare_ptb(users, rounds, templates)
     sql = await measure_bot(min(users, 20), 1, count_sql=True)
     walk_buttons = [bot[s] for s in STEP_NAMES[1:]]
     walk_mean = sum(walk_buttons) / len(walk_buttons)
@@ -265,8 +350,20 @@ async def main_async(args: Any) -> dict[str, Any]:
             "button": _ratio(bot["answer_button"], bare_button),
         },
         "light_button_ratio": _ratio(bot["answer_button"], bare_button),
+        "bare_ptb_same_traffic_cpu_ms_per_update": same,
+        "light_ratios_same_traffic": {
+            "command": _ratio(bot["start"], same["command_reply"]),
+            "text": _ratio(bot["question"], same["text_reply"]),
+            "button": _ratio(bot["answer_button"], same["button_answer_edit"]),
+        },
+        "same_traffic_calls": {
+            step: [method for method, _ in calls] for step, calls in templates.items()
+        },
         "bot_mean_wallet_button_step_ms": round(walk_mean, 3),
         "wallet_walk_button_ratio": _ratio(walk_mean, bare_button),
+        "wallet_walk_ratios_same_traffic": {
+            step: _ratio(bot[step], same.get(step)) for step in STEP_NAMES
+        },
         "sql_per_update": sql,
         "duration_s": round(time.monotonic() - started, 1),
         "peak_rss_mb": peak_rss_mb(),
@@ -276,9 +373,28 @@ async def main_async(args: Any) -> dict[str, Any]:
 def main() -> None:
     p = parser(__doc__.splitlines()[0])
     p.add_argument("--users", type=int, help="users per step")
+    p.add_argument("--uvloop", action="store_true", help="run on uvloop (measuring it)")
+    p.add_argument(
+        "--orjson", action="store_true", help="parse Bot API answers with orjson (measuring it)"
+    )
     args = p.parse_args()
     quiet_logs()
-    emit(asyncio.run(main_async(args)))
+    if args.orjson:
+        import orjson
+        from telegram.request import BaseRequest
+
+        # PTB's documented hook for another JSON library; for the bot and bare PTB alike.
+        BaseRequest.parse_json_payload = staticmethod(orjson.loads)  # type: ignore[method-assign]
+    if args.uvloop:
+        import uvloop
+
+        result = uvloop.run(main_async(args))
+        result["event_loop"] = "uvloop"
+    else:
+        result = asyncio.run(main_async(args))
+        result["event_loop"] = "asyncio"
+    result["json_decoder"] = "orjson" if args.orjson else "json"
+    emit(result)
 
 
 if __name__ == "__main__":
