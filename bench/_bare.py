@@ -10,7 +10,7 @@ wallet's latency and nothing else.
 
 Spec: ``mode`` "sequential" (PTB's default, one update at a time) or "concurrent" (64 at
 once, as the bot); ``templates`` and ``wallet_calls``, or a ``traffic_file`` holding both;
-optional ``wallet``. Settings come from
+optional ``wallet``; ``uvloop`` to run on uvloop. Settings come from
 ``TGBOT_TOKEN`` and ``TGBOT_API_BASE_URL``. Prints ``READY`` once polling, and on SIGTERM one
 JSON line (CPU seconds since ready, RSS).
 """
@@ -140,7 +140,13 @@ def main() -> int:
 
     logging.basicConfig(level=logging.WARNING, stream=sys.stderr)
     spec = json.loads(sys.argv[1])
-    print(json.dumps(asyncio.run(run(spec))), flush=True)
+    if spec.get("uvloop"):
+        import uvloop
+
+        report = uvloop.run(run(spec))
+    else:
+        report = asyncio.run(run(spec))
+    print(json.dumps(report), flush=True)
     return 0
 
 

@@ -87,6 +87,7 @@ async def trial(
     drain: float = 60.0,
     profile: str | None = None,
     bot_config: dict[str, Any] | None = None,
+    uvloop: bool = False,
 ) -> dict[str, Any]:
     """Run one open-loop trial of ``subject`` on ``flow`` at ``rate`` users a second."""
     rng = random.Random(seed)
@@ -120,6 +121,7 @@ async def trial(
                     wallet={**wallet, "seed": seed} if flow == "wallet" else None,
                     profile=profile,
                     preload_answers=True,
+                    uvloop=uvloop,
                 )
             else:
                 assert traffic_file is not None
@@ -132,6 +134,7 @@ async def trial(
                     traffic_file=str(traffic_file),
                     wallet=wallet if flow == "wallet" else None,
                     seed=seed,
+                    uvloop=uvloop,
                 )
             await child.start()
             watcher = Watcher(emu)
@@ -354,6 +357,7 @@ async def main_async(args: Any) -> dict[str, Any]:
                 seed=args.seed,
                 traffic_file=traffic_file,
                 drain=drain,
+                uvloop=args.uvloop,
             )
     goals: dict[str, Any] = {}
     light = results.get("light", {})
@@ -385,6 +389,7 @@ async def main_async(args: Any) -> dict[str, Any]:
             "wallet": wallet,
             "p99_limit_ms": P99_LIMIT_MS,
             "runs_per_point": args.repeat,
+            "event_loop": "uvloop" if args.uvloop else "asyncio",
             "bare_ptb_replays": {step: len(calls) for step, calls in traffic["templates"].items()},
             "wallet_calls_per_step": traffic["wallet_calls"],
         },
@@ -405,6 +410,7 @@ def main() -> None:
     p.add_argument(
         "--repeat", type=int, default=1, help="runs per point, the best counts (noisy machine)"
     )
+    p.add_argument("--uvloop", action="store_true", help="every subject on uvloop")
     args = p.parse_args()
     emit(asyncio.run(main_async(args)))
 

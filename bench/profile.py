@@ -49,6 +49,7 @@ def read_reports(out: Path) -> tuple[str, str]:
 
 async def main_async(args: Any) -> dict[str, Any]:
     out = Path(args.out or Path(tempfile.gettempdir()) / "tgbot-capacity-profile.txt")
+    out.parent.mkdir(parents=True, exist_ok=True)
     if args.small:
         kw = {
             "duration": 1.5,
