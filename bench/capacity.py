@@ -9,7 +9,8 @@ Telegram), which adds 50 ms to every Bot API call and enforces Telegram's caps:
 
 Bare PTB answers each step with exactly the Bot API calls the bot made for it (recorded from
 the bot at the start of the run: same texts, HTML, keyboards), so the subjects differ only in
-what runs between receiving an update and sending the answer.
+what runs between receiving an update and sending the answer. Every subject runs on the same
+event loop: uvloop (what ``tgbot run`` uses), or asyncio's with ``--loop asyncio``.
 
 Users arrive at random (Poisson) at a fixed rate for ``--duration`` seconds, thinking 1-3 s
 between steps. Two flows:
@@ -357,7 +358,7 @@ async def main_async(args: Any) -> dict[str, Any]:
                 seed=args.seed,
                 traffic_file=traffic_file,
                 drain=drain,
-                uvloop=args.uvloop,
+                uvloop=args.loop == "uvloop",
             )
     goals: dict[str, Any] = {}
     light = results.get("light", {})
@@ -389,7 +390,7 @@ async def main_async(args: Any) -> dict[str, Any]:
             "wallet": wallet,
             "p99_limit_ms": P99_LIMIT_MS,
             "runs_per_point": args.repeat,
-            "event_loop": "uvloop" if args.uvloop else "asyncio",
+            "event_loop": args.loop,
             "bare_ptb_replays": {step: len(calls) for step, calls in traffic["templates"].items()},
             "wallet_calls_per_step": traffic["wallet_calls"],
         },
@@ -410,7 +411,12 @@ def main() -> None:
     p.add_argument(
         "--repeat", type=int, default=1, help="runs per point, the best counts (noisy machine)"
     )
-    p.add_argument("--uvloop", action="store_true", help="every subject on uvloop")
+    p.add_argument(
+        "--loop",
+        choices=("uvloop", "asyncio"),
+        default="uvloop",
+        help="every subject's event loop (uvloop: what tgbot run uses)",
+    )
     args = p.parse_args()
     emit(asyncio.run(main_async(args)))
 
