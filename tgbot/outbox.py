@@ -32,7 +32,7 @@ from telegram.error import (
 
 from storage import OutboxItem, Repositories
 
-from .lanes import Lane
+from .lanes import Lane, LaneRateLimiter, is_limited
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -42,6 +42,10 @@ FailedHook = Callable[[OutboxItem, Exception], Awaitable[None]]
 MAX_ATTEMPTS = 8
 _BATCH = 50
 _CONCURRENT_CHATS = 8
+#: A message whose chat must wait longer than this (its budget spent, or paused after a 429)
+#: goes back to pending until then, instead of holding its batch (and the other chats in it)
+#: back: a group that had its 20 messages this minute waits up to a minute.
+_LONGEST_INLINE_WAIT = 0.05
 #: The worker's claim loops, as (lowest, highest) lane: relays never wait behind a batch of
 #: bulk sends that is waiting for the bulk budget.
 _LOOPS = ((int(Lane.REPLY), int(Lane.RELAY)), (int(Lane.NOTIFY), int(Lane.BROADCAST)))
@@ -220,11 +224,20 @@ class OutboxWorker:
 
     async def _send_one(self, item: OutboxItem) -> bool:
         """Send one message; return False if the chat must wait (item rescheduled)."""
+        # Paid broadcasts (allow_paid_broadcast) are outside the free 30/s budget.
+        paid = bool(item.params.get("allow_paid_broadcast"))
+        limiter = getattr(self._bot, "rate_limiter", None)
+        if isinstance(limiter, LaneRateLimiter) and is_limited(item.method):
+            # E.g. a group that had its 20 messages this minute: the message waits pending
+            # (a relay line can still be coalesced into it) and the batch moves on.
+            wait = limiter.chat_delay(Lane(item.lane), item.chat_id)
+            if wait > _LONGEST_INLINE_WAIT:
+                self._blocked[item.chat_id] = time.time() + wait
+                await self._repos.outbox.defer(item.id, time.time() + wait)
+                return False
         try:
             # The Bot API method by name (PTB warns on do_api_request for methods it knows).
             send = getattr(self._bot, item.method)
-            # Paid broadcasts (allow_paid_broadcast) are outside the free 30/s budget.
-            paid = bool(item.params.get("allow_paid_broadcast"))
             result = await send(**item.params, rate_limit_args={"lane": item.lane, "paid": paid})
         except RetryAfter as exc:
             seconds = exc.retry_after

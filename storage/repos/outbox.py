@@ -296,6 +296,11 @@ class OutboxRepository:
             "last_error = ?", (next_attempt_at, error), now,
         )  # fmt: skip
 
+    async def defer(self, id: int, next_attempt_at: float, now: float | None = None) -> None:
+        """Put a claimed call back to pending until ``next_attempt_at`` without counting an
+        attempt (its chat's send budget is spent for now; nothing was sent)."""
+        await self._finish(id, "status = 'pending', next_attempt_at = ?", (next_attempt_at,), now)
+
     async def mark_failed(self, id: int, error: str, now: float | None = None) -> None:
         """Give up on a call (e.g. the user blocked the bot), keeping the error."""
         await self._finish(

@@ -192,3 +192,42 @@ async def test_injected_429s_in_many_chats_cut_the_budget_and_pause_only_those_c
     await bot.settle(timeout=30)
     assert all(bot.emu.bot_messages(user.id) for user in audience)
     assert lanes.bulk.history and min(rate for _, rate in lanes.bulk.history) <= 15.0
+
+
+async def test_a_group_out_of_budget_does_not_hold_back_relays_to_users(make_bot):
+    """Relays into a group that had its messages for this window wait pending (where a
+    relay line can still be coalesced into them); the worker moves on to other chats."""
+    bot = await make_bot(rate_group_per_minute=4.0, rate_group_window=3.0)
+    bot.emu.caps = Caps(per_group_per_minute=4, group_window=3.0)
+    group = bot.emu.add_group("Agents")
+    bob = bot.user("Bob")
+    await bob.send("/start")
+    arrivals = Arrivals(bot.emu)
+
+    async def relay_into_group(lines: range) -> None:
+        for n in lines:
+            await bot.app.outbox.enqueue(
+                group.id, "sendMessage", {"text": f"line {n}"}, lane=Lane.RELAY
+            )
+
+    await relay_into_group(range(4))
+    await wait_for(lambda: len(arrivals.times[group.id]) == 4, 10, "the group's first lines")
+    await relay_into_group(range(4, 12))  # the group's window is full for about 3 s
+    await asyncio.sleep(0.3)  # the worker has picked them up by now
+    asked = time.monotonic()
+    await bot.app.outbox.enqueue(
+        bob.user_id, "sendMessage", {"text": "an agent's reply"}, lane=Lane.RELAY
+    )
+    await wait_for(lambda: "an agent's reply" in bob.texts, 10, "the relay to the user")
+    assert arrivals.times[bob.user_id][-1] - asked < 1.0
+    assert len(arrivals.times[group.id]) < 12  # the group's lines are still waiting
+    await bot.settle(timeout=30)
+    times = arrivals.times[group.id]
+    assert len(times) == 12 and most_in_any_window(times, 3.0) <= 4
+    assert limiter(bot).retry_afters == 0
+    rows = await bot.app.db.fetchall(
+        "SELECT status, attempts FROM outbox WHERE chat_id = ?", (group.id,)
+    )
+    # Deferred for the budget is not a failed attempt.
+    assert {row[0] for row in rows} == {"sent"} and {row[1] for row in rows} == {0}
+    assert [m["text"] for m in bot.emu.bot_messages(group.id)] == [f"line {n}" for n in range(12)]
