@@ -360,14 +360,17 @@ def build_application(
     async def on_done(update: object) -> None:
         await app_ref["app"].mark_update_done(update)
 
-    if config.concurrent_updates > 1:
-        processor: Any = ChatOrderedUpdateProcessor(config.concurrent_updates, on_done)
-    else:
-        processor = SequentialUpdateProcessor(on_done)
-
     queue = InboxQueue()
+    if config.concurrent_updates > 1:
+        processor: Any = ChatOrderedUpdateProcessor(
+            config.concurrent_updates, on_done, queue.finished
+        )
+    else:
+        processor = SequentialUpdateProcessor(on_done, queue.finished)
     # getUpdates goes through CommitBeforePoll: a batch is written before the next poll
-    # confirms it (the builder's own default for this transport, wrapped).
+    # confirms it, and no more is fetched while four times the concurrency waits (the
+    # builder's own default for this transport, wrapped).
+    queue.backlog = max(100, 4 * config.concurrent_updates)
     polling_transport = CommitBeforePoll(
         get_updates_request or request or HTTPXRequest(connection_pool_size=1), queue
     )

@@ -15,6 +15,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 from collections.abc import Awaitable, Callable
@@ -238,6 +239,33 @@ class InboxQueue(asyncio.Queue):
         self._batch: list[Update] = []
         #: The raw updates of the getUpdates answers not committed yet, by update_id.
         self._raw: dict[int, dict[str, Any]] = {}
+        #: Updates queued for handling and not finished yet (the processors report).
+        self.outstanding = 0
+        #: Polling asks Telegram for more only while fewer than this many are outstanding.
+        self.backlog = 256
+        self._finished = asyncio.Event()
+
+    def finished(self) -> None:
+        """Record that a queued update was handled (or gave up); called by the processors."""
+        self.outstanding = max(0, self.outstanding - 1)
+        self._finished.set()
+
+    async def wait_room(self, limit: int, longest: float = 60.0) -> None:
+        """Wait until fewer than ``limit`` updates are queued or being handled (at most
+        ``longest`` seconds: a handler stuck for good must not stop polling for good)."""
+        deadline = asyncio.get_running_loop().time() + longest
+        while self.outstanding >= limit:
+            remaining = deadline - asyncio.get_running_loop().time()
+            if remaining <= 0:
+                _LOGGER.warning("%d updates still being handled; fetching more", self.outstanding)
+                return
+            self._finished.clear()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._finished.wait(), remaining)
+
+    async def _enqueue_update(self, update: Update) -> None:
+        self.outstanding += 1
+        await super().put(update)
 
     async def put(self, item: Any) -> None:
         """Store ``item`` if it is an update, drop it if its update_id was seen, else queue it."""
@@ -250,7 +278,10 @@ class InboxQueue(asyncio.Queue):
             if not is_new:
                 _LOGGER.info("Dropping update %s: already received", item.update_id)
                 return
-        await super().put(item)
+        if isinstance(item, Update):
+            await self._enqueue_update(item)
+        else:
+            await super().put(item)
 
     async def commit_batch(self) -> None:
         """Write the updates of the last getUpdates answer in one statement, then queue the
@@ -273,7 +304,7 @@ class InboxQueue(asyncio.Queue):
         self._batch, self._raw = [], {}
         for update in batch:
             if update.update_id in new:
-                await super().put(update)
+                await self._enqueue_update(update)
             else:
                 _LOGGER.info("Dropping update %s: already received", update.update_id)
 
@@ -286,12 +317,17 @@ class InboxQueue(asyncio.Queue):
     async def replay(self, items: list[Update]) -> None:
         """Queue updates that were stored but not finished before the last stop."""
         for item in items:
-            await super().put(item)
+            await self._enqueue_update(item)
 
 
 class CommitBeforePoll(BaseRequest):
     """The getUpdates transport: writes the previous answer's updates to the inbox before
-    asking for more (asking with the next offset is what confirms them to Telegram)."""
+    asking for more (asking with the next offset is what confirms them to Telegram).
+
+    It asks for more only while fewer than ``queue.backlog`` updates wait to be handled:
+    when the bot falls behind, the rest waits at Telegram (which keeps 24 hours of updates),
+    not in memory, and a kill leaves about that many to replay.
+    """
 
     def __init__(self, inner: BaseRequest, queue: InboxQueue) -> None:
         self._inner = inner
@@ -320,8 +356,10 @@ class CommitBeforePoll(BaseRequest):
         connect_timeout: ODVInput[float] = BaseRequest.DEFAULT_NONE,
         pool_timeout: ODVInput[float] = BaseRequest.DEFAULT_NONE,
     ) -> tuple[int, bytes]:
-        """Commit the pending batch, then make the request; its updates form the next batch."""
+        """Commit the pending batch, wait for room, then make the request; its updates form
+        the next batch."""
         await self._queue.commit_batch()
+        await self._queue.wait_room(self._queue.backlog)
         result = await self._inner.do_request(
             url,
             method,
@@ -345,12 +383,18 @@ class CommitBeforePoll(BaseRequest):
 class ChatOrderedUpdateProcessor(BaseUpdateProcessor):
     """Process updates of different chats concurrently and of one chat in arrival order."""
 
-    def __init__(self, max_concurrent: int, on_done: Callable[[object], Awaitable[None]] | None):
+    def __init__(
+        self,
+        max_concurrent: int,
+        on_done: Callable[[object], Awaitable[None]] | None,
+        on_finished: Callable[[], None] | None = None,
+    ):
         super().__init__(_UNBOUNDED)
         self._slots = asyncio.Semaphore(max_concurrent)
         self._limit = max_concurrent
         self._locks = KeyedLock()
         self._on_done = on_done
+        self._on_finished = on_finished
         self._in_progress = 0
         self._idle = asyncio.Event()
         self._idle.set()
@@ -391,6 +435,8 @@ class ChatOrderedUpdateProcessor(BaseUpdateProcessor):
             self._in_progress -= 1
             if self._in_progress == 0:
                 self._idle.set()
+            if self._on_finished is not None and isinstance(update, Update):
+                self._on_finished()
 
     async def initialize(self) -> None:
         """Nothing to set up: locks are created on demand."""
@@ -405,9 +451,14 @@ class SequentialUpdateProcessor(BaseUpdateProcessor):
     Used when concurrency is switched off (``TGBOT_CONCURRENT_UPDATES=1``), e.g. to measure.
     """
 
-    def __init__(self, on_done: Callable[[object], Awaitable[None]] | None):
+    def __init__(
+        self,
+        on_done: Callable[[object], Awaitable[None]] | None,
+        on_finished: Callable[[], None] | None = None,
+    ):
         super().__init__(1)
         self._on_done = on_done
+        self._on_finished = on_finished
         self._in_progress = 0
         self._idle = asyncio.Event()
         self._idle.set()
@@ -434,6 +485,8 @@ class SequentialUpdateProcessor(BaseUpdateProcessor):
             self._in_progress -= 1
             if self._in_progress == 0:
                 self._idle.set()
+            if self._on_finished is not None and isinstance(update, Update):
+                self._on_finished()
 
     async def initialize(self) -> None:
         """Nothing to set up."""

@@ -117,3 +117,28 @@ async def test_an_update_reads_the_user_once_and_writes_no_unchanged_state(bot):
     # Per update: its inbox row and its done mark; nothing else is written (the outbox
     # worker's idle claim, once a second, is not per update).
     assert writes == {"INSERT OR IGNORE": 3, "UPDATE inbox SET": 3}
+
+
+async def test_a_bot_that_falls_behind_leaves_the_rest_at_telegram(make_bot):
+    """Polling asks for more only while fewer than the backlog limit wait to be handled: the
+    rest stays at Telegram (confirmed only once fetched and stored), not in memory."""
+    bot = await make_bot(concurrent_updates=2)
+    bot.app.update_queue.backlog = 6
+    bot.emu.faults = Faults(latency=0.1, methods=frozenset({"sendMessage"}))  # slow replies
+    first = [bot.user(f"A{n}") for n in range(20)]
+    later = [bot.user(f"B{n}") for n in range(20)]
+    for user in first:
+        await user.send("/start", settle=False)
+    await bot.emu.wait_fetched()  # one getUpdates answer: all 20 at once
+    for user in later:
+        await user.send("/start", settle=False)
+    await asyncio.sleep(0.3)
+    # Still far behind with the first 20: the next 20 have not been asked for (and the
+    # first 20, stored, are confirmed only by that next request).
+    assert bot.app.update_queue.outstanding > 6
+    assert not bot.emu.all_fetched() and bot.emu.pending_updates() == 40
+    rows = await bot.app.db.fetchall("SELECT COUNT(*) FROM inbox")
+    assert rows[0][0] == 20
+    await bot.settle(timeout=30)
+    assert all(len(user.texts) == 1 for user in first + later)
+    assert bot.app.update_queue.outstanding == 0
