@@ -2,7 +2,8 @@
 
 Settings come from ``TGBOT_*`` variables (as ``tgbot run``) plus the spec's ``config``
 overrides; ``wallet`` wraps the backend in :class:`bench._common.SlowWallet`; ``profile``
-names a file for a pyinstrument (or cProfile) report of the whole run. Prints ``READY`` once
+names a file for a pyinstrument (or cProfile) report of the whole run; ``uvloop`` runs it on
+uvloop. Prints ``READY`` once
 polling, and on SIGTERM/SIGINT stops gracefully and prints one JSON line.
 """
 
@@ -115,7 +116,12 @@ def main() -> int:
     logging.basicConfig(level=logging.WARNING, stream=sys.stderr)
     profiler = _profiler(spec.get("profile"))
     started = time.perf_counter()
-    report = asyncio.run(run(spec))
+    if spec.get("uvloop"):
+        import uvloop
+
+        report = uvloop.run(run(spec))
+    else:
+        report = asyncio.run(run(spec))
     report["wall_s"] = round(time.perf_counter() - started, 3)
     if profiler is not None:
         _finish_profile(profiler, spec["profile"])

@@ -32,7 +32,7 @@ from tgbot.sandbox.models import Caps, Faults
 ROOT = Path(__file__).resolve().parents[1]
 TOKEN = "123456:BENCH"
 #: Rates high enough that the send lanes never wait (for runs that measure the bot, not caps).
-UNCAPPED = {"rate_overall_per_second": 100_000.0, "rate_chat_per_second": 100_000.0}
+UNCAPPED = {"rate_bulk_per_second": 100_000.0, "rate_chat_per_second": 100_000.0}
 
 
 # -- machine and numbers -------------------------------------------------------------------
@@ -95,6 +95,25 @@ def rss_mb(pid: int | None = None) -> dict[str, float | None]:
             elif line.startswith("VmHWM:"):
                 found["peak_rss_mb"] = round(int(line.split()[1]) / 1024, 1)
     return found
+
+
+def machine_cpu_ticks() -> tuple[int, int]:
+    """Return (busy, total) CPU ticks of the whole machine so far (/proc/stat; zeros if none).
+
+    Two readings give how busy all cores were in between: on a shared machine, what else ran
+    while a benchmark measured (its figures are only as good as that was low).
+    """
+    with contextlib.suppress(OSError, ValueError, IndexError):
+        fields = [int(x) for x in Path("/proc/stat").read_text().splitlines()[0].split()[1:]]
+        idle = fields[3] + (fields[4] if len(fields) > 4 else 0)
+        return sum(fields) - idle, sum(fields)
+    return 0, 0
+
+
+def busy_between(before: tuple[int, int], after: tuple[int, int]) -> float | None:
+    """Return the share of all cores that was busy between two :func:`machine_cpu_ticks`."""
+    total = after[1] - before[1]
+    return round((after[0] - before[0]) / total, 3) if total > 0 else None
 
 
 def cpu_seconds() -> float:
@@ -320,16 +339,25 @@ class InProcessBot:
 
 
 class ChildBot:
-    """The bot as a separate process (``python -m bench._child``) on the emulator over HTTP.
+    """The bot as a separate process (``python -m bench._child``, or ``module``: e.g.
+    ``bench._bare``, bare PTB) on the emulator over HTTP.
 
     It prints ``READY`` when it polls, and on SIGTERM/SIGINT stops gracefully and prints one
     JSON line (its CPU time, peak RSS, profile path).
     """
 
-    def __init__(self, base_url: str, db_path: Path, log_path: Path, **spec: Any) -> None:
+    def __init__(
+        self,
+        base_url: str,
+        db_path: Path,
+        log_path: Path,
+        module: str = "bench._child",
+        **spec: Any,
+    ) -> None:
         self.base_url = base_url
         self.db_path = db_path
         self.log_path = log_path
+        self.module = module
         self.spec = spec
         self.proc: asyncio.subprocess.Process | None = None
         self.started_at = 0.0
@@ -354,7 +382,7 @@ class ChildBot:
         self.proc = await asyncio.create_subprocess_exec(
             sys.executable,
             "-m",
-            "bench._child",
+            self.module,
             json.dumps(self.spec),
             env=env,
             cwd=ROOT,
@@ -483,6 +511,18 @@ async def gather_limited(coros: list, limit: int = 200) -> list:
     return await asyncio.gather(*(run(c) for c in coros))
 
 
+#: Typed questions of the light path, (Telegram language, text): what wallet users ask most.
+QUESTIONS: tuple[tuple[str, str], ...] = (
+    ("zh-hans", "支付失败怎么办"),
+    ("en", "my payment failed, what should I do?"),
+    ("zh-hans", "转账一直显示处理中"),
+    ("en", "I forgot my password"),
+    ("zh-hans", "怎么换绑手机号"),
+    ("en", "how long does a refund take"),
+    ("zh-hans", "钱转错人了怎么办"),
+    ("en", "what are the daily limits"),
+)
+
 #: The lookup -> refund walk: (action, callback data prefix or text).
 REFUND_WALK: tuple[tuple[str, str], ...] = (
     ("send", "/transactions"),
@@ -531,3 +571,137 @@ async def walk_refund(
         if per_step is not None:
             per_step.setdefault(STEP_NAMES[index], []).append(latency)
     return "done"
+
+
+def first_button(emu: TelegramEmulator, user_id: int) -> tuple[int, str] | None:
+    """Return (message id, callback data) of the first button of the bot's latest keyboard."""
+    chat = emu.chats.get(user_id)
+    if chat is None:
+        return None
+    for message_id in sorted(chat.messages, reverse=True):
+        stored = chat.messages[message_id]
+        rows = stored.data.get("reply_markup", {}).get("inline_keyboard", [])
+        if stored.sender_id == emu.bot.id and not stored.deleted and rows:
+            return message_id, rows[0][0]["callback_data"]
+    return None
+
+
+#: The light path of the capacity benchmark: (step name, action). No wallet involved.
+LIGHT_WALK: tuple[tuple[str, str], ...] = (
+    ("start", "/start"),
+    ("question", "question"),
+    ("button", "first_button"),
+)
+
+
+async def walk_light(
+    emu: TelegramEmulator,
+    watcher: Watcher,
+    user_id: int,
+    question: str,
+    think: Callable[[], float],
+    latencies: list[float] | None = None,
+    per_step: dict[str, list[float]] | None = None,
+    step_timeout: float = 30.0,
+) -> str:
+    """Walk /start -> a typed question -> the first button under the answer as ``user_id``;
+    return "done", "stuck" or "timeout"."""
+    for index, (name, action) in enumerate(LIGHT_WALK):
+        if index:
+            await asyncio.sleep(think())
+        before = watcher.count(user_id)
+        if action == "first_button":
+            found = first_button(emu, user_id)
+            if found is None:
+                return "stuck"
+            sent_at = watcher.clock()
+            emu.user_press(user_id, user_id, found[0], found[1])
+        else:
+            sent_at = watcher.clock()
+            emu.user_send(user_id, question if action == "question" else action)
+        seen_at = await watcher.wait_beyond(user_id, before, step_timeout)
+        if seen_at is None:
+            return "timeout"
+        if latencies is not None:
+            latencies.append(seen_at - sent_at)
+        if per_step is not None:
+            per_step.setdefault(name, []).append(seen_at - sent_at)
+    return "done"
+
+
+class _CallCounter:
+    """A wallet backend wrapper that counts calls (for the bare-PTB replay's wallet waits)."""
+
+    def __init__(self, inner: Any) -> None:
+        self._inner = inner
+        self.calls = 0
+
+    def __getattr__(self, name: str) -> Any:
+        target = getattr(self._inner, name)
+        if not asyncio.iscoroutinefunction(target) or name == "close":
+            return target
+
+        async def counted(*args: Any, **kwargs: Any) -> Any:
+            self.calls += 1
+            return await target(*args, **kwargs)
+
+        return counted
+
+
+async def record_bot_traffic(tmp: Path) -> dict[str, Any]:
+    """Walk the bot (in-process) once through the light path and the wallet walk.
+
+    Returns ``templates``: per step, the Bot API calls (method, params) the bot answered it
+    with; and ``wallet_calls``: per step, how many wallet calls it made. The bare-PTB
+    yardstick (``bench._bare``) replays both.
+    """
+    db = tmp / "record.db"
+    await prepare_database(db, accounts=1, tx_per_account=3)
+    emu = make_emulator()
+    light = emu.add_user("Rec", language_code=QUESTIONS[0][0])
+    walker = emu.add_user("Walker", language_code="en")
+    link_users(db, [(walker.id, walker.first_name, "en", "B0000000")])
+    bot = InProcessBot(db, emu, verification_max_age=86400.0, refund_poll_interval=3600.0)
+    await bot.start()
+    counter = _CallCounter(bot.app.backend)
+    bot.app.backend = counter
+    watcher = Watcher(emu)
+    templates: dict[str, list[tuple[str, dict[str, Any]]]] = {}
+    wallet_calls: dict[str, int] = {}
+
+    async def step(name: str, user_id: int, act: Callable[[], None]) -> None:
+        before, mark, calls = watcher.count(user_id), len(emu.calls), counter.calls
+        act()
+        if await watcher.wait_beyond(user_id, before, 30.0) is None:
+            raise TimeoutError(f"the bot did not answer step {name}")
+        await bot.settle()
+        templates[name] = [(m, p) for m, p in emu.calls[mark:] if m != "getUpdates"]
+        wallet_calls[name] = counter.calls - calls
+
+    def press_first(user_id: int) -> Callable[[], None]:
+        def act() -> None:
+            found = first_button(emu, user_id)
+            assert found is not None
+            emu.user_press(user_id, user_id, *found)
+
+        return act
+
+    try:
+        await step("start", light.id, lambda: emu.user_send(light.id, "/start"))
+        await step("question", light.id, lambda: emu.user_send(light.id, QUESTIONS[0][1]))
+        await step("button", light.id, press_first(light.id))
+        for name, (action, what) in zip(STEP_NAMES, REFUND_WALK, strict=True):
+            if action == "send":
+                await step(name, walker.id, lambda what=what: emu.user_send(walker.id, what))
+            else:
+
+                def press(what: str = what) -> None:
+                    found = watcher.button_message(walker.id, what)
+                    assert found is not None, what
+                    emu.user_press(walker.id, walker.id, *found)
+
+                await step(name, walker.id, press)
+    finally:
+        await bot.stop()
+        await emu.aclose()
+    return {"templates": templates, "wallet_calls": wallet_calls}

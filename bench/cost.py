@@ -1,15 +1,27 @@
-"""Cost: bot CPU milliseconds per update for each flow step, and for a bare-PTB handler.
+"""Cost: CPU milliseconds per update for each step, the bot beside a bare-PTB application.
 
 Everything runs in one process on the in-process emulator transport (no network, no
-latency, send budget lifted): N users do a step together, the bot handles all N updates,
-and the process CPU time spent divided by N is the step's cost. The bare-PTB baseline
-(an ``Application`` with one ``CommandHandler`` that replies and one ``CallbackQueryHandler``
-that answers and edits) runs the same way, so the difference is this project's stack:
-durable inbox, per-chat ordering, persistence, lanes, outbox, i18n, SQLite, the demo wallet.
-Both figures include the in-process emulator's own share (it parses and stores every call).
+latency, send budget lifted): N users do a step together, the application handles all N
+updates, and the process CPU time spent divided by N is the step's cost. Both columns include
+the in-process emulator's own share (it parses and stores every call).
 
-    python -m bench.cost            # 200 users
-    python -m bench.cost --small    # 10 users
+Two bare-PTB baselines, each an ``Application`` with 64 concurrent updates: *minimal* (a command
+and a text handler that reply "Hello" with one button, a button that answers and edits: the
+baseline of the issue's 14x), and *same traffic* (each handler makes exactly the Bot API calls
+the bot made for that step, recorded from the bot: its texts, HTML and keyboards, so the
+difference is the bot's stack, not the size of its messages). The bot's steps:
+
+* light path (new users, no wallet): ``/start``; a typed question (the free-text router
+  answers with an article and buttons); the first button under the answer ("Did this solve
+  it?": answer + edit); ``/help``. The comparison the issue's goal is about:
+  ``light_button_ratio`` = bot button / bare button, and the same for command and text.
+* wallet walk (linked, verified users, the demo wallet in the same SQLite file):
+  ``/transactions`` -> open -> refund -> reason -> full amount -> confirm. Its button steps
+  include the demo wallet's own queries; ``sql_per_update`` splits the statements per update
+  into the bot's and the demo wallet's (``demo_*`` tables), counted in a separate small round.
+
+    python -m bench.cost            # 200 users a step, best of 3 rounds
+    python -m bench.cost --small    # 10 users, 1 round
 """
 
 from __future__ import annotations
@@ -19,9 +31,16 @@ import time
 from typing import Any
 
 from telegram import InlineKeyboardButton, InlineKeyboardMarkup, Update
-from telegram.ext import ApplicationBuilder, CallbackQueryHandler, CommandHandler
+from telegram.ext import (
+    ApplicationBuilder,
+    CallbackQueryHandler,
+    CommandHandler,
+    MessageHandler,
+    filters,
+)
 
 from bench._common import (
+    QUESTIONS,
     REFUND_WALK,
     STEP_NAMES,
     TOKEN,
@@ -39,6 +58,15 @@ from bench._common import (
     workdir,
 )
 
+#: The light path: (step name, action, what). "answer" presses the first button of the
+#: bot's latest message that has buttons.
+LIGHT_STEPS = (
+    ("start", "send", "/start"),
+    ("question", "question", ""),
+    ("answer_button", "first_button", ""),
+    ("help", "send", "/help"),
+)
+
 
 async def _wait_counts(watcher: Watcher, before: dict[int, int], timeout: float = 60.0) -> None:
     for user_id, count in before.items():
@@ -46,58 +74,196 @@ async def _wait_counts(watcher: Watcher, before: dict[int, int], timeout: float 
             raise TimeoutError(f"no reply in chat {user_id}")
 
 
-async def measure_bot(users: int, rounds: int) -> tuple[dict[str, Any], int]:
-    """Return CPU ms per update for /start, /help and each step of the refund walk, and how
-    many refunds the walks created (one per user when every step did its work)."""
+def _first_button(emu: Any, user_id: int) -> tuple[int, str]:
+    """Return (message id, callback data) of the first button of the bot's latest keyboard."""
+    chat = emu.chats[user_id]
+    for message_id in sorted(chat.messages, reverse=True):
+        stored = chat.messages[message_id]
+        rows = stored.data.get("reply_markup", {}).get("inline_keyboard", [])
+        if stored.sender_id == emu.bot.id and not stored.deleted and rows:
+            return message_id, rows[0][0]["callback_data"]
+    raise AssertionError(f"no buttons in chat {user_id}")
+
+
+def _act(emu: Any, watcher: Watcher, user: Any, index: int, action: str, what: str) -> None:
+    if action == "send":
+        emu.user_send(user.id, what)
+    elif action == "question":
+        emu.user_send(user.id, QUESTIONS[index % len(QUESTIONS)][1])
+    elif action == "first_button":
+        message_id, data = _first_button(emu, user.id)
+        emu.user_press(user.id, user.id, message_id, data)
+    else:  # press a button whose data starts with ``what``
+        found = watcher.button_message(user.id, what)
+        assert found is not None, (what, user.id)
+        emu.user_press(user.id, user.id, found[0], found[1])
+
+
+class _SqlCounter:
+    """Count the statements run on the bot's connection, by whose tables they touch."""
+
+    def __init__(self) -> None:
+        self.bot = 0
+        self.wallet = 0
+
+    def __call__(self, statement: str) -> None:
+        if statement.startswith(("BEGIN", "COMMIT", "SAVEPOINT", "RELEASE", "ROLLBACK")):
+            return
+        if " demo_" in statement:
+            self.wallet += 1
+        else:
+            self.bot += 1
+
+
+async def measure_bot(
+    users: int,
+    rounds: int,
+    count_sql: bool = False,
+    templates: dict[str, list[tuple[str, dict[str, Any]]]] | None = None,
+    refunds_out: list[int] | None = None,
+) -> dict[str, Any]:
+    """Return CPU ms per update for the light path and each step of the refund walk (or,
+    with ``count_sql``, SQL statements per update instead). ``templates`` receives the Bot
+    API calls the bot answered each light step with; ``refunds_out`` receives how many refunds
+    the measured walks created (one per walker when every step did its work)."""
     costs: dict[str, list[float]] = {}
+    sql: dict[str, dict[str, float]] = {}
     with workdir() as tmp:
         db = tmp / "bot.db"
-        await prepare_database(db, accounts=users * rounds, tx_per_account=3)
+        await prepare_database(db, accounts=users * rounds + 1, tx_per_account=3)
         emu = make_emulator()
-        people = [emu.add_user(f"U{i}", language_code="en") for i in range(users * rounds)]
-        link_users(db, [(u.id, u.first_name, "en", f"B{i:07d}") for i, u in enumerate(people)])
+        walkers = [emu.add_user(f"U{i}", language_code="en") for i in range(users * rounds + 1)]
+        link_users(db, [(u.id, u.first_name, "en", f"B{i:07d}") for i, u in enumerate(walkers)])
+        walk_recorder = walkers.pop()  # walks once first: warm-up, and the recorded calls
+        newcomers = [
+            emu.add_user(f"N{i}", language_code=QUESTIONS[i % len(QUESTIONS)][0])
+            for i in range(users * rounds)
+        ]
+        warmup = [
+            emu.add_user(f"W{i}", language_code=QUESTIONS[i % len(QUESTIONS)][0])
+            for i in range(len(QUESTIONS))
+        ]
         bot = await InProcessBot(
             db, emu, verification_max_age=86400.0, refund_poll_interval=3600.0, **UNCAPPED
         ).start()
+        counter = _SqlCounter()
+        if count_sql:
+            await bot.app.db.set_trace(counter)
         watcher = Watcher(emu)
+        # First use loads the answer index (jieba's dictionary) and the catalogs: not a cost
+        # per update, so it happens before measuring. The first warm-up user's steps are
+        # recorded: the Bot API calls the bot answered each with (for the same-traffic
+        # bare-PTB baseline).
+        for name, action, what in LIGHT_STEPS:
+            before = {u.id: watcher.count(u.id) for u in warmup}
+            mark = len(emu.calls)
+            _act(emu, watcher, warmup[0], 0, action, what)
+            await _wait_counts(watcher, {warmup[0].id: before[warmup[0].id]})
+            await bot.settle()
+            if templates is not None:
+                templates[name] = [
+                    (method, params)
+                    for method, params in emu.calls[mark:]
+                    if method != "getUpdates"
+                ]
+            for index, user in enumerate(warmup[1:], start=1):
+                _act(emu, watcher, user, index, action, what)
+            await _wait_counts(watcher, before)
+            await bot.settle()
+        for name, (action, what) in zip(STEP_NAMES, REFUND_WALK, strict=True):
+            before = {walk_recorder.id: watcher.count(walk_recorder.id)}
+            mark = len(emu.calls)
+            _act(emu, watcher, walk_recorder, 0, action, what)
+            await _wait_counts(watcher, before)
+            await bot.settle()
+            if templates is not None:
+                templates[name] = [
+                    (method, params)
+                    for method, params in emu.calls[mark:]
+                    if method != "getUpdates"
+                ]
+        steps = [(name, action, what, newcomers) for name, action, what in LIGHT_STEPS]
+        steps += [
+            (name, action, what, walkers)
+            for name, (action, what) in zip(STEP_NAMES, REFUND_WALK, strict=True)
+        ]
         try:
             for r in range(rounds):
-                group = people[r * users : (r + 1) * users]
-                steps = [("start", ("send", "/start")), ("help", ("send", "/help"))]
-                steps += list(zip(STEP_NAMES, REFUND_WALK, strict=True))
-                for name, (action, what) in steps:
+                for name, action, what, people in steps:
+                    group = people[r * users : (r + 1) * users]
                     before = {u.id: watcher.count(u.id) for u in group}
+                    counter.bot = counter.wallet = 0
                     cpu0 = time.process_time()
-                    for user in group:
-                        if action == "send":
-                            emu.user_send(user.id, what)
-                        else:
-                            found = watcher.button_message(user.id, what)
-                            assert found is not None, (name, user.id)
-                            emu.user_press(user.id, user.id, found[0], found[1])
+                    for index, user in enumerate(group):
+                        _act(emu, watcher, user, index, action, what)
                     await _wait_counts(watcher, before)
                     await bot.settle()
                     costs.setdefault(name, []).append(
                         (time.process_time() - cpu0) * 1000 / len(group)
                     )
-            refunds = sum([len(await bot.app.repos.refunds.for_user(u.id)) for u in people])
+                    sql[name] = {
+                        "bot": round(counter.bot / len(group), 2),
+                        "demo_wallet": round(counter.wallet / len(group), 2),
+                    }
+            refunds = sum([len(await bot.app.repos.refunds.for_user(u.id)) for u in walkers])
         finally:
             await bot.stop()
             await emu.aclose()
-    return {name: round(min(values), 2) for name, values in costs.items()}, refunds
+    if count_sql:
+        return sql
+    result: dict[str, Any] = {name: round(min(values), 3) for name, values in costs.items()}
+    if refunds_out is not None:
+        refunds_out.append(refunds)
+    return result
 
 
-async def measure_bare_ptb(users: int, rounds: int) -> dict[str, Any]:
-    """Return CPU ms per update of a bare PTB application on the same emulator transport."""
+async def measure_bare_ptb(
+    users: int,
+    rounds: int,
+    templates: dict[str, list[tuple[str, dict[str, Any]]]] | None = None,
+) -> dict[str, Any]:
+    """Return CPU ms per update of a bare PTB application on the same emulator transport.
+
+    Without ``templates``: minimal replies ("Hello" and one button). With them: each handler
+    makes exactly the Bot API calls the bot made for that step (its texts, HTML, keyboards),
+    so the difference to the bot is the bot's own stack and not the size of its messages.
+    """
     from tgbot.sandbox.request import EmulatorRequest
 
     emu = make_emulator()
+    keyboard = InlineKeyboardMarkup([[InlineKeyboardButton("Go", callback_data="go")]])
+
+    async def replay(update: Update, context: Any, step: str) -> None:
+        assert templates is not None
+        query = update.callback_query
+        for method, params in templates[step]:
+            params = dict(params)
+            if "chat_id" in params:
+                params["chat_id"] = update.effective_chat.id
+            if method == "answerCallbackQuery":
+                params["callback_query_id"] = query.id
+            elif query is not None and "message_id" in params:
+                params["message_id"] = query.message.message_id
+            await getattr(context.bot, method)(**params)
 
     async def start(update: Update, context: Any) -> None:
-        keyboard = InlineKeyboardMarkup([[InlineKeyboardButton("Go", callback_data="go")]])
+        if templates:
+            return await replay(update, context, "start")
         await update.effective_message.reply_text("Hello", reply_markup=keyboard)
 
+    async def transactions(update: Update, context: Any) -> None:
+        await replay(update, context, "list")
+
+    async def text(update: Update, context: Any) -> None:
+        if templates:
+            return await replay(update, context, "question")
+        await update.effective_message.reply_text("An answer", reply_markup=keyboard)
+
     async def go(update: Update, context: Any) -> None:
+        if templates:
+            data = update.callback_query.data or ""
+            step = next((name for prefix, name in _WALK_BUTTONS if data.startswith(prefix)), None)
+            return await replay(update, context, step or "answer_button")
         await update.callback_query.answer()
         await update.callback_query.edit_message_text("Pressed")
 
@@ -110,24 +276,33 @@ async def measure_bare_ptb(users: int, rounds: int) -> dict[str, Any]:
         .build()
     )
     app.add_handler(CommandHandler("start", start))
-    app.add_handler(CallbackQueryHandler(go, pattern="^go$"))
+    app.add_handler(CommandHandler("transactions", transactions))
+    app.add_handler(MessageHandler(filters.TEXT & ~filters.COMMAND, text))
+    app.add_handler(CallbackQueryHandler(go))
     await app.initialize()
     await app.updater.start_polling(poll_interval=0.0, timeout=1, allowed_updates=Update.ALL_TYPES)
     await app.start()
     watcher = Watcher(emu)
-    costs: dict[str, list[float]] = {"command_reply": [], "button_answer_edit": []}
+    steps = (
+        ("command_reply", "send", "/start"),
+        ("text_reply", "question", ""),
+        ("button_answer_edit", "first_button", ""),
+    )
+    if templates:
+        walk = zip(STEP_NAMES, REFUND_WALK, strict=True)
+        steps += tuple((name, action, what) for name, (action, what) in walk)
+    costs: dict[str, list[float]] = {name: [] for name, _, _ in steps}
     try:
         for r in range(rounds):
-            people = [emu.add_user(f"P{r}-{i}", language_code="en") for i in range(users)]
-            for name, action in (("command_reply", "send"), ("button_answer_edit", "press")):
+            people = [
+                emu.add_user(f"P{r}-{i}", language_code=QUESTIONS[i % len(QUESTIONS)][0])
+                for i in range(users)
+            ]
+            for name, action, what in steps:
                 before = {u.id: watcher.count(u.id) for u in people}
                 cpu0 = time.process_time()
-                for user in people:
-                    if action == "send":
-                        emu.user_send(user.id, "/start")
-                    else:
-                        message_id, data = watcher.button_message(user.id, "go")
-                        emu.user_press(user.id, user.id, message_id, data)
+                for index, user in enumerate(people):
+                    _act(emu, watcher, user, index, action, what)
                 await _wait_counts(watcher, before)
                 costs[name].append((time.process_time() - cpu0) * 1000 / users)
     finally:
@@ -135,7 +310,21 @@ async def measure_bare_ptb(users: int, rounds: int) -> dict[str, Any]:
         await app.stop()
         await app.shutdown()
         await emu.aclose()
-    return {name: round(min(values), 2) for name, values in costs.items()}
+    return {name: round(min(values), 3) for name, values in costs.items()}
+
+
+#: Which recorded step a pressed button replays (by callback data prefix).
+_WALK_BUTTONS = (
+    ("tx:open:", "detail"),
+    ("tx:refund:", "refund"),
+    ("refund:reason:", "reason"),
+    ("refund:full", "amount"),
+    ("refund:confirm", "confirm"),
+)
+
+
+def _ratio(a: float | None, b: float | None) -> float | None:
+    return round(a / b, 2) if a and b else None
 
 
 async def main_async(args: Any) -> dict[str, Any]:
@@ -143,22 +332,47 @@ async def main_async(args: Any) -> dict[str, Any]:
     rounds = 1 if args.small else 3
     started = time.monotonic()
     bare = await measure_bare_ptb(users, rounds)
-    bot, refunds = await measure_bot(users, rounds)
-    bot_buttons = [bot[s] for s in STEP_NAMES[1:]]
+    templates: dict[str, list[tuple[str, dict[str, Any]]]] = {}
+    refunds: list[int] = []
+    bot = await measure_bot(users, rounds, templates=templates, refunds_out=refunds)
+    same = await measure_bare_ptb(users, rounds, templates)
+    sql = await measure_bot(min(users, 20), 1, count_sql=True)
+    walk_buttons = [bot[s] for s in STEP_NAMES[1:]]
+    walk_mean = sum(walk_buttons) / len(walk_buttons)
+    bare_button = bare["button_answer_edit"]
     return {
         "bench": "cost",
         "small": args.small,
         "machine": machine(),
-        "params": {"users_per_step": users, "rounds": rounds, "figure": "min over rounds"},
+        "params": {
+            "users_per_step": users,
+            "rounds": rounds,
+            "figure": "min over rounds of process CPU ms per update (emulator included)",
+        },
         "bare_ptb_cpu_ms_per_update": bare,
         "bot_cpu_ms_per_update": bot,
-        "refunds_created": refunds,
-        "bot_mean_button_step_ms": round(sum(bot_buttons) / len(bot_buttons), 2),
-        "stack_overhead_ratio_buttons": round(
-            sum(bot_buttons) / len(bot_buttons) / bare["button_answer_edit"], 1
-        )
-        if bare["button_answer_edit"]
-        else None,
+        "light_ratios": {
+            "command": _ratio(bot["start"], bare["command_reply"]),
+            "text": _ratio(bot["question"], bare["text_reply"]),
+            "button": _ratio(bot["answer_button"], bare_button),
+        },
+        "light_button_ratio": _ratio(bot["answer_button"], bare_button),
+        "bare_ptb_same_traffic_cpu_ms_per_update": same,
+        "light_ratios_same_traffic": {
+            "command": _ratio(bot["start"], same["command_reply"]),
+            "text": _ratio(bot["question"], same["text_reply"]),
+            "button": _ratio(bot["answer_button"], same["button_answer_edit"]),
+        },
+        "same_traffic_calls": {
+            step: [method for method, _ in calls] for step, calls in templates.items()
+        },
+        "bot_mean_wallet_button_step_ms": round(walk_mean, 3),
+        "wallet_walk_button_ratio": _ratio(walk_mean, bare_button),
+        "wallet_walk_ratios_same_traffic": {
+            step: _ratio(bot[step], same.get(step)) for step in STEP_NAMES
+        },
+        "sql_per_update": sql,
+        "refunds_created": refunds[0],
         "duration_s": round(time.monotonic() - started, 1),
         "peak_rss_mb": peak_rss_mb(),
     }
@@ -167,9 +381,28 @@ async def main_async(args: Any) -> dict[str, Any]:
 def main() -> None:
     p = parser(__doc__.splitlines()[0])
     p.add_argument("--users", type=int, help="users per step")
+    p.add_argument("--uvloop", action="store_true", help="run on uvloop (measuring it)")
+    p.add_argument(
+        "--orjson", action="store_true", help="parse Bot API answers with orjson (measuring it)"
+    )
     args = p.parse_args()
     quiet_logs()
-    emit(asyncio.run(main_async(args)))
+    if args.orjson:
+        import orjson
+        from telegram.request import BaseRequest
+
+        # PTB's documented hook for another JSON library; for the bot and bare PTB alike.
+        BaseRequest.parse_json_payload = staticmethod(orjson.loads)  # type: ignore[method-assign]
+    if args.uvloop:
+        import uvloop
+
+        result = uvloop.run(main_async(args))
+        result["event_loop"] = "uvloop"
+    else:
+        result = asyncio.run(main_async(args))
+        result["event_loop"] = "asyncio"
+    result["json_decoder"] = "orjson" if args.orjson else "json"
+    emit(result)
 
 
 if __name__ == "__main__":

@@ -1,14 +1,13 @@
-"""Profile the capacity run: one open-loop trial with the bot's process under pyinstrument
-(cProfile when pyinstrument is not installed), send budget lifted so the bot, not Telegram's
-caps, is the limit. Prints the JSON summary; the full text report and an HTML flame view are
-written next to ``--out``.
+"""Profile the capacity run: one open-loop trial (``bench.capacity``) with the bot's process
+under pyinstrument (cProfile when pyinstrument is not installed). Prints the JSON summary; the
+full text report and an HTML flame view are written next to ``--out``.
 
 pyinstrument samples the main thread: the bot's own Python (handlers, PTB, the emulator
 client, JSON) shows up by function; SQLite runs in aiosqlite's thread and shows up only as
 the waits for it.
 
-    python -m bench.profile                      # 8 users/s for 20 s
-    python -m bench.profile --rate 16 --out /tmp/profile.txt
+    python -m bench.profile                      # light flow, 16 users/s for 20 s
+    python -m bench.profile --flow wallet --rate 8 --out /tmp/profile.txt
     python -m bench.profile --small              # seconds, for CI
 """
 
@@ -22,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from bench._common import emit, machine, parser
-from bench.capacity import trial
+from bench.capacity import SLOW_WALLET, trial
 
 
 def top_frames(report: str, limit: int = 25) -> list[str]:
@@ -50,11 +49,12 @@ def read_reports(out: Path) -> tuple[str, str]:
 
 async def main_async(args: Any) -> dict[str, Any]:
     out = Path(args.out or Path(tempfile.gettempdir()) / "tgbot-capacity-profile.txt")
+    out.parent.mkdir(parents=True, exist_ok=True)
     if args.small:
         kw = {
             "duration": 1.5,
             "think": (0.2, 0.4),
-            "wallet": {"lo": 0.01, "hi": 0.05, "seed": args.seed},
+            "wallet": {"lo": 0.01, "hi": 0.05},
             "drain": 20.0,
         }
         rate = 3.0
@@ -62,12 +62,12 @@ async def main_async(args: Any) -> dict[str, Any]:
         kw = {
             "duration": args.duration,
             "think": (1.0, 3.0),
-            "wallet": {"lo": 0.1, "hi": 0.8, "timeout_rate": 0.002, "timeout_s": 5.0},
+            "wallet": dict(SLOW_WALLET),
             "drain": 60.0,
         }
         rate = args.rate
     started = time.monotonic()
-    result = await trial(rate, concurrent=64, uncapped=True, seed=args.seed, profile=str(out), **kw)
+    result = await trial("bot", args.flow, rate, seed=args.seed, profile=str(out), **kw)
     report, total = read_reports(out)
     try:
         import pyinstrument  # noqa: F401
@@ -86,7 +86,8 @@ async def main_async(args: Any) -> dict[str, Any]:
             k: result[k]
             for k in ("rate_users_per_s", "updates", "updates_per_s", "latency_ms", "walks")
         },
-        "bot_cpu_ms_per_update": result["bot_cpu_ms_per_update"],
+        "flow": args.flow,
+        "bot_cpu_ms_per_update": result["cpu_ms_per_update"],
         "top_self_s": top_frames(report, args.top),
         "top_total_s": [line for line in top_frames(total, 200) if "bench/" not in line][
             : args.top
@@ -97,7 +98,8 @@ async def main_async(args: Any) -> dict[str, Any]:
 
 def main() -> None:
     p = parser(__doc__.splitlines()[0])
-    p.add_argument("--rate", type=float, default=8.0, help="users/s")
+    p.add_argument("--flow", default="light", choices=("light", "wallet"), help="which walk")
+    p.add_argument("--rate", type=float, default=16.0, help="users/s")
     p.add_argument("--duration", type=float, default=20.0, help="seconds of arrivals")
     p.add_argument("--out", help="where to write the text report")
     p.add_argument("--top", type=int, default=40, help="lines of the report in the JSON")

@@ -70,6 +70,10 @@ class SQLitePersistence(BasePersistence[dict[Any, Any], dict[Any, Any], dict[Any
         # The last document written, to skip rewriting bot_data/callback_data that
         # PTB hands over unchanged on every run.
         self._written: dict[str, str] = {}
+        # What each stored row holds now (this process is the only writer): PTB hands over
+        # every user it saw an update from, changed or not, and most updates change nothing.
+        self._rows: dict[str, dict[int, str]] = {"ptb_user_data": {}, "ptb_chat_data": {}}
+        self._states: dict[tuple[str, str], str] = {}
 
     async def database(self) -> Database:
         """Return the database, calling the constructor's opener if none is open."""
@@ -106,14 +110,15 @@ class SQLitePersistence(BasePersistence[dict[Any, Any], dict[Any, Any], dict[Any
 
     async def get_user_data(self) -> dict[int, dict[Any, Any]]:
         """Return every stored user_data, keyed by user id."""
-        return await self._load_rows("SELECT user_id, data FROM ptb_user_data")
+        return await self._load_rows("ptb_user_data", "user_id")
 
     async def get_chat_data(self) -> dict[int, dict[Any, Any]]:
         """Return every stored chat_data, keyed by chat id."""
-        return await self._load_rows("SELECT chat_id, data FROM ptb_chat_data")
+        return await self._load_rows("ptb_chat_data", "chat_id")
 
-    async def _load_rows(self, sql: str) -> dict[int, dict[Any, Any]]:
-        rows = await self._fetchall(sql)
+    async def _load_rows(self, table: str, column: str) -> dict[int, dict[Any, Any]]:
+        rows = await self._fetchall(f"SELECT {column}, data FROM {table}")
+        self._rows[table] = {row[0]: row[1] for row in rows}
         return {row[0]: codec.loads(row[1]) for row in rows}
 
     async def get_bot_data(self) -> dict[Any, Any]:
@@ -141,6 +146,8 @@ class SQLitePersistence(BasePersistence[dict[Any, Any], dict[Any, Any], dict[Any
         rows = await self._fetchall(
             "SELECT key, state FROM ptb_conversations WHERE name = ?", (name,)
         )
+        for row in rows:
+            self._states[(name, row[0])] = row[1]
         return {tuple(json.loads(row[0])): codec.loads(row[1]) for row in rows}
 
     # -- writing (every update_interval and at shutdown) --------------------------
@@ -148,20 +155,26 @@ class SQLitePersistence(BasePersistence[dict[Any, Any], dict[Any, Any], dict[Any
     async def update_conversation(
         self, name: str, key: ConversationKey, new_state: object | None
     ) -> None:
-        """Store a conversation's new state; None (ended) deletes its row."""
+        """Store a conversation's new state; None (ended) deletes its row. Unchanged states
+        (PTB hands over every conversation an update touched) are not written again."""
         key_json = json.dumps(list(key), separators=(",", ":"))
-        async with self._transaction() as conn:
-            if new_state is None:
-                await conn.execute(
+        db = await self.database()
+        if new_state is None:
+            if self._states.pop((name, key_json), None) is not None:
+                await db.write(
                     "DELETE FROM ptb_conversations WHERE name = ? AND key = ?", (name, key_json)
                 )
-                return
-            await conn.execute(
-                "INSERT INTO ptb_conversations (name, key, state, updated_at) "
-                "VALUES (?, ?, ?, ?) ON CONFLICT (name, key) DO UPDATE SET "
-                "state = excluded.state, updated_at = excluded.updated_at",
-                (name, key_json, codec.dumps(new_state), time.time()),
-            )
+            return
+        text = codec.dumps(new_state)
+        if self._states.get((name, key_json)) == text:
+            return
+        await db.write(
+            "INSERT INTO ptb_conversations (name, key, state, updated_at) "
+            "VALUES (?, ?, ?, ?) ON CONFLICT (name, key) DO UPDATE SET "
+            "state = excluded.state, updated_at = excluded.updated_at",
+            (name, key_json, text, time.time()),
+        )
+        self._states[(name, key_json)] = text
 
     async def update_user_data(self, user_id: int, data: dict[Any, Any]) -> None:
         """Store one user's user_data (an empty dict removes the row)."""
@@ -172,18 +185,23 @@ class SQLitePersistence(BasePersistence[dict[Any, Any], dict[Any, Any], dict[Any
         await self._store_row("ptb_chat_data", "chat_id", chat_id, data)
 
     async def _store_row(self, table: str, column: str, id: int, data: dict[Any, Any]) -> None:
-        # Encode before the transaction, so a bad value fails without holding the lock.
+        # Encode before writing, so a bad value fails without holding the lock.
         text = codec.dumps(data) if data else None
-        async with self._transaction() as conn:
-            if text is None:
-                await conn.execute(f"DELETE FROM {table} WHERE {column} = ?", (id,))
-            else:
-                await conn.execute(
-                    f"INSERT INTO {table} ({column}, data, updated_at) VALUES (?, ?, ?) "
-                    f"ON CONFLICT ({column}) DO UPDATE SET "
-                    "data = excluded.data, updated_at = excluded.updated_at",
-                    (id, text, time.time()),
-                )
+        stored = self._rows[table]
+        if stored.get(id) == text:
+            return  # unchanged (None == None: no row, and none needed)
+        db = await self.database()
+        if text is None:
+            await db.write(f"DELETE FROM {table} WHERE {column} = ?", (id,))
+            stored.pop(id, None)
+        else:
+            await db.write(
+                f"INSERT INTO {table} ({column}, data, updated_at) VALUES (?, ?, ?) "
+                f"ON CONFLICT ({column}) DO UPDATE SET "
+                "data = excluded.data, updated_at = excluded.updated_at",
+                (id, text, time.time()),
+            )
+            stored[id] = text
 
     async def update_bot_data(self, data: dict[Any, Any]) -> None:
         """Store bot_data if it changed since it was last loaded or written."""
@@ -208,13 +226,17 @@ class SQLitePersistence(BasePersistence[dict[Any, Any], dict[Any, Any], dict[Any
 
     async def drop_user_data(self, user_id: int) -> None:
         """Delete one user's user_data."""
-        async with self._transaction() as conn:
-            await conn.execute("DELETE FROM ptb_user_data WHERE user_id = ?", (user_id,))
+        await (await self.database()).write(
+            "DELETE FROM ptb_user_data WHERE user_id = ?", (user_id,)
+        )
+        self._rows["ptb_user_data"].pop(user_id, None)
 
     async def drop_chat_data(self, chat_id: int) -> None:
         """Delete one chat's chat_data."""
-        async with self._transaction() as conn:
-            await conn.execute("DELETE FROM ptb_chat_data WHERE chat_id = ?", (chat_id,))
+        await (await self.database()).write(
+            "DELETE FROM ptb_chat_data WHERE chat_id = ?", (chat_id,)
+        )
+        self._rows["ptb_chat_data"].pop(chat_id, None)
 
     # -- refresh: nothing to do ---------------------------------------------------
     # One instance owns the database (InstanceLock) and nobody else writes these

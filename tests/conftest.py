@@ -74,7 +74,7 @@ def pytest_collection_modifyitems(items):
 
 
 #: Rates high enough that tests never wait for the send lanes (lane tests set their own).
-FAST = {"rate_overall_per_second": 10_000.0, "rate_chat_per_second": 10_000.0}
+FAST = {"rate_bulk_per_second": 10_000.0, "rate_chat_per_second": 10_000.0}
 
 
 @pytest.fixture

@@ -18,7 +18,7 @@ from telegram import Update
 from telegram.constants import ParseMode
 from telegram.error import TelegramError
 from telegram.ext import Application, ApplicationBuilder, ContextTypes, Defaults, PersistenceInput
-from telegram.request import BaseRequest
+from telegram.request import BaseRequest, HTTPXRequest
 
 import handlers
 from handlers.broadcast import Broadcaster
@@ -29,6 +29,7 @@ from handlers.handoff import refresh_queue
 from handlers.menu import set_command_menus
 from handlers.refund import poll_refunds
 from storage import Database, InstanceLock, Repositories, SQLitePersistence, migrate
+from storage.batch import GroupCommit
 
 from .config import Config
 from .context import BotContext
@@ -36,7 +37,12 @@ from .lanes import LaneRateLimiter
 from .logs import protect
 from .outbox import OutboxWorker
 from .privacy import PrivacyService
-from .runtime import ChatOrderedUpdateProcessor, InboxQueue, SequentialUpdateProcessor
+from .runtime import (
+    ChatOrderedUpdateProcessor,
+    CommitBeforePoll,
+    InboxQueue,
+    SequentialUpdateProcessor,
+)
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -81,6 +87,7 @@ class WalletApplication(Application):
         #: A stop signal (Ctrl-C, SIGTERM) came while starting; see :meth:`_raise_system_exit`.
         self._stop_requested = False
         self._startup_complete = False
+        self._done_marks: GroupCommit[int] = GroupCommit(self._write_done_marks)
 
     @property
     def db(self) -> Database:
@@ -277,9 +284,16 @@ class WalletApplication(Application):
         )
 
     async def mark_update_done(self, update: object) -> None:
-        """Record that an update was handled (it will not be handled again)."""
+        """Record that an update was handled (it will not be handled again).
+
+        Updates finishing together share one write (group commit); each caller returns
+        only once its own mark is written, so the at-least-once window is unchanged.
+        """
         if isinstance(update, Update) and self._storage.repos is not None:
-            await self.repos.inbox.mark_done(update.update_id)
+            await self._done_marks.add(update.update_id)
+
+    async def _write_done_marks(self, update_ids: list[int]) -> None:
+        await self.repos.inbox.mark_done_many(update_ids)
 
 
 async def _expire_flows(context: BotContext) -> None:
@@ -389,11 +403,20 @@ def build_application(
     async def on_done(update: object) -> None:
         await app_ref["app"].mark_update_done(update)
 
+    queue = InboxQueue()
     if config.concurrent_updates > 1:
-        processor: Any = ChatOrderedUpdateProcessor(config.concurrent_updates, on_done)
+        processor: Any = ChatOrderedUpdateProcessor(
+            config.concurrent_updates, on_done, queue.finished
+        )
     else:
-        processor = SequentialUpdateProcessor(on_done)
-
+        processor = SequentialUpdateProcessor(on_done, queue.finished)
+    # getUpdates goes through CommitBeforePoll: a batch is written before the next poll
+    # confirms it, and no more is fetched while four times the concurrency waits (the
+    # builder's own default for this transport, wrapped).
+    queue.backlog = max(100, 4 * config.concurrent_updates)
+    polling_transport = CommitBeforePoll(
+        get_updates_request or request or HTTPXRequest(connection_pool_size=1), queue
+    )
     builder = (
         ApplicationBuilder()
         .application_class(WalletApplication, {"config": config, "storage": storage})
@@ -401,14 +424,18 @@ def build_application(
         .base_url(config.api_base_url)
         .base_file_url(config.api_file_url)
         .defaults(Defaults(parse_mode=ParseMode.HTML, tzinfo=config.zone))
-        .update_queue(InboxQueue())
+        .update_queue(queue)
+        .get_updates_request(polling_transport)
         .concurrent_updates(processor)
         .context_types(ContextTypes(context=BotContext))
         .rate_limiter(
             LaneRateLimiter(
-                overall_per_second=config.rate_overall_per_second,
+                bulk_per_second=config.rate_bulk_per_second,
                 group_per_minute=config.rate_group_per_minute,
                 chat_per_second=config.rate_chat_per_second,
+                chat_burst=config.rate_chat_burst,
+                paid_per_second=config.rate_paid_per_second,
+                group_window=config.rate_group_window,
                 broadcast_per_second=config.broadcast_rate,
             )
         )
@@ -421,7 +448,7 @@ def build_application(
         )
     )
     if request is not None:
-        builder = builder.request(request).get_updates_request(get_updates_request or request)
+        builder = builder.request(request)
     app: WalletApplication = builder.build()  # type: ignore[assignment]
     app_ref["app"] = app
     handlers.register(app, extra_flows)

@@ -79,6 +79,7 @@ def run_bot(config: Config) -> int:
     if problem:
         print(f"config error: {problem}", file=sys.stderr)
         return 2
+    _use_uvloop()
     app = build_application(config)
     app.serve_wallet_pages = config.backend == "demo"
     try:
@@ -99,6 +100,16 @@ def run_bot(config: Config) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return 3
     return 0
+
+
+def _use_uvloop() -> None:
+    """Run PTB's event loop on uvloop where it is installed (not on Windows): measured at
+    about 10% less CPU per update than asyncio's own loop (docs/performance.md)."""
+    try:
+        import uvloop
+    except ImportError:
+        return
+    asyncio.set_event_loop_policy(uvloop.EventLoopPolicy())
 
 
 async def _migrate(config: Config) -> tuple[int, int]:

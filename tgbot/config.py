@@ -203,10 +203,16 @@ class Config:
     concurrent_updates: int = 64
     #: Seconds between persistence writes (conversation state on disk within a second).
     persistence_interval: float = 0.5
-    #: Telegram's budget shared by the send lanes.
-    rate_overall_per_second: float = 25.0
+    #: Telegram's limits (tgbot/lanes.py). The bulk budget is shared by notifications the
+    #: user did not trigger and free broadcasts only; replies are limited per chat.
+    rate_bulk_per_second: float = 30.0
     rate_group_per_minute: float = 20.0
     rate_chat_per_second: float = 1.0
+    rate_chat_burst: float = 3.0
+    #: Seconds of the group window (Telegram's minute; tests shrink it, no variable).
+    rate_group_window: float = 60.0
+    #: Paid broadcasts' own budget (allow_paid_broadcast: up to 1000 a second).
+    rate_paid_per_second: float = 1000.0
     log_level: str = "INFO"
     #: Log users' message text (never on in production: DESIGN section 6, rule 8).
     debug_user_text: bool = False
@@ -234,7 +240,8 @@ class Config:
     refund_webhook_secret: str | None = None
     refund_webhook_listen: str = "127.0.0.1"
     refund_webhook_port: int = 8767
-    #: Broadcast messages a second (below Telegram's ~30/s, leaving room for support).
+    #: Broadcast messages a second, within the bulk budget (or the paid one): below the
+    #: ~30/s bulk budget, leaving room for other notifications.
     broadcast_rate: float = 20.0
     #: Let broadcasts use Telegram's paid broadcasts (allow_paid_broadcast, up to 1000/s).
     paid_broadcast: bool = False
@@ -302,9 +309,11 @@ _FIELDS: dict[str, tuple[str, Callable[[str, str], Any]]] = {
     "BUTTON_TTL": ("button_ttl", _positive_float),
     "CONCURRENT_UPDATES": ("concurrent_updates", _positive_int),
     "PERSISTENCE_INTERVAL": ("persistence_interval", _positive_float),
-    "RATE_OVERALL_PER_SECOND": ("rate_overall_per_second", _positive_float),
+    "RATE_BULK_PER_SECOND": ("rate_bulk_per_second", _positive_float),
     "RATE_GROUP_PER_MINUTE": ("rate_group_per_minute", _positive_float),
     "RATE_CHAT_PER_SECOND": ("rate_chat_per_second", _positive_float),
+    "RATE_CHAT_BURST": ("rate_chat_burst", _positive_float),
+    "RATE_PAID_PER_SECOND": ("rate_paid_per_second", _positive_float),
     "LOG_LEVEL": ("log_level", _log_level),
     "BACKEND": ("backend", _backend),
     "BACKEND_URL": ("backend_url", _optional_url),
@@ -332,6 +341,12 @@ _FIELDS: dict[str, tuple[str, Callable[[str, str], Any]]] = {
 }
 
 
+#: Old variable suffix -> the one that replaced it (the new name wins when both are set).
+#: TGBOT_RATE_OVERALL_PER_SECOND was a budget for every send; Telegram has none, and the only
+#: shared budget left is the bulk one, so the old name sets that.
+_ALIASES: dict[str, str] = {"RATE_OVERALL_PER_SECOND": "RATE_BULK_PER_SECOND"}
+
+
 def _file_values(path: Path) -> dict[str, str]:
     try:
         with path.open("rb") as fh:
@@ -345,7 +360,7 @@ def _file_values(path: Path) -> dict[str, str]:
         suffix = key.upper()
         if suffix.startswith(ENV_PREFIX):
             suffix = suffix[len(ENV_PREFIX) :]
-        if suffix not in _FIELDS:
+        if suffix not in _FIELDS and suffix not in _ALIASES:
             raise ConfigError(f"--config: unknown setting {key!r} in {path}")
         if isinstance(value, list):
             value = ",".join(str(v) for v in value)
@@ -368,10 +383,13 @@ def load_config(
     if config_file:
         for suffix, value in _file_values(Path(config_file)).items():
             raw[suffix] = (f"{suffix.lower()} in {config_file}", value)
-    for suffix in _FIELDS:
+    for suffix in (*_FIELDS, *_ALIASES):
         name = ENV_PREFIX + suffix
         if name in env:
             raw[suffix] = (name, env[name])
+    for old, new in _ALIASES.items():
+        if old in raw:
+            raw.setdefault(new, raw.pop(old))
     kwargs: dict[str, Any] = {}
     for suffix, (source, value) in raw.items():
         field_name, parser = _FIELDS[suffix]

@@ -32,7 +32,7 @@ from telegram.error import (
 
 from storage import OutboxItem, Repositories
 
-from .lanes import Lane
+from .lanes import Lane, LaneRateLimiter, is_limited
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -42,6 +42,13 @@ FailedHook = Callable[[OutboxItem, Exception], Awaitable[None]]
 MAX_ATTEMPTS = 8
 _BATCH = 50
 _CONCURRENT_CHATS = 8
+#: A message whose chat must wait longer than this (its budget spent, or paused after a 429)
+#: goes back to pending until then, instead of holding its batch (and the other chats in it)
+#: back: a group that had its 20 messages this minute waits up to a minute.
+_LONGEST_INLINE_WAIT = 0.05
+#: The worker's claim loops, as (lowest, highest) lane: relays never wait behind a batch of
+#: bulk sends that is waiting for the bulk budget.
+_LOOPS = ((int(Lane.REPLY), int(Lane.RELAY)), (int(Lane.NOTIFY), int(Lane.BROADCAST)))
 
 
 def _result_summary(result: Any) -> dict[str, Any]:
@@ -59,7 +66,12 @@ def backoff(attempts: int) -> float:
 
 
 class OutboxWorker:
-    """Send due outbox messages, oldest first within a lane, most urgent lane first."""
+    """Send due outbox messages, oldest first within a lane, most urgent lane first.
+
+    Two loops claim and send: one for replies and relays, one for the bulk lanes
+    (notifications, broadcasts), so a batch of broadcast sends waiting for the bulk budget
+    never holds an agent's reply back. A chat's messages within one loop keep their order.
+    """
 
     def __init__(
         self, bot: Bot, repos: Repositories, poll_interval: float = 1.0, retry_scale: float = 1.0
@@ -69,12 +81,12 @@ class OutboxWorker:
         self.retry_scale = retry_scale
         self._repos = repos
         self._poll_interval = poll_interval
-        self._wake = asyncio.Event()
-        self._task: asyncio.Task | None = None
+        self._wakes = [asyncio.Event() for _ in _LOOPS]
+        self._tasks: list[asyncio.Task] = []
         self._blocked: dict[int, float] = {}
         self._sent_hooks: dict[str, SentHook] = {}
         self._failed_hooks: dict[str, FailedHook] = {}
-        self._busy = False
+        self._busy = 0
         self._stopping = False
 
     def on_sent(self, kind: str, hook: SentHook) -> None:
@@ -116,7 +128,8 @@ class OutboxWorker:
 
     def wake(self) -> None:
         """Look for due messages now instead of at the next poll."""
-        self._wake.set()
+        for event in self._wakes:
+            event.set()
 
     async def start(self) -> None:
         """Requeue messages that were in flight at the last stop and start sending."""
@@ -126,16 +139,19 @@ class OutboxWorker:
                 "Outbox: %d messages in flight at the last stop will be sent again", requeued
             )
         self._stopping = False
-        self._task = asyncio.create_task(self._run(), name="outbox-worker")
+        self._tasks = [
+            asyncio.create_task(self._run(index, lanes), name=f"outbox-worker-{index}")
+            for index, lanes in enumerate(_LOOPS)
+        ]
 
     async def stop(self) -> None:
         """Stop after the messages being sent now."""
         self._stopping = True
-        self._wake.set()
-        if self._task is not None:
+        self.wake()
+        for task in self._tasks:
             with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
+                await task
+        self._tasks = []
 
     async def idle(self, timeout: float = 10.0, include_scheduled: bool = False) -> bool:
         """Wait until nothing is due (or, with ``include_scheduled``, nothing is left to send
@@ -158,34 +174,35 @@ class OutboxWorker:
         self._blocked = {chat: until for chat, until in self._blocked.items() if until > now}
         return set(self._blocked)
 
-    async def _run(self) -> None:
+    async def _run(self, index: int, lanes: tuple[int, int]) -> None:
         while not self._stopping:
             try:
+                # Cleared before claiming: a wake during the claim is not lost.
+                self._wakes[index].clear()
                 items = await self._repos.outbox.claim_due(
-                    limit=_BATCH, exclude_chats=self._blocked_chats()
+                    limit=_BATCH, exclude_chats=self._blocked_chats(), lanes=lanes
                 )
                 if items:
-                    self._busy = True
+                    self._busy += 1
                     try:
                         await self._send_batch(items)
                     finally:
-                        self._busy = False
+                        self._busy -= 1
                     continue
-                await self._sleep_until_due()
+                await self._sleep_until_due(index, lanes)
             except asyncio.CancelledError:
                 raise
             except Exception:
                 _LOGGER.exception("Outbox worker error; retrying in a second")
                 await asyncio.sleep(1.0)
 
-    async def _sleep_until_due(self) -> None:
-        next_due = await self._repos.outbox.next_due_at()
+    async def _sleep_until_due(self, index: int, lanes: tuple[int, int]) -> None:
+        next_due = await self._repos.outbox.next_due_at(lanes=lanes)
         timeout = self._poll_interval
         if next_due is not None:
             timeout = min(timeout, max(0.0, next_due - time.time()))
-        self._wake.clear()
         with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self._wake.wait(), timeout=timeout)
+            await asyncio.wait_for(self._wakes[index].wait(), timeout=timeout)
 
     async def _send_batch(self, items: list[OutboxItem]) -> None:
         by_chat: dict[int, list[OutboxItem]] = {}
@@ -207,11 +224,20 @@ class OutboxWorker:
 
     async def _send_one(self, item: OutboxItem) -> bool:
         """Send one message; return False if the chat must wait (item rescheduled)."""
+        # Paid broadcasts (allow_paid_broadcast) are outside the free 30/s budget.
+        paid = bool(item.params.get("allow_paid_broadcast"))
+        limiter = getattr(self._bot, "rate_limiter", None)
+        if isinstance(limiter, LaneRateLimiter) and is_limited(item.method):
+            # E.g. a group that had its 20 messages this minute: the message waits pending
+            # (a relay line can still be coalesced into it) and the batch moves on.
+            wait = limiter.chat_delay(Lane(item.lane), item.chat_id)
+            if wait > _LONGEST_INLINE_WAIT:
+                self._blocked[item.chat_id] = time.time() + wait
+                await self._repos.outbox.defer(item.id, time.time() + wait)
+                return False
         try:
             # The Bot API method by name (PTB warns on do_api_request for methods it knows).
             send = getattr(self._bot, item.method)
-            # Paid broadcasts (allow_paid_broadcast) are outside the free 30/s budget.
-            paid = bool(item.params.get("allow_paid_broadcast"))
             result = await send(**item.params, rate_limit_args={"lane": item.lane, "paid": paid})
         except RetryAfter as exc:
             seconds = exc.retry_after

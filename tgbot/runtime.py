@@ -15,13 +15,16 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 from collections.abc import Awaitable, Callable
 from typing import Any
 
 from telegram import Update
+from telegram._utils.types import JSONDict, ODVInput
 from telegram.ext import BaseUpdateProcessor
+from telegram.request import BaseRequest, RequestData
 
 from storage import InboxRepository
 
@@ -174,12 +177,17 @@ def _member(member: Any) -> dict[str, Any]:
     return out
 
 
-def inbox_projection(update: Update) -> dict[str, Any]:
+def inbox_projection(update: Update, raw: dict[str, Any] | None = None) -> dict[str, Any]:
     """Return what the durable inbox stores of an update: an allow-list of its fields (ids,
     kinds, the sender's first name and language, texts with card numbers, passwords and
     codes masked), enough to handle it again after a crash; never a phone number, a
-    contact's name, a file name or the text of the message it replies to."""
-    payload = update.to_dict()
+    contact's name, a file name or the text of the message it replies to.
+
+    ``raw`` is the update as Telegram sent it, when the transport kept it (polling does):
+    projecting it saves re-serialising the parsed ``Update`` (``to_dict`` costs about as
+    much as parsing it did). It is read, not changed.
+    """
+    payload = raw if raw is not None else update.to_dict()
     out: dict[str, Any] = {"update_id": payload["update_id"]}
     for kind in ("message", "edited_message", "channel_post", "edited_channel_post"):
         projected = _message(payload.get(kind))
@@ -213,36 +221,180 @@ def inbox_projection(update: Update) -> dict[str, Any]:
 
 
 class InboxQueue(asyncio.Queue):
-    """The update queue that writes every update to the durable inbox before queueing it."""
+    """The update queue that writes every update to the durable inbox before queueing it.
+
+    Polling: the updates of one getUpdates answer are written together, in one statement,
+    by :meth:`commit_batch`, which :class:`CommitBeforePoll` runs before the *next*
+    getUpdates request goes out; that request is what confirms them to Telegram. They are
+    queued for handling only once written. Webhook (and anything else): each ``put`` writes
+    its update before returning, and PTB answers 200 only after it returns.
+    """
 
     def __init__(self) -> None:
         super().__init__()
         self.inbox: InboxRepository | None = None
+        #: Set by :class:`CommitBeforePoll` when a getUpdates answer arrives: the ``put``
+        #: calls that follow are that answer's updates.
+        self.collecting = False
+        self._batch: list[Update] = []
+        #: The raw updates of the getUpdates answers not committed yet, by update_id.
+        self._raw: dict[int, dict[str, Any]] = {}
+        #: Updates queued for handling and not finished yet (the processors report).
+        self.outstanding = 0
+        #: Polling asks Telegram for more only while fewer than this many are outstanding.
+        self.backlog = 256
+        self._finished = asyncio.Event()
+
+    def finished(self) -> None:
+        """Record that a queued update was handled (or gave up); called by the processors."""
+        self.outstanding = max(0, self.outstanding - 1)
+        self._finished.set()
+
+    async def wait_room(self, limit: int, longest: float = 60.0) -> None:
+        """Wait until fewer than ``limit`` updates are queued or being handled (at most
+        ``longest`` seconds: a handler stuck for good must not stop polling for good)."""
+        deadline = asyncio.get_running_loop().time() + longest
+        while self.outstanding >= limit:
+            remaining = deadline - asyncio.get_running_loop().time()
+            if remaining <= 0:
+                _LOGGER.warning("%d updates still being handled; fetching more", self.outstanding)
+                return
+            self._finished.clear()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._finished.wait(), remaining)
+
+    async def _enqueue_update(self, update: Update) -> None:
+        self.outstanding += 1
+        await super().put(update)
 
     async def put(self, item: Any) -> None:
         """Store ``item`` if it is an update, drop it if its update_id was seen, else queue it."""
         if isinstance(item, Update) and self.inbox is not None:
+            if self.collecting:
+                # Written with the rest of its batch before the next getUpdates confirms it.
+                self._batch.append(item)
+                return
             is_new = await self.inbox.store(item.update_id, json.dumps(inbox_projection(item)))
             if not is_new:
                 _LOGGER.info("Dropping update %s: already received", item.update_id)
                 return
-        await super().put(item)
+        if isinstance(item, Update):
+            await self._enqueue_update(item)
+        else:
+            await super().put(item)
+
+    async def commit_batch(self) -> None:
+        """Write the updates of the last getUpdates answer in one statement, then queue the
+        new ones. On failure they stay here (and unconfirmed) for the next attempt."""
+        self.collecting = False
+        if not self._batch:
+            self._raw = {}
+        elif self.inbox is not None:
+            # Shielded: once written, the batch must be queued even if polling is cancelled
+            # meanwhile (written again later, it would look like a duplicate and be dropped).
+            await asyncio.shield(self._commit(self.inbox))
+
+    async def _commit(self, inbox: InboxRepository) -> None:
+        batch, raw = self._batch, self._raw
+        items = [
+            (update.update_id, json.dumps(inbox_projection(update, raw.get(update.update_id))))
+            for update in batch
+        ]
+        new = set(await inbox.store_many(items))
+        self._batch, self._raw = [], {}
+        for update in batch:
+            if update.update_id in new:
+                await self._enqueue_update(update)
+            else:
+                _LOGGER.info("Dropping update %s: already received", update.update_id)
+
+    def keep_raw(self, updates: list[Any]) -> None:
+        """Remember the raw updates of a getUpdates answer for their inbox payloads."""
+        for update in updates:
+            if isinstance(update, dict) and isinstance(update.get("update_id"), int):
+                self._raw[update["update_id"]] = update
 
     async def replay(self, items: list[Update]) -> None:
         """Queue updates that were stored but not finished before the last stop."""
         for item in items:
-            await super().put(item)
+            await self._enqueue_update(item)
+
+
+class CommitBeforePoll(BaseRequest):
+    """The getUpdates transport: writes the previous answer's updates to the inbox before
+    asking for more (asking with the next offset is what confirms them to Telegram).
+
+    It asks for more only while fewer than ``queue.backlog`` updates wait to be handled:
+    when the bot falls behind, the rest waits at Telegram (which keeps 24 hours of updates),
+    not in memory, and a kill leaves about that many to replay.
+    """
+
+    def __init__(self, inner: BaseRequest, queue: InboxQueue) -> None:
+        self._inner = inner
+        self._queue = queue
+
+    @property
+    def read_timeout(self) -> float | None:
+        """Return the wrapped transport's read timeout."""
+        return self._inner.read_timeout
+
+    async def initialize(self) -> None:
+        """Initialize the wrapped transport."""
+        await self._inner.initialize()
+
+    async def shutdown(self) -> None:
+        """Shut the wrapped transport down."""
+        await self._inner.shutdown()
+
+    async def do_request(
+        self,
+        url: str,
+        method: str,
+        request_data: RequestData | None = None,
+        read_timeout: ODVInput[float] = BaseRequest.DEFAULT_NONE,
+        write_timeout: ODVInput[float] = BaseRequest.DEFAULT_NONE,
+        connect_timeout: ODVInput[float] = BaseRequest.DEFAULT_NONE,
+        pool_timeout: ODVInput[float] = BaseRequest.DEFAULT_NONE,
+    ) -> tuple[int, bytes]:
+        """Commit the pending batch, wait for room, then make the request; its updates form
+        the next batch."""
+        await self._queue.commit_batch()
+        await self._queue.wait_room(self._queue.backlog)
+        result = await self._inner.do_request(
+            url,
+            method,
+            request_data,
+            read_timeout=read_timeout,
+            write_timeout=write_timeout,
+            connect_timeout=connect_timeout,
+            pool_timeout=pool_timeout,
+        )
+        self._queue.collecting = True
+        return result
+
+    def parse_json_payload(self, payload: bytes) -> JSONDict:
+        """Parse the answer as the wrapped transport does, keeping the raw updates."""
+        data = self._inner.parse_json_payload(payload)
+        if isinstance(data, dict) and data.get("ok") and isinstance(data.get("result"), list):
+            self._queue.keep_raw(data["result"])
+        return data
 
 
 class ChatOrderedUpdateProcessor(BaseUpdateProcessor):
     """Process updates of different chats concurrently and of one chat in arrival order."""
 
-    def __init__(self, max_concurrent: int, on_done: Callable[[object], Awaitable[None]] | None):
+    def __init__(
+        self,
+        max_concurrent: int,
+        on_done: Callable[[object], Awaitable[None]] | None,
+        on_finished: Callable[[], None] | None = None,
+    ):
         super().__init__(_UNBOUNDED)
         self._slots = asyncio.Semaphore(max_concurrent)
         self._limit = max_concurrent
         self._locks = KeyedLock()
         self._on_done = on_done
+        self._on_finished = on_finished
         self._in_progress = 0
         self._idle = asyncio.Event()
         self._idle.set()
@@ -283,6 +435,8 @@ class ChatOrderedUpdateProcessor(BaseUpdateProcessor):
             self._in_progress -= 1
             if self._in_progress == 0:
                 self._idle.set()
+            if self._on_finished is not None and isinstance(update, Update):
+                self._on_finished()
 
     async def initialize(self) -> None:
         """Nothing to set up: locks are created on demand."""
@@ -297,9 +451,14 @@ class SequentialUpdateProcessor(BaseUpdateProcessor):
     Used when concurrency is switched off (``TGBOT_CONCURRENT_UPDATES=1``), e.g. to measure.
     """
 
-    def __init__(self, on_done: Callable[[object], Awaitable[None]] | None):
+    def __init__(
+        self,
+        on_done: Callable[[object], Awaitable[None]] | None,
+        on_finished: Callable[[], None] | None = None,
+    ):
         super().__init__(1)
         self._on_done = on_done
+        self._on_finished = on_finished
         self._in_progress = 0
         self._idle = asyncio.Event()
         self._idle.set()
@@ -326,6 +485,8 @@ class SequentialUpdateProcessor(BaseUpdateProcessor):
             self._in_progress -= 1
             if self._in_progress == 0:
                 self._idle.set()
+            if self._on_finished is not None and isinstance(update, Update):
+                self._on_finished()
 
     async def initialize(self) -> None:
         """Nothing to set up."""

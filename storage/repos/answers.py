@@ -80,14 +80,12 @@ class AnswerRepository:
             now: time of the question; defaults to the current time.
         """
         now = time.time() if now is None else now
-        async with self._db.transaction() as conn:
-            cursor = await conn.execute(
-                "INSERT INTO answers (user_id, language, question, outcome, article, "
-                "created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
-                (user_id, language, question, outcome, article, now, now),
-            )
-            assert cursor.lastrowid is not None
-            return cursor.lastrowid
+        rows = await self._db.write(
+            "INSERT INTO answers (user_id, language, question, outcome, article, "
+            "created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?) RETURNING id",
+            (user_id, language, question, outcome, article, now, now),
+        )
+        return int(rows[0][0])
 
     async def get(self, answer_id: int) -> AnswerRecord | None:
         """Return a recorded question."""
@@ -97,33 +95,30 @@ class AnswerRepository:
     async def choose(self, answer_id: int, user_id: int, article: str) -> bool:
         """Record the article a user picked among candidates (a later pick replaces it);
         False if the question is not this user's."""
-        async with self._db.transaction() as conn:
-            cursor = await conn.execute(
-                "UPDATE answers SET article = ?, outcome = ?, updated_at = ? "
-                "WHERE id = ? AND user_id = ? AND outcome != ?",
-                (article, ANSWERED, time.time(), answer_id, user_id, UNMATCHED),
-            )
-            return cursor.rowcount > 0
+        rows = await self._db.write(
+            "UPDATE answers SET article = ?, outcome = ?, updated_at = ? "
+            "WHERE id = ? AND user_id = ? AND outcome != ? RETURNING id",
+            (article, ANSWERED, time.time(), answer_id, user_id, UNMATCHED),
+        )
+        return bool(rows)
 
     async def feedback(self, answer_id: int, user_id: int, helpful: bool) -> bool:
         """Record "did this solve it?" once (the first press counts); False otherwise."""
-        async with self._db.transaction() as conn:
-            cursor = await conn.execute(
-                "UPDATE answers SET helpful = ?, updated_at = ? WHERE id = ? AND user_id = ? "
-                "AND article IS NOT NULL AND helpful IS NULL",
-                (int(helpful), time.time(), answer_id, user_id),
-            )
-            return cursor.rowcount > 0
+        rows = await self._db.write(
+            "UPDATE answers SET helpful = ?, updated_at = ? WHERE id = ? AND user_id = ? "
+            "AND article IS NOT NULL AND helpful IS NULL RETURNING id",
+            (int(helpful), time.time(), answer_id, user_id),
+        )
+        return bool(rows)
 
     async def escalated(self, answer_id: int, user_id: int, ticket_id: int) -> bool:
         """Record the ticket a question was handed to a human with (once)."""
-        async with self._db.transaction() as conn:
-            cursor = await conn.execute(
-                "UPDATE answers SET ticket_id = ?, updated_at = ? WHERE id = ? AND user_id = ? "
-                "AND ticket_id IS NULL",
-                (ticket_id, time.time(), answer_id, user_id),
-            )
-            return cursor.rowcount > 0
+        rows = await self._db.write(
+            "UPDATE answers SET ticket_id = ?, updated_at = ? WHERE id = ? AND user_id = ? "
+            "AND ticket_id IS NULL RETURNING id",
+            (ticket_id, time.time(), answer_id, user_id),
+        )
+        return bool(rows)
 
     async def stats(self, since: float | None = None) -> AnswerStats:
         """Return the counts of questions since ``since`` (all time by default)."""

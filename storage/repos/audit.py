@@ -46,20 +46,18 @@ class AuditRepository:
             now: Time of the action; defaults to the current time.
         """
         now = time.time() if now is None else now
-        async with self._db.transaction() as conn:
-            cursor = await conn.execute(
-                "INSERT INTO audit_log (at, actor_id, action, target, details) "
-                "VALUES (?, ?, ?, ?, ?)",
-                (
-                    now,
-                    actor_id,
-                    action,
-                    None if target is None else str(target),
-                    json.dumps(details or {}, ensure_ascii=False),
-                ),
-            )
-            assert cursor.lastrowid is not None
-            return cursor.lastrowid
+        rows = await self._db.write(
+            "INSERT INTO audit_log (at, actor_id, action, target, details) "
+            "VALUES (?, ?, ?, ?, ?) RETURNING id",
+            (
+                now,
+                actor_id,
+                action,
+                None if target is None else str(target),
+                json.dumps(details or {}, ensure_ascii=False),
+            ),
+        )
+        return int(rows[0][0])
 
     async def recent(self, limit: int = 20) -> list[AuditEntry]:
         """Return the latest entries, newest first."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import time
 
 from storage.db import Database
@@ -16,36 +17,48 @@ class InboxRepository:
     async def store(self, update_id: int, payload: str, now: float | None = None) -> bool:
         """Store an update; return False if this update_id was already stored."""
         now = time.time() if now is None else now
-        async with self._db.transaction() as conn:
-            cursor = await conn.execute(
-                "INSERT OR IGNORE INTO inbox (update_id, payload, received_at) VALUES (?, ?, ?)",
-                (update_id, payload, now),
-            )
-            return cursor.rowcount > 0
+        rows = await self._db.write(
+            "INSERT OR IGNORE INTO inbox (update_id, payload, received_at) VALUES (?, ?, ?) "
+            "RETURNING update_id",
+            (update_id, payload, now),
+        )
+        return bool(rows)
 
     async def store_many(self, items: list[tuple[int, str]], now: float | None = None) -> list[int]:
-        """Store a batch of ``(update_id, payload)`` in one transaction; return the new ids."""
+        """Store a batch of ``(update_id, payload)`` in one statement; return the new ids.
+
+        One atomic write for a whole getUpdates batch: either every update of it is stored or
+        none is (and then none may be confirmed to Telegram).
+        """
+        if not items:
+            return []
         now = time.time() if now is None else now
-        new: list[int] = []
-        async with self._db.transaction() as conn:
-            for update_id, payload in items:
-                cursor = await conn.execute(
-                    "INSERT OR IGNORE INTO inbox (update_id, payload, received_at) "
-                    "VALUES (?, ?, ?)",
-                    (update_id, payload, now),
-                )
-                if cursor.rowcount > 0:
-                    new.append(update_id)
-        return new
+        rows = await self._db.write(
+            "INSERT OR IGNORE INTO inbox (update_id, payload, received_at) "
+            "SELECT value ->> 0, value ->> 1, ? FROM json_each(?) RETURNING update_id",
+            (now, json.dumps(items)),
+        )
+        new = {row[0] for row in rows}
+        return [update_id for update_id, _ in items if update_id in new]
 
     async def mark_done(self, update_id: int, now: float | None = None) -> None:
         """Mark an update as handled (the first time only)."""
+        await self.mark_done_many([update_id], now)
+
+    async def mark_done_many(self, update_ids: list[int], now: float | None = None) -> None:
+        """Mark updates as handled (the first time only), in one statement."""
         now = time.time() if now is None else now
-        async with self._db.transaction() as conn:
-            await conn.execute(
+        if len(update_ids) == 1:
+            await self._db.write(
                 "UPDATE inbox SET done_at = ? WHERE update_id = ? AND done_at IS NULL",
-                (now, update_id),
+                (now, update_ids[0]),
             )
+            return
+        await self._db.write(
+            "UPDATE inbox SET done_at = ? WHERE update_id IN (SELECT value FROM json_each(?)) "
+            "AND done_at IS NULL",
+            (now, json.dumps(update_ids)),
+        )
 
     async def pending(self) -> list[tuple[int, str]]:
         """Return stored but unfinished updates as ``(update_id, payload)``, oldest first."""

@@ -43,11 +43,15 @@ _COLUMNS = (
     "id, lane, chat_id, thread_id, method, params, kind, ref, status, attempts, "
     "next_attempt_at, created_at, last_error, result"
 )
-#: The calls due now (params: now, chat ids to skip as JSON, limit), in sending order.
+#: The calls due now (params: now, lowest lane, highest lane, chat ids to skip as JSON,
+#: limit), in sending order.
 _DUE = (
     "FROM outbox INDEXED BY outbox_due WHERE status = 'pending' AND next_attempt_at <= ? "
+    "AND lane BETWEEN ? AND ? "
     "AND chat_id NOT IN (SELECT value FROM json_each(?)) ORDER BY lane, id LIMIT ?"
 )
+#: Every lane (``lanes`` arguments default to it).
+ALL_LANES = (0, 1_000)
 _ENQUEUE_KEYS = frozenset(
     {"lane", "chat_id", "method", "params", "thread_id", "kind", "ref", "dedupe_key", "not_before"}
 )
@@ -150,16 +154,12 @@ class OutboxRepository:
              "not_before": not_before},
             now,
         )  # fmt: skip
-        async with self._db.transaction() as conn:
-            cursor = await conn.execute(_INSERT, row)
-            if cursor.rowcount > 0:
-                assert cursor.lastrowid is not None
-                return cursor.lastrowid
-            async with conn.execute(
-                "SELECT id FROM outbox WHERE dedupe_key = ?", (dedupe_key,)
-            ) as existing:
-                found = await existing.fetchone()
-        assert found is not None  # the insert only yields on a dedupe_key conflict
+        rows = await self._db.write(_INSERT + " RETURNING id", row)
+        if rows:
+            return int(rows[0][0])
+        # The insert only yields on a dedupe_key conflict; that row stays (until pruned).
+        found = await self._db.fetchone("SELECT id FROM outbox WHERE dedupe_key = ?", (dedupe_key,))
+        assert found is not None
         return int(found[0])
 
     async def enqueue_many(self, items: list[dict[str, Any]], now: float | None = None) -> int:
@@ -179,6 +179,7 @@ class OutboxRepository:
         now: float | None = None,
         limit: int = 100,
         exclude_chats: Collection[int] = frozenset(),
+        lanes: tuple[int, int] = ALL_LANES,
     ) -> list[OutboxItem]:
         """Return pending calls whose time has come, by lane (0 first) then id.
 
@@ -186,10 +187,11 @@ class OutboxRepository:
             now: Current time; defaults to ``time.time()``.
             limit: At most this many items.
             exclude_chats: Chats to skip, e.g. those paused by a RetryAfter.
+            lanes: The lowest and highest lane to look at (both included).
         """
         now = time.time() if now is None else now
         rows = await self._db.fetchall(
-            f"SELECT {_COLUMNS} {_DUE}", (now, _ids_json(exclude_chats), limit)
+            f"SELECT {_COLUMNS} {_DUE}", (now, *lanes, _ids_json(exclude_chats), limit)
         )
         return [_item(row) for row in rows]
 
@@ -198,6 +200,7 @@ class OutboxRepository:
         now: float | None = None,
         limit: int = 100,
         exclude_chats: Collection[int] = frozenset(),
+        lanes: tuple[int, int] = ALL_LANES,
     ) -> list[OutboxItem]:
         """Mark the calls :meth:`due` would return as in flight and return them as claimed.
 
@@ -209,24 +212,28 @@ class OutboxRepository:
             cursor = await conn.execute(
                 f"UPDATE outbox SET status = 'sending', updated_at = ? "
                 f"WHERE id IN (SELECT id {_DUE}) RETURNING {_COLUMNS}",
-                (now, now, _ids_json(exclude_chats), limit),
+                (now, now, *lanes, _ids_json(exclude_chats), limit),
             )
             rows = await cursor.fetchall()
         items = [_item(row) for row in rows]
         items.sort(key=lambda item: (item.lane, item.id))
         return items
 
-    async def next_due_at(self, exclude_chats: Collection[int] = frozenset()) -> float | None:
-        """Return the earliest ``next_attempt_at`` of pending calls, or None if none."""
+    async def next_due_at(
+        self, exclude_chats: Collection[int] = frozenset(), lanes: tuple[int, int] = ALL_LANES
+    ) -> float | None:
+        """Return the earliest ``next_attempt_at`` of pending calls (in ``lanes``), or None."""
         if exclude_chats:
             row = await self._db.fetchone(
                 "SELECT MIN(next_attempt_at) FROM outbox WHERE status = 'pending' "
-                "AND chat_id NOT IN (SELECT value FROM json_each(?))",
-                (_ids_json(exclude_chats),),
+                "AND lane BETWEEN ? AND ? AND chat_id NOT IN (SELECT value FROM json_each(?))",
+                (*lanes, _ids_json(exclude_chats)),
             )
         else:
             row = await self._db.fetchone(
-                "SELECT MIN(next_attempt_at) FROM outbox WHERE status = 'pending'"
+                "SELECT MIN(next_attempt_at) FROM outbox WHERE status = 'pending' "
+                "AND lane BETWEEN ? AND ?",
+                lanes,
             )
         return None if row is None or row[0] is None else float(row[0])
 
@@ -252,26 +259,24 @@ class OutboxRepository:
     ) -> int:
         """Cancel every pending call of ``kind`` (and ``ref``), e.g. the rest of a broadcast."""
         now = time.time() if now is None else now
-        async with self._db.transaction() as conn:
-            cursor = await conn.execute(
-                "UPDATE outbox SET status = 'cancelled', updated_at = ? "
-                "WHERE status = 'pending' AND kind = ? AND (? IS NULL OR ref = ?)",
-                (now, kind, ref, ref),
-            )
-            return cursor.rowcount
+        rows = await self._db.write(
+            "UPDATE outbox SET status = 'cancelled', updated_at = ? "
+            "WHERE status = 'pending' AND kind = ? AND (? IS NULL OR ref = ?) RETURNING id",
+            (now, kind, ref, ref),
+        )
+        return len(rows)
 
     async def _transition(
         self, ids: Iterable[int], to: Status, from_: tuple[Status, ...], now: float | None
     ) -> int:
         now = time.time() if now is None else now
-        async with self._db.transaction() as conn:
-            cursor = await conn.execute(
-                f"UPDATE outbox SET status = ?, updated_at = ? "
-                f"WHERE id IN (SELECT value FROM json_each(?)) "
-                f"AND status IN ({', '.join('?' * len(from_))})",
-                (to, now, _ids_json(ids), *from_),
-            )
-            return cursor.rowcount
+        rows = await self._db.write(
+            f"UPDATE outbox SET status = ?, updated_at = ? "
+            f"WHERE id IN (SELECT value FROM json_each(?)) "
+            f"AND status IN ({', '.join('?' * len(from_))}) RETURNING id",
+            (to, now, _ids_json(ids), *from_),
+        )
+        return len(rows)
 
     async def mark_sent(
         self, id: int, result: dict[str, Any] | None = None, now: float | None = None
@@ -291,6 +296,11 @@ class OutboxRepository:
             "last_error = ?", (next_attempt_at, error), now,
         )  # fmt: skip
 
+    async def defer(self, id: int, next_attempt_at: float, now: float | None = None) -> None:
+        """Put a claimed call back to pending until ``next_attempt_at`` without counting an
+        attempt (its chat's send budget is spent for now; nothing was sent)."""
+        await self._finish(id, "status = 'pending', next_attempt_at = ?", (next_attempt_at,), now)
+
     async def mark_failed(self, id: int, error: str, now: float | None = None) -> None:
         """Give up on a call (e.g. the user blocked the bot), keeping the error."""
         await self._finish(
@@ -301,11 +311,9 @@ class OutboxRepository:
         self, id: int, assignments: str, params: tuple[Any, ...], now: float | None
     ) -> None:
         now = time.time() if now is None else now
-        async with self._db.transaction() as conn:
-            await conn.execute(
-                f"UPDATE outbox SET {assignments}, updated_at = ? WHERE id = ?",
-                (*params, now, id),
-            )
+        await self._db.write(
+            f"UPDATE outbox SET {assignments}, updated_at = ? WHERE id = ?", (*params, now, id)
+        )
 
     async def reset_in_flight(self, now: float | None = None) -> int:
         """Return calls left ``sending`` by a crash to ``pending``; call once at start-up."""

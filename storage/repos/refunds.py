@@ -45,23 +45,22 @@ class RefundRepository:
     ) -> bool:
         """Remember a refund the user asked for; False if it was already known."""
         now = time.time() if now is None else now
-        async with self._db.transaction() as conn:
-            cursor = await conn.execute(
-                "INSERT OR IGNORE INTO refunds VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                (
-                    refund_id,
-                    user_id,
-                    account_id,
-                    transaction_id,
-                    str(amount),
-                    currency,
-                    reason,
-                    status,
-                    now,
-                    now,
-                ),
-            )
-            return cursor.rowcount > 0
+        rows = await self._db.write(
+            "INSERT OR IGNORE INTO refunds VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id",
+            (
+                refund_id,
+                user_id,
+                account_id,
+                transaction_id,
+                str(amount),
+                currency,
+                reason,
+                status,
+                now,
+                now,
+            ),
+        )
+        return bool(rows)
 
     async def get(self, refund_id: str) -> RefundRecord | None:
         """Return a known refund."""
@@ -82,13 +81,12 @@ class RefundRepository:
         now = time.time() if now is None else now
         rank = "CASE {} " + " ".join(f"WHEN '{s}' THEN {i}" for i, s in enumerate(_ORDER))
         rank += " ELSE -1 END"  # a status we do not know (a wallet's own initial one) is first
-        async with self._db.transaction() as conn:
-            cursor = await conn.execute(
-                f"UPDATE refunds SET status = ?, updated_at = ? WHERE id = ? "
-                f"AND {rank.format('?')} > {rank.format('status')}",
-                (status, now, refund_id, status),
-            )
-            return cursor.rowcount > 0
+        rows = await self._db.write(
+            f"UPDATE refunds SET status = ?, updated_at = ? WHERE id = ? "
+            f"AND {rank.format('?')} > {rank.format('status')} RETURNING id",
+            (status, now, refund_id, status),
+        )
+        return bool(rows)
 
 
 #: A refund's statuses in the order the wallet moves through them (rejected and refunded end).

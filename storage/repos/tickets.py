@@ -148,6 +148,17 @@ class TicketRepository:
 
     def __init__(self, db: Database) -> None:
         self._db = db
+        # Users who ever had a ticket (tickets are never deleted), so the per-update "is this
+        # user in a ticket?" check costs no query for everyone else. Exact because this
+        # process is the only writer (InstanceLock) and create() adds before inserting.
+        self._ticket_users: set[int] | None = None
+
+    async def _may_have_ticket(self, user_id: int) -> bool:
+        if self._ticket_users is None:
+            rows = await self._db.fetchall("SELECT DISTINCT user_id FROM tickets")
+            if self._ticket_users is None:
+                self._ticket_users = {row[0] for row in rows}
+        return user_id in self._ticket_users
 
     # ------------------------------------------------------------------ tickets
 
@@ -165,6 +176,9 @@ class TicketRepository:
         """Open a ticket; return ``(ticket, True)``, or ``(open_ticket, False)`` if the user
         already has one (one open ticket per user)."""
         now = time.time() if now is None else now
+        await self._may_have_ticket(user_id)  # loads the set, so the add below is not lost
+        assert self._ticket_users is not None
+        self._ticket_users.add(user_id)
         try:
             async with self._db.transaction() as conn:
                 cursor = await conn.execute(
@@ -197,6 +211,8 @@ class TicketRepository:
 
     async def open_for_user(self, user_id: int) -> Ticket | None:
         """Return the user's open (or claimed) ticket, if any."""
+        if not await self._may_have_ticket(user_id):
+            return None
         row = await self._db.fetchone(
             "SELECT * FROM tickets WHERE user_id = ? AND status != 'closed'", (user_id,)
         )
@@ -204,6 +220,8 @@ class TicketRepository:
 
     async def last_closed_for_user(self, user_id: int) -> Ticket | None:
         """Return the user's most recently closed ticket, if any."""
+        if not await self._may_have_ticket(user_id):
+            return None
         row = await self._db.fetchone(
             "SELECT * FROM tickets WHERE user_id = ? AND status = 'closed' "
             "ORDER BY closed_at DESC LIMIT 1",

@@ -64,9 +64,8 @@ class UserRepository:
         the one already known.
         """
         now = time.time() if now is None else now
-        async with self._db.transaction() as conn:
-            rows = await conn.execute_fetchall(
-                f"""
+        rows = await self._db.write(
+            f"""
                 INSERT INTO users (id, first_name, telegram_language, created_at, last_seen_at)
                 VALUES (?, ?, ?, ?, ?)
                 ON CONFLICT (id) DO UPDATE SET
@@ -77,10 +76,10 @@ class UserRepository:
                     blocked = 0
                 RETURNING {_COLUMNS}
                 """,
-                (user_id, first_name, telegram_language, now, now),
-            )
+            (user_id, first_name, telegram_language, now, now),
+        )
         # RETURNING always yields the one upserted row.
-        return _user(next(iter(rows)))
+        return _user(rows[0])
 
     async def get(self, user_id: int) -> User | None:
         """Return the user, or None if they never wrote to us."""
@@ -109,11 +108,10 @@ class UserRepository:
 
     async def _update(self, user_id: int, column: str, value: object) -> bool:
         # column comes from the methods above, never from input.
-        async with self._db.transaction() as conn:
-            cursor = await conn.execute(
-                f"UPDATE users SET {column} = ? WHERE id = ?", (value, user_id)
-            )
-            return cursor.rowcount > 0
+        rows = await self._db.write(
+            f"UPDATE users SET {column} = ? WHERE id = ? RETURNING id", (value, user_id)
+        )
+        return bool(rows)
 
     async def count(self, language: str | None = None, include_blocked: bool = False) -> int:
         """Count users, optionally only those who chose ``language``."""

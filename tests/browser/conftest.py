@@ -32,7 +32,7 @@ CHROMIUM_ARGS = [
 ]
 SCREENSHOTS = Path(__file__).resolve().parents[2] / "docs" / "screenshots"
 #: Send rates high enough that tests never wait for the bot's send lanes.
-FAST = {"rate_overall_per_second": 10_000.0, "rate_chat_per_second": 10_000.0}
+FAST = {"rate_bulk_per_second": 10_000.0, "rate_chat_per_second": 10_000.0}
 
 
 def update_screenshots() -> bool:

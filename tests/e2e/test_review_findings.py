@@ -353,13 +353,18 @@ async def test_f07_user_commands_do_nothing_in_the_agents_group(desk):
 async def test_f08_the_inbox_keeps_no_personal_data(bot):
     stored: list[dict] = []
     inbox = bot.app.repos.inbox
-    real_store = inbox.store
+    real_store, real_store_many = inbox.store, inbox.store_many
 
     async def capture(update_id, payload, now=None):
         stored.append(json.loads(payload))
         return await real_store(update_id, payload, now)
 
+    async def capture_many(items, now=None):  # polling writes a getUpdates answer at once
+        stored.extend(json.loads(payload) for _, payload in items)
+        return await real_store_many(items, now)
+
     inbox.store = capture
+    inbox.store_many = capture_many
     alice = person(bot, "Alice", ALICE)
     friend = bot.emu.add_user("Zhang Wei", last_name="Secretname", phone_number="+8613912345678")
     await alice.send("/password")

@@ -318,6 +318,22 @@ async def test_injected_timeout_may_still_deliver(emu: TelegramEmulator) -> None
             await bot.send_message(alice.id, "x")
 
 
+async def test_injected_429s_can_be_limited_to_some_chats(emu: TelegramEmulator) -> None:
+    alice = emu.add_user("Alice", started=True)
+    bob = emu.add_user("Bob", started=True)
+    emu.faults = Faults(rate_429=1.0, retry_after=3, chats=frozenset({bob.id}))
+    async with in_process_bot(emu) as bot:
+        for n in range(3):
+            await bot.send_message(alice.id, f"for alice {n}")
+        with pytest.raises(RetryAfter) as error:
+            await bot.send_message(bob.id, "for bob")
+        assert error.value.retry_after.total_seconds() == 3
+    assert len(emu.bot_messages(alice.id)) == 3 and emu.bot_messages(bob.id) == []
+    assert [(kind, method, chat) for _, kind, method, chat in emu.fault_log] == [
+        ("429", "sendMessage", bob.id)
+    ]
+
+
 async def test_http_accepts_json_and_rejects_wrong_token(emu: TelegramEmulator) -> None:
     server = EmulatorServer(emu)
     port = await server.start()

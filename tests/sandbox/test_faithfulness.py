@@ -1087,13 +1087,73 @@ async def test_tight_caps_give_429_with_retry_after(emu: TelegramEmulator) -> No
     emu.advance(retry)
     await ok(emu, "sendMessage", **where, text="after the wait")
 
-    emu.advance(1)
+    # Alice last wrote over a minute ago: messages to her are bulk, like Bob's.
+    emu.advance(61)
     emu.caps = Caps(enabled=True, overall_per_second=2, private_chat_burst=100)
     other = emu.add_user("Bob", started=True)
     await ok(emu, "sendMessage", chat_id=w.alice.id, text="a")
     await ok(emu, "sendMessage", chat_id=other.id, text="b")
     status, answer = await emu.call("sendMessage", wire({"chat_id": w.alice.id, "text": "c"}))
     assert status == 429 and answer["parameters"]["retry_after"] >= 1
+
+
+async def test_only_bulk_sends_count_against_the_overall_cap(emu: TelegramEmulator) -> None:
+    """Telegram's ~30/s is for bulk notifications: answers to users who just wrote, and
+    messages into groups, are limited per chat only."""
+    emu.caps = Caps(enabled=True, overall_per_second=3, per_group_per_minute=1000)
+    writers = [emu.add_user(f"W{n}", started=True) for n in range(10)]
+    silent = [emu.add_user(f"S{n}", started=True) for n in range(4)]
+    group = emu.add_group("Team")
+    for user in writers:
+        emu.user_send(user.id, "hello")
+    for user in writers:
+        await ok(emu, "sendMessage", chat_id=user.id, text="answer")
+    for n in range(5):
+        await ok(emu, "sendMessage", chat_id=group.id, text=f"g{n}")
+    for user in silent[:3]:
+        await ok(emu, "sendMessage", chat_id=user.id, text="notice")
+    status, answer = await emu.call("sendMessage", wire({"chat_id": silent[3].id, "text": "n"}))
+    assert status == 429 and answer["description"].startswith("Too Many Requests")
+    assert sum(emu.bulk_per_second.values()) == 3
+    # Once the user's last update is older than the reply window, a message is bulk again.
+    emu.advance(emu.caps.reply_window + 1)
+    for user in writers[:3]:
+        await ok(emu, "sendMessage", chat_id=user.id, text="later")
+    assert (await emu.call("sendMessage", wire({"chat_id": writers[3].id, "text": "x"})))[0] == 429
+    # reply_window=0: every send counts (the stricter model).
+    emu.advance(2)
+    emu.caps = Caps(enabled=True, overall_per_second=2, reply_window=0)
+    emu.user_send(writers[5].id, "hi")
+    await ok(emu, "sendMessage", chat_id=writers[5].id, text="1")
+    await ok(emu, "sendMessage", chat_id=group.id, text="2")
+    assert (await emu.call("sendMessage", wire({"chat_id": writers[5].id, "text": "3"})))[0] == 429
+
+
+async def test_edits_and_topic_creation_count_against_the_chat_caps(
+    emu: TelegramEmulator,
+) -> None:
+    w = await make_world(emu)
+    emu.caps = Caps(enabled=True, private_chat_burst=2, per_private_chat_per_second=1)
+    sent = await ok(emu, "sendMessage", chat_id=w.alice.id, text="v0")
+    await ok(emu, "editMessageText", chat_id=w.alice.id, message_id=sent["message_id"], text="v1")
+    status, answer = await emu.call(
+        "editMessageText",
+        wire({"chat_id": w.alice.id, "message_id": sent["message_id"], "text": "v2"}),
+    )
+    assert status == 429 and answer["parameters"]["retry_after"] >= 1
+    # An edit that changes nothing is refused as such before any cap is spent.
+    assert await error(
+        emu, "editMessageText", chat_id=w.alice.id, message_id=sent["message_id"], text="v1"
+    ) == (400, f"Bad Request: {NOT_MODIFIED}")
+    emu.caps = Caps(enabled=True, per_group_per_minute=2, group_window=5.0)
+    await ok(emu, "sendMessage", chat_id=w.group.id, message_thread_id=w.topic, text="1")
+    await ok(emu, "createForumTopic", chat_id=w.group.id, name="Ticket #2")
+    status, answer = await emu.call(
+        "createForumTopic", wire({"chat_id": w.group.id, "name": "Ticket #3"})
+    )
+    assert status == 429 and 1 <= answer["parameters"]["retry_after"] <= 5
+    emu.advance(5)
+    await ok(emu, "createForumTopic", chat_id=w.group.id, name="Ticket #3")
 
 
 async def test_disabled_caps_never_give_429(emu: TelegramEmulator) -> None:

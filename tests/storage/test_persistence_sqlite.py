@@ -309,3 +309,51 @@ async def test_cancelled_conversation_row_is_deleted(running_db: Database, db_pa
     finally:
         await app.stop()
         await app.shutdown()
+
+
+async def test_unchanged_user_data_and_states_are_not_written_again(db: Database) -> None:
+    """PTB hands over every user and conversation an update touched; only changes are
+    written (most updates change nothing)."""
+    statements: list[str] = []
+    p = SQLitePersistence(db)
+    await p.get_user_data()
+    await p.get_conversations("refund")
+    await db.set_trace(statements.append)
+    try:
+        await p.update_user_data(1, {})  # no row, none needed
+        await p.update_user_data(2, {"step": 1})
+        await p.update_user_data(2, {"step": 1})
+        await p.update_conversation("refund", (2, 2), "refund:reason")
+        await p.update_conversation("refund", (2, 2), "refund:reason")
+        await p.update_conversation("refund", (3, 3), None)  # never stored
+        writes = [s for s in statements if s.startswith(("INSERT", "DELETE", "UPDATE"))]
+        assert len(writes) == 2
+        await p.update_user_data(2, {"step": 2})
+        await p.update_user_data(2, {})
+        await p.update_conversation("refund", (2, 2), None)
+        writes = [s for s in statements if s.startswith(("INSERT", "DELETE", "UPDATE"))]
+        assert len(writes) == 5
+    finally:
+        await db.set_trace(None)
+    # What a fresh process loads is what was last handed over.
+    fresh = SQLitePersistence(db)
+    assert await fresh.get_user_data() == {}
+    assert await fresh.get_conversations("refund") == {}
+    await fresh.update_user_data(2, {"step": 3})
+    assert await SQLitePersistence(db).get_user_data() == {2: {"step": 3}}
+
+
+async def test_a_fresh_process_does_not_rewrite_what_it_loaded(db: Database) -> None:
+    await SQLitePersistence(db).update_user_data(5, {"flow": "refund"})
+    await SQLitePersistence(db).update_conversation("refund", (5, 5), "refund:amount")
+    statements: list[str] = []
+    p = SQLitePersistence(db)
+    data = await p.get_user_data()
+    states = await p.get_conversations("refund")
+    await db.set_trace(statements.append)
+    try:
+        await p.update_user_data(5, data[5])
+        await p.update_conversation("refund", (5, 5), states[(5, 5)])
+    finally:
+        await db.set_trace(None)
+    assert [s for s in statements if s.startswith(("INSERT", "DELETE"))] == []

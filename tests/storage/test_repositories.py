@@ -339,3 +339,32 @@ async def test_refund_status_only_moves_forward(repos: Repositories) -> None:
     assert (await repos.refunds.get("R1")).status == "refunded"
     assert await repos.refunds.advance("R2", "reviewing")  # a wallet's own first status
     assert not await repos.refunds.advance("R404", "approved")  # unknown refund
+
+
+async def test_broadcast_audience_snapshot_in_chunks_is_the_whole_audience_once(
+    repos: Repositories,
+) -> None:
+    languages = ["zh-hans", "en-US", None, "de", "zh"]
+    for n in range(23):
+        await repos.users.touch(1000 + n * 7, f"U{n}", languages[n % len(languages)], now=1.0)
+    await repos.users.set_blocked(1000, True)
+    await repos.users.set_language(1007, "zh_Hans")  # chosen over Telegram's "en-US"
+    everyone = await repos.broadcasts.create(1, "all", "zh", "en", None)
+    assert await repos.broadcasts.add_recipients(everyone, "all", "en", chunk=4) == 22
+    # Running it again (a snapshot cut short by a crash) adds nobody twice.
+    assert await repos.broadcasts.add_recipients(everyone, "all", "en", chunk=5) == 0
+    assert (await repos.broadcasts.get(everyone)).total == 22
+    chinese = await repos.broadcasts.create(1, "zh_Hans", "zh", "en", None)
+    added = await repos.broadcasts.add_recipients(chinese, "zh_Hans", "en", chunk=3)
+    rows = await repos.db.fetchall(
+        "SELECT user_id, language FROM broadcast_recipients WHERE broadcast_id = ?", (chinese,)
+    )
+    expected = {1007} | {1000 + n * 7 for n in range(1, 23) if n % 5 in (0, 4)}
+    assert added == len(expected) and {row[0] for row in rows} == expected
+    assert {row[1] for row in rows} == {"zh_Hans"}
+    # A broadcast rejected while its audience was being snapshot keeps no recipients; a
+    # started one keeps them.
+    await repos.broadcasts.set_status(chinese, "rejected")
+    assert await repos.broadcasts.drop_unstarted_recipients(chinese) == len(expected)
+    await repos.broadcasts.set_status(everyone, "running")
+    assert await repos.broadcasts.drop_unstarted_recipients(everyone) == 0

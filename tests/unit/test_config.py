@@ -96,3 +96,26 @@ def test_cli_bad_value_prints_one_line_and_exits_2(tmp_path):
     assert proc.stderr.strip().splitlines() == [
         "config error: TGBOT_TIMEZONE: unknown time zone 'Nowhere/Land'"
     ]
+
+
+def test_the_old_overall_rate_name_sets_the_bulk_budget_and_the_new_name_wins():
+    assert load_config(env={}).rate_bulk_per_second == 30.0
+    old = load_config(env={"TGBOT_RATE_OVERALL_PER_SECOND": "12"})
+    assert old.rate_bulk_per_second == 12.0
+    both = load_config(
+        env={"TGBOT_RATE_OVERALL_PER_SECOND": "12", "TGBOT_RATE_BULK_PER_SECOND": "25"}
+    )
+    assert both.rate_bulk_per_second == 25.0
+    with pytest.raises(ConfigError) as err:
+        load_config(env={"TGBOT_RATE_OVERALL_PER_SECOND": "0"})
+    assert str(err.value).startswith("TGBOT_RATE_OVERALL_PER_SECOND:")
+
+
+def test_rate_settings_from_a_file(tmp_path):
+    toml = tmp_path / "bot.toml"
+    toml.write_text(
+        "rate_overall_per_second = 15\nrate_chat_burst = 5\nrate_paid_per_second = 500\n"
+    )
+    config = load_config(env={}, config_file=toml)
+    assert (config.rate_bulk_per_second, config.rate_chat_burst) == (15.0, 5.0)
+    assert config.rate_paid_per_second == 500.0

@@ -189,6 +189,10 @@ class TelegramEmulator(ClientActions):
         self.violations: list[str] = []
         #: Injected faults so far, by kind: "5xx", "429", "timeout", "timeout_delivered".
         self.fault_counts: collections.Counter[str] = collections.Counter()
+        #: The latest injected 429s: (emulator time, "429", method, chat_id).
+        self.fault_log: collections.deque[tuple[float, str, str, Any]] = collections.deque(
+            maxlen=10_000
+        )
         self.callback_answers: dict[str, dict[str, Any]] = {}
         self.chat_actions: list[dict[str, Any]] = []
         self.commands: dict[tuple[str, str], list[dict[str, Any]]] = {}
@@ -211,6 +215,10 @@ class TelegramEmulator(ClientActions):
         self._last_activity = time.monotonic()
         self._in_flight = 0
         self._overall_window: collections.deque[float] = collections.deque()
+        #: Private chat id -> emulator time of its user's latest update to the bot.
+        self._last_user_update: dict[int, float] = {}
+        #: Bulk sends (those counted against the overall cap) by emulator second, for tests.
+        self.bulk_per_second: collections.Counter[int] = collections.Counter()
         self._group_windows: dict[int, collections.deque[float]] = {}
         self._private_buckets: dict[int, tuple[float, float]] = {}
         self._file_counter = 0
@@ -323,12 +331,15 @@ class TelegramEmulator(ClientActions):
         if faults.applies_to(canonical):
             if faults.latency:
                 await asyncio.sleep(faults.latency)
+            if faults.chats and _int_or_none(params.get("chat_id")) not in faults.chats:
+                return await self._run(handler, params, files)
             roll = faults.rng.random
             if faults.rate_5xx and roll() < faults.rate_5xx:
                 self.fault_counts["5xx"] += 1
                 raise ApiError(500, "Internal Server Error")
             if faults.rate_429 and roll() < faults.rate_429:
                 self.fault_counts["429"] += 1
+                self.fault_log.append((self.now(), "429", canonical, params.get("chat_id")))
                 raise ApiError(
                     429, f"Too Many Requests: retry after {faults.retry_after}", faults.retry_after
                 )
@@ -351,6 +362,10 @@ class TelegramEmulator(ClientActions):
     # ----------------------------------------------------------------- updates
 
     def _enqueue(self, kind: str, payload: dict[str, Any]) -> dict[str, Any]:
+        source = (payload.get("message") or {}) if kind == "callback_query" else payload
+        chat = source.get("chat") or {}
+        if chat.get("type") == "private":
+            self._last_user_update[chat["id"]] = self.now()
         update = {"update_id": self._next_update_id, kind: payload}
         self._next_update_id += 1
         self._updates.append(update)
@@ -881,6 +896,8 @@ class TelegramEmulator(ClientActions):
         color = p.get("icon_color") or 7322096
         if color not in TOPIC_COLORS:
             raise bad_request("TOPIC_ICON_COLOR_INVALID")
+        if self.caps.edits_count:
+            self.check_caps(chat)  # a topic starts with a service message: it counts
         topic, _ = self.create_topic(chat, name, self.bot, color, p.get("icon_custom_emoji_id"))
         return topic.to_dict()
 
@@ -972,7 +989,11 @@ class TelegramEmulator(ClientActions):
         while overall and overall[0] <= now - 1:
             overall.popleft()
         waits = []
-        if len(overall) + count > caps.overall_per_second:
+        bulk = caps.reply_window <= 0 or (
+            chat.type == "private"
+            and now - self._last_user_update.get(chat.id, -math.inf) > caps.reply_window
+        )
+        if bulk and len(overall) + count > caps.overall_per_second:
             waits.append(overall[0] + 1 - now if overall else 1)
         bucket = None
         if chat.type == "private":
@@ -986,14 +1007,17 @@ class TelegramEmulator(ClientActions):
             bucket = tokens
         else:
             window = self._group_windows.setdefault(chat.id, collections.deque())
-            while window and window[0] <= now - 60:
+            span = caps.group_window
+            while window and window[0] <= now - span:
                 window.popleft()
             if len(window) + count > caps.per_group_per_minute:
-                waits.append(window[0] + 60 - now if window else 60)
+                waits.append(window[0] + span - now if window else span)
         if waits:
             retry = max(1, math.ceil(max(waits)))
             raise ApiError(429, f"Too Many Requests: retry after {retry}", retry)
-        overall.extend([now] * count)
+        if bulk:
+            overall.extend([now] * count)
+            self.bulk_per_second[int(now)] += count
         if bucket is not None:
             self._private_buckets[chat.id] = (bucket - count, now)
         else:
@@ -1514,6 +1538,8 @@ class TelegramEmulator(ClientActions):
         same = all(data.get(k) == (v or None) for k, v in changes.items())
         if same and data.get("reply_markup") == markup:
             raise bad_request(NOT_MODIFIED)
+        if self.caps.edits_count:
+            self.check_caps(chat)
         for key, value in changes.items():
             if value:
                 data[key] = value
@@ -1699,3 +1725,12 @@ def _image_size(content: bytes) -> tuple[int, int]:
                 return width, height
             i += 2 + length
     return 1280, 720
+
+
+def _int_or_none(value: Any) -> int | None:
+    """Return ``value`` as an int (chat ids arrive as ints or numeric strings), else None."""
+    if isinstance(value, int):
+        return value
+    if isinstance(value, str) and value.lstrip("-").isdigit():
+        return int(value)
+    return None

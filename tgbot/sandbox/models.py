@@ -54,12 +54,34 @@ class SandboxError(Exception):
 
 @dataclass
 class Caps:
-    """Telegram's flood limits; over a cap the call gets 429 with retry_after."""
+    """Telegram's flood limits; over a cap the call gets 429 with retry_after.
+
+    Telegram's statements: about one message a second in one chat (short bursts tolerated,
+    edits count), 20 a minute in one group (creating a topic counts), and about 30 a second
+    for *bulk* notifications to many users; no global limit otherwise. Which sends Telegram
+    counts as bulk is not documented; the emulator's model: a message into a private chat
+    whose user sent the bot an update within ``reply_window`` seconds answers that user and
+    is not bulk; any other message into a private chat is. ``reply_window=0`` counts every
+    send, group ones included, against ``overall_per_second`` (the old, stricter model).
+
+    Attributes:
+        overall_per_second: bulk messages in any one second.
+        per_group_per_minute: messages into one group in any sliding ``group_window``.
+        group_window: seconds of that window (60: Telegram's minute; tests shrink it).
+        per_private_chat_per_second: the refill rate of a private chat's burst.
+        private_chat_burst: messages a private chat may get at once.
+        reply_window: see above.
+        edits_count: edits (and topic creation) count like sends.
+        enabled: False switches every cap off.
+    """
 
     overall_per_second: int = 30
     per_group_per_minute: int = 20
     per_private_chat_per_second: float = 1.0
     private_chat_burst: int = 3
+    group_window: float = 60.0
+    reply_window: float = 60.0
+    edits_count: bool = True
     enabled: bool = True
 
 
@@ -79,6 +101,8 @@ class Faults:
             on the way back (the bot got and answered the update; Telegram saw no answer
             and delivers the same update again, as it does).
         methods: affected methods; empty means every method except getUpdates.
+        chats: chats whose calls get the injected errors (429, 5xx, timeouts); empty means
+            every chat. Latency is added regardless.
         rng: the random source, seeded for repeatable runs.
     """
 
@@ -91,6 +115,7 @@ class Faults:
     retry_after: int = 1
     webhook_answers_lost: int = 0
     methods: frozenset[str] = frozenset()
+    chats: frozenset[int] = frozenset()
     rng: random.Random = field(default_factory=lambda: random.Random(0))
 
     def applies_to(self, method: str) -> bool:

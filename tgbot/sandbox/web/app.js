@@ -1117,7 +1117,7 @@
         {},
         h("legend", { text: "Telegram's caps (429 over them)" }),
         checkbox("caps.enabled", "Caps on"),
-        number("caps.overall_per_second", "Messages per second, overall", { min: 1, step: 1 }),
+        number("caps.overall_per_second", "Bulk messages per second (to users who did not just write)", { min: 1, step: 1 }),
         number("caps.per_group_per_minute", "Messages per minute, per group", { min: 1, step: 1 }),
         number("caps.per_private_chat_per_second", "Messages per second, per private chat", { min: 0.01, step: 0.1 }),
         number("caps.private_chat_burst", "Burst per private chat", { min: 1, step: 1 }),
