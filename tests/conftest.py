@@ -11,6 +11,7 @@ from hypothesis import HealthCheck, settings
 
 from tests.harness import BotHarness
 from tests.support.generators import remember
+from tests.support.postgres import PostgresServer, find_bindir, missing_reason
 from tests.support.survey import quiz_flow, support_handlers, survey_flow
 from tgbot.answers.router import default_router
 
@@ -64,6 +65,28 @@ def session_log(tmp_path_factory):
     root.setLevel(level)
     root.removeHandler(handler)
     handler.close()
+
+
+@pytest.fixture(scope="session")
+def postgres_server():
+    """One throwaway PostgreSQL server for the session (started by the first test that
+    needs it); tests skip, saying why, only where no PostgreSQL binaries exist."""
+    reason = missing_reason()
+    if reason:
+        pytest.skip(reason)
+    bindir = find_bindir()
+    assert bindir is not None
+    server = PostgresServer(bindir).start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+async def postgres_url(postgres_server):
+    """The URL of a fresh, empty schema on the session's PostgreSQL server."""
+    url = await postgres_server.new_schema()
+    yield url
+    await postgres_server.drop_schema(url)
 
 
 def pytest_collection_modifyitems(items):

@@ -199,14 +199,27 @@ async def test_due_orders_by_lane_then_id_and_respects_time(repos: Repositories)
     ]
 
 
-async def test_due_uses_its_index(repos: Repositories) -> None:
-    rows = await repos.db.fetchall(
-        "EXPLAIN QUERY PLAN SELECT id FROM outbox WHERE status = 'pending' "
-        "AND next_attempt_at <= 1 ORDER BY lane, id LIMIT 100"
-    )
-    plan = " ".join(row[3] for row in rows)
+async def test_due_uses_its_index(repos: Repositories, backend: str) -> None:
+    if backend == "sqlite":
+        rows = await repos.db.fetchall(
+            "EXPLAIN QUERY PLAN SELECT id FROM outbox WHERE status = 'pending' "
+            "AND next_attempt_at <= 1 ORDER BY lane, id LIMIT 100"
+        )
+        plan = " ".join(row[3] for row in rows)
+        assert "outbox_due" in plan
+        assert "TEMP B-TREE" not in plan  # no sort of the whole backlog
+        return
+    # PostgreSQL plans by statistics: on an empty table a scan is cheapest, so the planner
+    # is asked to avoid one; what is checked is that the index serves the order.
+    async with repos.db.transaction():
+        await repos.db.fetchall("SET LOCAL enable_seqscan = off")
+        rows = await repos.db.fetchall(
+            "EXPLAIN SELECT id FROM outbox WHERE status = 'pending' AND next_attempt_at <= 1 "
+            "AND chat_id <> ALL('{}'::bigint[]) ORDER BY lane, id LIMIT 100"
+        )
+    plan = " ".join(row[0] for row in rows)
     assert "outbox_due" in plan
-    assert "TEMP B-TREE" not in plan  # no sort of the whole backlog
+    assert "Sort" not in plan  # no sort of the whole backlog
 
 
 async def test_send_lifecycle(repos: Repositories) -> None:

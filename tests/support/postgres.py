@@ -1,0 +1,132 @@
+"""A throwaway PostgreSQL server for the tests, from the machine's PostgreSQL binaries.
+
+``initdb`` into a temporary directory, the server listening on a unix socket in that
+directory only (no TCP port to collide with anything), durability off (a test server's data
+does not outlive the session), stopped and deleted at the end. The server refuses to run as
+root, so under root it runs as the ``postgres`` user (Debian's ``postgresql`` package makes
+it). Each test gets its own schema (:meth:`PostgresServer.new_schema`): a URL whose
+``search_path`` names it, so the bot's tables of two tests never meet.
+"""
+
+from __future__ import annotations
+
+import itertools
+import os
+import pwd
+import shutil
+import subprocess
+import tempfile
+from pathlib import Path
+
+#: Where Debian (and Ubuntu) install each major version's server programs.
+DEBIAN_BINDIRS = "/usr/lib/postgresql/*/bin"
+
+
+def find_bindir() -> Path | None:
+    """Return the directory of the newest ``initdb`` and ``pg_ctl`` found, or None."""
+    found = [
+        path
+        for path in Path("/").glob(DEBIAN_BINDIRS.lstrip("/"))
+        if (path / "initdb").exists() and (path / "pg_ctl").exists()
+    ]
+    if found:
+        return max(found, key=lambda p: int(p.parent.name) if p.parent.name.isdigit() else 0)
+    initdb = shutil.which("initdb")
+    if initdb and shutil.which("pg_ctl"):
+        return Path(initdb).parent
+    return None
+
+
+def missing_reason() -> str | None:
+    """Return why no test server can start here (for a skip), or None if one can."""
+    if find_bindir() is None:
+        return (
+            "no PostgreSQL server binaries (initdb, pg_ctl) in /usr/lib/postgresql/*/bin or "
+            "on PATH: install Debian's postgresql package (.ci/run does)"
+        )
+    if os.geteuid() == 0:
+        try:
+            pwd.getpwnam("postgres")
+        except KeyError:
+            return "running as root, and there is no postgres user to run the server as"
+    return None
+
+
+class PostgresServer:
+    """One PostgreSQL server in a temporary directory (:meth:`start`, :meth:`stop`)."""
+
+    port = 5432  # only names the socket file; nothing listens on TCP
+
+    def __init__(self, bindir: Path) -> None:
+        self.bindir = bindir
+        self.root = Path(tempfile.mkdtemp(prefix="tgbot-pg-"))
+        self.data = self.root / "data"
+        self.log = self.root / "server.log"
+        self._names = itertools.count(1)
+        self.running = False
+
+    def _run(self, *args: str) -> None:
+        command = [str(self.bindir / args[0]), *args[1:]]
+        if os.geteuid() == 0:
+            # The server refuses to run as root; its files then belong to postgres.
+            command = ["runuser", "-u", "postgres", "--", *command]
+        result = subprocess.run(command, capture_output=True, text=True, check=False)
+        if result.returncode != 0:
+            log = self.log.read_text() if self.log.exists() else ""
+            raise RuntimeError(
+                f"{' '.join(command)} failed ({result.returncode}):\n"
+                f"{result.stdout}{result.stderr}{log}"
+            )
+
+    def start(self) -> PostgresServer:
+        """Create the cluster and start the server; return self."""
+        if os.geteuid() == 0:
+            shutil.chown(self.root, "postgres", "postgres")
+        self._run(
+            "initdb", "-D", str(self.data), "-U", "postgres", "--auth=trust",
+            "-E", "UTF8", "--locale=C", "--no-sync",
+        )  # fmt: skip
+        options = (
+            f"-k {self.root} -c listen_addresses='' -p {self.port} "
+            # A test server: nothing needs to survive a crash of the machine.
+            "-c fsync=off -c synchronous_commit=off -c full_page_writes=off "
+            "-c max_connections=300 -c shared_buffers=64MB"
+        )
+        self._run("pg_ctl", "-D", str(self.data), "-l", str(self.log), "-w", "-o", options, "start")
+        self.running = True
+        return self
+
+    def stop(self) -> None:
+        """Stop the server at once and delete its files."""
+        if self.running:
+            self.running = False
+            self._run("pg_ctl", "-D", str(self.data), "-m", "immediate", "-w", "stop")
+        shutil.rmtree(self.root, ignore_errors=True)
+
+    def url(self, database: str = "postgres", schema: str | None = None) -> str:
+        """Return a ``postgresql://`` URL of a database (and schema) on this server."""
+        url = f"postgresql://postgres@/{database}?host={self.root}&port={self.port}"
+        return f"{url}&search_path={schema}" if schema else url
+
+    async def new_schema(self, prefix: str = "t") -> str:
+        """Create an empty schema with a new name; return a URL that works in it."""
+        import asyncpg
+
+        name = f"{prefix}_{next(self._names)}"
+        conn = await asyncpg.connect(self.url())
+        try:
+            await conn.execute(f'CREATE SCHEMA "{name}"')
+        finally:
+            await conn.close()
+        return self.url(schema=name)
+
+    async def drop_schema(self, url: str) -> None:
+        """Drop the schema a :meth:`new_schema` URL works in, with everything in it."""
+        import asyncpg
+
+        name = url.rsplit("search_path=", 1)[1]
+        conn = await asyncpg.connect(self.url())
+        try:
+            await conn.execute(f'DROP SCHEMA "{name}" CASCADE')
+        finally:
+            await conn.close()
