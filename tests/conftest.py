@@ -11,7 +11,7 @@ from hypothesis import HealthCheck, settings
 
 from tests.harness import BotHarness
 from tests.support.generators import remember
-from tests.support.postgres import PostgresServer, find_bindir, missing_reason
+from tests.support.postgres import PostgresServer, find_bindir, find_in_schema, missing_reason
 from tests.support.survey import quiz_flow, support_handlers, survey_flow
 from tgbot.answers.router import default_router
 
@@ -99,7 +99,14 @@ FAST = {"rate_overall_per_second": 10_000.0, "rate_chat_per_second": 10_000.0}
 
 
 @pytest.fixture
-async def make_bot(tmp_path):
+def bot_database_url():
+    """Where a test's bots keep their records: None for the SQLite file in the test's
+    directory; a module overrides it to run its bots on PostgreSQL (test_postgres_flows)."""
+    return None
+
+
+@pytest.fixture
+async def make_bot(tmp_path, bot_database_url):
     """Return a factory of started bots on one database (tests may restart them)."""
     harnesses: list[BotHarness] = []
     # The question router loads once per process (seconds on a busy machine): before
@@ -112,6 +119,7 @@ async def make_bot(tmp_path):
         harness = BotHarness(
             tmp_path / "bot.db",
             emu,
+            database_url=bot_database_url,
             http=http,
             webhook_port=webhook_port,
             extra_flows=[survey_flow, quiz_flow],
@@ -126,9 +134,15 @@ async def make_bot(tmp_path):
         await harness.close()
     # Whatever the test typed, no test card number is ever on disk in clear (DESIGN 6.4).
     blob = b"".join(p.read_bytes() for p in tmp_path.glob("bot.db*"))
-    for number in TEST_CARDS:
-        for form in (number, " ".join(number[i : i + 4] for i in range(0, 16, 4))):
-            assert form.encode() not in blob, f"card number {form} stored in clear"
+    forms = [
+        form
+        for number in TEST_CARDS
+        for form in (number, " ".join(number[i : i + 4] for i in range(0, 16, 4)))
+    ]
+    for form in forms:
+        assert form.encode() not in blob, f"card number {form} stored in clear"
+    if bot_database_url:
+        assert await find_in_schema(bot_database_url, forms) == []
 
 
 @pytest.fixture

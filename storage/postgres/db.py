@@ -8,10 +8,10 @@ import hashlib
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
 
 import asyncpg
 
+from storage.base import redact_url
 from storage.errors import AlreadyRunning, StorageError
 
 # The task that owns an open transaction and its connection. Only that task joins it (a
@@ -23,16 +23,6 @@ _owner: contextvars.ContextVar[tuple[asyncio.Task[Any], asyncpg.Connection] | No
 
 #: Errors that mean the server could not be reached or refused us (not a bug in a query).
 CONNECT_ERRORS = (OSError, asyncio.TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError)
-
-
-def redact_url(url: str) -> str:
-    """Return ``url`` with its password (if any) replaced by ``***``, for messages and logs."""
-    parts = urlsplit(url)
-    if parts.password is None:
-        return url
-    netloc = parts.netloc.rsplit("@", 1)
-    user = netloc[0].split(":", 1)[0]
-    return urlunsplit(parts._replace(netloc=f"{user}:***@{netloc[1]}"))
 
 
 def rowcount(status: str) -> int:

@@ -352,3 +352,11 @@ async def test_refund_status_only_moves_forward(repos: Repositories) -> None:
     assert (await repos.refunds.get("R1")).status == "refunded"
     assert await repos.refunds.advance("R2", "reviewing")  # a wallet's own first status
     assert not await repos.refunds.advance("R404", "approved")  # unknown refund
+
+
+async def test_json_keeps_the_order_it_was_written_in(repos: Repositories) -> None:
+    # Agents read a ticket's context in the order the flow wrote it (the header card).
+    ticket, _ = await repos.tickets.create(7, "TAAA", "en", context={"flow": "refund", "tx": "T1"})
+    assert list(ticket.context) == ["flow", "tx"]
+    item = await repos.outbox.enqueue(0, 7, "sendMessage", {"text": "a", "chat_id": 7})
+    assert list((await repos.outbox.get(item)).params) == ["text", "chat_id"]  # type: ignore[union-attr]

@@ -130,3 +130,27 @@ class PostgresServer:
             await conn.execute(f'DROP SCHEMA "{name}" CASCADE')
         finally:
             await conn.close()
+
+
+async def find_in_schema(url: str, needles: list[str]) -> list[str]:
+    """Return ``table: needle`` for every needle found in any row of the schema a URL works
+    in (each row read as text, every column: the PostgreSQL side of scanning the files)."""
+    import asyncpg
+
+    conn = await asyncpg.connect(url)
+    try:
+        tables = await conn.fetch(
+            "SELECT table_name FROM information_schema.tables "
+            "WHERE table_schema = current_schema() ORDER BY table_name"
+        )
+        found = []
+        for (table,) in tables:
+            rows = await conn.fetch(
+                f'SELECT DISTINCT n FROM "{table}" AS r, unnest($1::text[]) AS n '
+                "WHERE strpos(r::text, n) > 0",
+                needles,
+            )
+            found.extend(f"{table}: {row[0]}" for row in rows)
+        return found
+    finally:
+        await conn.close()

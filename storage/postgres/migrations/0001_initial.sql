@@ -1,7 +1,9 @@
 -- The bot's records in PostgreSQL: the schema SQLite reaches with its migrations 0001-0009,
 -- less the demo wallet's tables (the demo wallet keeps its own SQLite file). Timestamps are
--- unix seconds (double precision, as SQLite's REAL); Telegram ids are bigint; JSON that SQL
--- looks into is jsonb, opaque documents (PTB persistence, stored updates) are text.
+-- unix seconds (double precision, as SQLite's REAL); Telegram ids are bigint; JSON columns
+-- are json, not jsonb: json keeps the document as written (its keys' order shows, e.g. in a
+-- ticket's context on the agents' header card); opaque documents (PTB persistence, stored
+-- updates) are text.
 
 -- Everyone who ever wrote to the bot.
 CREATE TABLE users (
@@ -27,7 +29,7 @@ CREATE TABLE audit_log (
     actor_id bigint,
     action   text  NOT NULL,
     target   text,
-    details  jsonb NOT NULL DEFAULT '{}'
+    details  json  NOT NULL DEFAULT '{}'
 );
 CREATE INDEX audit_log_at ON audit_log (at);
 CREATE INDEX audit_log_actor ON audit_log (actor_id) WHERE actor_id IS NOT NULL;
@@ -61,7 +63,7 @@ CREATE TABLE outbox (
     chat_id         bigint  NOT NULL,
     thread_id       bigint,
     method          text    NOT NULL,
-    params          jsonb   NOT NULL,
+    params          json    NOT NULL,
     kind            text,
     ref             text,
     dedupe_key      text    UNIQUE,
@@ -72,7 +74,7 @@ CREATE TABLE outbox (
     created_at      double precision NOT NULL,
     updated_at      double precision NOT NULL,
     last_error      text,
-    result          jsonb
+    result          json
 );
 -- Due rows in sending order; as small as the backlog, not the history.
 CREATE INDEX outbox_due ON outbox (lane, id) INCLUDE (next_attempt_at, chat_id)
@@ -127,7 +129,7 @@ CREATE TABLE tickets (
                       CHECK (status IN ('open', 'claimed', 'closed')),
     priority          integer NOT NULL DEFAULT 0,
     language          text    NOT NULL,
-    context           jsonb   NOT NULL DEFAULT '{}',
+    context           json    NOT NULL DEFAULT '{}',
     group_chat_id     bigint,
     thread_id         bigint,
     topic_generation  integer NOT NULL DEFAULT 0,
@@ -270,7 +272,7 @@ CREATE TABLE erasures (
     step         text  NOT NULL,
     requested_at double precision NOT NULL,
     finished_at  double precision,
-    counts       jsonb NOT NULL DEFAULT '{}'
+    counts       json  NOT NULL DEFAULT '{}'
 );
 CREATE UNIQUE INDEX erasures_running ON erasures (user_id) WHERE user_id IS NOT NULL;
 CREATE INDEX erasures_unfinished ON erasures (id) WHERE step != 'done';

@@ -37,7 +37,7 @@ class AuditRepository:
         return int(
             await self._db.fetchval(
                 "INSERT INTO audit_log (at, actor_id, action, target, details) "
-                "VALUES ($1, $2, $3, $4, $5::jsonb) RETURNING id",
+                "VALUES ($1, $2, $3, $4, $5::json) RETURNING id",
                 (
                     now,
                     actor_id,

@@ -22,7 +22,7 @@ _DUE = (
 _INSERT = (
     "INSERT INTO outbox (lane, chat_id, thread_id, method, params, kind, ref, dedupe_key, "
     "next_attempt_at, created_at, updated_at) "
-    "VALUES ($1, $2, $3, $4, $5::jsonb, $6, $7, $8, $9, $10, $11) "
+    "VALUES ($1, $2, $3, $4, $5::json, $6, $7, $8, $9, $10, $11) "
     "ON CONFLICT (dedupe_key) DO NOTHING RETURNING id"
 )
 
@@ -103,7 +103,7 @@ class OutboxRepository:
         rows = await self._db.write(
             "INSERT INTO outbox (lane, chat_id, thread_id, method, params, kind, ref, "
             "dedupe_key, next_attempt_at, created_at, updated_at) "
-            "SELECT l, c, t, m, p::jsonb, k, r, d, n, $10, $10 FROM unnest($1::integer[], "
+            "SELECT l, c, t, m, p::json, k, r, d, n, $10, $10 FROM unnest($1::integer[], "
             "$2::bigint[], $3::bigint[], $4::text[], $5::text[], $6::text[], $7::text[], "
             "$8::text[], $9::float8[]) AS x (l, c, t, m, p, k, r, d, n) "
             "ON CONFLICT (dedupe_key) DO NOTHING RETURNING id",
@@ -203,7 +203,7 @@ class OutboxRepository:
     ) -> None:
         """Record a successful call and what Telegram returned (e.g. the message id)."""
         await self._finish(
-            id, "status = 'sent', result = $1::jsonb",
+            id, "status = 'sent', result = $1::json",
             (None if result is None else json.dumps(result, ensure_ascii=False),), now,
         )  # fmt: skip
 
@@ -246,8 +246,8 @@ class OutboxRepository:
         now = time.time() if now is None else now
         return (
             await self._db.execute(
-                "UPDATE outbox SET params = jsonb_set(params, '{text}', "
-                "to_jsonb((params ->> 'text') || chr(10) || $1)), "
+                "UPDATE outbox SET params = jsonb_set(params::jsonb, '{text}', "
+                "to_jsonb((params ->> 'text') || chr(10) || $1))::json, "
                 "ref = COALESCE(ref || ',', '') || $2, updated_at = $3 "
                 "WHERE id = $4 AND status = 'pending' AND method = 'sendMessage' "
                 "AND length(params ->> 'text') + length($1) < 4000",

@@ -202,7 +202,7 @@ class PrivacyRepository:
     ) -> None:
         """Record that an erasure reached ``step`` (and, with ``counts``, what it erased)."""
         await self._db.execute(
-            "UPDATE erasures SET step = $1, counts = COALESCE($2::jsonb, counts) WHERE id = $3",
+            "UPDATE erasures SET step = $1, counts = COALESCE($2::json, counts) WHERE id = $3",
             (step, None if counts is None else json.dumps(counts, sort_keys=True), erasure_id),
         )
 
@@ -415,7 +415,7 @@ class PrivacyRepository:
                 "UPDATE audit_log SET actor_id = $1, details = '{}', target = CASE WHEN "
                 "target = ANY($2::text[]) THEN NULL ELSE target END WHERE actor_id = $3 "
                 "AND NOT (action LIKE ANY($4::text[]) OR (action = 'ticket.close' AND "
-                "details -> 'by_user' IN ('false'::jsonb, '0'::jsonb)))",
+                "details::jsonb -> 'by_user' IN ('false'::jsonb, '0'::jsonb)))",
                 (pseudonym, personal, user_id, list(_STAFF_ACTIONS)),
             )
             await run(
@@ -456,7 +456,7 @@ class PrivacyRepository:
         async with self._db.transaction():
             await self._db.execute(
                 "UPDATE erasures SET user_id = NULL, language = NULL, finished_at = $1, "
-                "counts = $2::jsonb, step = 'compact' WHERE id = $3",
+                "counts = $2::json, step = 'compact' WHERE id = $3",
                 (now, json.dumps(counts, sort_keys=True), erasure_id),
             )
             await self._db.execute("DELETE FROM erasure_posts WHERE erasure_id = $1", (erasure_id,))

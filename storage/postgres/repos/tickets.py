@@ -90,7 +90,7 @@ class TicketRepository:
         # caller's surrounding transaction in PostgreSQL.
         row = await self._db.fetchone(
             "INSERT INTO tickets (code, user_id, language, priority, context, group_chat_id, "
-            "created_at) VALUES ($1, $2, $3, $4, $5::jsonb, $6, $7) ON CONFLICT DO NOTHING "
+            "created_at) VALUES ($1, $2, $3, $4, $5::json, $6, $7) ON CONFLICT DO NOTHING "
             "RETURNING *",
             (
                 code,
