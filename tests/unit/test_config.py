@@ -96,3 +96,12 @@ def test_cli_bad_value_prints_one_line_and_exits_2(tmp_path):
     assert proc.stderr.strip().splitlines() == [
         "config error: TGBOT_TIMEZONE: unknown time zone 'Nowhere/Land'"
     ]
+
+
+def test_database_url_selects_postgres_and_anything_else_is_refused():
+    assert load_config(env={}).database_url is None  # SQLite, the embedded default
+    url = "postgresql://bot:pw@db.internal:5432/support"
+    assert load_config(env={"TGBOT_DATABASE_URL": f" {url} "}).database_url == url
+    assert load_config(env={"TGBOT_DATABASE_URL": ""}).database_url is None
+    with pytest.raises(ConfigError, match="TGBOT_DATABASE_URL: expected a postgresql:// URL"):
+        load_config(env={"TGBOT_DATABASE_URL": "mysql://bot@db/support"})
