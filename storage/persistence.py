@@ -74,7 +74,7 @@ class DatabasePersistence(BasePersistence[dict[Any, Any], dict[Any, Any], dict[A
         super().__init__(store_data=store_data, update_interval=update_interval)
         self._db_source = db
         self._db: BotDatabase | None = None
-        self._rows: StateRepository | None = None
+        self._rows: tuple[BotDatabase, object] | None = None
         self._db_lock = asyncio.Lock()
         self._refresh = refresh_from_database
         # The last document written, to skip rewriting bot_data/callback_data that
@@ -101,17 +101,17 @@ class DatabasePersistence(BasePersistence[dict[Any, Any], dict[Any, Any], dict[A
         return self._db
 
     async def rows(self) -> StateRepository:
-        """Return the repository of the persisted rows, on the current database."""
+        """Return the repository of the persisted rows, on the current database (SQLite's
+        or PostgreSQL's, as :class:`storage.repos.Repositories` would build it)."""
         db = await self.database()
-        if self._rows is None or getattr(self._rows, "_db", None) is not db:
+        if self._rows is None or self._rows[0] is not db:
             if db.dialect == "postgresql":
                 from storage.postgres.repos.state import StateRepository as PostgresState
 
-                self._rows = PostgresState(db)  # type: ignore[arg-type,assignment]
+                self._rows = (db, PostgresState(db))  # type: ignore[arg-type]
             else:
-                self._rows = StateRepository(db)  # type: ignore[arg-type]
-        assert self._rows is not None
-        return self._rows
+                self._rows = (db, StateRepository(db))  # type: ignore[arg-type]
+        return self._rows[1]  # type: ignore[return-value]
 
     # -- loading (Application.initialize) ------------------------------------------
 

@@ -105,7 +105,11 @@ class PostgresDatabase:
             return
         self._closed = True
         await self.release_instance()
-        await self._pool.close()
+        try:
+            # Waits for borrowed connections to come back: a transaction still running.
+            await asyncio.wait_for(self._pool.close(), 10)
+        except TimeoutError:
+            self._pool.terminate()
 
     def key(self, *parts: object) -> int:
         """Return the advisory lock key of ``parts`` in this database and schema."""
