@@ -35,14 +35,17 @@ async def sqlite_db(db_path: Path) -> AsyncIterator[Database]:
 
 
 @pytest.fixture
-async def postgres_db(postgres_url: str) -> AsyncIterator[PostgresDatabase]:
-    """Yield an open, migrated PostgreSQL database in a fresh schema; close it afterwards."""
-    database = await PostgresDatabase.open(postgres_url)
+async def postgres_db(postgres_server) -> AsyncIterator[PostgresDatabase]:
+    """Yield an open, migrated PostgreSQL database in a schema of its own, with no rows;
+    close it afterwards (and empty the schema for a later test)."""
+    url = await postgres_server.migrated_schema()
+    database = await PostgresDatabase.open(url)
     try:
-        await migrate(database)
+        await migrate(database)  # nothing to do: it is migrated (the check is cheap)
         yield database
     finally:
         await database.close()
+        await postgres_server.give_back(url)
 
 
 @pytest.fixture(params=BACKENDS)
