@@ -34,6 +34,8 @@ class Database:
     so this is acceptable and keeps reads cheap.
     """
 
+    dialect = "sqlite"
+
     def __init__(self, path: Path, conn: aiosqlite.Connection) -> None:
         self.path = path
         self._conn = conn

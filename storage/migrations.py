@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from functools import cache
 from importlib import resources
 
+from storage.base import BotDatabase
 from storage.db import Database
 from storage.errors import StorageError
 
@@ -26,8 +27,13 @@ class Migration:
 @cache
 def load_migrations() -> tuple[Migration, ...]:
     """Read the packaged migration files, checking they are numbered 1..N without gaps."""
+    return read_migrations("storage")
+
+
+def read_migrations(package: str) -> tuple[Migration, ...]:
+    """Read ``<package>/migrations/NNNN_name.sql``, checking they are numbered 1..N."""
     found: list[Migration] = []
-    for entry in resources.files("storage").joinpath("migrations").iterdir():
+    for entry in resources.files(package).joinpath("migrations").iterdir():
         match = _NAME.match(entry.name)
         if match:
             found.append(Migration(int(match[1]), entry.name, entry.read_text("utf-8")))
@@ -59,8 +65,9 @@ def split_statements(script: str) -> list[str]:
     return statements
 
 
-async def migrate(db: Database) -> tuple[int, int]:
-    """Apply pending migrations in order, each in its own transaction.
+async def migrate(db: Database | BotDatabase) -> tuple[int, int]:
+    """Apply pending migrations in order, each in its own transaction (PostgreSQL: its own
+    migrations, :mod:`storage.postgres.migrations`).
 
     Returns:
         ``(from_version, to_version)``; equal when nothing was pending.
@@ -69,6 +76,10 @@ async def migrate(db: Database) -> tuple[int, int]:
         StorageError: the database was written by newer code (its version is
             higher than any migration here), or a migration failed.
     """
+    if db.dialect == "postgresql":
+        from storage.postgres.migrations import migrate as migrate_postgres
+
+        return await migrate_postgres(db)  # type: ignore[arg-type]
     migrations = load_migrations()
     latest = len(migrations)
     start = await _user_version(db)
@@ -96,7 +107,7 @@ async def _user_version(db: Database) -> int:
     return int(row[0]) if row else 0
 
 
-def _refuse_newer(db: Database, version: int, latest: int) -> None:
+def _refuse_newer(db: Database | BotDatabase, version: int, latest: int) -> None:
     if version > latest:
         raise StorageError(
             f"Database {db.path} has schema version {version}, but this code only knows "

@@ -1,4 +1,4 @@
-"""PTB persistence in the application's SQLite database."""
+"""PTB persistence in the application's database (SQLite or PostgreSQL)."""
 
 from __future__ import annotations
 
@@ -6,24 +6,22 @@ import asyncio
 import inspect
 import json
 import math
-import time
-from collections.abc import AsyncIterator, Awaitable, Callable
-from contextlib import asynccontextmanager
+from collections.abc import Awaitable, Callable, Iterable
 from typing import Any, cast
 
-import aiosqlite
 from telegram.ext import BasePersistence, PersistenceInput
 from telegram.ext._utils.types import CDCData, ConversationDict, ConversationKey
 
 from storage import codec
-from storage.db import Database
+from storage.base import BotDatabase
 from storage.errors import StorageError
+from storage.repos.state import Kind, StateRepository
 
-DatabaseSource = Database | Callable[[], Database | Awaitable[Database]]
+DatabaseSource = BotDatabase | Callable[[], BotDatabase | Awaitable[BotDatabase]]
 
 
-class SQLitePersistence(BasePersistence[dict[Any, Any], dict[Any, Any], dict[Any, Any]]):
-    """Store conversation states and user/chat/bot/callback data in SQLite.
+class DatabasePersistence(BasePersistence[dict[Any, Any], dict[Any, Any], dict[Any, Any]]):
+    """Store conversation states and user/chat/bot/callback data in the bot's database.
 
     Every ``update_*`` call writes through at once, so nothing is buffered and
     :meth:`flush` has nothing to do; the Application calls them every
@@ -37,8 +35,15 @@ class SQLitePersistence(BasePersistence[dict[Any, Any], dict[Any, Any], dict[Any
     stored at all, so users who are not inside a flow cost no row and nothing
     is loaded for them at start.
 
+    Several workers on one PostgreSQL database share these rows. PTB reads conversation
+    states only at start (its ConversationHandler keeps them in memory), so a worker must
+    re-read them before each update: :meth:`conversation_states` reads one update's keys in
+    one query; with ``refresh_from_database`` the ``refresh_*_data`` hooks PTB calls before
+    each callback re-read that user's and chat's data too (docs/postgres.md has the plan).
+
     Args:
-        db: The open :class:`~storage.db.Database`, or a callable (sync or
+        db: The open database (:class:`~storage.db.Database` or
+            :class:`~storage.postgres.PostgresDatabase`), or a callable (sync or
             async) returning it, called at first use and again whenever the
             database it returned has been closed (an app that closes and
             reopens its database on shutdown/initialize keeps working). First use is
@@ -48,6 +53,8 @@ class SQLitePersistence(BasePersistence[dict[Any, Any], dict[Any, Any], dict[Any
         update_interval: Seconds between the Application's persistence runs;
             must be > 0 (0 makes PTB busy-loop, PTB issue #4472).
         store_data: Which kinds of data to persist; all by default.
+        refresh_from_database: Re-read a user's and chat's data before each callback (other
+            processes write them too); off for one process, whose memory is current.
     """
 
     def __init__(
@@ -56,6 +63,7 @@ class SQLitePersistence(BasePersistence[dict[Any, Any], dict[Any, Any], dict[Any
         *,
         update_interval: float = 0.5,
         store_data: PersistenceInput | None = None,
+        refresh_from_database: bool = False,
     ) -> None:
         if not (isinstance(update_interval, int | float) and math.isfinite(update_interval)):
             raise ValueError("update_interval must be a finite number of seconds")
@@ -65,61 +73,64 @@ class SQLitePersistence(BasePersistence[dict[Any, Any], dict[Any, Any], dict[Any
             )
         super().__init__(store_data=store_data, update_interval=update_interval)
         self._db_source = db
-        self._db: Database | None = None
+        self._db: BotDatabase | None = None
+        self._rows: tuple[BotDatabase, object] | None = None
         self._db_lock = asyncio.Lock()
+        self._refresh = refresh_from_database
         # The last document written, to skip rewriting bot_data/callback_data that
         # PTB hands over unchanged on every run.
         self._written: dict[str, str] = {}
         # What each stored row holds now (this process is the only writer): PTB hands over
         # every user it saw an update from, changed or not, and most updates change nothing.
-        self._rows: dict[str, dict[int, str]] = {"ptb_user_data": {}, "ptb_chat_data": {}}
+        self._rows: dict[str, dict[int, str]] = {"user": {}, "chat": {}}
         self._states: dict[tuple[str, str], str] = {}
 
-    async def database(self) -> Database:
+    async def database(self) -> BotDatabase:
         """Return the database, calling the constructor's opener if none is open."""
         if self._db is not None and not self._db.closed:
             return self._db
-        if isinstance(self._db_source, Database):
+        if isinstance(self._db_source, BotDatabase):
             return self._db_source
         async with self._db_lock:
             if self._db is None or self._db.closed:
                 result = self._db_source()
                 if inspect.isawaitable(result):
                     result = await result
-                if not isinstance(result, Database):
+                if not isinstance(result, BotDatabase):
                     raise StorageError(
-                        "SQLitePersistence needs an open Database before "
+                        "DatabasePersistence needs an open Database before "
                         f"Application.initialize(), got {result!r}"
                     )
                 self._db = result
         return self._db
 
-    @asynccontextmanager
-    async def _transaction(self) -> AsyncIterator[aiosqlite.Connection]:
+    async def rows(self) -> StateRepository:
+        """Return the repository of the persisted rows, on the current database (SQLite's
+        or PostgreSQL's, as :class:`storage.repos.Repositories` would build it)."""
         db = await self.database()
-        async with db.transaction() as conn:
-            yield conn
+        if self._rows is None or self._rows[0] is not db:
+            if db.dialect == "postgresql":
+                from storage.postgres.repos.state import StateRepository as PostgresState
 
-    async def _fetchall(self, sql: str, params: tuple[Any, ...] = ()) -> list[aiosqlite.Row]:
-        return await (await self.database()).fetchall(sql, params)
-
-    async def _fetchone(self, sql: str, params: tuple[Any, ...] = ()) -> aiosqlite.Row | None:
-        return await (await self.database()).fetchone(sql, params)
+                self._rows = (db, PostgresState(db))  # type: ignore[arg-type]
+            else:
+                self._rows = (db, StateRepository(db))  # type: ignore[arg-type]
+        return self._rows[1]  # type: ignore[return-value]
 
     # -- loading (Application.initialize) ------------------------------------------
 
     async def get_user_data(self) -> dict[int, dict[Any, Any]]:
         """Return every stored user_data, keyed by user id."""
-        return await self._load_rows("ptb_user_data", "user_id")
+        return await self._load_rows("user")
 
     async def get_chat_data(self) -> dict[int, dict[Any, Any]]:
         """Return every stored chat_data, keyed by chat id."""
-        return await self._load_rows("ptb_chat_data", "chat_id")
+        return await self._load_rows("chat")
 
-    async def _load_rows(self, table: str, column: str) -> dict[int, dict[Any, Any]]:
-        rows = await self._fetchall(f"SELECT {column}, data FROM {table}")
-        self._rows[table] = {row[0]: row[1] for row in rows}
-        return {row[0]: codec.loads(row[1]) for row in rows}
+    async def _load_rows(self, kind: Kind) -> dict[int, dict[Any, Any]]:
+        rows = await (await self.rows()).load_all(kind)
+        self._rows[kind] = dict(rows)
+        return {id: codec.loads(data) for id, data in rows.items()}
 
     async def get_bot_data(self) -> dict[Any, Any]:
         """Return the stored bot_data, or an empty dict."""
@@ -135,72 +146,69 @@ class SQLitePersistence(BasePersistence[dict[Any, Any], dict[Any, Any], dict[Any
         return [(uuid, float(at), payload) for uuid, at, payload in entries], mapping
 
     async def _load_document(self, name: str) -> Any:
-        row = await self._fetchone("SELECT data FROM ptb_documents WHERE name = ?", (name,))
-        if row is None:
+        text = await (await self.rows()).load_document(name)
+        if text is None:
             return None
-        self._written[name] = row[0]
-        return codec.loads(row[0])
+        self._written[name] = text
+        return codec.loads(text)
 
     async def get_conversations(self, name: str) -> ConversationDict:
         """Return the running conversations of the ConversationHandler ``name``."""
-        rows = await self._fetchall(
-            "SELECT key, state FROM ptb_conversations WHERE name = ?", (name,)
-        )
-        for row in rows:
-            self._states[(name, row[0])] = row[1]
-        return {tuple(json.loads(row[0])): codec.loads(row[1]) for row in rows}
+        rows = await (await self.rows()).conversations(name)
+        for key, state in rows.items():
+            self._states[(name, key)] = state
+        return {tuple(json.loads(key)): codec.loads(state) for key, state in rows.items()}
+
+    async def conversation_states(
+        self, keys: Iterable[tuple[str, ConversationKey]]
+    ) -> dict[tuple[str, ConversationKey], object]:
+        """Re-read the stored states of these ``(handler name, key)`` conversations in one
+        query; a conversation with no stored state (none running) is left out.
+
+        PTB's ConversationHandler reads states from persistence only at start. Before a
+        worker handles an update that another worker may have moved on, it reads that
+        update's keys here and puts the states into its handlers (docs/postgres.md).
+        """
+        wanted = {(name, _key_json(key)): (name, key) for name, key in keys}
+        rows = await (await self.rows()).conversation_states(list(wanted))
+        return {wanted[pair]: codec.loads(state) for pair, state in rows.items()}
 
     # -- writing (every update_interval and at shutdown) --------------------------
 
     async def update_conversation(
         self, name: str, key: ConversationKey, new_state: object | None
     ) -> None:
-        """Store a conversation's new state; None (ended) deletes its row. Unchanged states
-        (PTB hands over every conversation an update touched) are not written again."""
-        key_json = json.dumps(list(key), separators=(",", ":"))
-        db = await self.database()
-        if new_state is None:
-            if self._states.pop((name, key_json), None) is not None:
-                await db.write(
-                    "DELETE FROM ptb_conversations WHERE name = ? AND key = ?", (name, key_json)
-                )
+        """Store a conversation's new state; None (ended) deletes its row. With one writer,
+        unchanged states (PTB hands over every conversation an update touched) are not
+        written again; with several (refresh_from_database) every state is written."""
+        key_json = _key_json(key)
+        state = None if new_state is None else codec.dumps(new_state)
+        if not self._refresh and self._states.get((name, key_json)) == state:
             return
-        text = codec.dumps(new_state)
-        if self._states.get((name, key_json)) == text:
-            return
-        await db.write(
-            "INSERT INTO ptb_conversations (name, key, state, updated_at) "
-            "VALUES (?, ?, ?, ?) ON CONFLICT (name, key) DO UPDATE SET "
-            "state = excluded.state, updated_at = excluded.updated_at",
-            (name, key_json, text, time.time()),
-        )
-        self._states[(name, key_json)] = text
+        await (await self.rows()).store_conversation(name, key_json, state)
+        if state is None:
+            self._states.pop((name, key_json), None)
+        else:
+            self._states[(name, key_json)] = state
 
     async def update_user_data(self, user_id: int, data: dict[Any, Any]) -> None:
         """Store one user's user_data (an empty dict removes the row)."""
-        await self._store_row("ptb_user_data", "user_id", user_id, data)
+        await self._store_row("user", user_id, data)
 
     async def update_chat_data(self, chat_id: int, data: dict[Any, Any]) -> None:
         """Store one chat's chat_data (an empty dict removes the row)."""
-        await self._store_row("ptb_chat_data", "chat_id", chat_id, data)
+        await self._store_row("chat", chat_id, data)
 
-    async def _store_row(self, table: str, column: str, id: int, data: dict[Any, Any]) -> None:
+    async def _store_row(self, kind: Kind, id: int, data: dict[Any, Any]) -> None:
         # Encode before writing, so a bad value fails without holding the lock.
         text = codec.dumps(data) if data else None
-        stored = self._rows[table]
-        if stored.get(id) == text:
+        stored = self._rows[kind]
+        if not self._refresh and stored.get(id) == text:
             return  # unchanged (None == None: no row, and none needed)
-        db = await self.database()
+        await (await self.rows()).store(kind, id, text)
         if text is None:
-            await db.write(f"DELETE FROM {table} WHERE {column} = ?", (id,))
             stored.pop(id, None)
         else:
-            await db.write(
-                f"INSERT INTO {table} ({column}, data, updated_at) VALUES (?, ?, ?) "
-                f"ON CONFLICT ({column}) DO UPDATE SET "
-                "data = excluded.data, updated_at = excluded.updated_at",
-                (id, text, time.time()),
-            )
             stored[id] = text
 
     async def update_bot_data(self, data: dict[Any, Any]) -> None:
@@ -215,42 +223,42 @@ class SQLitePersistence(BasePersistence[dict[Any, Any], dict[Any, Any], dict[Any
         text = codec.dumps(data)
         if self._written.get(name) == text:
             return
-        async with self._transaction() as conn:
-            await conn.execute(
-                "INSERT INTO ptb_documents (name, data, updated_at) VALUES (?, ?, ?) "
-                "ON CONFLICT (name) DO UPDATE SET "
-                "data = excluded.data, updated_at = excluded.updated_at",
-                (name, text, time.time()),
-            )
+        await (await self.rows()).store_document(name, text)
         self._written[name] = text
 
     async def drop_user_data(self, user_id: int) -> None:
         """Delete one user's user_data."""
-        await (await self.database()).write(
-            "DELETE FROM ptb_user_data WHERE user_id = ?", (user_id,)
-        )
-        self._rows["ptb_user_data"].pop(user_id, None)
+        await (await self.rows()).store("user", user_id, None)
+        self._rows["user"].pop(user_id, None)
 
     async def drop_chat_data(self, chat_id: int) -> None:
         """Delete one chat's chat_data."""
-        await (await self.database()).write(
-            "DELETE FROM ptb_chat_data WHERE chat_id = ?", (chat_id,)
-        )
-        self._rows["ptb_chat_data"].pop(chat_id, None)
+        await (await self.rows()).store("chat", chat_id, None)
+        self._rows["chat"].pop(chat_id, None)
 
-    # -- refresh: nothing to do ---------------------------------------------------
-    # One instance owns the database (InstanceLock) and nobody else writes these
-    # tables, so the Application's in-memory copy is always the newest; reloading
-    # it before every callback would only cost a query per update.
+    # -- refresh ---------------------------------------------------------------------
+    # One process: nobody else writes these rows, so the Application's in-memory copy is
+    # always the newest and reloading it before every callback would only cost a query per
+    # update. Several processes: ``refresh_from_database`` re-reads the one user and chat.
 
     async def refresh_user_data(self, user_id: int, user_data: dict[Any, Any]) -> None:
-        """Do nothing: this process is the only writer, its in-memory data is current."""
+        """Re-read the user's stored data into ``user_data`` (with refresh_from_database)."""
+        if self._refresh:
+            await self._refresh_row("user", user_id, user_data)
 
     async def refresh_chat_data(self, chat_id: int, chat_data: dict[Any, Any]) -> None:
-        """Do nothing: this process is the only writer, its in-memory data is current."""
+        """Re-read the chat's stored data into ``chat_data`` (with refresh_from_database)."""
+        if self._refresh:
+            await self._refresh_row("chat", chat_id, chat_data)
+
+    async def _refresh_row(self, kind: Kind, id: int, into: dict[Any, Any]) -> None:
+        text = await (await self.rows()).load_one(kind, id)
+        into.clear()
+        if text is not None:
+            into.update(codec.loads(text))
 
     async def refresh_bot_data(self, bot_data: dict[Any, Any]) -> None:
-        """Do nothing: this process is the only writer, its in-memory data is current."""
+        """Do nothing: bot_data is small and written by this process (not kept per user)."""
 
     async def flush(self) -> None:
         """Do nothing: every update was written when it was handed over.
@@ -258,3 +266,11 @@ class SQLitePersistence(BasePersistence[dict[Any, Any], dict[Any, Any], dict[Any
         The database is owned and closed by the application lifecycle, not here,
         because repositories keep using it after PTB's shutdown.
         """
+
+
+#: The name this class had while it stored in SQLite only (tests and callers still use it).
+SQLitePersistence = DatabasePersistence
+
+
+def _key_json(key: ConversationKey) -> str:
+    return json.dumps(list(key), separators=(",", ":"))

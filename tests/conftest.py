@@ -12,6 +12,7 @@ from hypothesis import HealthCheck, settings
 from tests.harness import BotHarness
 from tests.support.generators import remember
 from tests.support.leaks import card_numbers_in
+from tests.support.postgres import PostgresServer, find_bindir, find_in_schema, missing_reason
 from tests.support.processes import ChildProcesses
 from tests.support.survey import quiz_flow, support_handlers, survey_flow
 from tgbot.answers.router import default_router
@@ -68,6 +69,28 @@ def session_log(tmp_path_factory):
     handler.close()
 
 
+@pytest.fixture(scope="session")
+def postgres_server():
+    """One throwaway PostgreSQL server for the session (started by the first test that
+    needs it); tests skip, saying why, only where no PostgreSQL binaries exist."""
+    reason = missing_reason()
+    if reason:
+        pytest.skip(reason)
+    bindir = find_bindir()
+    assert bindir is not None
+    server = PostgresServer(bindir).start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+async def postgres_url(postgres_server):
+    """The URL of a fresh, empty schema on the session's PostgreSQL server."""
+    url = await postgres_server.new_schema()
+    yield url
+    await postgres_server.drop_schema(url)
+
+
 def pytest_collection_modifyitems(items):
     """Run the tests marked ``after_all`` (the scan of what the bot wrote) last."""
     items.sort(key=lambda item: item.get_closest_marker("after_all") is not None)
@@ -88,7 +111,14 @@ async def children():
 
 
 @pytest.fixture
-async def make_bot(tmp_path):
+def bot_database_url():
+    """Where a test's bots keep their records: None for the SQLite file in the test's
+    directory; a module overrides it to run its bots on PostgreSQL (test_postgres_flows)."""
+    return None
+
+
+@pytest.fixture
+async def make_bot(tmp_path, bot_database_url):
     """Return a factory of started bots on one database (tests may restart them)."""
     harnesses: list[BotHarness] = []
     # The question router loads once per process (seconds on a busy machine): before
@@ -101,6 +131,7 @@ async def make_bot(tmp_path):
         harness = BotHarness(
             tmp_path / "bot.db",
             emu,
+            database_url=bot_database_url,
             http=http,
             webhook_port=webhook_port,
             extra_flows=[survey_flow, quiz_flow],
@@ -117,6 +148,13 @@ async def make_bot(tmp_path):
     # any form it was typed in (spaces, dashes, dots, invisible or full-width characters).
     blob = b"".join(p.read_bytes() for p in tmp_path.glob("bot.db*"))
     assert card_numbers_in(blob, TEST_CARDS) == [], "card number stored in clear"
+    if bot_database_url:
+        forms = [
+            form
+            for number in TEST_CARDS
+            for form in (number, " ".join(number[i : i + 4] for i in range(0, 16, 4)))
+        ]
+        assert await find_in_schema(bot_database_url, forms) == []
 
 
 @pytest.fixture

@@ -142,13 +142,18 @@ class UserSession:
 
 
 class BotHarness:
-    """The real bot wired to the emulator, started and stopped by tests."""
+    """The real bot wired to the emulator, started and stopped by tests.
+
+    Its records are in the SQLite file ``db_path``, or with ``database_url`` in PostgreSQL
+    (``db_path`` is then only the demo wallet's own file), as ``TGBOT_DATABASE_URL`` does.
+    """
 
     def __init__(
         self,
         db_path: Path,
         emu: TelegramEmulator | None = None,
         *,
+        database_url: str | None = None,
         http: bool = False,
         extra_flows: list | None = None,
         extra_handlers: list | None = None,
@@ -157,6 +162,7 @@ class BotHarness:
     ) -> None:
         self.emu = emu or TelegramEmulator(TOKEN, strict=True, caps=Caps(enabled=False))
         self.db_path = db_path
+        self.database_url = database_url
         self.http = http
         self.extra_flows = extra_flows
         self.extra_handlers = extra_handlers or []
@@ -172,7 +178,11 @@ class BotHarness:
 
     def config(self) -> Config:
         """Return the configuration the bot runs with."""
-        settings: dict[str, Any] = {"token": TOKEN, "db_path": self.db_path}
+        settings: dict[str, Any] = {
+            "token": TOKEN,
+            "db_path": self.db_path,
+            "database_url": self.database_url,
+        }
         if self.server is not None:
             settings["api_base_url"] = self.server.base_url
             settings["api_file_url"] = self.server.base_file_url

@@ -12,7 +12,7 @@ import json
 import logging
 import time
 from typing import Any
-from urllib.parse import urlparse
+from urllib.parse import urlparse, urlsplit
 
 from telegram import Update
 from telegram.constants import ParseMode
@@ -28,7 +28,15 @@ from handlers.desk import SupportDesk
 from handlers.handoff import refresh_queue
 from handlers.menu import set_command_menus
 from handlers.refund import poll_refunds
-from storage import Database, InstanceLock, Repositories, SQLitePersistence, migrate
+from storage import (
+    BotDatabase,
+    Database,
+    InstanceLock,
+    Repositories,
+    SQLitePersistence,
+    migrate,
+    open_database,
+)
 from storage.batch import GroupCommit
 
 from .config import Config
@@ -54,10 +62,12 @@ class _Storage:
     """Holder for the database, opened by the application's ``initialize``."""
 
     def __init__(self) -> None:
-        self.db: Database | None = None
+        self.db: BotDatabase | None = None
         self.repos: Repositories | None = None
+        #: The demo wallet's own SQLite file when the bot's records are in PostgreSQL.
+        self.wallet_db: Database | None = None
 
-    def database(self) -> Database:
+    def database(self) -> BotDatabase:
         if self.db is None:
             raise RuntimeError("the database is not open yet")
         return self.db
@@ -90,7 +100,7 @@ class WalletApplication(Application):
         self._done_marks: GroupCommit[int] = GroupCommit(self._write_done_marks)
 
     @property
-    def db(self) -> Database:
+    def db(self) -> BotDatabase:
         """Return the open database."""
         return self._storage.database()
 
@@ -104,15 +114,13 @@ class WalletApplication(Application):
         """Lock, open and migrate the database, then let PTB load persistence and the bot."""
         if self._initialized:
             return
-        self._lock.acquire()
         try:
-            db = await Database.open(self.config.db_path)
-            self._storage.db = db
+            db = await self._open_database()
             before, after = await migrate(db)
             if before != after:
                 _LOGGER.info("Database migrated from version %s to %s", before, after)
             self._storage.repos = Repositories(db)
-            self.backend = _make_backend(self.config, db)
+            self.backend = _make_backend(self.config, await self._wallet_database(db))
             assert isinstance(self.update_queue, InboxQueue)
             self.update_queue.inbox = self.repos.inbox
             self.outbox = OutboxWorker(self.bot, self.repos)
@@ -161,6 +169,31 @@ class WalletApplication(Application):
         self._startup_complete = True
         if self._stop_requested:
             raise SystemExit
+
+    async def _open_database(self) -> BotDatabase:
+        """Open the bot's database (PostgreSQL if a URL is configured, else the SQLite file)
+        holding its one-instance lock: a second instance refuses to start."""
+        if self.config.database_url:
+            db = await open_database(self.config.database_url)
+            self._storage.db = db
+            await db.lock_instance()  # type: ignore[attr-defined]
+            return db
+        self._lock.acquire()
+        db = await Database.open(self.config.db_path)
+        self._storage.db = db
+        return db
+
+    async def _wallet_database(self, db: BotDatabase) -> Database:
+        """Return the SQLite database the demo wallet keeps its accounts in: the bot's own,
+        or with PostgreSQL the file of TGBOT_DB_PATH (the demo wallet is not the bot's)."""
+        if isinstance(db, Database):
+            return db
+        if self.config.backend != "demo":
+            return None  # type: ignore[return-value]  # the http backend has no database
+        wallet = await Database.open(self.config.db_path)
+        self._storage.wallet_db = wallet
+        await migrate(wallet)
+        return wallet
 
     async def _replay_inbox(self) -> None:
         pending = await self.repos.inbox.pending()
@@ -272,6 +305,9 @@ class WalletApplication(Application):
             await self._storage.db.close()
             self._storage.db = None
             self._storage.repos = None
+        if self._storage.wallet_db is not None:
+            await self._storage.wallet_db.close()
+            self._storage.wallet_db = None
         self._lock.release()
 
     async def handled_up_to(self, update_id: int) -> bool:
@@ -345,7 +381,7 @@ async def _purge(context: BotContext) -> None:
     await context.application.privacy.purge()
 
 
-def _make_backend(config: Config, db: Database) -> Any:
+def _make_backend(config: Config, db: Database | None) -> Any:
     """Create the wallet backend the configuration names."""
     from tgbot.backend import create_backend
     from tgbot.backend.demo import DEMO_PHONES
@@ -374,6 +410,7 @@ def protect_config_secrets(config: Config) -> None:
             config.webhook_secret,
             config.refund_webhook_secret,
             config.backend_api_key,
+            urlsplit(config.database_url).password if config.database_url else None,
         ),
         user_text=config.debug_user_text,
     )

@@ -12,7 +12,8 @@ from urllib.parse import urlparse
 
 from telegram import Update
 
-from storage import AlreadyRunning, Database, InstanceLock, StorageError, migrate
+from storage import AlreadyRunning, Database, InstanceLock, StorageError, migrate, open_database
+from storage.base import redact_url
 
 from .config import Config, ConfigError, demo_wallet_problem, load_config, webhook_problem
 
@@ -113,6 +114,13 @@ def _use_uvloop() -> None:
 
 
 async def _migrate(config: Config) -> tuple[int, int]:
+    if config.database_url:
+        db = await open_database(config.database_url)
+        try:
+            await db.lock_instance()  # type: ignore[attr-defined]  # not under a running bot
+            return await migrate(db)
+        finally:
+            await db.close()
     lock = InstanceLock(config.db_path)
     lock.acquire()
     try:
@@ -165,8 +173,16 @@ def main(argv: list[str] | None = None) -> int:
             return run_bot(config)
         if args.command == "migrate":
             before, after = asyncio.run(_migrate(config))
-            print(f"database {config.db_path}: schema version {before} -> {after}")
+            where = redact_url(config.database_url) if config.database_url else config.db_path
+            print(f"database {where}: schema version {before} -> {after}")
             return 0
+        if args.command == "backup" and config.database_url:
+            print(
+                "error: tgbot backup copies the SQLite file; back up PostgreSQL with its own "
+                "tools (pg_dump, or the server's continuous archiving)",
+                file=sys.stderr,
+            )
+            return 2
         if args.command == "backup":
             dest = Path(args.dest)
             if dest.exists():

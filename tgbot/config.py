@@ -171,6 +171,15 @@ def _path(name: str, raw: str) -> Path:
     return Path(raw.strip()).expanduser()
 
 
+def _database_url(name: str, raw: str) -> str | None:
+    value = raw.strip()
+    if value and not value.startswith(("postgresql://", "postgres://")):
+        raise ConfigError(
+            f"{name}: expected a postgresql:// URL (unset: the SQLite file of TGBOT_DB_PATH)"
+        )
+    return value or None
+
+
 def _log_level(name: str, raw: str) -> str:
     value = raw.strip().upper()
     if value not in {"DEBUG", "INFO", "WARNING", "ERROR"}:
@@ -186,6 +195,9 @@ class Config:
     api_base_url: str = "https://api.telegram.org/bot"
     api_file_url: str = "https://api.telegram.org/file/bot"
     db_path: Path = Path("tgbot.db")
+    #: The bot's records in PostgreSQL (``postgresql://user:password@host/db``); None: in the
+    #: SQLite file ``db_path``. With a URL, ``db_path`` is only the demo wallet's own file.
+    database_url: str | None = None
     admin_ids: frozenset[int] = frozenset()
     #: Agents' forum supergroups, each with the language its team handles (None: any).
     agent_chats: tuple[tuple[int, str | None], ...] = ()
@@ -293,6 +305,7 @@ _FIELDS: dict[str, tuple[str, Callable[[str, str], Any]]] = {
     "API_BASE_URL": ("api_base_url", _url),
     "API_FILE_URL": ("api_file_url", _url),
     "DB_PATH": ("db_path", _path),
+    "DATABASE_URL": ("database_url", _database_url),
     "ADMIN_IDS": ("admin_ids", _int_set),
     "AGENT_CHAT_ID": ("agent_chats", _agent_chats),
     "BUSINESS_HOURS": ("business_hours", _hours),

@@ -33,7 +33,8 @@ async def user_version(db: Database) -> int:
     return row[0]
 
 
-async def test_open_configures_connection(db: Database) -> None:
+async def test_open_configures_connection(sqlite_db: Database) -> None:
+    db = sqlite_db
     assert (await db.fetchone("PRAGMA journal_mode"))[0] == "wal"
     assert (await db.fetchone("PRAGMA foreign_keys"))[0] == 1
     assert (await db.fetchone("PRAGMA busy_timeout"))[0] == 5000
@@ -50,13 +51,15 @@ async def test_migrate_from_empty_creates_every_table(db_path: Path) -> None:
         await db.close()
 
 
-async def test_migrate_again_changes_nothing(db: Database) -> None:
+async def test_migrate_again_changes_nothing(sqlite_db: Database) -> None:
+    db = sqlite_db
     before = await tables(db)
     assert await migrate(db) == (latest_version(), latest_version())
     assert await tables(db) == before
 
 
-async def test_migrate_refuses_database_from_newer_code(db: Database) -> None:
+async def test_migrate_refuses_database_from_newer_code(sqlite_db: Database) -> None:
+    db = sqlite_db
     newer = latest_version() + 1
     await db.fetchone(f"PRAGMA user_version = {newer}")
     with pytest.raises(StorageError, match=rf"schema version {newer}.*only knows up to") as exc:
@@ -100,7 +103,8 @@ def test_split_statements_keeps_semicolons_in_strings_and_triggers() -> None:
     assert statements[2].endswith("END;")
 
 
-async def test_transaction_rolls_back_on_error(db: Database) -> None:
+async def test_transaction_rolls_back_on_error(sqlite_db: Database) -> None:
+    db = sqlite_db
     with pytest.raises(RuntimeError):
         async with db.transaction() as conn:
             await conn.execute("INSERT INTO audit_log (at, action) VALUES (1, 'x')")
@@ -128,7 +132,8 @@ async def test_nested_transaction_groups_repository_calls(repos: Repositories) -
     assert await repos.audit.recent() == []
 
 
-async def test_transactions_run_one_at_a_time(db: Database) -> None:
+async def test_transactions_run_one_at_a_time(sqlite_db: Database) -> None:
+    db = sqlite_db
     inside = 0
     overlap = False
 
@@ -146,10 +151,11 @@ async def test_transactions_run_one_at_a_time(db: Database) -> None:
     assert (await db.fetchone("SELECT COUNT(*) FROM audit_log"))[0] == 5
 
 
-async def test_reads_are_never_torn_by_another_tasks_writes(db: Database) -> None:
+async def test_reads_are_never_torn_by_another_tasks_writes(sqlite_db: Database) -> None:
     """A read runs as one job: another task's UPDATE on the shared connection cannot land
     between its execute and its fetch (SQLite leaves such rows undefined: a broadcast once
     read a NULL status and finished with recipients still queued)."""
+    db = sqlite_db
     async with db.transaction() as conn:
         await conn.execute("CREATE TABLE flip (id INTEGER PRIMARY KEY, status TEXT NOT NULL)")
         await conn.execute("CREATE INDEX flip_status ON flip (status)")
@@ -185,8 +191,9 @@ async def test_reads_are_never_torn_by_another_tasks_writes(db: Database) -> Non
 
 
 async def test_backup_is_a_readable_copy_with_the_same_rows(
-    repos: Repositories, tmp_path: Path
+    sqlite_db: Database, tmp_path: Path
 ) -> None:
+    repos = Repositories(sqlite_db)
     await repos.users.touch(1, "Ann", "en", now=1.0)
     await repos.outbox.enqueue(0, 1, "sendMessage", {"text": "hi"}, now=1.0)
     dest = tmp_path / "backups" / "copy.db"

@@ -1,20 +1,19 @@
-"""One contract for every PTB persistence: ours and PTB's own DictPersistence.
+"""One contract for every PTB persistence: ours (on SQLite and on PostgreSQL) and PTB's own
+DictPersistence.
 
 "Reopen" means a new instance over what the old one stored: the same database
-for SQLitePersistence, the old instance's ``*_json`` exports for DictPersistence.
+for DatabasePersistence, the old instance's ``*_json`` exports for DictPersistence.
 """
 
 import datetime as dt
-from collections.abc import AsyncIterator
 from decimal import Decimal
 from enum import StrEnum
-from pathlib import Path
 from typing import Any
 
 import pytest
 from telegram.ext import BasePersistence, DictPersistence
 
-from storage import Database, SQLitePersistence, migrate
+from storage import BotDatabase, DatabasePersistence
 
 
 class Backend:
@@ -30,18 +29,18 @@ class Backend:
         raise NotImplementedError
 
 
-class SQLiteBackend(Backend):
-    name = "sqlite"
+class DatabaseBackend(Backend):
     rich_values = True
 
-    def __init__(self, db: Database) -> None:
+    def __init__(self, db: BotDatabase) -> None:
         self.db = db
+        self.name = db.dialect
 
     def make(self) -> BasePersistence:
-        return SQLitePersistence(self.db)
+        return DatabasePersistence(self.db)
 
     def reopen(self, old: BasePersistence) -> BasePersistence:
-        return SQLitePersistence(self.db)
+        return DatabasePersistence(self.db)
 
 
 class DictBackend(Backend):
@@ -62,18 +61,13 @@ class DictBackend(Backend):
         return DictPersistence(**exports)
 
 
-@pytest.fixture(params=["sqlite", "dict"])
-async def backend(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Backend]:
-    """Yield each persistence implementation in turn."""
+@pytest.fixture(params=["sqlite", "postgresql", "dict"])
+def backend(request: pytest.FixtureRequest) -> Backend:
+    """Return each persistence implementation in turn."""
     if request.param == "dict":
-        yield DictBackend()
-        return
-    db = await Database.open(tmp_path / "persistence.db")
-    try:
-        await migrate(db)
-        yield SQLiteBackend(db)
-    finally:
-        await db.close()
+        return DictBackend()
+    fixture = {"sqlite": "sqlite_db", "postgresql": "postgres_db"}[request.param]
+    return DatabaseBackend(request.getfixturevalue(fixture))
 
 
 async def test_fresh_persistence_is_empty(backend: Backend) -> None:

@@ -1,14 +1,15 @@
-"""What SQLitePersistence promises beyond the shared contract, and a real Application."""
+"""What DatabasePersistence promises beyond the shared contract, and a real Application
+(on SQLite and on PostgreSQL wherever the ``db`` fixture is used)."""
 
 import asyncio
 import json
 import sqlite3
 import time
-from collections.abc import AsyncIterator
 from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
+import asyncpg
 import pytest
 from telegram import Update
 from telegram.ext import (
@@ -22,7 +23,8 @@ from telegram.ext import (
 )
 from telegram.request import BaseRequest, RequestData
 
-from storage import Database, SQLitePersistence, StorageError, migrate
+from storage import BotDatabase, Database, SQLitePersistence, StorageError, migrate
+from storage.postgres import PostgresDatabase
 
 USER_ID = 42
 
@@ -64,6 +66,37 @@ async def test_unchanged_bot_data_is_not_rewritten(db: Database) -> None:
     await p.update_bot_data({"a": 1})
     again = await db.fetchone("SELECT updated_at FROM ptb_documents WHERE name = 'bot_data'")
     assert first[0] == again[0]
+
+
+async def test_states_of_one_update_are_read_again_on_demand(db: BotDatabase) -> None:
+    """What a worker does before handling an update another worker may have moved on."""
+    writer, reader = SQLitePersistence(db), SQLitePersistence(db)
+    await writer.update_conversation("refund", (USER_ID, USER_ID), "refund:choose_tx")
+    await writer.update_conversation("refund", (-100, 5, USER_ID), ("nested", 1))
+    await writer.update_conversation("language", (7, 7), "language:choose")
+    keys = [("refund", (USER_ID, USER_ID)), ("refund", (-100, 5, USER_ID)), ("refund", (7, 7))]
+    assert await reader.conversation_states(keys) == {
+        ("refund", (USER_ID, USER_ID)): "refund:choose_tx",
+        ("refund", (-100, 5, USER_ID)): ("nested", 1),
+    }
+    await writer.update_conversation("refund", (USER_ID, USER_ID), None)
+    assert await reader.conversation_states(keys[:1]) == {}
+    assert await reader.conversation_states([]) == {}
+
+
+async def test_refresh_from_database_reads_what_another_instance_wrote(db: BotDatabase) -> None:
+    writer = SQLitePersistence(db)
+    reader = SQLitePersistence(db, refresh_from_database=True)
+    await writer.update_user_data(1, {"step": 2})
+    await writer.update_chat_data(1, {"topic": 9})
+    user_data: dict[Any, Any] = {"step": 1, "gone": True}
+    chat_data: dict[Any, Any] = {}
+    await reader.refresh_user_data(1, user_data)
+    await reader.refresh_chat_data(1, chat_data)
+    assert (user_data, chat_data) == ({"step": 2}, {"topic": 9})
+    await writer.drop_user_data(1)
+    await reader.refresh_user_data(1, user_data)
+    assert user_data == {}
 
 
 @pytest.mark.parametrize("interval", [0, -1, float("nan"), float("inf")])
@@ -189,7 +222,7 @@ async def cancel(update: Update, context: ContextTypes.DEFAULT_TYPE) -> int:
     return ConversationHandler.END
 
 
-def build_app(db: Database | SQLitePersistence) -> Application:
+def build_app(db: BotDatabase | SQLitePersistence) -> Application:
     persistence = db if isinstance(db, SQLitePersistence) else SQLitePersistence(db)
     app = (
         ApplicationBuilder()
@@ -231,21 +264,28 @@ def message(app: Application, update_id: int, text: str) -> Update:
     return Update.de_json(data, app.bot)
 
 
-def on_disk(db_path: Path, sql: str) -> list[tuple[Any, ...]]:
+async def on_disk(db: BotDatabase, sql: str) -> list[tuple[Any, ...]]:
     """Read through a separate connection: only committed data is visible."""
-    conn = sqlite3.connect(db_path)
+    if isinstance(db, PostgresDatabase):
+        conn = await asyncpg.connect(db.url)
+        try:
+            return [tuple(row) for row in await conn.fetch(sql)]
+        finally:
+            await conn.close()
+    assert isinstance(db, Database)
+    conn = sqlite3.connect(db.path)
     try:
         return conn.execute(sql).fetchall()
     finally:
         conn.close()
 
 
-async def eventually_on_disk(db_path: Path, sql: str, expected: list[Any]) -> None:
+async def eventually_on_disk(db: BotDatabase, sql: str, expected: list[Any]) -> None:
     """Wait up to one second (the design's promise) for ``sql`` to return ``expected``."""
     # Polling a file written by another component: there is no event to wait on.
     deadline = time.monotonic() + 1.0
     for _ in range(100):
-        rows = on_disk(db_path, sql)
+        rows = await on_disk(db, sql)
         if rows == expected or time.monotonic() >= deadline:
             break
         await asyncio.sleep(0.05)
@@ -256,56 +296,48 @@ STATE_SQL = "SELECT name, key, state FROM ptb_conversations"
 USER_DATA_SQL = "SELECT user_id, data FROM ptb_user_data"
 
 
-@pytest.fixture
-async def running_db(db_path: Path) -> AsyncIterator[Database]:
-    database = await Database.open(db_path)
-    await migrate(database)
-    yield database
-    await database.close()
-
-
 async def test_conversation_state_reaches_disk_within_a_second_and_survives_restart(
-    running_db: Database, db_path: Path
+    db: BotDatabase,
 ) -> None:
-    app = build_app(running_db)
+    app = build_app(db)
     await app.initialize()
     await app.start()
     try:
         await app.process_update(message(app, 1, "/start"))
         # No stop(): the periodic persistence run alone must put the state on disk.
-        await eventually_on_disk(db_path, STATE_SQL, [("demo", "[42,42]", '"demo:ask_name"')])
+        await eventually_on_disk(db, STATE_SQL, [("demo", "[42,42]", '"demo:ask_name"')])
 
         await app.process_update(message(app, 2, "Ann Lee"))
-        await eventually_on_disk(db_path, STATE_SQL, [("demo", "[42,42]", '"demo:confirm"')])
-        await eventually_on_disk(db_path, USER_DATA_SQL, [(USER_ID, '{"name":"Ann Lee"}')])
+        await eventually_on_disk(db, STATE_SQL, [("demo", "[42,42]", '"demo:confirm"')])
+        await eventually_on_disk(db, USER_DATA_SQL, [(USER_ID, '{"name":"Ann Lee"}')])
     finally:
         await app.stop()
         await app.shutdown()
 
     # A restarted bot resumes the flow with its scratch.
-    app = build_app(running_db)
+    app = build_app(db)
     await app.initialize()
     await app.start()
     try:
         await app.process_update(message(app, 3, "yes"))
         assert app.bot_data["confirmed"] == "Ann Lee"
         # The ended flow leaves nothing behind: no state row, no scratch row.
-        await eventually_on_disk(db_path, STATE_SQL, [])
-        await eventually_on_disk(db_path, USER_DATA_SQL, [])
+        await eventually_on_disk(db, STATE_SQL, [])
+        await eventually_on_disk(db, USER_DATA_SQL, [])
     finally:
         await app.stop()
         await app.shutdown()
 
 
-async def test_cancelled_conversation_row_is_deleted(running_db: Database, db_path: Path) -> None:
-    app = build_app(running_db)
+async def test_cancelled_conversation_row_is_deleted(db: BotDatabase) -> None:
+    app = build_app(db)
     await app.initialize()
     await app.start()
     try:
         await app.process_update(message(app, 1, "/start"))
-        await eventually_on_disk(db_path, STATE_SQL, [("demo", "[42,42]", '"demo:ask_name"')])
+        await eventually_on_disk(db, STATE_SQL, [("demo", "[42,42]", '"demo:ask_name"')])
         await app.process_update(message(app, 2, "/cancel"))
-        await eventually_on_disk(db_path, STATE_SQL, [])
+        await eventually_on_disk(db, STATE_SQL, [])
     finally:
         await app.stop()
         await app.shutdown()

@@ -7,11 +7,14 @@ import json
 import tempfile
 from pathlib import Path
 
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from storage import Database, Repositories, migrate
+from storage import BotDatabase, Database, Repositories, migrate
+from storage.postgres import PostgresDatabase
 from storage.repos.privacy import ERASURE_STEPS
+from tests.storage.conftest import BACKENDS
 
 ALICE, BOB, AGENT, GROUP = 7_100_000_001, 7_100_000_002, 7_100_000_003, -1_009_000_000_001
 DAY = 86400.0
@@ -59,8 +62,10 @@ def _update(kind: str, update_id: int, user_id: int, chat_id: int, thread_id: in
     chat_id=st.one_of(ids, ids.map(lambda i: -i)),
     thread_id=st.one_of(st.none(), st.integers(min_value=1, max_value=2**31)),
 )
-def test_a_stored_update_says_whose_it_is_whatever_its_kind(kind, user_id, chat_id, thread_id):
-    async def scenario(db: Database) -> None:
+def test_a_stored_update_says_whose_it_is_whatever_its_kind(
+    shared, kind, user_id, chat_id, thread_id
+):
+    async def scenario(db: BotDatabase) -> None:
         repos = Repositories(db)
         payload = _update(kind, 1, user_id, chat_id, thread_id)
         await repos.inbox.store(1, json.dumps(payload))
@@ -72,17 +77,17 @@ def test_a_stored_update_says_whose_it_is_whatever_its_kind(kind, user_id, chat_
         row = await db.fetchone("SELECT user_id, chat_id, thread_id, payload FROM inbox")
         assert tuple(row) == (None, None, None, '{"update_id":1}')
 
-    _run(scenario)
+    _run(shared, scenario)
 
 
-def test_a_payload_that_is_not_json_belongs_to_nobody():
-    async def scenario(db: Database) -> None:
+def test_a_payload_that_is_not_json_belongs_to_nobody(shared):
+    async def scenario(db: BotDatabase) -> None:
         repos = Repositories(db)
         assert await repos.inbox.store(9, "not json")
         row = await db.fetchone("SELECT user_id, chat_id FROM inbox")
         assert (row[0], row[1]) == (None, None)
 
-    _run(scenario)
+    _run(shared, scenario)
 
 
 @settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -93,9 +98,9 @@ def test_a_payload_that_is_not_json_belongs_to_nobody():
     question=texts,
 )
 def test_erasing_a_user_leaves_nothing_of_theirs_and_everything_of_others(
-    alice_texts, bob_texts, comment, question
+    shared, alice_texts, bob_texts, comment, question
 ):
-    async def scenario(db: Database) -> None:
+    async def scenario(db: BotDatabase) -> None:
         repos = Repositories(db)
         for user_id, typed in ((ALICE, alice_texts), (BOB, bob_texts)):
             await _history(repos, user_id, typed, comment, question)
@@ -104,6 +109,8 @@ def test_erasing_a_user_leaves_nothing_of_theirs_and_everything_of_others(
         again, created = await repos.privacy.start_erasure(ALICE, "en")
         assert (again.id, created) == (erasure.id, False)  # one erasure at a time per user
         before_bob = await repos.privacy.personal_data(BOB)
+        # The scan below finds the user where they are (it would not pass by finding nothing).
+        assert {"users.id", "inbox.user_id", "refunds.user_id"} <= set(await _rows_with(db, ALICE))
 
         counts = await repos.privacy.erase_user(ALICE, erasure.pseudonym)
 
@@ -119,24 +126,27 @@ def test_erasing_a_user_leaves_nothing_of_theirs_and_everything_of_others(
                                    "WHERE user_id < 0")  # fmt: skip
         assert tuple(ticket) == (erasure.pseudonym, 5, None, "{}")
         assert (await db.fetchone("SELECT COUNT(*) FROM answers WHERE question = ''"))[0] == 1
-        delivered = await repos.broadcasts.counts(1)
+        delivered = await repos.broadcasts.counts(await _notice(repos))
         assert delivered == {"sent": 2}
         audit = await db.fetchall(
-            "SELECT action, target, details FROM audit_log WHERE actor_id = ?", (erasure.pseudonym,)
+            _q(db, "SELECT action, target, details FROM audit_log WHERE actor_id = ? ORDER BY id"),
+            (erasure.pseudonym,),
         )
         assert [(a[0], a[1], a[2]) for a in audit] == [
             ("refund.create", None, "{}"),
             ("card.unbind", None, "{}"),
         ]
         # The agent's own action stays theirs.
-        agent = await db.fetchone("SELECT COUNT(*) FROM audit_log WHERE actor_id = ?", (AGENT,))
+        agent = await db.fetchone(
+            _q(db, "SELECT COUNT(*) FROM audit_log WHERE actor_id = ?"), (AGENT,)
+        )
         assert agent[0] == 1
         # Bob's data is untouched.
         assert await repos.privacy.personal_data(BOB) == before_bob
         # Doing it again (a restart mid-way) erases nothing more.
         assert not any((await repos.privacy.erase_user(ALICE, erasure.pseudonym)).values())
 
-    _run(scenario)
+    _run(shared, scenario)
 
 
 async def _history(repos: Repositories, user_id: int, typed: list[str], comment, question):
@@ -166,10 +176,9 @@ async def _history(repos: Repositories, user_id: int, typed: list[str], comment,
         f"R{user_id}", user_id, f"U{user_id}", f"TX{user_id}", 5, "CNY", "late", "submitted"
     )
     await repos.answers.record(user_id, "en", question, "unmatched")
-    if await repos.broadcasts.get(1) is None:
-        await repos.broadcasts.create(AGENT, "all", "zh", "en", None, status="running")
-    await repos.broadcasts.add_recipients(1, "all", "en")
-    await repos.broadcasts.delivered(1, user_id, 77)
+    notice = await _notice(repos)
+    await repos.broadcasts.add_recipients(notice, "all", "en")
+    await repos.broadcasts.delivered(notice, user_id, 77)
     await repos.audit.record(user_id, "refund.create", f"R{user_id}", {"tx": f"TX{user_id}"})
     await repos.audit.record(user_id, "card.unbind", f"U{user_id}", {"last4": "0017"})
     if user_id == ALICE:
@@ -180,21 +189,44 @@ async def _history(repos: Repositories, user_id: int, typed: list[str], comment,
     )
 
 
-async def _rows_with(db: Database, user_id: int) -> list[str]:
+async def _notice(repos: Repositories) -> int:
+    """Return the id of the notice every user gets (created the first time; an id a rolled
+    back example used is not reused on PostgreSQL, whose sequences do not roll back)."""
+    sent = await repos.broadcasts.recent(1)
+    if sent:
+        return sent[0].id
+    return await repos.broadcasts.create(AGENT, "all", "zh", "en", None, status="running")
+
+
+async def _rows_with(db: BotDatabase, user_id: int) -> list[str]:
+    """Return ``table.column`` of every value anywhere that is, or contains, ``user_id``."""
     found = []
-    tables = await db.fetchall(
-        "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%'"
-    )
-    for (table,) in tables:
-        for column in await db.fetchall(f'PRAGMA table_xinfo("{table}")'):
-            name = column[1]
-            row = await db.fetchone(
-                f'SELECT COUNT(*) FROM "{table}" WHERE "{name}" = ? '
-                f'OR instr(CAST("{name}" AS TEXT), ?) > 0',
-                (user_id, str(user_id)),
+    if db.dialect == "sqlite":
+        tables = await db.fetchall(
+            "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%'"
+        )
+        columns = [
+            (table, column[1])
+            for (table,) in tables
+            for column in await db.fetchall(f'PRAGMA table_xinfo("{table}")')
+        ]
+        contains = 'SELECT COUNT(*) FROM "{}" WHERE "{}" = ? OR instr(CAST("{}" AS TEXT), ?) > 0'
+    else:
+        columns = [
+            (row[0], row[1])
+            for row in await db.fetchall(
+                "SELECT table_name, column_name FROM information_schema.columns "
+                "WHERE table_schema = current_schema()"
             )
-            if row[0]:
-                found.append(f"{table}.{name}")
+        ]
+        contains = (
+            'SELECT COUNT(*) FROM "{}" WHERE "{}"::text = $1::bigint::text '
+            'OR strpos("{}"::text, $2) > 0'
+        )
+    for table, name in columns:
+        row = await db.fetchone(contains.format(table, name, name), (user_id, str(user_id)))
+        if row[0]:
+            found.append(f"{table}.{name}")
     return found
 
 
@@ -240,8 +272,8 @@ async def test_purges_forget_by_age_and_keep_what_is_younger(repos: Repositories
     assert len(bob.tickets) == 1 and bob.tickets[0].ticket.rating_comment == "fine"
     assert bob.questions and bob.actions and bob.updates and bob.sends and bob.verification
     # The purged ticket stays, anonymous, for the statistics.
-    row = await db.fetchone("SELECT user_id, closed_by, rating_comment FROM tickets WHERE code = ?",
-                            (f"T{ALICE}",))  # fmt: skip
+    row = await db.fetchone(_q(db, "SELECT user_id, closed_by, rating_comment FROM tickets "
+                                   "WHERE code = ?"), (f"T{ALICE}",))  # fmt: skip
     assert tuple(row) == (0, 0, None)
     # Purging again finds nothing more.
     assert await privacy.forget_transcripts(now - 90 * DAY) == []
@@ -281,14 +313,21 @@ async def test_an_erasure_keeps_its_plan_and_ends_with_counts_only(repos: Reposi
     assert created
 
 
+def _q(db: BotDatabase, sql: str) -> str:
+    """The tests' own checks with ``?`` placeholders, numbered for PostgreSQL."""
+    if db.dialect == "sqlite":
+        return sql
+    parts = sql.split("?")
+    return "".join(f"{part}${i}" for i, part in enumerate(parts[:-1], 1)) + parts[-1]
+
+
 class _Rollback(Exception):
     """Ends an example: everything it wrote is rolled back."""
 
 
-def _run(scenario) -> None:
+def _run(shared: tuple[asyncio.AbstractEventLoop, BotDatabase], scenario) -> None:
     """Run ``scenario(db)`` on a migrated database, in a transaction that is rolled back."""
-    loop = _shared["loop"]
-    db = _shared["db"]
+    loop, db = shared
 
     async def isolated() -> None:
         try:
@@ -301,23 +340,24 @@ def _run(scenario) -> None:
     loop.run_until_complete(isolated())
 
 
-_shared: dict = {}
-
-
-def setup_module() -> None:
-    """One database for the generated examples (each rolls back): migrating per example is
-    what would make them slow."""
-    _shared["folder"] = tempfile.TemporaryDirectory()
-    loop = _shared["loop"] = asyncio.new_event_loop()
-    db = _shared["db"] = loop.run_until_complete(
-        Database.open(Path(_shared["folder"].name) / "bot.db")
-    )
+@pytest.fixture(scope="module", params=BACKENDS)
+def shared(request: pytest.FixtureRequest):
+    """One database of each backend for the generated examples (each rolls back): migrating
+    per example is what would make them slow. Its own event loop: hypothesis runs the
+    examples synchronously."""
+    loop = asyncio.new_event_loop()
+    folder = tempfile.TemporaryDirectory()
+    url = None
+    if request.param == "sqlite":
+        db: BotDatabase = loop.run_until_complete(Database.open(Path(folder.name) / "bot.db"))
+    else:
+        server = request.getfixturevalue("postgres_server")
+        url = loop.run_until_complete(server.new_schema("privacy"))
+        db = loop.run_until_complete(PostgresDatabase.open(url))
     loop.run_until_complete(migrate(db))
-
-
-def teardown_module() -> None:
-    """Close the shared database."""
-    loop = _shared.pop("loop")
-    loop.run_until_complete(_shared.pop("db").close())
+    yield loop, db
+    loop.run_until_complete(db.close())
+    if url is not None:
+        loop.run_until_complete(server.drop_schema(url))
     loop.close()
-    _shared.pop("folder").cleanup()
+    folder.cleanup()

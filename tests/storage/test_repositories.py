@@ -199,14 +199,27 @@ async def test_due_orders_by_lane_then_id_and_respects_time(repos: Repositories)
     ]
 
 
-async def test_due_uses_its_index(repos: Repositories) -> None:
-    rows = await repos.db.fetchall(
-        "EXPLAIN QUERY PLAN SELECT id FROM outbox WHERE status = 'pending' "
-        "AND next_attempt_at <= 1 ORDER BY lane, id LIMIT 100"
-    )
-    plan = " ".join(row[3] for row in rows)
+async def test_due_uses_its_index(repos: Repositories, backend: str) -> None:
+    if backend == "sqlite":
+        rows = await repos.db.fetchall(
+            "EXPLAIN QUERY PLAN SELECT id FROM outbox WHERE status = 'pending' "
+            "AND next_attempt_at <= 1 ORDER BY lane, id LIMIT 100"
+        )
+        plan = " ".join(row[3] for row in rows)
+        assert "outbox_due" in plan
+        assert "TEMP B-TREE" not in plan  # no sort of the whole backlog
+        return
+    # PostgreSQL plans by statistics: on an empty table a scan is cheapest, so the planner
+    # is asked to avoid one; what is checked is that the index serves the order.
+    async with repos.db.transaction():
+        await repos.db.fetchall("SET LOCAL enable_seqscan = off")
+        rows = await repos.db.fetchall(
+            "EXPLAIN SELECT id FROM outbox WHERE status = 'pending' AND next_attempt_at <= 1 "
+            "AND chat_id <> ALL('{}'::bigint[]) ORDER BY lane, id LIMIT 100"
+        )
+    plan = " ".join(row[0] for row in rows)
     assert "outbox_due" in plan
-    assert "TEMP B-TREE" not in plan  # no sort of the whole backlog
+    assert "Sort" not in plan  # no sort of the whole backlog
 
 
 async def test_send_lifecycle(repos: Repositories) -> None:
@@ -368,3 +381,11 @@ async def test_broadcast_audience_snapshot_in_chunks_is_the_whole_audience_once(
     assert await repos.broadcasts.drop_unstarted_recipients(chinese) == len(expected)
     await repos.broadcasts.set_status(everyone, "running")
     assert await repos.broadcasts.drop_unstarted_recipients(everyone) == 0
+
+
+async def test_json_keeps_the_order_it_was_written_in(repos: Repositories) -> None:
+    # Agents read a ticket's context in the order the flow wrote it (the header card).
+    ticket, _ = await repos.tickets.create(7, "TAAA", "en", context={"flow": "refund", "tx": "T1"})
+    assert list(ticket.context) == ["flow", "tx"]
+    item = await repos.outbox.enqueue(0, 7, "sendMessage", {"text": "a", "chat_id": 7})
+    assert list((await repos.outbox.get(item)).params) == ["text", "chat_id"]  # type: ignore[union-attr]

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from tgbot.config import ConfigError, load_config
+from tgbot.config import Config, ConfigError, load_config
 
 
 def test_defaults_without_environment():
@@ -119,3 +119,26 @@ def test_rate_settings_from_a_file(tmp_path):
     config = load_config(env={}, config_file=toml)
     assert (config.rate_bulk_per_second, config.rate_chat_burst) == (15.0, 5.0)
     assert config.rate_paid_per_second == 500.0
+
+
+def test_database_url_selects_postgres_and_anything_else_is_refused():
+    assert load_config(env={}).database_url is None  # SQLite, the embedded default
+    url = "postgresql://bot:pw@db.internal:5432/support"
+    assert load_config(env={"TGBOT_DATABASE_URL": f" {url} "}).database_url == url
+    assert load_config(env={"TGBOT_DATABASE_URL": ""}).database_url is None
+    with pytest.raises(ConfigError, match="TGBOT_DATABASE_URL: expected a postgresql:// URL"):
+        load_config(env={"TGBOT_DATABASE_URL": "mysql://bot@db/support"})
+
+
+def test_the_demo_never_uses_the_configured_postgres(tmp_path):
+    from types import SimpleNamespace
+
+    from tgbot.sandbox.demo import demo_config
+
+    real = Config(database_url="postgresql://bot:pw@db.internal/support")
+    server = SimpleNamespace(
+        base_url="http://x/bot", base_file_url="http://x/file/bot", root_url="http://x/"
+    )
+    world = SimpleNamespace(admin=SimpleNamespace(user_id=1), agents_group=SimpleNamespace(id=-100))
+    config = demo_config(real, server, world, tmp_path / "demo.db")  # type: ignore[arg-type]
+    assert config.database_url is None and config.db_path == tmp_path / "demo.db"

@@ -136,6 +136,7 @@ def demo_config(config: Config, server: EmulatorServer, world: DemoWorld, db_pat
         api_base_url=server.base_url,
         api_file_url=server.base_file_url,
         db_path=db_path,
+        database_url=None,  # the demo's own file, never a real bot's PostgreSQL
         admin_ids=frozenset({world.admin.user_id}),
         webhook_url=None,
         demo=True,

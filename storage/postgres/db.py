@@ -1,0 +1,243 @@
+"""The bot's records in PostgreSQL: an asyncpg pool with the SQLite Database's contract."""
+
+from __future__ import annotations
+
+import asyncio
+import contextvars
+import hashlib
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
+from typing import Any
+
+import asyncpg
+
+from storage.base import redact_url
+from storage.errors import AlreadyRunning, StorageError
+
+# The task that owns an open transaction and its connection. Only that task joins it (a
+# task it starts inherits the variable but must not share the connection: asyncpg runs one
+# statement at a time per connection).
+_owner: contextvars.ContextVar[tuple[asyncio.Task[Any], asyncpg.Connection] | None] = (
+    contextvars.ContextVar("storage_pg_transaction_owner", default=None)
+)
+
+#: Errors that mean the server could not be reached or refused us (not a bug in a query).
+CONNECT_ERRORS = (OSError, asyncio.TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError)
+
+
+def rowcount(status: str) -> int:
+    """Return the number of rows a command touched, from its status (``"UPDATE 3"``)."""
+    last = status.rsplit(" ", 1)[-1]
+    return int(last) if last.isdigit() else 0
+
+
+def lock_key(*parts: object) -> int:
+    """Return a stable signed 64-bit advisory lock key for ``parts`` (the same in every
+    process and on every host, unlike ``hash()``)."""
+    digest = hashlib.blake2b(repr(parts).encode(), digest_size=8).digest()
+    return int.from_bytes(digest, "big", signed=True)
+
+
+class PostgresDatabase:
+    """A pool of connections to one PostgreSQL database (and schema) of the bot.
+
+    The same contract as :class:`storage.db.Database`: ``transaction()`` groups repository
+    calls (nested: a savepoint), and inside it every read and write of the owning task goes
+    through the transaction's connection. Unlike SQLite, transactions of different tasks
+    (and processes) run concurrently at READ COMMITTED: see :class:`storage.base.BotDatabase`.
+
+    The schema is the connection's ``search_path`` (a URL may set it:
+    ``postgresql://host/db?search_path=bot``); several bots can share one database in
+    separate schemas, and every advisory lock key here is scoped to the database and schema.
+    """
+
+    dialect = "postgresql"
+
+    def __init__(self, url: str, pool: asyncpg.Pool, scope: str) -> None:
+        self.url = url
+        self._pool = pool
+        self._scope = scope
+        self._closed = False
+        self._instance: asyncpg.Connection | None = None
+
+    @property
+    def closed(self) -> bool:
+        """Whether :meth:`close` was called."""
+        return self._closed
+
+    @property
+    def path(self) -> str:
+        """Where the database is, for messages (the URL without its password)."""
+        return redact_url(self.url)
+
+    @property
+    def scope(self) -> str:
+        """``database/schema`` this object works in (advisory lock keys include it)."""
+        return self._scope
+
+    @classmethod
+    async def open(cls, url: str, *, min_size: int = 1, max_size: int = 10) -> PostgresDatabase:
+        """Connect a pool to ``url``; raise StorageError (password hidden) if that fails."""
+        try:
+            pool = await asyncpg.create_pool(
+                url,
+                min_size=min_size,
+                max_size=max_size,
+                server_settings={"application_name": "tgbot"},
+            )
+        except CONNECT_ERRORS as exc:
+            raise StorageError(f"Cannot open database {redact_url(url)}: {exc}") from exc
+        try:
+            row = await pool.fetchrow("SELECT current_database(), current_schema()")
+            if row is None or row[1] is None:
+                raise StorageError(
+                    f"Database {redact_url(url)} has no schema to work in: create the "
+                    "schema named by search_path (or use the default public schema)"
+                )
+        except BaseException:
+            await pool.close()
+            raise
+        return cls(url, pool, f"{row[0]}/{row[1]}")
+
+    async def close(self) -> None:
+        """Release the instance lock (if held) and close every connection."""
+        if self._closed:
+            return
+        self._closed = True
+        await self.release_instance()
+        try:
+            # Waits for borrowed connections to come back: a transaction still running.
+            await asyncio.wait_for(self._pool.close(), 10)
+        except TimeoutError:
+            self._pool.terminate()
+
+    def key(self, *parts: object) -> int:
+        """Return the advisory lock key of ``parts`` in this database and schema."""
+        return lock_key(self._scope, *parts)
+
+    # -- connections -----------------------------------------------------------------
+
+    def _own(self) -> asyncpg.Connection | None:
+        owner = _owner.get()
+        if owner is not None and owner[0] is asyncio.current_task():
+            return owner[1]
+        return None
+
+    @asynccontextmanager
+    async def transaction(self) -> AsyncIterator[asyncpg.Connection]:
+        """Run a transaction: COMMIT on success, ROLLBACK on error; nested: a SAVEPOINT."""
+        conn = self._own()
+        if conn is not None:
+            async with conn.transaction():
+                yield conn
+            return
+        task = asyncio.current_task()
+        assert task is not None, "transactions run inside a task"
+        async with self._pool.acquire() as conn:
+            token = _owner.set((task, conn))
+            try:
+                async with conn.transaction():
+                    yield conn
+            finally:
+                _owner.reset(token)
+
+    @property
+    def in_transaction(self) -> bool:
+        """Whether the calling task runs inside one of its transactions."""
+        return self._own() is not None
+
+    async def fetchone(self, sql: str, params: Sequence[Any] = ()) -> asyncpg.Record | None:
+        """Run a query and return its first row, or None."""
+        conn = self._own()
+        if conn is not None:
+            return await conn.fetchrow(sql, *params)
+        return await self._pool.fetchrow(sql, *params)
+
+    async def fetchall(self, sql: str, params: Sequence[Any] = ()) -> list[asyncpg.Record]:
+        """Run a query and return all rows."""
+        conn = self._own()
+        if conn is not None:
+            return await conn.fetch(sql, *params)
+        return await self._pool.fetch(sql, *params)
+
+    async def fetchval(self, sql: str, params: Sequence[Any] = ()) -> Any:
+        """Run a query and return the first column of its first row (None if no row)."""
+        row = await self.fetchone(sql, params)
+        return None if row is None else row[0]
+
+    async def execute(self, sql: str, params: Sequence[Any] = ()) -> int:
+        """Run one statement (its own transaction unless inside one); return rows touched."""
+        conn = self._own()
+        if conn is not None:
+            return rowcount(await conn.execute(sql, *params))
+        return rowcount(await self._pool.execute(sql, *params))
+
+    async def write(self, sql: str, params: Sequence[Any] = ()) -> list[asyncpg.Record]:
+        """Run one writing statement (its own transaction unless inside one); return its
+        RETURNING rows."""
+        return await self.fetchall(sql, params)
+
+    async def executemany(self, sql: str, rows: Sequence[Sequence[Any]]) -> None:
+        """Run one statement for each of ``rows``, all in one transaction."""
+        async with self.transaction() as conn:
+            await conn.executemany(sql, rows)
+
+    def acquire(self) -> Any:
+        """Borrow a pool connection for work that spans transactions (``async with``)."""
+        return self._pool.acquire()
+
+    async def connect(self) -> asyncpg.Connection:
+        """Open a dedicated connection (not from the pool), e.g. to hold session locks."""
+        try:
+            return await asyncpg.connect(
+                self.url, server_settings={"application_name": "tgbot-locks"}
+            )
+        except CONNECT_ERRORS as exc:
+            raise StorageError(f"Cannot open database {self.path}: {exc}") from exc
+
+    # -- one running instance --------------------------------------------------------
+
+    async def lock_instance(self) -> None:
+        """Take the one-instance lock of this database and schema, or raise AlreadyRunning.
+
+        A session advisory lock on a dedicated connection: PostgreSQL drops it when the
+        process dies (its connection closes), so a crash never leaves a stale lock. Several
+        workers of one bot (a later step) will share the database under leases instead.
+        """
+        if self._instance is not None:
+            return
+        conn = await self.connect()
+        try:
+            got = await conn.fetchval("SELECT pg_try_advisory_lock($1)", self.key("instance"))
+            if not got:
+                holder = await conn.fetchval(
+                    "SELECT string_agg(a.pid::text || ' on ' || "
+                    "COALESCE(host(a.client_addr), 'local socket'), ', ') "
+                    "FROM pg_locks l JOIN pg_stat_activity a USING (pid) "
+                    "WHERE l.locktype = 'advisory' AND l.granted "
+                    "AND ((l.classid::bigint << 32) | l.objid::bigint) = $1",
+                    self.key("instance"),
+                )
+                raise AlreadyRunning(
+                    f"Another instance is already running on {self.path} "
+                    f"({self._scope}; server process {holder or 'unknown'})"
+                )
+        except BaseException:
+            await conn.close()
+            raise
+        self._instance = conn
+
+    async def release_instance(self) -> None:
+        """Release the one-instance lock; safe to call when not held."""
+        conn, self._instance = self._instance, None
+        if conn is not None:
+            await conn.close()  # the session ends, and its advisory locks with it
+
+    # -- maintenance -----------------------------------------------------------------
+
+    async def vacuum(self, tables: Sequence[str]) -> None:
+        """VACUUM ``tables`` (names from code, never from input): dead rows left by deletes
+        and updates are removed from the tables and their indexes."""
+        async with self.acquire() as conn:
+            for table in tables:
+                await conn.execute(f'VACUUM "{table}"')
