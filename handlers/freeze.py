@@ -6,7 +6,7 @@ Asking how to *unfreeze* an account, or saying the app freezes, never freezes an
 
 ```mermaid
 stateDiagram-v2
-    [*] --> confirm: menu / urgent words
+    [*] --> confirm: menu, /freeze, the router (theft), urgent words inside another flow
     confirm --> frozen: linked account
     confirm --> contact: not linked
     contact --> frozen: own contact matches an account
@@ -35,7 +35,7 @@ from tgbot.backend.base import Account, NotFound, OutcomeUnknown, Unavailable
 from tgbot.context import BotContext
 from tgbot.i18n import N_
 
-from .common import END, GuidedFlow, add_menu_entry, nav_rows, send_step
+from .common import END, GuidedFlow, add_menu_entry, flow_record, nav_rows, send_step
 from .handoff import create_ticket
 from .verify import (
     ANSWERED,
@@ -66,7 +66,11 @@ FREEZE_UNSURE = N_(
     "it by hand. If you can, also change your password in the U-Pay app."
 )
 
-#: Urgent phrasing: theft or payments the user did not make.
+#: Urgent phrasing: theft or payments the user did not make. Typed while the user is in
+#: another flow (whose step would otherwise take the text), it starts the freeze there;
+#: outside a flow the learned router decides instead (``tgbot.answers.router``: measured on
+#: the training data, these words never caught a theft message the router missed, and they
+#: asked prevention questions such as "怎么防止账号被盗" to freeze the account).
 URGENT = re.compile(
     r"(被盗|盗刷|手机丢了|手机被偷|冻结我的(账户|账号)|帮我冻结|有人盗用|不是我(付|支付|转)的|"
     r"stolen|freeze my (account|wallet)|unauthori[sz]ed (payment|transaction)s?|"
@@ -86,6 +90,15 @@ add_menu_entry("menu:freeze", LABEL, DESCRIPTION, order=30)
 def wants_freeze(text: str) -> bool:
     """Return True for clear theft / unauthorized-payment phrasing (not unfreeze questions)."""
     return bool(URGENT.search(text)) and not NOT_A_FREEZE.search(text)
+
+
+def _may_start(update: Update, context: BotContext) -> bool:
+    """The menu button, /freeze and the router always start the freeze; urgent words typed
+    only inside another flow (outside one, the router decides: see :data:`URGENT`)."""
+    message = update.message
+    if context.routed or message is None or not message.text or message.text.startswith("/"):
+        return True
+    return flow_record(context) is not None
 
 
 class Freeze(StrEnum):
@@ -194,7 +207,8 @@ async def _look_up(context: BotContext, account_id: str) -> Account | None:
 
 
 def freeze_flow() -> GuidedFlow:
-    """Build the freeze flow (entries: menu, /freeze, urgent words)."""
+    """Build the freeze flow (entries: menu, /freeze, urgent words typed in another flow;
+    the router starts it for theft typed outside a flow)."""
     private_text = f.ChatType.PRIVATE & f.TEXT & ~f.COMMAND
     return GuidedFlow(
         name="freeze",
@@ -207,4 +221,5 @@ def freeze_flow() -> GuidedFlow:
             Freeze.CONFIRM: [CallbackQueryHandler(confirmed, pattern=r"^freeze:yes$")],
             Freeze.CONTACT: [MessageHandler(f.CONTACT, contact_shared)],
         },
+        allowed=_may_start,
     )

@@ -117,9 +117,15 @@ def article_text(context: BotContext, article: Article) -> str:
 
 
 def article_keyboard(
-    context: BotContext, article: Article, answer_id: int, *, feedback: bool = True
+    context: BotContext,
+    article: Article,
+    answer_id: int,
+    *,
+    feedback: bool = True,
+    freeze_button: bool = False,
 ) -> InlineKeyboardMarkup:
-    """Return an article's buttons: Yes / No, its flows, a human (with the question), menu."""
+    """Return an article's buttons: Yes / No, its flows (and the freeze, when the router
+    found theft possible), a human (with the question), menu."""
     rows: list[list[InlineKeyboardButton]] = []
     if feedback and article.kind == "article":
         rows.append(
@@ -131,6 +137,8 @@ def article_keyboard(
     actions = [
         InlineKeyboardButton(context._(a.label), callback_data=a.data) for a in article.actions
     ]
+    if freeze_button and all(a.data != FREEZE for a in article.actions):
+        actions.append(InlineKeyboardButton(context._(FREEZE_LABEL), callback_data=FREEZE))
     rows.extend(actions[i : i + 2] for i in range(0, len(actions), 2))
     rows.append(_human_and_menu(context, answer_id))
     return InlineKeyboardMarkup(rows)
@@ -172,7 +180,7 @@ async def answer_question(update: Update, context: BotContext) -> object:
         return CONTINUE  # out of scope: not forced onto an article
     question = truncate(text, QUESTION_LIMIT)
     if decision.kind == "answer":
-        return await act(update, context, decision.best, question)
+        return await act(update, context, decision.best, question, decision.freeze_button)
     repo = context.repos.answers
     answer_id = await repo.record(update.effective_user.id, context.lang, question, CANDIDATES)
     rows = [
@@ -184,16 +192,22 @@ async def answer_question(update: Update, context: BotContext) -> object:
         for key in decision.topics
         if key != "account_stolen" or decision.kind != "safety"
     ]
+    freeze_row = [InlineKeyboardButton(context._(FREEZE_LABEL), callback_data=FREEZE)]
     if decision.kind == "safety":
-        rows.insert(0, [InlineKeyboardButton(context._(FREEZE_LABEL), callback_data=FREEZE)])
+        rows.insert(0, freeze_row)
+    elif decision.freeze_button:  # theft possible, not likely: the freeze after the topics
+        rows.append(freeze_row)
     rows.append(_human_and_menu(context, answer_id))
     text = SAFETY_ASK if decision.kind == "safety" else CANDIDATES_TEXT
     await message.reply_text(context._(text), reply_markup=InlineKeyboardMarkup(rows))
     return None
 
 
-async def act(update: Update, context: BotContext, topic: str, question: str) -> object:
-    """Do what a clear topic asks for: start its flow, open a ticket, greet, or answer."""
+async def act(
+    update: Update, context: BotContext, topic: str, question: str, freeze_button: bool = False
+) -> object:
+    """Do what a clear topic asks for: start its flow, open a ticket, greet, or answer (with
+    the freeze button too when ``freeze_button``)."""
     article = get_article(topic)
     assert article is not None, topic
     user_id = update.effective_user.id
@@ -201,6 +215,7 @@ async def act(update: Update, context: BotContext, topic: str, question: str) ->
     answer_id = await repo.record(user_id, context.lang, question, ANSWERED, topic)
     if topic in FLOW_STARTS:
         name, step = FLOW_STARTS[topic]
+        context.routed = True
         await context.application.flows[name].enter(update, context, step)
         return None
     if topic == "human" or article.kind == "complaint":
@@ -215,9 +230,8 @@ async def act(update: Update, context: BotContext, topic: str, question: str) ->
             context._(article.body), reply_markup=main_menu_markup(context)
         )
         return None
-    await update.effective_message.reply_text(
-        article_text(context, article), reply_markup=article_keyboard(context, article, answer_id)
-    )
+    keyboard = article_keyboard(context, article, answer_id, freeze_button=freeze_button)
+    await update.effective_message.reply_text(article_text(context, article), reply_markup=keyboard)
     return None
 
 
@@ -247,9 +261,17 @@ async def pick_candidate(update: Update, context: BotContext) -> None:
         ticket = await create_ticket(update, context, info={"complaint": record.question})
         await context.repos.answers.escalated(record.id, record.user_id, ticket.id)
         return
-    await query.edit_message_text(
-        article_text(context, article), reply_markup=article_keyboard(context, article, record.id)
-    )
+    # The list offered the freeze and the user chose this topic instead: the article's own
+    # buttons only.
+    keyboard = article_keyboard(context, article, record.id)
+    await query.edit_message_text(article_text(context, article), reply_markup=keyboard)
+
+
+def _has_freeze(message: object) -> bool:
+    """Return True when a message's buttons include the freeze (it stays when Yes / No go)."""
+    markup = message.reply_markup if isinstance(message, Message) else None
+    rows = markup.inline_keyboard if markup else ()
+    return any(button.callback_data == FREEZE for row in rows for button in row)
 
 
 async def feedback(update: Update, context: BotContext) -> None:
@@ -265,10 +287,11 @@ async def feedback(update: Update, context: BotContext) -> None:
         return
     await query.answer(context._(THANKS) if helpful else None)
     if article is not None and isinstance(query.message, Message):
+        keyboard = article_keyboard(
+            context, article, record.id, feedback=False, freeze_button=_has_freeze(query.message)
+        )
         with contextlib.suppress(BadRequest):  # the buttons stay, only Yes / No go
-            await query.message.edit_reply_markup(
-                reply_markup=article_keyboard(context, article, record.id, feedback=False)
-            )
+            await query.message.edit_reply_markup(reply_markup=keyboard)
     if not helpful:
         await context.bot.send_message(
             update.effective_chat.id,

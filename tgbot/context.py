@@ -28,6 +28,9 @@ class BotContext(CallbackContext[ExtBot, dict, dict, dict]):
         self.ended_flow: str | None = None
         #: Whether this update's button press was answered (see handlers.common.answer_button).
         self.answered = False
+        #: Whether the free-text router chose the flow this update starts (the freeze flow
+        #: takes its urgent words itself only inside another flow; see handlers.freeze).
+        self.routed = False
         self._translator: Translator | None = None
 
     @property

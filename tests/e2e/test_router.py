@@ -201,6 +201,91 @@ async def test_theft_is_offered_the_freeze_first(bot, lang, text):
     assert tr.gettext(get_article("unfreeze").title) not in user.texts
 
 
+@pytest.mark.parametrize(
+    ("lang", "text"),
+    [("zh-hans", "怎么防止账号被盗"), ("en", "how do I stop my account being stolen")],
+)
+async def test_a_prevention_question_gets_the_safety_article_not_the_freeze(bot, lang, text):
+    """Asking how to prevent theft is not theft. The freeze flow's own words (被盗, stolen)
+    once sent both straight to "Freeze your account now?"; outside a flow the router
+    decides: the account-safety article, or when it is unsure a question that names that
+    article next to the freeze (one tap)."""
+    tr = ZH if lang == "zh-hans" else EN
+    user = bot.user("Lee", lang, phone_number=ALICE)
+    await user.send(text)
+    title = tr.gettext(get_article("account_safety").title)
+    shown = user.last_message
+    assert shown.text != tr.gettext(FREEZE_CONFIRM)
+    if not shown.text.startswith(title):
+        assert shown.text == tr.gettext(selfservice.SAFETY_ASK) and title in shown.buttons
+        await user.click(title)
+    assert user.last_message.text.startswith(title)
+    assert tr.gettext(FREEZE_CONFIRM) not in user.texts
+    assert _flow(bot, user) is None
+    assert (await bot.app.backend.get_account("U1003")).status == "active"
+
+
+@pytest.mark.parametrize(
+    ("lang", "text"),
+    [
+        ("zh-hans", "我的账户被盗了，钱被转走了"),
+        ("en", "my account was hacked and my money is gone"),
+    ],
+)
+async def test_clear_theft_outside_a_flow_gets_the_freeze_at_once(bot, lang, text):
+    """The router, not the freeze flow's words, starts the freeze for theft typed outside a
+    flow: the confirmation at once."""
+    tr = ZH if lang == "zh-hans" else EN
+    user = bot.user("Lee", lang)
+    await user.send(text)
+    assert user.last_message.text == tr.gettext(FREEZE_CONFIRM)
+    assert _flow(bot, user) == "freeze"
+    stats = await bot.app.repos.answers.stats()
+    assert stats.answered == 1 and stats.articles[0].article == "account_stolen"
+
+
+async def test_theft_typed_inside_another_flow_still_starts_the_freeze(bot):
+    """Inside a flow whose step takes typed text (the lookup's search), the router never
+    sees the text: the freeze flow's own words still catch theft there."""
+    li = await _verified(bot, "李雷", LILEI, "zh-hans")
+    await li.send("/transactions")
+    assert _flow(bot, li) == "lookup"
+    await li.send("有人盗刷我的卡，快帮我冻结")
+    assert li.last_message.text == ZH.gettext(FREEZE_CONFIRM)
+    assert _flow(bot, li) == "freeze"
+    await li.click(ZH.gettext("🧊 Yes, freeze it now"))
+    assert (await bot.app.backend.get_account("U1001")).status == "frozen"
+
+
+async def test_possible_theft_adds_the_freeze_button_to_an_article_and_candidates(bot, monkeypatch):
+    decision = Decision("answer", ("money_not_arrived",), (0.6,), freeze_button=True)
+
+    async def stub():
+        return _Stub(decision)
+
+    monkeypatch.setattr(selfservice, "_router", stub)
+    alice = bot.user("Alice", "en")
+    await alice.send("my balance is lower than it should be")
+    shown = alice.last_message
+    assert shown.text.startswith("⏳ Money has not arrived")
+    assert EN.gettext(FREEZE_LABEL) in shown.buttons
+    await alice.click(EN.gettext(selfservice.YES_LABEL))  # Yes / No go, the freeze stays
+    assert EN.gettext(selfservice.YES_LABEL) not in alice.buttons
+    assert EN.gettext(FREEZE_LABEL) in alice.buttons
+    await alice.click(EN.gettext(FREEZE_LABEL))
+    assert alice.last_message.text == EN.gettext(FREEZE_CONFIRM)
+    decision = Decision("candidates", ("fees", "limits"), (0.3, 0.25), freeze_button=True)
+    bob = bot.user("Bob", "en")
+    await bob.send("the thing with my money")
+    assert bob.last_message.buttons == [
+        "💰 Fees",
+        "📊 Daily and monthly limits",
+        EN.gettext(FREEZE_LABEL),
+        HUMAN_LABEL,
+        MAIN_MENU_LABEL,
+    ]
+
+
 class _Stub:
     def __init__(self, decision):
         self.decision = decision

