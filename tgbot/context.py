@@ -28,6 +28,13 @@ class BotContext(CallbackContext[ExtBot, dict, dict, dict]):
         self.ended_flow: str | None = None
         #: Whether this update's button press was answered (see handlers.common.answer_button).
         self.answered = False
+        #: A line the next flow step starts with (e.g. "✅ Verified"), so it is said once.
+        self.step_prefix: str | None = None
+        #: A message the next flow step edits instead of sending anew (the prompt above a
+        #: typed code that was deleted).
+        self.edit_target: int | None = None
+        #: Step messages of a flow this update ended (navigated on in place).
+        self.left_steps: set[int] = set()
         self._translator: Translator | None = None
 
     @property

@@ -42,7 +42,8 @@ _LIMITED_PREFIXES = ("send", "copyMessage", "forwardMessage", "editMessage")
 
 
 def _is_limited(endpoint: str) -> bool:
-    return endpoint.startswith(_LIMITED_PREFIXES)
+    # "typing…" puts no message in the chat: it must not make the reply after it wait.
+    return endpoint.startswith(_LIMITED_PREFIXES) and endpoint != "sendChatAction"
 
 
 def _chat_id(data: dict[str, Any]) -> int | None:

@@ -2,7 +2,7 @@
 
 import asyncio
 
-from handlers.common import FLOW_KEY
+from handlers.common import FLOW_KEY, LANGUAGE_LABEL, STALE_TEXT, USE_BUTTONS
 
 
 async def _survey_to_word_step(user):
@@ -33,10 +33,12 @@ async def test_starting_another_flow_ends_the_current_one(bot):
     await alice.send("/quiz")
     assert alice.last_message.text == "Quiz: what is the answer?"
     assert bot.app.user_data[alice.user_id][FLOW_KEY]["name"] == "quiz"
-    # Typing now does not reach the survey's word step: it was ended.
+    # Typing now does not reach the survey's word step: it was ended. The quiz takes only
+    # buttons, so the text is pointed at them (the quiz stays open).
     await alice.send("kiwi")
-    assert "did not understand" in alice.last_message.text
+    assert alice.last_message.text == USE_BUTTONS
     assert "Step 3/3" not in " ".join(alice.texts)
+    assert bot.app.user_data[alice.user_id][FLOW_KEY]["name"] == "quiz"
 
 
 async def test_button_of_an_ended_flow_says_menu_expired(any_bot):
@@ -46,8 +48,9 @@ async def test_button_of_an_ended_flow_says_menu_expired(any_bot):
     await alice.send("/cancel")
     assert alice.last_message.text == "Cancelled. Nothing was submitted."
     query = await alice.click("Blue", message_id=first_menu)
-    assert alice.answer_of(query) == "This menu has expired. Here is a fresh one."
-    assert alice.last_message.text == "What can I help you with?"
+    assert alice.answer_of(query) == STALE_TEXT
+    # The stale message says so by itself: its old buttons are gone, a way on is there.
+    assert alice.shown(first_menu).buttons == ["🏠 Main menu"]
     assert FLOW_KEY not in any_bot.app.user_data.get(alice.user_id, {})
 
 
@@ -57,7 +60,7 @@ async def test_button_from_an_earlier_run_of_the_same_flow_is_refused(bot):
     old_menu = alice.last_message.message_id
     await alice.send("/survey")  # a new run of the same flow
     query = await alice.click("Red", message_id=old_menu)
-    assert alice.answer_of(query) == "This menu has expired. Here is a fresh one."
+    assert alice.answer_of(query) == STALE_TEXT
     assert "Step 2/3" not in " ".join(alice.texts)
 
 
@@ -66,9 +69,11 @@ async def test_forged_button_data_does_nothing(any_bot):
     await alice.send("/survey")
     menu = alice.last_message.message_id
     query = await alice.press_forged(menu, "refund:confirm:999")
-    assert alice.answer_of(query) == "This menu has expired. Here is a fresh one."
+    assert alice.answer_of(query) == STALE_TEXT
+    # The press is explained where it was made, with the flow its data names.
+    assert alice.shown(menu).buttons == ["↩️ Refunds", "🏠 Main menu"]
     query = await alice.press_forged(menu, "lang:set:xx")
-    assert alice.answer_of(query) == "This menu has expired. Here is a fresh one."
+    assert alice.answer_of(query) == STALE_TEXT
 
 
 async def test_button_older_than_its_expiry_is_refused(bot):
@@ -77,7 +82,7 @@ async def test_button_older_than_its_expiry_is_refused(bot):
     await alice.send("/survey")
     bot.emu.advance(2 * 24 * 3600)
     query = await alice.click("Red")
-    assert alice.answer_of(query) == "This menu has expired. Here is a fresh one."
+    assert alice.answer_of(query) == STALE_TEXT
     assert "Step 2/3" not in " ".join(alice.texts)
 
 
@@ -107,7 +112,7 @@ async def test_inactivity_ends_the_flow_politely_after_a_restart(make_bot):
     assert alice.last_message.text.startswith(
         "Your previous request was closed after 1 minute without"
     )
-    assert "🌐 Language" in alice.buttons  # the menu comes with it: a way forward
+    assert LANGUAGE_LABEL in alice.buttons  # the menu comes with it: a way forward
     await alice.send("kiwi")
     assert "did not understand" in alice.last_message.text
 
