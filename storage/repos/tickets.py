@@ -53,6 +53,7 @@ class Ticket:
     queue_eta_minutes: int | None
     reminded_at: float | None
     user_blocked: bool
+    header_message_id: int | None = None
 
     @property
     def is_open(self) -> bool:
@@ -287,6 +288,10 @@ class TicketRepository:
             )
         except sqlite3.IntegrityError:  # the user already has another open ticket
             return False
+
+    async def set_header_message(self, ticket_id: int, message_id: int | None) -> None:
+        """Record the message id of the header card in the ticket's topic."""
+        await self._update(ticket_id, "header_message_id = ?", (message_id,))
 
     async def rate(self, ticket_id: int, rating: int) -> bool:
         """Store the user's 1-5 rating of a closed ticket."""

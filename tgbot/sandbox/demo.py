@@ -97,6 +97,9 @@ def demo_emulator(*, caps: Caps | None = None, faults: Faults | None = None) -> 
         strict=True,
         caps=caps or Caps(),
         faults=faults,
+        # As on Telegram: the bot, an admin that manages topics, may write in a closed topic
+        # (the user's rating of a closed ticket reaches its topic).
+        closed_topic_admin_bypass=True,
     )
 
 
