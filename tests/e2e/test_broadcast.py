@@ -6,12 +6,16 @@ import asyncio
 import collections
 import random
 
+from handlers.core import NOT_UNDERSTOOD
 from tests.harness import TOKEN, UserSession
+from tgbot.i18n import translator
 from tgbot.sandbox.emulator import TelegramEmulator
 from tgbot.sandbox.models import Caps, Faults
 
 ZH_TEXT = "【安全提醒】客服不会向您索要验证码。"
 EN_TEXT = "Security notice: support never asks for your codes."
+ZH = translator("zh_Hans")
+EN = translator("en")
 
 
 async def make_world(make_bot, users=50, admins=1, **config):
@@ -135,6 +139,10 @@ async def test_pause_resume_cancel_and_recall(make_bot):
     await wait_done(bot)
     assert (await bot.app.repos.broadcasts.counts(1)) == {"sent": 401}
     await admin.click("🗑 Recall")
+    # Deleting a notice from every chat is confirmed first; nothing is deleted before.
+    assert admin.last_message.text.startswith("Delete broadcast #1 from every user's chat?")
+    assert any(EN_TEXT in received(emu, u.id) for u in people)
+    await admin.click("🗑 Yes, recall it")
     await bot.settle()
     assert all(
         not received(emu, u.id)
@@ -199,8 +207,8 @@ async def test_authorization_matrix(make_bot):
         for command in commands:
             await session.send(command)
             assert session.last_message.text in (
-                "Sorry, I did not understand that. Please choose from the menu below.",
-                "抱歉，我没能理解您的意思，请从下方菜单中选择。",
+                EN.gettext(NOT_UNDERSTOOD),
+                ZH.gettext(NOT_UNDERSTOOD),
             ), command
     await admin.send("/stats")
     assert admin.last_message.text.startswith("Users: 4")
@@ -220,7 +228,7 @@ async def test_support_replies_flow_while_a_broadcast_runs(make_bot):
     loop = asyncio.get_running_loop()
     start = loop.time()
     while not any(
-        "安全提醒" in t or "我能为您做什么" in (t or "") for t in received(emu, chatter.user_id)
+        "安全提醒" in t or "我能帮您做什么" in (t or "") for t in received(emu, chatter.user_id)
     ):
         await asyncio.sleep(0.01)
         assert loop.time() - start < 5
@@ -284,7 +292,15 @@ async def test_recall_while_sending_deletes_the_messages_in_flight_too(make_bot)
     await compose(admin)
     await press_send(bot, admin)
     await asyncio.sleep(1.0)
-    await admin.click("🗑 Recall")
+    # Pressed as a person would, while the broadcast goes on (click() waits for it all).
+    for data in ("bc:recall:1", "bc:recallok:1"):
+        message = next(
+            m
+            for m in reversed(emu.bot_messages(admin.user_id))
+            if data in str(m.get("reply_markup"))
+        )
+        emu.press_button(admin.user_id, admin.user_id, message["message_id"], data)
+        await asyncio.sleep(0.3)
     await bot.settle(timeout=60)
     counts = await bot.app.repos.broadcasts.counts(1)
     assert counts.get("sent", 0) > 0 and counts.get("cancelled", 0) > 0, counts
