@@ -71,10 +71,8 @@ ASK_ZH = N_(
 ASK_EN = N_(
     "Send the <b>English</b> text of the notice. Format it in Telegram, or write HTML tags: {tags}."
 )
-HTML_REFUSED = N_(
-    "Telegram would refuse this text:\n{problems}\nPlease send the corrected text. Supported "
-    "tags: {tags}."
-)
+HTML_REFUSED = N_("Telegram would refuse this text:")
+HTML_FIX = N_("Please send the corrected text. Supported tags: {tags}.")
 HTML_PROBLEMS = {
     "unknown_tag": N_("• line {line}: Telegram does not support <code>&lt;{tag}&gt;</code>"),
     "bad_attribute": N_(
@@ -532,13 +530,16 @@ async def notice_html(update: Update, context: BotContext) -> str | None:
     if checked.ok:
         return checked.html
     allowed = escape(", ".join(context.config.link_allowlist))
-    problems = "\n".join(
+    lines = [context._(HTML_REFUSED)]
+    lines += [
         context._(HTML_PROBLEMS[p.kind]).format(
             line=p.line, tag=escape(p.tag), detail=escape(p.detail), allowed=allowed
         )
         for p in checked.problems[:10]
-    )
-    await message.reply_text(context._(HTML_REFUSED).format(problems=problems, tags=escape(TAGS)))
+    ]
+    lines.append(context._(HTML_FIX).format(tags=escape(TAGS)))
+    # Joined, not formatted into a template: each line is already HTML.
+    await message.reply_text("\n".join(lines))
     return None
 
 

@@ -61,7 +61,7 @@ NOT_UNDERSTOOD = N_("Sorry, I did not understand that. Please choose from the me
 TEXT_ONLY = N_("I can only read text messages here. Please choose from the menu.")
 ERROR_TEXT = N_(
     "Sorry, something went wrong on our side. Your request was not lost. "
-    "Please try again, or contact support with this reference: {ref}"
+    "Please try again, or tell support this error code: {ref}"
 )
 TOO_LONG = N_(
     "Your message is too long for me to read ({length} characters). "

@@ -40,11 +40,7 @@ _LOGGER = logging.getLogger(__name__)
 #: Texts in the agents' groups (agents read the group's language; English keeps it simple
 #: for mixed teams, and these lines go through gettext like every other).
 HEADER = N_(
-    "<b>Ticket {code}</b> · {priority}\n"
-    "User: {name} · {language}\n"
-    "Linked account: {account}\n"
-    "{context}\n"
-    "{status}"
+    "<b>Ticket {code}</b> · {priority}\nUser: {name} · {language}\nLinked account: {account}"
 )
 PRIORITY_NORMAL = N_("normal priority")
 PRIORITY_HIGH = N_("HIGH priority")
@@ -59,7 +55,7 @@ CONTEXT_RATING = N_("rating an earlier ticket")
 CONTEXT_QUESTION = N_("Question: “{text}”")
 CONTEXT_COMPLAINT = N_("⚠️ Complaint: “{text}”")
 CONTEXT_ARTICLE = N_("Help article shown: {title}")
-CONTEXT_TX = N_("Transaction: {transaction}")
+CONTEXT_TX = N_("Transaction: <code>{id}</code>")
 CONTEXT_FROZEN = N_("🧊 The user froze the account here; it needs checking with them.")
 CONTEXT_UNCONFIRMED = N_(
     "⚠️ The wallet did NOT confirm the freeze: check the account and freeze it by hand."
@@ -138,12 +134,12 @@ def describe_context(tr: Any, info: dict[str, Any]) -> list[str]:
         lines.append(tr.gettext(CONTEXT_ARTICLE).format(title=tr.gettext(article.title)))
     if info.get("tx"):
         status = STATUS_NAMES.get(str(info.get("status")))
-        parts = [f"<code>{escape(info['tx'])}</code>"]
+        parts = [tr.gettext(CONTEXT_TX).format(id=escape(info["tx"]))]
         if info.get("amount"):
             parts.append(escape(info["amount"]))
         if status:
             parts.append(tr.gettext(status))
-        lines.append(tr.gettext(CONTEXT_TX).format(transaction=" · ".join(parts)))
+        lines.append(" · ".join(parts))
     account = info.get("account")
     if account == "frozen":
         lines.append(tr.gettext(CONTEXT_FROZEN))
@@ -377,15 +373,15 @@ class SupportDesk:
             status = tr.gettext(STATUS_CLAIMED).format(agent=escape(agent.name if agent else "?"))
         else:
             status = tr.gettext(STATUS_WAITING)
-        return tr.gettext(HEADER).format(
+        head = tr.gettext(HEADER).format(
             code=ticket.code,
             priority=tr.gettext(PRIORITY_HIGH if ticket.priority > 0 else PRIORITY_NORMAL),
             name=escape(user.first_name if user else "?"),
             language=LANGUAGES.get(ticket.language, ticket.language),
             account=escape(masked),
-            context="\n".join(lines),
-            status=status,
         )
+        # Joined, not formatted into a template: each line is already HTML.
+        return "\n".join([head, *lines, status])
 
     async def _post_header(self, ticket: Ticket) -> None:
         keyboard = self.header_keyboard(ticket)

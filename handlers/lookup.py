@@ -20,7 +20,6 @@ stateDiagram-v2
 
 from __future__ import annotations
 
-import html
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 from typing import Any
@@ -58,8 +57,6 @@ STATUSES = ("all", "processing", "failed", "refunded")
 
 LABEL = N_("🧾 Transactions")
 DESCRIPTION = N_("find a payment and see what its status means")
-LIST_HEAD = N_("Your transactions, last {days} days{status} — page {page} of {pages}:")
-LIST_EMPTY = N_("No transactions in the last {days} days{status}.")
 LEGEND = N_("✅ successful · ⏳ processing · ❌ failed · ↩️ refunded · times in {zone}")
 SEARCH_HINT = N_(
     "Tap a transaction for its details, or type a date and an amount to search, e.g. "
@@ -74,7 +71,6 @@ FILTER_LABELS = {
     "refunded": N_("Refunded"),
 }
 ALL_LABEL = N_("All")
-DAYS_LABEL = N_("{days} days")
 PREV_LABEL = N_("◀ Newer")
 NEXT_LABEL = N_("Older ▶")
 NOTHING_FOUND = N_(
@@ -151,16 +147,21 @@ class Lookup(StrEnum):
     DETAIL = "lookup:detail"
 
 
-def tx_title(context: BotContext, tx: Transaction) -> str:
-    """Return what a transaction is called for the user (escaped): the bot's own label for
-    top-ups and transfers, else the merchant's name in the user's language if the wallet
-    has it."""
+def tx_name(context: BotContext, tx: Transaction) -> str:
+    """Return what a transaction is called for the user (plain text): the bot's own label
+    for top-ups and transfers, else the merchant's name in the user's language if the
+    wallet has it."""
     if tx.kind == "topup":
-        return context._(TOPUP_TITLE)
+        return str(context._(TOPUP_TITLE))
     if tx.kind == "transfer" and tx.counterparty:
-        return context._(TRANSFER_TITLE).format(name=escape(tx.counterparty))
+        return str(context._(TRANSFER_TITLE)).format(name=tx.counterparty)
     tag = context.lang.replace("_", "-")
-    return escape(tx.merchant_names.get(tag) or tx.merchant)
+    return tx.merchant_names.get(tag) or tx.merchant
+
+
+def tx_title(context: BotContext, tx: Transaction) -> str:
+    """Return :func:`tx_name` escaped for an HTML message."""
+    return escape(tx_name(context, tx))
 
 
 def tx_amount(context: BotContext, tx: Transaction) -> str:
@@ -170,7 +171,7 @@ def tx_amount(context: BotContext, tx: Transaction) -> str:
 
 def tx_button(context: BotContext, tx: Transaction) -> InlineKeyboardButton:
     """Return a transaction's button: status, signed amount, name, date and time."""
-    name = html.unescape(tx_title(context, tx))  # button labels are plain text
+    name = tx_name(context, tx)  # button labels are plain text
     when = context.tr.date_time(tx.created_at, context.config.zone)
     icon = STATUS_ICONS.get(tx.status, "")
     label = f"{icon} {tx_amount(context, tx)} {truncate(name, 16)} · {when}"
@@ -253,11 +254,19 @@ async def show_list(update: Update, context: BotContext, account_id: str) -> obj
     suffix = "" if status == "all" else f" · {context._(FILTER_LABELS[status])}"
     example = search_example(context, result.items[0] if result.items else None)
     if result.total:
-        head = context._(LIST_HEAD).format(days=days, status=suffix, page=page + 1, pages=pages)
+        head = context.ngettext(
+            "Your transactions, last {days} day{status} — page {page} of {pages}:",
+            "Your transactions, last {days} days{status} — page {page} of {pages}:",
+            days,
+        ).format(days=days, status=suffix, page=page + 1, pages=pages)
         legend = context._(LEGEND).format(zone=context.tr.zone_name(context.config.zone))
         hint = f"{legend}\n\n{context._(SEARCH_HINT).format(example=example)}"
     else:
-        head = context._(LIST_EMPTY).format(days=days, status=suffix)
+        head = context.ngettext(
+            "No transactions in the last {days} day{status}.",
+            "No transactions in the last {days} days{status}.",
+            days,
+        ).format(days=days, status=suffix)
         hint = context._(SEARCH_HINT_EMPTY).format(example=example)
     scratch(context)["example"] = example
     rows: list[list[InlineKeyboardButton]] = [[tx_button(context, tx)] for tx in result.items]
@@ -271,7 +280,8 @@ async def show_list(update: Update, context: BotContext, account_id: str) -> obj
     rows.append(
         [
             InlineKeyboardButton(
-                ("✓ " if d == days else "") + context._(DAYS_LABEL).format(days=d),
+                ("✓ " if d == days else "")
+                + context.ngettext("{days} day", "{days} days", d).format(days=d),
                 callback_data=f"tx:days:{d}",
             )
             for d in PERIODS

@@ -66,7 +66,7 @@ from .common import (
     send_step,
     translator_for,
 )
-from .lookup import tx_button, tx_title
+from .lookup import tx_button, tx_name, tx_title
 from .verify import account_gone, human_rows, require_verified, verify_states, wallet_down
 
 _LOGGER = logging.getLogger(__name__)
@@ -304,21 +304,22 @@ async def check_transaction(update: Update, context: BotContext, account_id: str
             update, context, context._(NOT_ELIGIBLE).format(reason=reason), human_rows(context)
         )
         return END
+    # Scratch holds plain text (it is persisted); escaped where it is formatted.
     data.update(
         tx=tx.id,
-        merchant=tx_title(context, tx),
+        merchant=tx_name(context, tx),
         when=context.tr.date_time(tx.created_at, context.config.zone, year=True),
         currency=eligibility.currency,
         max=str(eligibility.refundable),
         paid=str(tx.amount),
-        destination=destination(context, tx),
+        destination=destination_text(context, tx),
     )
     rows = [
         [InlineKeyboardButton(context._(label), callback_data=f"refund:reason:{key}")]
         for key, label in REASONS.items()
     ]
     text = context._(ASK_REASON).format(
-        merchant=data["merchant"],
+        merchant=escape(data["merchant"]),
         amount=context.tr.money(tx.amount, tx.currency),
         when=data["when"],
     )
@@ -326,14 +327,19 @@ async def check_transaction(update: Update, context: BotContext, account_id: str
     return RefundState.REASON
 
 
-def destination(context: BotContext, tx: Transaction | None) -> str:
-    """Return where a refund of ``tx`` goes back to, in the user's words (escaped)."""
+def destination_text(context: BotContext, tx: Transaction | None) -> str:
+    """Return where a refund of ``tx`` goes back to, in the user's words (plain text)."""
     paid = tx.paid_with if tx is not None else None
     if paid is None:
-        return context._(TO_SOURCE)
+        return str(context._(TO_SOURCE))
     if paid.method == "card" and paid.last4:
-        return context._(TO_CARD).format(bank=escape(paid.bank or ""), last4=paid.last4)
-    return context._(TO_BALANCE)
+        return str(context._(TO_CARD)).format(bank=paid.bank or "", last4=paid.last4)
+    return str(context._(TO_BALANCE))
+
+
+def destination(context: BotContext, tx: Transaction | None) -> str:
+    """Return :func:`destination_text` escaped for an HTML message."""
+    return escape(destination_text(context, tx))
 
 
 async def reason_chosen(update: Update, context: BotContext) -> object:
@@ -428,10 +434,10 @@ async def ask_confirm(update: Update, context: BotContext) -> object:
         label = REASONS[data["reason"]]
         reason = context._(label)
     text = context._(CONFIRM).format(
-        merchant=data["merchant"],
+        merchant=escape(data["merchant"]),
         when=data["when"],
         amount=context.tr.money(Decimal(data["amount"]), data["currency"]),
-        destination=data.get("destination") or context._(TO_SOURCE),
+        destination=escape(data.get("destination") or str(context._(TO_SOURCE))),
         reason=escape(reason),
     )
     rows = [[InlineKeyboardButton(context._(CONFIRM_LABEL), callback_data="refund:confirm")]]
@@ -499,8 +505,8 @@ async def create_refund(update: Update, context: BotContext, account_id: str) ->
     text = context._(CREATED).format(
         id=escape(refund.id),
         amount=context.tr.money(refund.amount, refund.currency),
-        merchant=data["merchant"],
-        destination=data.get("destination") or context._(TO_SOURCE),
+        merchant=escape(data["merchant"]),
+        destination=escape(data.get("destination") or str(context._(TO_SOURCE))),
         refund_review=context._(facts.REFUND_REVIEW),
     )
     await send_step(update, context, text, [main_menu_row(context)])

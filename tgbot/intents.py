@@ -18,9 +18,9 @@ from .text import normalize_input
 _ZH_BEFORE = r"(?:请|麻烦|麻烦你|帮我|给我|我要|我想|我想要|我需要|需要|能不能|可以|可不可以|快)*"
 _ZH_AFTER = r"(?:吧|呢|啊|呀|吗|谢谢|好吗|可以吗|服务)*"
 _EN_BEFORE = (
-    r"(?:(?:hi|hello|hey|please|pls|plz|can|could|may|i|we|you|let me|want|wanna|would|"
-    r"like|need|to|'d|id|talk|speak|chat|connect|me|get|put|through|with|a|an|the|real|"
-    r"live|actual|some|one|someone|somebody)\s+)*"
+    r"(?:(?:hi|hello|hey|please|pls|plz|can|could|may|i|i'd|i'm|we|we'd|you|let me|want|"
+    r"wanna|would|like|need|to|'d|id|talk|speak|chat|connect|me|get|put|through|with|a|an|"
+    r"the|real|live|actual|some|one|someone|somebody)\s+)*"
 )
 _EN_AFTER = r"(?:\s+(?:please|pls|plz|now|asap|thanks|thank you))*"
 

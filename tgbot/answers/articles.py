@@ -195,7 +195,7 @@ ARTICLES: tuple[Article, ...] = (
         title=N_("🛡️ Keeping your account safe"),
         body=N_(
             "• Use a payment password you use nowhere else, and turn on fingerprint or face "
-            "unlock in the app.\n"
+            "payment in the app.\n"
             "• Never share a verification code, password or PIN with anyone, including people "
             "who say they are U-Pay staff.\n"
             "• Install the app only from official app stores and keep your phone updated.\n"
