@@ -295,6 +295,14 @@ async def send_step(
     return message_id
 
 
+async def retire_steps(context: BotContext, chat_id: int, keep: Sequence[int] = ()) -> None:
+    """Take the buttons off the step messages of a flow this update ended (kept: those a
+    new step was shown in)."""
+    stale = [m for m in context.left_steps if m not in keep]
+    context.left_steps = set()
+    await make_inert(context, chat_id, stale)
+
+
 def navigable(context: BotContext, message: Message) -> bool:
     """Return True for a message the user navigates in (edited in place by the next step):
     a step of the running flow or of the flow this update just left, or a main menu."""
@@ -521,6 +529,8 @@ class GuidedFlow(ConversationHandler):
                 # The step stays where it was; the user gets the apology and can retry.
                 await report_error(update, context, exc)
                 raise ApplicationHandlerStop(None) from None
+            # Steps of a flow this one replaced, not navigated on in place: no live buttons.
+            await retire_steps(context, chat_id, keep=record.get("msgs", ()))
             if state == LET_GO:
                 # Not for this flow after all: it ends and later stages answer the update.
                 clear_flow_data(context.application, user_id)

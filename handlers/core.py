@@ -31,6 +31,7 @@ from .common import (
     flow_record,
     is_expired,
     main_menu_markup,
+    make_inert,
     show_main_menu,
     translator_for,
 )
@@ -177,6 +178,7 @@ async def enforce_lifecycle(update: Update, context: BotContext) -> None:
     if record is not None and is_expired(record, context.config.flow_timeout):
         end_flow_of(context.application, user.id, chat.id)
         await close_reply_keyboard(update, context, record)
+        await make_inert(context, chat.id, record.get("msgs", ()))
         await context.bot.send_message(
             chat.id,
             timed_out_text(context, context.config.flow_timeout),
@@ -205,6 +207,8 @@ async def enforce_lifecycle(update: Update, context: BotContext) -> None:
         record = flow_record(context)
         context.ended_flow = end_flow_of(context.application, user.id, chat.id)
         await close_reply_keyboard(update, context, record)
+        if record is not None:
+            await make_inert(context, chat.id, record.get("msgs", ()))
 
 
 async def expired_button(update: Update, context: BotContext) -> None:
@@ -275,6 +279,10 @@ async def menu_button(update: Update, context: BotContext) -> None:
     if user is not None and record is not None:
         end_flow_of(context.application, user.id, update.effective_chat.id)
         await close_reply_keyboard(update, context, record)
+        pressed = query.message.message_id if isinstance(query.message, Message) else 0
+        await make_inert(
+            context, update.effective_chat.id, [m for m in record["msgs"] if m != pressed]
+        )
     if in_step:
         await show_main_menu(update, context, edit=True)
         return

@@ -761,6 +761,15 @@ class SupportDesk:
             )
         await self.refresh_header(ticket.id)
         await self._close_topic(ticket)
+        if ticket.queue_message_id is not None:
+            # The ticket's "✖️ End conversation" is spent: no live button left behind.
+            await self._outbox.enqueue(
+                ticket.user_id,
+                "editMessageReplyMarkup",
+                {"message_id": ticket.queue_message_id},
+                lane=Lane.REPLY if by_user else Lane.RELAY,
+                kind="queue_update",
+            )
         text, keyboard = closed_view(await self._user_tr(ticket), ticket, by_user)
         await self._outbox.enqueue(
             ticket.user_id,

@@ -53,6 +53,7 @@ from .common import (
     main_menu_row,
     make_inert,
     not_step_input,
+    retire_steps,
     send_step,
     show_main_menu,
     translator_for,
@@ -73,7 +74,7 @@ TICKET_OPENED = N_(
     "An agent will reply in this chat. U-Pay staff never ask for your password, PIN or a "
     "verification code, by any means."
 )
-QUEUE_STATUS = N_("You are number {position} in the queue.")
+QUEUE_STATUS = N_("You are number {position} in the queue. {wait}")
 OUT_OF_HOURS = N_(
     "Our agents work from {start} to {end} ({zone}). Your ticket is saved and an agent will "
     "reply as soon as we open."
@@ -222,7 +223,7 @@ async def queue_text(context: BotContext, ticket: Ticket) -> tuple[str, int]:
     wait = context.ngettext(
         "Expected wait: about {minutes} minute.", "Expected wait: about {minutes} minutes.", minutes
     ).format(minutes=context.tr.number(minutes))
-    text = context._(QUEUE_STATUS).format(position=context.tr.number(position)) + " " + wait
+    text = context._(QUEUE_STATUS).format(position=context.tr.number(position), wait=wait)
     return text, minutes
 
 
@@ -321,6 +322,9 @@ async def talk_to_human(update: Update, context: BotContext) -> None:
     await answer_button(update, context)
     info = {"entry": "menu", **await flow_context(update, context)}
     await create_ticket(update, context, info=info, in_place=True)
+    query = update.callback_query
+    pressed = query.message.message_id if query and isinstance(query.message, Message) else 0
+    await retire_steps(context, update.effective_chat.id, keep=[pressed])
 
 
 async def escalate_anywhere(update: Update, context: BotContext) -> None:
@@ -346,6 +350,7 @@ async def escalate_anywhere(update: Update, context: BotContext) -> None:
         info["complaint"] = truncate(text, 500)
         intro = context._(COMPLAINT_RECEIVED)
     await create_ticket(update, context, info=info, intro=intro)
+    await retire_steps(context, chat.id)
     raise ApplicationHandlerStop
 
 
@@ -439,11 +444,14 @@ async def _maybe_reopen(
         end_flow_of(context.application, user.id, update.effective_chat.id)
     ticket = await context.repos.tickets.get(last.id)
     await context.repos.audit.record(user.id, "ticket.reopen", last.id)
-    await context.bot.send_message(
+    sent = await context.bot.send_message(
         update.effective_chat.id,
         context._(REOPENED).format(code=last.code),
         reply_markup=end_keyboard(context),
     )
+    # This message now carries the ticket's "end" button (taken off when it closes).
+    await context.repos.tickets.set_queue_message(ticket.id, sent.message_id, None)
+    ticket = await context.repos.tickets.get(ticket.id) or ticket
     await context.app.desk.ticket_reopened(ticket)
     return ticket
 

@@ -308,7 +308,7 @@ async def check_transaction(update: Update, context: BotContext, account_id: str
     data.update(
         tx=tx.id,
         merchant=tx_name(context, tx),
-        when=context.tr.date_time(tx.created_at, context.config.zone, year=True),
+        when=context.tr.when(tx.created_at, context.config.zone),
         currency=eligibility.currency,
         max=str(eligibility.refundable),
         paid=str(tx.amount),

@@ -533,3 +533,32 @@ async def test_header_card_has_no_internal_ids(agents):
     assert "Help article shown: 💳 A payment failed" in header
     assert "payment_failed" not in header and str(alice.user_id) not in header
     assert "Question: “payment failed”" in header
+
+
+async def test_a_flow_replaced_by_another_leaves_no_live_step_behind(bot):
+    li = person(bot, "李雷", LILEI, "zh-hans")
+    await li.send("/start link_demo_lilei")
+    await li.send("/refund")
+    await li.click(li.last_message.buttons[0])
+    await li.click("重复扣款")
+    await li.click(li.last_message.buttons[0])
+    confirm = li.last_message
+    assert "✅ 提交退款申请" in confirm.buttons
+    await li.send("/cards")  # another flow, by a command
+    assert li.shown(confirm.message_id).buttons == []
+    listing = li.last_message.message_id
+    await li.send("/start")  # leaving: its step goes quiet too
+    assert li.shown(listing).buttons == []
+
+
+async def test_the_ticket_message_reads_natively_and_its_end_button_goes_at_the_close(agents):
+    li = agents.bot.user("李雷", "zh-hans")
+    await li.send("/human")
+    opened = li.last_message
+    assert "您目前排在第1位。预计等待约" in opened.text  # no Western space between sentences
+    assert opened.buttons == ["✖️ 结束对话"]
+    ticket = await agents.bot.app.repos.tickets.open_for_user(li.user_id)
+    thread = agents.topic_of(ticket.code)
+    await agents.say(thread, "您好")
+    await agents.say(thread, "/close")
+    assert li.shown(opened.message_id).buttons == []  # spent: no live "end" left behind

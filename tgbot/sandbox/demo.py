@@ -226,7 +226,9 @@ async def start_demo(
         wallet.backend = app.backend
         for person in world.people:
             if person.role == "agent":  # the roster lives in the bot's database
-                await app.repos.agents.add(person.user_id, person.first_name, world.admin.user_id)
+                # The roster name signs replies to users ("客服 · Wang"): the work name.
+                name = person.first_name.removeprefix("Agent ")
+                await app.repos.agents.add(person.user_id, name, world.admin.user_id)
         if app.config.backend == "demo":
             from tgbot.backend.pages import wallet_handlers
 
