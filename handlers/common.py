@@ -7,7 +7,7 @@ PTB it guarantees, for every flow:
 * a user is in at most one flow: entering a flow ends the one they were in;
 * flows run in private chats only, and an edited message never advances a step;
 * a button works only on a message the *current* run of the flow sent (a button from an
-  ended or earlier run answers "this menu has expired");
+  ended or earlier run says it belongs to an earlier step and offers its flow again);
 * inactivity ends a flow politely, also after a restart: the last-activity time lives in the
   flow record in ``user_data`` (persisted within a second), not only in PTB's timeout job;
 * when a flow ends its scratch data is dropped, so ``user_data`` holds only running flows.

@@ -637,7 +637,8 @@ class SupportDesk:
     # ------------------------------------------------------------------ relay out
 
     async def relay_out(self, ticket: Ticket, message: Any, agent_id: int, kind: str) -> None:
-        """Store an agent's message, then copy it to the user (agents stay anonymous)."""
+        """Store an agent's message, then copy it to the user (signed with the agent's work
+        name or the team, never their Telegram account)."""
         await self._repos.tickets.add_message(
             ticket.id,
             "out",

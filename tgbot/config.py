@@ -204,7 +204,7 @@ class Config:
     webhook_secret: str | None = None
     #: Seconds of inactivity after which a guided flow ends politely.
     flow_timeout: float = 900.0
-    #: Seconds after which any inline button answers "this menu has expired".
+    #: Seconds after which any inline button is stale (it says so and offers its flow).
     button_ttl: float = 24 * 3600.0
     #: Updates processed at once (different chats); 1 switches to PTB's sequential processing.
     concurrent_updates: int = 64
