@@ -39,7 +39,7 @@ class Stage(IntEnum):
     GUARD = -90  # sensitive-data guard: delete, warn, stop
     LIFECYCLE = -80  # timeouts, stale buttons, oversized input, /start and /cancel end flows
     RELAY = -50  # open ticket relay (a user talking to an agent)
-    ESCALATE = -40  # "转人工" / "agent" / "我要投诉" typed anywhere, also inside a flow step
+    ESCALATE = -40  # "转人工" / "agent" / "我要投诉" typed at a flow step (outside: the router)
     FLOWS = 0  # the user's current guided flow
     COMMANDS = 10  # commands and menus
     ROUTER = 20  # free-text router

@@ -328,22 +328,24 @@ async def talk_to_human(update: Update, context: BotContext) -> None:
 
 
 async def escalate_anywhere(update: Update, context: BotContext) -> None:
-    """ "转人工" / "agent" / "我要投诉…" typed anywhere, also at any flow step: a ticket now
-    (a complaint carries its words). Inside a flow whose step takes free text from an admin
-    (a notice), the step's input wins."""
+    """ "转人工" / "agent" / "我要投诉…" typed at any flow step: a ticket now (a complaint
+    carries its words), with the flow as context. Outside flows the free-text router reads
+    these (and counts them); inside a flow whose step takes free text from an admin (a
+    notice), the step's input wins."""
     message = update.message
     chat = update.effective_chat
     if message is None or message.text is None or chat is None or chat.type != ChatType.PRIVATE:
+        return
+    record = flow_record(context)
+    if record is None:
+        return
+    flow = context.application.flows.get(record["name"])
+    if flow is not None and not getattr(flow, "escalate", True):
         return
     text = message.text
     complaint = is_complaint(text)
     if not complaint and not asks_for_human(text) and text.strip() not in _human_labels():
         return
-    record = flow_record(context)
-    if record is not None:
-        flow = context.application.flows.get(record["name"])
-        if flow is not None and not getattr(flow, "escalate", True):
-            return
     info: dict[str, Any] = {"entry": "typed", **await flow_context(update, context)}
     intro = None
     if complaint:

@@ -95,7 +95,7 @@ INELIGIBLE_REASONS = {
 }
 OTHER_INELIGIBLE = N_("U-Pay does not allow it right now.")
 ASK_REASON = N_(
-    "Refund for your payment to {merchant} ({amount}, {when}). Why do you want a refund?"
+    "Refund for your payment to {merchant}: {amount}, {when}. Why do you want a refund?"
 )
 REASONS = {
     "not_received": N_("Not received"),

@@ -141,7 +141,7 @@ class Transaction:
     kind: str = "payment"  # "payment" | "transfer" | "topup"
     failure_reason: str | None = None  # "insufficient_balance", "network", "wrong_info", ...
     #: The merchant's name by language tag ("en", "zh-Hans"), where the wallet has them.
-    merchant_names: dict[str, str] = field(default_factory=dict)
+    merchant_names: dict[str, str] = field(default_factory=dict, hash=False)
     #: A transfer's other party (the payee, or the payer of money received).
     counterparty: str | None = None
     #: Where the money came from (a refund goes back there), if the wallet says.
