@@ -32,7 +32,7 @@ from tgbot.i18n import N_, translator
 from tgbot.links import links_in_message, refused
 from tgbot.text import escape, plain
 
-from .common import CALLBACK_ID, CONTINUE, EXPIRED_TEXT
+from .common import CALLBACK_ID, CONTINUE, STALE_TEXT
 from .desk import _group_tr
 from .handoff import _kind, relay_from_user
 
@@ -149,7 +149,7 @@ async def agent_group_update(update: Update, context: BotContext) -> None:
             return  # ticket buttons check the roster themselves (ticket_button)
         # A user's button (the menu, a ticket, a language...) does nothing here, for anyone.
         agent = await context.repos.agents.get(query.from_user.id)
-        await query.answer(context._(EXPIRED_TEXT if agent else NOT_ROSTER))
+        await query.answer(context._(STALE_TEXT if agent else NOT_ROSTER))
         raise ApplicationHandlerStop
     message = update.effective_message
     if message is None:
@@ -178,8 +178,9 @@ async def agent_group_update(update: Update, context: BotContext) -> None:
         raise ApplicationHandlerStop
     if edit:
         caption = message.caption is not None
+        html = message.caption_html if caption else message.text_html
         if not await context.app.desk.edit_out(
-            ticket, message.message_id, message.caption or message.text or "", caption
+            ticket, message.message_id, message.caption or message.text or "", caption, html
         ):
             await message.reply_text(context._(EDIT_NOT_MAPPED))
         raise ApplicationHandlerStop

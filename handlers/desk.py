@@ -544,7 +544,8 @@ class SupportDesk:
         if method == "sendMessage":
             text = escape(lines[0].text or "")
             if direction == "out":
-                text = await self.signed(ticket, lines[0].sender_id, text)
+                body = lines[0].html or text
+                text = await self.signed(ticket, lines[0].sender_id, body)
             if direction == "in" and self._last_text.get(ticket.id):
                 outbox_id = self._last_text[ticket.id]
                 if await self._repos.outbox.append_text(outbox_id, text, str(lines[0].id)):
@@ -563,7 +564,7 @@ class SupportDesk:
             params = {"from_chat_id": source, "message_id": message_id}
             if direction == "out" and line.kind in CAPTIONED and self._config.agent_label != "off":
                 params["caption"] = await self.signed(
-                    ticket, line.sender_id, escape(line.text or "")
+                    ticket, line.sender_id, line.html or escape(line.text or "")
                 )
         reply = await self._reply_parameters(ticket, direction, lines[0])
         if reply:
@@ -645,6 +646,8 @@ class SupportDesk:
             kind,
             sender_id=agent_id,
             text=message.text or message.caption,
+            # Its formatting and (allowed) links, relayed under the agent's signature.
+            html=message.text_html if message.text else message.caption_html,
             group_message_id=message.message_id,
             media_group_id=message.media_group_id,
         )
@@ -706,9 +709,15 @@ class SupportDesk:
             _LOGGER.warning("Relay to the user of ticket %s failed: %s", ticket.code, error)
 
     async def edit_out(
-        self, ticket: Ticket, group_message_id: int, text: str, caption: bool
+        self,
+        ticket: Ticket,
+        group_message_id: int,
+        text: str,
+        caption: bool,
+        html: str | None = None,
     ) -> bool:
-        """Propagate an agent's edit to the user's copy; False if it cannot be mapped."""
+        """Propagate an agent's edit (``html``: its formatting and allowed links) to the
+        user's copy; False if it cannot be mapped."""
         line = await self._repos.tickets.by_group_message(ticket.id, group_message_id)
         if line is None or line.user_message_id is None:
             return False
@@ -716,7 +725,7 @@ class SupportDesk:
         params = {
             "message_id": line.user_message_id,
             ("caption" if caption else "text"): await self.signed(
-                ticket, line.sender_id, escape(text)
+                ticket, line.sender_id, html or escape(text)
             ),
         }
         await self._outbox.enqueue(

@@ -77,6 +77,8 @@ class TicketMessage:
     outbox_id: int | None
     created_at: float
     sent_at: float | None
+    #: An agent's message as Telegram HTML (formatting, links), relayed with their label.
+    html: str | None = None
     extra: dict[str, Any] = field(default_factory=dict)
 
 
@@ -365,6 +367,7 @@ class TicketRepository:
         *,
         sender_id: int | None = None,
         text: str | None = None,
+        html: str | None = None,
         user_message_id: int | None = None,
         group_message_id: int | None = None,
         media_group_id: str | None = None,
@@ -376,9 +379,9 @@ class TicketRepository:
         now = time.time() if now is None else now
         async with self._db.transaction() as conn:
             cursor = await conn.execute(
-                "INSERT INTO ticket_messages (ticket_id, direction, sender_id, kind, text, "
+                "INSERT INTO ticket_messages (ticket_id, direction, sender_id, kind, text, html, "
                 "user_message_id, group_message_id, media_group_id, created_at) "
-                "SELECT ?, ?, ?, ?, ?, ?, ?, ?, ? "
+                "SELECT ?, ?, ?, ?, ?, ?, ?, ?, ?, ? "
                 "WHERE NOT ? OR EXISTS (SELECT 1 FROM tickets WHERE id = ? AND status != 'closed')",
                 (
                     ticket_id,
@@ -386,6 +389,7 @@ class TicketRepository:
                     sender_id,
                     kind,
                     text,
+                    html,
                     user_message_id,
                     group_message_id,
                     media_group_id,
