@@ -182,7 +182,7 @@ async def refund_run(users: int, step: float, poll: float, seed: int) -> dict[st
         for at, _kind, message in watcher.seen[user.id]:
             text = message.get("text", "")
             status = STATUS_BY_EMOJI.get(text[:1])
-            refund_id = next((w for w in text.split() if w in ids), None)
+            refund_id = next((i for i in ids if i in text), None)
             if status is None or refund_id is None or "Your refund" not in text:
                 continue
             key = (refund_id, status)

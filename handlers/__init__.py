@@ -39,6 +39,7 @@ class Stage(IntEnum):
     GUARD = -90  # sensitive-data guard: delete, warn, stop
     LIFECYCLE = -80  # timeouts, stale buttons, oversized input, /start and /cancel end flows
     RELAY = -50  # open ticket relay (a user talking to an agent)
+    ESCALATE = -40  # "转人工" / "agent" / "我要投诉" typed at a flow step (outside: the router)
     FLOWS = 0  # the user's current guided flow
     COMMANDS = 10  # commands and menus
     ROUTER = 20  # free-text router
@@ -65,6 +66,7 @@ STAGES: list[tuple[Stage, Callable[[], list[BaseHandler]]]] = [
     (Stage.GUARD, core.guard_handlers),
     (Stage.LIFECYCLE, core.lifecycle_handlers),
     (Stage.RELAY, agents.relay_handlers),
+    (Stage.ESCALATE, handoff.escalation_handlers),
     (
         Stage.COMMANDS,
         lambda: final(
@@ -93,6 +95,9 @@ def register(application: Application, extra_flows: list[GuidedFlow] | None = No
         application.add_handlers(build(), group=int(stage))
     flows = [build() for build in FLOWS] + list(extra_flows or [])
     for flow in flows:
+        # Each flow knows the others: typed text starts a flow only if the current step of
+        # the flow the user is in does not take it as its input.
+        flow.peers = flows
         application.flows[flow.name] = flow
         application.add_handler(flow, group=int(Stage.FLOWS))
     application.add_error_handler(core.on_error)

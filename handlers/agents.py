@@ -26,12 +26,13 @@ from telegram.ext import (
 from telegram.ext import filters as f
 
 from storage import Ticket
+from tgbot import facts
 from tgbot.context import BotContext
 from tgbot.i18n import N_, translator
 from tgbot.links import links_in_message, refused
 from tgbot.text import escape, plain
 
-from .common import CALLBACK_ID, CONTINUE, EXPIRED_TEXT
+from .common import CALLBACK_ID, CONTINUE, STALE_TEXT
 from .desk import _group_tr
 from .handoff import _kind, relay_from_user
 
@@ -53,7 +54,7 @@ TRANSFERRED = N_("↪️ {from_agent} transferred this ticket to {to_agent}.")
 NO_OTHER_AGENTS = N_("There is no other agent on the roster.")
 TRANSCRIPT_CAPTION = N_("Transcript of ticket {code}")
 EDIT_NOT_MAPPED = N_("This edit could not be passed on: the user's copy is not known yet.")
-ROSTER_ADDED = N_("{name} (id {user_id}) is now a support agent.")
+ROSTER_ADDED = N_("{name} (ID {user_id}) is now a support agent.")
 ROSTER_REMOVED = N_("{user_id} is no longer a support agent.")
 ROSTER_UNKNOWN = N_("{user_id} is not on the roster.")
 ROSTER_LIST = N_("Support agents:\n{agents}")
@@ -65,12 +66,13 @@ MACROS: dict[str, str] = {
     "hello": N_("Hello, I am a U-Pay support agent. I am looking into your request now."),
     "wait": N_("Thank you for waiting. I am still checking this and will reply here shortly."),
     "reset": N_(
-        "To reset your password, use “Forgot password” in the U-Pay app. We will never ask "
-        "for your password or a verification code in this chat."
+        "To reset your password, send /password here: after a quick check you get a one-time "
+        "link to U-Pay's own page. U-Pay staff never ask for your password or a verification "
+        "code, by any means."
     ),
     "refund": N_(
-        "Refunds usually reach the original payment method within 1-3 business days; bank "
-        "cards can take up to 7 business days."
+        "About your refund: {refund_review} {refund_arrival} You get a message in this chat "
+        "at each step."
     ),
     "bye": N_("Is there anything else I can help you with? If not, I will close this chat."),
 }
@@ -147,7 +149,7 @@ async def agent_group_update(update: Update, context: BotContext) -> None:
             return  # ticket buttons check the roster themselves (ticket_button)
         # A user's button (the menu, a ticket, a language...) does nothing here, for anyone.
         agent = await context.repos.agents.get(query.from_user.id)
-        await query.answer(context._(EXPIRED_TEXT if agent else NOT_ROSTER))
+        await query.answer(context._(STALE_TEXT if agent else NOT_ROSTER))
         raise ApplicationHandlerStop
     message = update.effective_message
     if message is None:
@@ -176,8 +178,9 @@ async def agent_group_update(update: Update, context: BotContext) -> None:
         raise ApplicationHandlerStop
     if edit:
         caption = message.caption is not None
+        html = message.caption_html if caption else message.text_html
         if not await context.app.desk.edit_out(
-            ticket, message.message_id, message.caption or message.text or "", caption
+            ticket, message.message_id, message.caption or message.text or "", caption, html
         ):
             await message.reply_text(context._(EDIT_NOT_MAPPED))
         raise ApplicationHandlerStop
@@ -263,7 +266,8 @@ async def macro_command(update: Update, context: BotContext) -> None:
             context._(MACRO_LIST).format(names=", ".join(sorted(MACROS)))
         )
         return
-    text = translator(ticket.language).gettext(MACROS[name])
+    tr = translator(ticket.language)
+    text = tr.gettext(MACROS[name]).format(**facts.values(tr))
     if ticket.status == "open":
         await context.app.desk.claim(ticket, agent.user_id, agent.name)
     await context.app.desk.send_out_text(ticket, escape(text), agent.user_id)
@@ -335,6 +339,7 @@ async def _transfer(update, context: BotContext, ticket: Ticket, agent, target_i
         ticket,
         context._(TRANSFERRED).format(from_agent=escape(agent.name), to_agent=escape(target.name)),
     )
+    await context.app.desk.refresh_header(ticket.id)
 
 
 async def ticket_button(update: Update, context: BotContext) -> None:

@@ -38,16 +38,19 @@ from telegram.ext import CallbackQueryHandler, CommandHandler, MessageHandler
 from telegram.ext import filters as f
 
 from storage import Broadcast, OutboxItem, Repositories
+from tgbot import telegram_html
 from tgbot.context import BotContext
 from tgbot.i18n import N_, translator
 from tgbot.lanes import Lane
 from tgbot.links import judge_url, links_in_html, links_in_message, refused
 from tgbot.outbox import OutboxWorker
+from tgbot.text import escape
 
 from .common import (
     CALLBACK_ID,
     END,
     GuidedFlow,
+    expect_numbers,
     main_menu_row,
     nav_rows,
     scratch,
@@ -62,8 +65,31 @@ PROGRESS_EVERY = 5.0
 
 ASK_AUDIENCE = N_("📣 New security notice. Who should get it?")
 AUDIENCE_LABELS = {"all": N_("Everyone"), "zh_Hans": N_("Chinese users"), "en": N_("English users")}
-ASK_ZH = N_("Send the <b>Chinese</b> text of the notice (HTML formatting allowed).")
-ASK_EN = N_("Send the <b>English</b> text of the notice (HTML formatting allowed).")
+ASK_ZH = N_(
+    "Send the <b>Chinese</b> text of the notice. Format it in Telegram, or write HTML tags: {tags}."
+)
+ASK_EN = N_(
+    "Send the <b>English</b> text of the notice. Format it in Telegram, or write HTML tags: {tags}."
+)
+HTML_REFUSED = N_("Telegram would refuse this text:")
+HTML_FIX = N_("Please send the corrected text. Supported tags: {tags}.")
+HTML_PROBLEMS = {
+    "unknown_tag": N_("• line {line}: Telegram does not support <code>&lt;{tag}&gt;</code>"),
+    "bad_attribute": N_(
+        "• line {line}: <code>&lt;{tag}&gt;</code> cannot have <code>{detail}</code>"
+    ),
+    "unclosed": N_("• line {line}: <code>&lt;{tag}&gt;</code> is not closed"),
+    "stray_close": N_("• line {line}: <code>&lt;/{tag}&gt;</code> closes nothing"),
+    "bad_link": N_(
+        "• line {line}: a link must be https:// to an allowed domain ({allowed}): "
+        "<code>{detail}</code>"
+    ),
+    "bad_nesting": N_(
+        "• line {line}: <code>&lt;pre&gt;</code> may only hold <code>&lt;code&gt;</code>"
+    ),
+}
+#: The tags an admin may write (Telegram's subset), as shown to them.
+TAGS = "<b>, <i>, <u>, <s>, <a href>, <code>, <pre>, <blockquote>, <tg-spoiler>"
 ASK_LINK = N_(
     "Optionally send a link (https://…) for a button under the notice, or tap “No link”. "
     "Allowed domains: {allowed}."
@@ -87,9 +113,6 @@ PAID_COST = N_(
     "Paid broadcast is on: up to 1000 messages a second, costing about {stars} Telegram Stars."
 )
 WAITING_APPROVAL = N_("Broadcast #{id} is waiting for another admin to approve it.")
-APPROVAL_REQUEST = N_(
-    "📣 {admin} wants to send broadcast #{id} to {total} users. The previews follow. Approve it?"
-)
 APPROVE_LABEL = N_("✅ Approve")
 REJECT_LABEL = N_("❌ Reject")
 OWN_APPROVAL = N_("Another admin must approve your own broadcast.")
@@ -111,6 +134,13 @@ RESUME_LABEL = N_("▶️ Resume")
 CANCEL_LABEL = N_("⏹ Cancel")
 RECALL_LABEL = N_("🗑 Recall")
 RECALLED = N_("🗑 Broadcast #{id} is being deleted from users' chats (within 48 hours).")
+RECALL_CONFIRM = N_(
+    "Delete broadcast #{id} from every user's chat? This cannot be undone; Telegram allows it "
+    "within 48 hours of sending."
+)
+RECALL_YES_LABEL = N_("🗑 Yes, recall it")
+RECALL_NO_LABEL = N_("Keep it")
+NOT_RECALLED = N_("Broadcast #{id} was not recalled.")
 NOTICES_HEAD = N_("Recent security notices from U-Pay:")
 NO_NOTICES = N_("There are no security notices right now.")
 NOT_ALLOWED = N_("Only admins can do this.")
@@ -458,9 +488,7 @@ async def compose_start(update: Update, context: BotContext) -> object:
         [InlineKeyboardButton(context._(label), callback_data=f"bc:aud:{key}")]
         for key, label in AUDIENCE_LABELS.items()
     ]
-    await send_step(
-        update, context, context._(ASK_AUDIENCE), [*rows, *nav_rows(context)], edit=False
-    )
+    await send_step(update, context, context._(ASK_AUDIENCE), [*rows, *nav_rows(context)])
     return Compose.AUDIENCE
 
 
@@ -472,10 +500,14 @@ async def audience_chosen(update: Update, context: BotContext) -> object:
     if key not in AUDIENCE_LABELS or not is_admin(context, query.from_user.id):
         return END
     scratch(context)["audience"] = key
+    # The admin types a notice: its words are content (a "password" or a number in it is
+    # not the admin's own secret), and the step's input wins over keyword detection.
+    expect_numbers(context, "notice")
+    tags = escape(TAGS)
     if key in ("all", "zh_Hans"):
-        await send_step(update, context, context._(ASK_ZH), nav_rows(context))
+        await send_step(update, context, context._(ASK_ZH).format(tags=tags), nav_rows(context))
         return Compose.TEXT_ZH
-    await send_step(update, context, context._(ASK_EN), nav_rows(context))
+    await send_step(update, context, context._(ASK_EN).format(tags=tags), nav_rows(context))
     return Compose.TEXT_EN
 
 
@@ -495,13 +527,41 @@ async def _text_refused(update: Update, context: BotContext) -> bool:
     return True
 
 
+async def notice_html(update: Update, context: BotContext) -> str | None:
+    """Return the admin's text as Telegram HTML: the HTML tags they typed (checked against
+    Telegram's subset and kept), else the formatting they set in Telegram. None (and why,
+    to the admin) if Telegram would refuse it."""
+    message = update.message
+    if not telegram_html.has_markup(message.text):
+        return message.text_html  # formatting set in the app; literal text escaped
+    checked = telegram_html.check(message.text, context.config.link_allowlist)
+    if checked.ok:
+        return checked.html
+    allowed = escape(", ".join(context.config.link_allowlist))
+    lines = [context._(HTML_REFUSED)]
+    lines += [
+        context._(HTML_PROBLEMS[p.kind]).format(
+            line=p.line, tag=escape(p.tag), detail=escape(p.detail), allowed=allowed
+        )
+        for p in checked.problems[:10]
+    ]
+    lines.append(context._(HTML_FIX).format(tags=escape(TAGS)))
+    # Joined, not formatted into a template: each line is already HTML.
+    await message.reply_text("\n".join(lines))
+    return None
+
+
 async def text_zh(update: Update, context: BotContext) -> object:
     """Store the Chinese text (as the admin formatted it); ask for English if needed."""
     if await _text_refused(update, context):
         return None
-    scratch(context)["zh"] = update.message.text_html
+    text = await notice_html(update, context)
+    if text is None:
+        return None
+    scratch(context)["zh"] = text
     if scratch(context)["audience"] == "all":
-        await send_step(update, context, context._(ASK_EN), nav_rows(context), edit=False)
+        tags = escape(TAGS)
+        await send_step(update, context, context._(ASK_EN).format(tags=tags), nav_rows(context))
         return Compose.TEXT_EN
     return await ask_link(update, context)
 
@@ -510,20 +570,20 @@ async def text_en(update: Update, context: BotContext) -> object:
     """Store the English text; ask for a link."""
     if await _text_refused(update, context):
         return None
-    scratch(context)["en"] = update.message.text_html
+    text = await notice_html(update, context)
+    if text is None:
+        return None
+    scratch(context)["en"] = text
     return await ask_link(update, context)
 
 
 async def ask_link(update: Update, context: BotContext) -> object:
     """Ask for an optional link button."""
+    expect_numbers(context, None)
     rows = [[InlineKeyboardButton(context._(NO_LINK_LABEL), callback_data="bc:nolink")]]
     allowed = ", ".join(context.config.link_allowlist)
     await send_step(
-        update,
-        context,
-        context._(ASK_LINK).format(allowed=allowed),
-        [*rows, *nav_rows(context)],
-        edit=False,
+        update, context, context._(ASK_LINK).format(allowed=allowed), [*rows, *nav_rows(context)]
     )
     return Compose.LINK
 
@@ -586,6 +646,7 @@ async def preview(update: Update, context: BotContext) -> object:
         minutes=minutes,
         rate=context.tr.number(context.config.broadcast_rate),
     )
+    # Below the previews, not in place of the step above them.
     await send_step(update, context, text + paid, [*rows, *nav_rows(context)], edit=False)
     return Compose.CONFIRM
 
@@ -653,6 +714,7 @@ async def _ask_approval(context: BotContext, broadcast_id: int, creator: int, na
             ]
         ]
     )
+    total = sum(counts.values())
     links = notice_links(broadcast.text_zh, broadcast.text_en, broadcast.link_url)
     link_text = (
         tr.gettext(APPROVAL_LINKS).format(
@@ -665,9 +727,13 @@ async def _ask_approval(context: BotContext, broadcast_id: int, creator: int, na
         try:
             await context.bot.send_message(
                 admin_id,
-                tr.gettext(APPROVAL_REQUEST).format(
-                    admin=name, id=broadcast_id, total=sum(counts.values())
-                )
+                tr.ngettext(
+                    "📣 {admin} wants to send broadcast #{id} to {total} user. The notice "
+                    "follows. Approve it?",
+                    "📣 {admin} wants to send broadcast #{id} to {total} users. The notice "
+                    "follows. Approve it?",
+                    total,
+                ).format(admin=escape(name), id=broadcast_id, total=total)
                 + "\n\n"
                 + link_text,
             )
@@ -721,13 +787,34 @@ async def broadcast_button(update: Update, context: BotContext) -> object:
             if await handler(broadcast_id):
                 await context.repos.audit.record(admin_id, f"broadcast.{action}", broadcast_id)
         elif action == "recall":
+            # Deleting a notice from every chat cannot be undone: confirm first.
+            keyboard = InlineKeyboardMarkup(
+                [
+                    [
+                        InlineKeyboardButton(
+                            context._(RECALL_YES_LABEL), callback_data=f"bc:recallok:{broadcast_id}"
+                        ),
+                        InlineKeyboardButton(
+                            context._(RECALL_NO_LABEL), callback_data=f"bc:keep:{broadcast_id}"
+                        ),
+                    ]
+                ]
+            )
+            await context.bot.send_message(
+                update.effective_chat.id,
+                context._(RECALL_CONFIRM).format(id=broadcast_id),
+                reply_markup=keyboard,
+            )
+        elif action == "recallok":
             count = await caster.recall(broadcast_id)
             await context.repos.audit.record(
                 admin_id, "broadcast.recall", broadcast_id, {"messages": count}
             )
-            await context.bot.send_message(
-                update.effective_chat.id, context._(RECALLED).format(id=broadcast_id)
-            )
+            with contextlib.suppress(BadRequest):
+                await query.edit_message_text(context._(RECALLED).format(id=broadcast_id))
+        elif action == "keep":
+            with contextlib.suppress(BadRequest):
+                await query.edit_message_text(context._(NOT_RECALLED).format(id=broadcast_id))
     await caster.report(broadcast_id, force=True)
     return None
 
@@ -765,6 +852,8 @@ def broadcast_flow() -> GuidedFlow:
             ],
             Compose.CONFIRM: [CallbackQueryHandler(send_confirmed, pattern=r"^bc:send$")],
         },
+        owns=("bc",),
+        escalate=False,
     )
 
 
@@ -773,7 +862,7 @@ def command_handlers() -> list:
     return [
         CallbackQueryHandler(
             broadcast_button,
-            pattern=rf"^bc:(approve|reject|pause|resume|cancel|recall):{CALLBACK_ID}$",
+            pattern=rf"^bc:(approve|reject|pause|resume|cancel|recall|recallok|keep):{CALLBACK_ID}$",
         ),
         CommandHandler("notices", notices, filters=f.ChatType.PRIVATE),
     ]

@@ -20,14 +20,17 @@ stateDiagram-v2
 
 from __future__ import annotations
 
+import contextlib
 import re
 from decimal import Decimal, InvalidOperation
 from enum import StrEnum
 
 from telegram import InlineKeyboardButton, InlineKeyboardMarkup, Update
+from telegram.error import BadRequest
 from telegram.ext import CallbackQueryHandler, CommandHandler, MessageHandler
 from telegram.ext import filters as f
 
+from tgbot import facts
 from tgbot.backend.base import (
     Binding,
     Frozen,
@@ -43,12 +46,12 @@ from tgbot.text import escape, normalize_input
 
 from .common import (
     END,
-    EXPIRED_TEXT,
     FLOW_KEY,
     SCRATCH_KEY,
     GuidedFlow,
     add_menu_entry,
     answer_button,
+    answer_expired,
     clear_flow_data,
     expect_numbers,
     main_menu_row,
@@ -66,7 +69,7 @@ NO_CARDS = N_("You have no bound cards.")
 CARD_LINE = N_("{bank} ({kind}) •••• {last4}")
 DEBIT = N_("debit")
 CREDIT = N_("credit")
-UNBIND_LABEL = N_("✖️ Unbind {bank} •••• {last4}")
+UNBIND_LABEL = N_("➖ Unbind {bank} •••• {last4}")
 ADD_LABEL = N_("➕ Add a card")
 CONFIRM_UNBIND = N_("Unbind {bank} •••• {last4}? You can bind it again later.")
 YES_UNBIND = N_("Yes, unbind it")
@@ -78,29 +81,30 @@ OPEN_SECURE = N_(
 )
 SECURE_PAGE_LABEL = N_("🔒 Open the secure card page")
 ENTERED_LABEL = N_("✅ I have entered my card")
+# TRANSLATORS: callback answer (max 200)
 NOT_YET = N_("I do not see a card yet. Please finish on the secure page first.")
 ASK_DEPOSIT = N_(
-    "We sent a small test deposit (less than 1.00) to your {bank} card •••• {last4}. Check "
-    "the card's statement or bank app and type the amount here, e.g. 0.37."
+    "To check that the card is yours, U-Pay sent a test deposit to your {bank} card •••• "
+    "{last4}. {deposit_fact} Type the exact amount here, e.g. {example}."
 )
-BAD_AMOUNT = N_("Please type the amount as a number between 0.01 and 0.99, e.g. 0.37.")
-WRONG_DEPOSIT = N_("That is not the amount we sent. {tries} tries left.")
+BAD_AMOUNT = N_("Please type the amount as a number between {low} and {high}, e.g. {example}.")
 BOUND = N_("✅ Your {bank} card •••• {last4} is now bound to your account.")
 BIND_FAILED = N_("The card could not be bound: {reason}.")
+TRY_ANOTHER_LABEL = N_("➕ Try another card")
 REASONS = {
     "already_bound": N_("this card is already bound to an account"),
     "bank_refused": N_("the bank refused the card"),
     "too_many_tries": N_("too many wrong deposit amounts"),
     "expired": N_("the secure session expired"),
 }
-OTHER_REASON = N_("the wallet refused it")
+OTHER_REASON = N_("U-Pay refused it")
 FROZEN_CARDS = N_(
     "🧊 Your account is frozen, so no card can be added or unbound until support unfreezes "
     "it. This protects your money if someone else has your phone. A human agent can check "
     "your account with you."
 )
 LOCKED_CARDS = N_(
-    "🔒 The wallet does not allow card changes while your account is locked. Unlock it "
+    "🔒 U-Pay does not allow card changes while your account is locked. Unlock it "
     "first with /password, or talk to a human."
 )
 UNBIND_UNSURE = N_(
@@ -133,6 +137,31 @@ def _reason(context: BotContext, reason: str | None) -> str:
     return context._(label)
 
 
+def _failed_view(context: BotContext, binding: Binding) -> tuple[str, list]:
+    """A binding that failed: why, and another card to try (a human, the menu)."""
+    text = context._(BIND_FAILED).format(reason=_reason(context, binding.reason))
+    rows = [[InlineKeyboardButton(context._(TRY_ANOTHER_LABEL), callback_data="cards:add")]]
+    return text, [*rows, *human_rows(context)]
+
+
+def _deposit_text(context: BotContext, bank: str, last4: str) -> str:
+    return context._(ASK_DEPOSIT).format(
+        bank=bank,
+        last4=last4,
+        deposit_fact=facts.micro_deposit(context.tr),
+        example=context.tr.number(facts.DEPOSIT_EXAMPLE),
+    )
+
+
+def _bad_amount(context: BotContext) -> str:
+    low, high = facts.DEPOSIT_RANGE
+    return context._(BAD_AMOUNT).format(
+        low=context.tr.money(low, facts.DEPOSIT_CURRENCY),
+        high=context.tr.money(high, facts.DEPOSIT_CURRENCY),
+        example=context.tr.number(facts.DEPOSIT_EXAMPLE),
+    )
+
+
 async def cards_start(update: Update, context: BotContext) -> object:
     """Start: check who the user is, then list the cards."""
     await answer_button(update, context)
@@ -161,14 +190,14 @@ async def list_cards(update: Update, context: BotContext, account_id: str) -> ob
     if account.status == "frozen":
         # The bot refuses card changes itself: no unbind or add buttons to press.
         lines += ["", context._(FROZEN_CARDS)]
-        await send_step(update, context, "\n".join(lines), human_rows(context), edit=False)
+        await send_step(update, context, "\n".join(lines), human_rows(context))
         return END
     rows = []
     for card in cards:
         label = context._(UNBIND_LABEL).format(bank=card.bank, last4=card.last4)
         rows.append([InlineKeyboardButton(label, callback_data=f"cards:unbind:{card.id}")])
     rows.append([InlineKeyboardButton(context._(ADD_LABEL), callback_data="cards:add")])
-    await send_step(update, context, "\n".join(lines), [*rows, *nav_rows(context)], edit=False)
+    await send_step(update, context, "\n".join(lines), [*rows, *nav_rows(context)])
     return Cards.LIST
 
 
@@ -182,7 +211,7 @@ async def _check_changeable(context: BotContext, account_id: str) -> None:
 async def _refused(update: Update, context: BotContext, error: Exception) -> object:
     """Answer a card change the wallet refused because of the account's state (423)."""
     text = FROZEN_CARDS if isinstance(error, Frozen) else LOCKED_CARDS
-    await send_step(update, context, context._(text), human_rows(context), edit=False)
+    await send_step(update, context, context._(text), human_rows(context))
     return END
 
 
@@ -192,7 +221,7 @@ async def ask_unbind(update: Update, context: BotContext) -> object:
     card_id = query.data.split(":", 2)[2]
     card = scratch(context).get("cards", {}).get(card_id)
     if card is None:  # not one of the cards shown to this user: forged or stale
-        await query.answer(context._(EXPIRED_TEXT))
+        await answer_expired(update, context)
         return None
     await query.answer()
     scratch(context)["unbind"] = card_id
@@ -234,7 +263,7 @@ async def _unbind(update: Update, context: BotContext, account_id: str) -> objec
             [InlineKeyboardButton(context._(CHECK_AGAIN_LABEL), callback_data="cards:recheck")],
             *human_rows(context),
         ]
-        await send_step(update, context, text, keyboard, edit=False)
+        await send_step(update, context, text, keyboard)
         return Cards.CONFIRM
     except Unavailable as exc:
         await wallet_down(update, context, exc)
@@ -353,22 +382,28 @@ async def watch_binding(context: BotContext) -> None:
         flow.move_to(Cards.DEPOSIT, key)
         if record is not None:
             record["expects"] = "amount"
-        text = context._(ASK_DEPOSIT).format(bank=bank, last4=last4)
+        text = _deposit_text(context, bank, last4)
         markup = InlineKeyboardMarkup(nav_rows(context))
-    else:
+    elif binding.status == "bound":
         flow.end_for(key)
         clear_flow_data(app, data["user"])
         record = None
-        if binding.status == "bound":
-            await app.repos.audit.record(data["user"], "card.bind", binding.id, {"last4": last4})
-            text = context._(BOUND).format(bank=bank, last4=last4)
-            markup = InlineKeyboardMarkup([main_menu_row(context)])
-        else:
-            text = context._(BIND_FAILED).format(reason=_reason(context, binding.reason))
-            markup = InlineKeyboardMarkup(human_rows(context))
+        await app.repos.audit.record(data["user"], "card.bind", binding.id, {"last4": last4})
+        text = context._(BOUND).format(bank=bank, last4=last4)
+        markup = InlineKeyboardMarkup([main_menu_row(context)])
+    else:
+        # Refused by the bank (or another reason): the flow stays, another card is a tap away.
+        flow.move_to(Cards.LIST, key)
+        text, rows = _failed_view(context, binding)
+        markup = InlineKeyboardMarkup(rows)
+    stale = list(record["msgs"]) if record is not None else []
     message = await app.bot.send_message(data["chat"], text, reply_markup=markup)
+    # The secure-page step above is over: its buttons go.
+    for message_id in stale:
+        with contextlib.suppress(BadRequest):
+            await app.bot.edit_message_reply_markup(data["chat"], message_id, reply_markup=None)
     if record is not None:
-        record["msgs"] = [*record["msgs"][-9:], message.message_id]
+        record["msgs"] = [message.message_id]
     app.mark_data_for_update_persistence(user_ids=data["user"])
 
 
@@ -387,9 +422,9 @@ async def card_entered(update: Update, context: BotContext) -> object:
         await wallet_down(update, context, exc)
         return None
     if binding.status == "waiting_for_card":
-        await query.answer(context._(NOT_YET), show_alert=True)
+        await answer_button(update, context, context._(NOT_YET))
         return None
-    await query.answer()
+    await answer_button(update, context)
     return await _after_binding_change(update, context, binding)
 
 
@@ -398,14 +433,9 @@ async def _after_binding_change(update: Update, context: BotContext, binding: Bi
     bank, last4 = (escape(card.bank), card.last4) if card else ("?", "????")
     if binding.status == "awaiting_deposit":
         expect_numbers(context, "amount")
-        await send_step(
-            update,
-            context,
-            context._(ASK_DEPOSIT).format(bank=bank, last4=last4),
-            nav_rows(context),
-            edit=False,
-        )
+        await send_step(update, context, _deposit_text(context, bank, last4), nav_rows(context))
         return Cards.DEPOSIT
+    expect_numbers(context, None)
     if binding.status == "bound":
         await context.repos.audit.record(
             update.effective_user.id, "card.bind", binding.id, {"last4": last4}
@@ -415,17 +445,16 @@ async def _after_binding_change(update: Update, context: BotContext, binding: Bi
             context,
             context._(BOUND).format(bank=bank, last4=last4),
             [main_menu_row(context)],
-            edit=False,
         )
         return END
-    text = context._(BIND_FAILED).format(reason=_reason(context, binding.reason))
-    await send_step(update, context, text, human_rows(context), edit=False)
-    return END
+    text, rows = _failed_view(context, binding)
+    await send_step(update, context, text, rows)
+    return Cards.LIST
 
 
 async def deposit_asked(update: Update, context: BotContext) -> object:
     """The "I have entered my card" button after the bot already asked for the deposit."""
-    await answer_button(update, context, context._(BAD_AMOUNT))
+    await answer_button(update, context, _bad_amount(context))
     return None
 
 
@@ -440,8 +469,9 @@ async def deposit_typed(update: Update, context: BotContext) -> object:
         amount = Decimal(match.group(1).replace(",", ".")) if match else None
     except InvalidOperation:
         amount = None
-    if amount is None or not Decimal("0.01") <= amount <= Decimal("0.99"):
-        await update.message.reply_text(context._(BAD_AMOUNT))
+    low, high = facts.DEPOSIT_RANGE
+    if amount is None or not low <= amount <= high:
+        await update.message.reply_text(_bad_amount(context))
         return None
     account_id = context.user_record.wallet_account_id
     binding_id = scratch(context)["binding"]
@@ -452,7 +482,7 @@ async def deposit_typed(update: Update, context: BotContext) -> object:
         return await _refused(update, context, exc)
     except NotFound:
         expect_numbers(context, None)
-        await send_step(update, context, context._(SESSION_GONE), human_rows(context), edit=False)
+        await send_step(update, context, context._(SESSION_GONE), human_rows(context))
         return END
     except NotEligible:  # card_not_entered: the page was not finished after all
         await update.message.reply_text(context._(NOT_YET))
@@ -470,8 +500,13 @@ async def deposit_typed(update: Update, context: BotContext) -> object:
         await wallet_down(update, context, exc)
         return None
     if binding.status == "awaiting_deposit":
-        tries = context.tr.number(binding.tries_left or 0)
-        await update.message.reply_text(context._(WRONG_DEPOSIT).format(tries=tries))
+        left = binding.tries_left or 0
+        wrong = context.ngettext(
+            "That is not the amount we sent. {tries} try left.",
+            "That is not the amount we sent. {tries} tries left.",
+            left,
+        )
+        await update.message.reply_text(wrong.format(tries=context.tr.number(left)))
         return None
     return await _after_binding_change(update, context, binding)
 
@@ -502,4 +537,6 @@ def cards_flow() -> GuidedFlow:
                 CallbackQueryHandler(deposit_asked, pattern=r"^cards:entered$"),
             ],
         },
+        menu="menu:cards",
+        owns=("cards",),
     )

@@ -7,7 +7,7 @@ PTB it guarantees, for every flow:
 * a user is in at most one flow: entering a flow ends the one they were in;
 * flows run in private chats only, and an edited message never advances a step;
 * a button works only on a message the *current* run of the flow sent (a button from an
-  ended or earlier run answers "this menu has expired");
+  ended or earlier run says it belongs to an earlier step and offers its flow again);
 * inactivity ends a flow politely, also after a restart: the last-activity time lives in the
   flow record in ``user_data`` (persisted within a second), not only in PTB's timeout job;
 * when a flow ends its scratch data is dropped, so ``user_data`` holds only running flows.
@@ -18,6 +18,7 @@ in ``user_data`` next to it (via :func:`scratch`).
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import functools
 import logging
@@ -28,15 +29,17 @@ from dataclasses import dataclass
 from typing import Any
 
 from telegram import InlineKeyboardButton, InlineKeyboardMarkup, Message, Update
-from telegram.constants import ChatType
-from telegram.error import BadRequest
+from telegram.constants import ChatAction, ChatType
+from telegram.error import BadRequest, TelegramError
 from telegram.ext import (
     ApplicationHandlerStop,
     BaseHandler,
     CallbackQueryHandler,
     ConversationHandler,
+    MessageHandler,
     TypeHandler,
 )
+from telegram.ext import filters as f
 from telegram.warnings import PTBUserWarning
 
 from tgbot.context import BotContext
@@ -86,25 +89,37 @@ def add_menu_entry(data: str, label: str, description: str, order: int) -> None:
 
 GREETING = N_("Hello, {name}! I am the official U-Pay support assistant. What can I help you with?")
 MENU_PROMPT = N_("What can I help you with?")
-LANGUAGE_LABEL = N_("🌐 Language")
+#: The same in every language: someone who cannot read the current one still finds it.
+LANGUAGE_LABEL = "🌐 语言 / Language"
 
 
 def main_menu_markup(context: BotContext) -> InlineKeyboardMarkup:
     """Return the main menu keyboard in the user's language: registered flows, two a row."""
     buttons = [InlineKeyboardButton(context._(e.label), callback_data=e.data) for e in MENU]
     rows = [buttons[i : i + 2] for i in range(0, len(buttons), 2)]
-    rows.append([InlineKeyboardButton(context._(LANGUAGE_LABEL), callback_data="lang:menu")])
+    rows.append([InlineKeyboardButton(LANGUAGE_LABEL, callback_data="lang:menu")])
     return InlineKeyboardMarkup(rows)
 
 
-async def show_main_menu(update: Update, context: BotContext, text: str | None = None) -> None:
-    """Send the main menu (with ``text`` above it, or the short prompt)."""
+async def show_main_menu(
+    update: Update, context: BotContext, text: str | None = None, *, edit: bool = False
+) -> None:
+    """Show the main menu (with ``text`` above it, or the short prompt): in the pressed
+    message when ``edit`` (navigation in place), else as a new message."""
     chat = update.effective_chat
     if chat is None:
         return
-    await context.bot.send_message(
-        chat.id, text or context._(MENU_PROMPT), reply_markup=main_menu_markup(context)
-    )
+    text = text or context._(MENU_PROMPT)
+    query = update.callback_query
+    if edit and query is not None and isinstance(query.message, Message):
+        try:
+            await query.message.edit_text(text, reply_markup=main_menu_markup(context))
+            return
+        except BadRequest as exc:
+            if "not modified" in str(exc):
+                return
+            # Too old to edit (48 h) or deleted: a new message below does the job.
+    await context.bot.send_message(chat.id, text, reply_markup=main_menu_markup(context))
 
 
 #: Returned by a handler wrapped with :func:`final` that decided the update is not its own
@@ -123,8 +138,12 @@ def final(handlers: list[BaseHandler]) -> list[BaseHandler]:
 def _stop_after(callback: Callback) -> Callback:
     @functools.wraps(callback)
     async def stopping(update: Update, context: BotContext) -> object:
+        chat = update.effective_chat
+        private = chat is not None and chat.type == ChatType.PRIVATE
         try:
-            if await callback(update, context) is CONTINUE:
+            async with typing_while_slow(context, chat.id if private else 0):
+                answered = await callback(update, context)
+            if answered is CONTINUE:
                 return None
         except ApplicationHandlerStop:
             raise
@@ -192,13 +211,20 @@ def main_menu_row(context: BotContext) -> list[InlineKeyboardButton]:
     return [InlineKeyboardButton(context._(MAIN_MENU_LABEL), callback_data=MAIN_MENU)]
 
 
+def human_button(context: BotContext) -> InlineKeyboardButton:
+    """Return the "talk to a human" button (works from any step; the flow's context goes
+    into the ticket)."""
+    return InlineKeyboardButton(context._(HUMAN_LABEL), callback_data="menu:human")
+
+
 def nav_rows(context: BotContext, back: str | None = None) -> list[list[InlineKeyboardButton]]:
-    """Return the standard way-forward rows: optional back, cancel and main menu."""
+    """Return the standard way-forward rows of a flow step: optional back and cancel, then a
+    human and the main menu."""
     row = []
     if back:
         row.append(InlineKeyboardButton(context._(BACK_LABEL), callback_data=back))
     row.append(InlineKeyboardButton(context._(CANCEL_LABEL), callback_data="flow:cancel"))
-    return [row, main_menu_row(context)]
+    return [row, [human_button(context), *main_menu_row(context)]]
 
 
 async def send_step(
@@ -207,32 +233,95 @@ async def send_step(
     text: str,
     keyboard: Sequence[Sequence[InlineKeyboardButton]] | None = None,
     *,
-    edit: bool = True,
-) -> Message:
-    """Show a flow step: edit the pressed message when answering a button, else send anew.
+    edit: bool | None = None,
+    keep: bool = False,
+    fresh: bool = False,
+) -> int:
+    """Show a flow step and return its message id.
 
-    The message is recorded as belonging to the running flow, so its buttons work.
+    Navigation happens in place: a press on a menu or a flow step edits that message
+    (``edit=None``: when the pressed message is one to navigate, see :func:`navigable`;
+    ``True``: always; ``False``: never), and a step that follows a deleted typed message (a
+    code) edits the step above it. Content a button sits under (a help article, a notice)
+    stays; the step comes below it. A step sent
+    as a new message makes the flow's earlier step messages inert (their keyboards are
+    removed), unless ``keep`` (e.g. "the wallet is down": the step above stays pressable).
+    With ``fresh``, an edit that would change nothing is sent anew instead (the user must
+    see that their message was answered). The message is recorded as belonging to the
+    running flow, so its buttons work.
     """
+    if context.step_prefix:
+        text = f"{context.step_prefix}\n\n{text}"
+        context.step_prefix = None
     markup = InlineKeyboardMarkup(keyboard) if keyboard else None
+    chat = update.effective_chat
+    assert chat is not None
     query = update.callback_query
-    message: Message | None = None
+    target: int | None = None
+    if edit is None and query is not None and isinstance(query.message, Message):
+        edit = navigable(context, query.message)
     if edit and query is not None and isinstance(query.message, Message):
+        target = query.message.message_id
+    elif edit is not False and context.edit_target is not None:
+        target = context.edit_target
+    context.edit_target = None
+    message_id: int | None = None
+    if target is not None:
         try:
-            edited = await query.edit_message_text(text, reply_markup=markup)
-            message = edited if isinstance(edited, Message) else query.message
+            await context.bot.edit_message_text(
+                text, chat_id=chat.id, message_id=target, reply_markup=markup
+            )
+            message_id = target
         except BadRequest as exc:
-            if "not modified" not in str(exc):
-                raise
-            message = query.message
-    if message is None:
-        chat = update.effective_chat
-        assert chat is not None
-        message = await context.bot.send_message(chat.id, text, reply_markup=markup)
+            if "not modified" in str(exc) and not fresh:
+                message_id = target
+            # Else too old to edit or deleted: sent anew below.
     record = flow_record(context)
-    if record is not None and message.message_id not in record["msgs"]:
-        # Keep the list short: only recent step messages can still be pressed.
-        record["msgs"] = [*record["msgs"][-9:], message.message_id]
-    return message
+    if message_id is None:
+        sent = await context.bot.send_message(chat.id, text, reply_markup=markup)
+        message_id = sent.message_id
+        if not keep:
+            stale = list(record["msgs"]) if record is not None else []
+            if query is not None and isinstance(query.message, Message):
+                stale.append(query.message.message_id)
+            await make_inert(context, chat.id, [m for m in stale if m != message_id])
+    if record is not None:
+        if keep:
+            # Keep the list short: only recent step messages can still be pressed.
+            msgs = [m for m in record["msgs"] if m != message_id][-9:]
+            record["msgs"] = [*msgs, message_id]
+        else:
+            record["msgs"] = [message_id]
+    return message_id
+
+
+async def retire_steps(context: BotContext, chat_id: int, keep: Sequence[int] = ()) -> None:
+    """Take the buttons off the step messages of a flow this update ended (kept: those a
+    new step was shown in)."""
+    stale = [m for m in context.left_steps if m not in keep]
+    context.left_steps = set()
+    await make_inert(context, chat_id, stale)
+
+
+def navigable(context: BotContext, message: Message) -> bool:
+    """Return True for a message the user navigates in (edited in place by the next step):
+    a step of the running flow or of the flow this update just left, or a main menu."""
+    record = flow_record(context)
+    if record is not None and message.message_id in record["msgs"]:
+        return True
+    if message.message_id in context.left_steps:
+        return True
+    markup = message.reply_markup
+    return markup is not None and any(
+        button.callback_data == "lang:menu" for row in markup.inline_keyboard for button in row
+    )
+
+
+async def make_inert(context: BotContext, chat_id: int, message_ids: Sequence[int]) -> None:
+    """Remove the keyboards of messages a flow has moved on from (no live stale buttons)."""
+    for message_id in dict.fromkeys(message_ids):
+        with contextlib.suppress(BadRequest):  # already without buttons, deleted, too old
+            await context.bot.edit_message_reply_markup(chat_id, message_id, reply_markup=None)
 
 
 def clear_flow_data(application: Any, user_id: int) -> None:
@@ -260,6 +349,21 @@ def is_expired(record: dict[str, Any], timeout: float, now: float | None = None)
     return (now if now is not None else time.time()) - record["last"] > timeout
 
 
+#: Returned by a step that decides the update is not for the flow after all (e.g. a new
+#: question typed where a comment was optional): the flow ends and later stages answer it.
+LET_GO = "flow:let-go"
+
+
+class NotStepInput(MessageHandler):
+    """A text handler that is *not* the step's own input (a "please use the buttons" reply),
+    so words that start another flow ("my phone was stolen") still do at this step."""
+
+
+def not_step_input(filters: Any, callback: Callback) -> NotStepInput:
+    """Return a :class:`NotStepInput` text handler."""
+    return NotStepInput(filters, callback)
+
+
 class GuidedFlow(ConversationHandler):
     """A persistent guided flow with this project's lifecycle rules (see module docstring)."""
 
@@ -270,9 +374,29 @@ class GuidedFlow(ConversationHandler):
         states: dict[object, Sequence[BaseHandler]],
         fallbacks: Sequence[BaseHandler] = (),
         allowed: Callable[[Update, BotContext], bool] | None = None,
+        *,
+        menu: str | None = None,
+        owns: Sequence[str] = (),
+        escalate: bool = True,
     ) -> None:
+        """Args:
+        menu: the main-menu button that starts the flow (offered again on a stale press).
+        owns: callback-data namespaces of its buttons (``"cards"`` for ``"cards:add"``).
+        escalate: whether "转人工" / "agent" typed at a step reaches a human (not while an
+            admin types a notice whose text may be anything).
+        """
         # Who may start the flow (e.g. admins); others get what an unknown command gets.
         self._allowed = allowed
+        self.menu = menu
+        self.owns = tuple(owns)
+        self.escalate = escalate
+        #: Every guided flow of the application (set by ``handlers.register``).
+        self.peers: list[GuidedFlow] = []
+        states = {
+            # Text typed at a step that takes only buttons: "please use the buttons above".
+            state: [*handlers, not_step_input(f.TEXT & ~f.COMMAND, use_buttons)]
+            for state, handlers in states.items()
+        }
         for handler in entry_points:
             handler.callback = self._track(name, handler.callback, entry=True)
         for handlers in states.values():
@@ -302,13 +426,38 @@ class GuidedFlow(ConversationHandler):
             )
 
     def check_update(self, update: object) -> Any:
-        """Take only private-chat updates that are not edits; then PTB's rules apply."""
+        """Take only private-chat updates that are not edits; then PTB's rules apply, except
+        that typed text never starts this flow (e.g. freeze words) while another flow's
+        current step takes that text as its own input (an admin typing a notice)."""
         if not isinstance(update, Update) or update.edited_message is not None:
             return None
         chat = update.effective_chat
         if chat is None or chat.type != ChatType.PRIVATE:
             return None
-        return super().check_update(update)
+        result = super().check_update(update)
+        if (
+            result is not None
+            and update.message is not None
+            and result[2] in self.entry_points
+            and isinstance(result[2], MessageHandler)
+            and any(peer.takes_as_input(update) for peer in self.peers if peer is not self)
+        ):
+            return None
+        return result
+
+    def takes_as_input(self, update: Update) -> bool:
+        """Return True if this flow's current step for the update's user takes its text as
+        the step's own input (not as a "please use the buttons" reply)."""
+        key = self._get_key(update)
+        state = self._conversations.get(key)
+        if state is None:
+            return False
+        for handler in self.states.get(state, []):
+            if isinstance(handler, NotStepInput):
+                continue
+            if isinstance(handler, MessageHandler) and handler.check_update(update):
+                return True
+        return False
 
     async def enter(self, update: Update, context: BotContext, callback: Callback) -> None:
         """Start this flow with ``callback`` as its entry step, from outside its entry points
@@ -350,6 +499,8 @@ class GuidedFlow(ConversationHandler):
                 return END  # not stopped: later stages answer as for an unknown command
             if entry:
                 if record is not None:
+                    # Its step messages may be navigated on into the new flow's first step.
+                    context.left_steps = set(record.get("msgs", ()))
                     end_flow_of(context.application, user_id, chat_id)
                 context.user_data[FLOW_KEY] = record = {
                     "name": name,
@@ -370,13 +521,20 @@ class GuidedFlow(ConversationHandler):
                 return None
             record["last"] = time.time()
             try:
-                state = await callback(update, context)
+                async with typing_while_slow(context, chat_id):
+                    state = await callback(update, context)
             except ApplicationHandlerStop:
                 raise
             except Exception as exc:
                 # The step stays where it was; the user gets the apology and can retry.
                 await report_error(update, context, exc)
                 raise ApplicationHandlerStop(None) from None
+            # Steps of a flow this one replaced, not navigated on in place: no live buttons.
+            await retire_steps(context, chat_id, keep=record.get("msgs", ()))
+            if state == LET_GO:
+                # Not for this flow after all: it ends and later stages answer the update.
+                clear_flow_data(context.application, user_id)
+                return END
             if state == END:
                 clear_flow_data(context.application, user_id)
             # The flow answered: later stages (commands, router, fallback) must not.
@@ -385,27 +543,101 @@ class GuidedFlow(ConversationHandler):
         return tracked
 
 
-EXPIRED_TEXT = N_("This menu has expired. Here is a fresh one.")
+#: Seconds a step may take before the user sees "typing…" (Telegram shows it for 5 s).
+TYPING_AFTER = 0.8
+TYPING_EVERY = 4.5
+
+
+@contextlib.asynccontextmanager
+async def typing_while_slow(context: BotContext, chat_id: int):
+    """Show Telegram's "typing…" in the chat while a step is slow (a wallet call, a 429)."""
+    if chat_id <= 0:
+        yield
+        return
+
+    async def show() -> None:
+        await asyncio.sleep(TYPING_AFTER)
+        while True:
+            with contextlib.suppress(TelegramError):
+                await context.bot.send_chat_action(chat_id, ChatAction.TYPING)
+            await asyncio.sleep(TYPING_EVERY)
+
+    task = asyncio.create_task(show(), name=f"typing-{chat_id}")
+    try:
+        yield
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+
+
+# TRANSLATORS: callback answer (max 200)
+STALE_TEXT = N_("This button belongs to an earlier step and no longer works.")
+STALE_OFFER = N_(
+    "That button belonged to an earlier step that is no longer open. Start again from the "
+    "buttons below."
+)
 CANCELLED = N_("Cancelled. Nothing was submitted.")
+USE_BUTTONS = N_(
+    "Please use the buttons above to continue. To do something else, tap “✖️ Cancel”; to "
+    "reach a person, tap “🙋 Talk to a human”."
+)
 
 
 async def cancel_flow(update: Update, context: BotContext) -> object:
-    """End the running flow from its "✖️ Cancel" button."""
-    await update.callback_query.answer()
-    await send_step(update, context, context._(CANCELLED))
-    await show_main_menu(update, context)
+    """End the running flow from its "✖️ Cancel" button: the step becomes the main menu."""
+    await answer_button(update, context)
+    text = f"{context._(CANCELLED)}\n\n{context._(MENU_PROMPT)}"
+    await show_main_menu(update, context, text, edit=True)
     return END
 
 
+async def use_buttons(update: Update, context: BotContext) -> object:
+    """Text typed at a step that takes only buttons: point at the buttons, keep the step."""
+    keyboard = [
+        [InlineKeyboardButton(context._(CANCEL_LABEL), callback_data="flow:cancel")],
+        [human_button(context), *main_menu_row(context)],
+    ]
+    await send_step(update, context, context._(USE_BUTTONS), keyboard, keep=True)
+    return None
+
+
+def flow_of_button(application: Any, data: str) -> str | None:
+    """Return the main-menu button of the flow a button's data belongs to, if known."""
+    namespace = data.split(":", 1)[0]
+    if namespace == "menu":
+        return data if any(entry.data == data for entry in MENU) else None
+    for flow in getattr(application, "flows", {}).values():
+        if namespace in getattr(flow, "owns", ()) and getattr(flow, "menu", None):
+            return flow.menu
+    return None
+
+
 async def answer_expired(update: Update, context: BotContext) -> None:
-    """Tell the user a pressed button is stale and offer the main menu."""
+    """Explain a stale button and offer the flow it belonged to (and the main menu), on the
+    stale message itself (its old buttons go)."""
     query = update.callback_query
     if query is None:
         return
-    # Answering a query older than Telegram keeps them fails; the menu below still helps.
-    with contextlib.suppress(BadRequest):
-        await query.answer(context._(EXPIRED_TEXT))
-    if isinstance(query.message, Message):
+    # Answering a query older than Telegram keeps them fails; the offer below still helps.
+    if not context.answered:
+        context.answered = True
         with contextlib.suppress(BadRequest):
-            await query.message.edit_reply_markup(reply_markup=None)
-    await show_main_menu(update, context)
+            await query.answer(context._(STALE_TEXT))
+    menu = flow_of_button(context.application, query.data or "")
+    rows = []
+    for entry in MENU:
+        if entry.data == menu:
+            rows.append([InlineKeyboardButton(context._(entry.label), callback_data=entry.data)])
+    rows.append(main_menu_row(context))
+    markup = InlineKeyboardMarkup(rows)
+    if isinstance(query.message, Message):
+        try:
+            await query.message.edit_reply_markup(reply_markup=markup)
+            return
+        except BadRequest as exc:
+            if "not modified" in str(exc):
+                return
+    chat = update.effective_chat
+    if chat is not None:
+        await context.bot.send_message(chat.id, context._(STALE_OFFER), reply_markup=markup)

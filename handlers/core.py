@@ -25,37 +25,44 @@ from tgbot.sensitive import classify, mask
 
 from .common import (
     FLOW_KEY,
+    answer_button,
     answer_expired,
     end_flow_of,
     flow_record,
     is_expired,
     main_menu_markup,
+    make_inert,
     show_main_menu,
     translator_for,
 )
-from .handoff import relay_scrubbed
+from .handoff import end_keyboard, relay_scrubbed
+from .verify import close_reply_keyboard
 
 _LOGGER = logging.getLogger(__name__)
 
 WARN_CARD = N_(
-    "⚠️ I deleted your message because it looked like a bank card number. Never send card "
-    "numbers in a chat: support will never ask for them. Cards are added only on the wallet's "
+    "⚠️ I deleted your message because it looked like a bank card number. Never send a card "
+    "number in any chat: U-Pay staff never ask for it. Cards are added only on U-Pay's "
     "secure page."
 )
 WARN_PASSWORD = N_(
-    "⚠️ I deleted your message because it looked like a password. Nobody from support will ever "
-    "ask for your password or PIN. If you shared it anywhere, change it in the app now."
+    "⚠️ I deleted your message because it looked like a password. U-Pay staff never ask for "
+    "your password or PIN, by any means. If you shared it anywhere, change it in the app now."
 )
 WARN_CODE = N_(
-    "⚠️ I deleted your message because it looked like a one-time code. Nobody from support "
-    "will ever ask for a code in a chat; I only ask for one during a verification you started."
+    "⚠️ I deleted your message because it looked like a one-time code. U-Pay staff never ask "
+    "for a code, by chat, phone or text message. I ask for one only during a check that you "
+    "started yourself, in this chat."
 )
+#: What the user is told for each kind of data the guard deleted.
+WARNINGS = {"card": WARN_CARD, "password": WARN_PASSWORD, "code": WARN_CODE}
+WARN_IN_TICKET = N_("The agent was told that a message was deleted, without its content.")
 TIMED_OUT_NEXT = N_("Nothing was submitted. You can start again from the menu.")
 NOT_UNDERSTOOD = N_("Sorry, I did not understand that. Please choose from the menu below.")
 TEXT_ONLY = N_("I can only read text messages here. Please choose from the menu.")
 ERROR_TEXT = N_(
     "Sorry, something went wrong on our side. Your request was not lost. "
-    "Please try again, or contact support with this reference: {ref}"
+    "Please try again, or tell support this error code: {ref}"
 )
 TOO_LONG = N_(
     "Your message is too long for me to read ({length} characters). "
@@ -140,20 +147,24 @@ async def guard_sensitive(update: Update, context: BotContext) -> None:
         return
     record = flow_record(context)
     # Steps that ask for a code, an amount or a search may get a lone number.
-    kind = classify(text, code_expected=bool(record and record.get("expects")))
-    if kind is None:
+    expects = record.get("expects") if record else None
+    kind = classify(text, code_expected=bool(expects))
+    if kind is None or (expects == "notice" and kind != "card"):
+        # An admin's notice may say "password" or show a number: its words are content.
         return
     _LOGGER.info("Deleted a message with a %s from user %s", kind, chat.id)
     try:
         await message.delete()
     except BadRequest as exc:
         _LOGGER.warning("Could not delete a sensitive message: %s", exc)
-    # In a ticket the agents learn what happened, masked.
-    await relay_scrubbed(update, context, kind, mask(text))
-    warning = {"card": WARN_CARD, "password": WARN_PASSWORD, "code": WARN_CODE}[kind]
-    await context.bot.send_message(
-        chat.id, context._(warning), reply_markup=main_menu_markup(context)
-    )
+    # In a ticket the agents learn what happened, masked; menus stay paused there.
+    in_ticket = await relay_scrubbed(update, context, kind, mask(text))
+    label = WARNINGS.get(kind, WARN_CARD)
+    warning = context._(label)
+    if in_ticket:
+        warning = f"{warning}\n\n{context._(WARN_IN_TICKET)}"
+    markup = end_keyboard(context) if in_ticket else main_menu_markup(context)
+    await context.bot.send_message(chat.id, warning, reply_markup=markup)
     raise ApplicationHandlerStop
 
 
@@ -166,6 +177,8 @@ async def enforce_lifecycle(update: Update, context: BotContext) -> None:
     record = flow_record(context)
     if record is not None and is_expired(record, context.config.flow_timeout):
         end_flow_of(context.application, user.id, chat.id)
+        await close_reply_keyboard(update, context, record)
+        await make_inert(context, chat.id, record.get("msgs", ()))
         await context.bot.send_message(
             chat.id,
             timed_out_text(context, context.config.flow_timeout),
@@ -180,17 +193,22 @@ async def enforce_lifecycle(update: Update, context: BotContext) -> None:
         return
     message = update.message
     if message is not None and message.text and len(message.text) > MAX_INPUT:
+        in_ticket = await context.repos.tickets.open_for_user(user.id) is not None
         await message.reply_text(
             context._(TOO_LONG).format(
                 length=context.tr.number(len(message.text)), limit=context.tr.number(MAX_INPUT)
             ),
-            reply_markup=main_menu_markup(context),
+            reply_markup=end_keyboard(context) if in_ticket else main_menu_markup(context),
         )
         raise ApplicationHandlerStop
     command = message.text.split()[0] if message is not None and message.text else ""
     if command in LEAVING_COMMANDS and FLOW_KEY in (context.user_data or {}):
         # These always leave the running flow; the command handlers then answer.
+        record = flow_record(context)
         context.ended_flow = end_flow_of(context.application, user.id, chat.id)
+        await close_reply_keyboard(update, context, record)
+        if record is not None:
+            await make_inert(context, chat.id, record.get("msgs", ()))
 
 
 async def expired_button(update: Update, context: BotContext) -> None:
@@ -246,12 +264,28 @@ async def on_error(update: object, context: BotContext) -> None:
 
 
 async def menu_button(update: Update, context: BotContext) -> None:
-    """Show the main menu from the "main menu" button."""
+    """Show the main menu from the "main menu" button: a running flow's step becomes the
+    menu (navigation in place); a result worth keeping (a reference, a link) keeps its text
+    and loses its buttons, and the menu comes below it."""
     query = update.callback_query
-    await query.answer()
+    await answer_button(update, context)
     user = update.effective_user
-    if user is not None and FLOW_KEY in (context.user_data or {}):
+    record = flow_record(context)
+    in_step = (
+        record is not None
+        and isinstance(query.message, Message)
+        and query.message.message_id in record["msgs"]
+    )
+    if user is not None and record is not None:
         end_flow_of(context.application, user.id, update.effective_chat.id)
+        await close_reply_keyboard(update, context, record)
+        pressed = query.message.message_id if isinstance(query.message, Message) else 0
+        await make_inert(
+            context, update.effective_chat.id, [m for m in record["msgs"] if m != pressed]
+        )
+    if in_step:
+        await show_main_menu(update, context, edit=True)
+        return
     if isinstance(query.message, Message):
         with contextlib.suppress(BadRequest):
             await query.message.edit_reply_markup(reply_markup=None)

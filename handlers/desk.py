@@ -26,11 +26,12 @@ from tgbot.lanes import Lane
 from tgbot.outbox import OutboxWorker
 from tgbot.text import escape
 
+from .common import MENU
 from .handoff import (
     AGENT_JOINED,
     ALBUM_WAIT,
-    closed_text,
-    rating_keyboard,
+    URGENT_PRIORITY,
+    closed_view,
     topic_name,
 )
 
@@ -39,35 +40,65 @@ _LOGGER = logging.getLogger(__name__)
 #: Texts in the agents' groups (agents read the group's language; English keeps it simple
 #: for mixed teams, and these lines go through gettext like every other).
 HEADER = N_(
-    "<b>Ticket {code}</b> · {priority}\n"
-    "User: {name} (id <code>{user_id}</code>) · language: {language}\n"
-    "Linked account: {account}\n"
-    "Context: {context}"
+    "<b>Ticket {code}</b> · {priority}\nUser: {name} · {language}\nLinked account: {account}"
 )
 PRIORITY_NORMAL = N_("normal priority")
 PRIORITY_HIGH = N_("HIGH priority")
 NOT_LINKED = N_("not linked")
-NO_CONTEXT = N_("asked for a human")
+NO_CONTEXT = N_("Asked for a human from the menu.")
+STATUS_WAITING = N_("⏳ Waiting for an agent")
+STATUS_CLAIMED = N_("🙋 Claimed by {agent}")
+STATUS_CLOSED = N_("✅ Closed")
+#: What the header says of a ticket's context (what the user was doing, asked or shown).
+CONTEXT_FROM = N_("Came from: {flow}")
+CONTEXT_RATING = N_("rating an earlier ticket")
+CONTEXT_QUESTION = N_("Question: “{text}”")
+CONTEXT_COMPLAINT = N_("⚠️ Complaint: “{text}”")
+CONTEXT_ARTICLE = N_("Help article shown: {title}")
+CONTEXT_TX = N_("Transaction: <code>{id}</code>")
+CONTEXT_FROZEN = N_("🧊 The user froze the account here; it needs checking with them.")
+CONTEXT_UNCONFIRMED = N_(
+    "⚠️ The wallet did NOT confirm the freeze: check the account and freeze it by hand."
+)
+CONTEXT_NO_ACCOUNT = N_("⚠️ No U-Pay account matches the user's Telegram phone number.")
 CLAIM_LABEL = N_("🙋 Claim")
 CLOSE_LABEL = N_("✅ Close")
 TRANSFER_LABEL = N_("↪️ Transfer")
 CLAIMED_BY = N_("🙋 {agent} claimed this ticket.")
 CLOSED_IN_TOPIC = N_("✅ Ticket closed by {who}.")
+CLOSED_UNANSWERED_IN_TOPIC = N_("✅ Ticket closed by {who} before any agent replied.")
+URGENT_ENDED = N_(
+    "⚠️ URGENT: the user ended this freeze ticket before any agent replied. Their account "
+    "stays frozen; contact them when they write again or through their ticket history."
+)
+URGENT_ENDED_ADMINS = N_(
+    "⚠️ The urgent ticket {code} (account freeze) was ended by the user before any agent "
+    "replied. Please make sure someone follows up."
+)
+RATED_IN_TOPIC = N_("⭐ The user rated this ticket {stars} ({rating} of 5).")
+COMMENT_IN_TOPIC = N_("💬 The user's comment: {comment}")
 THE_USER = N_("the user")
-REOPENED_IN_TOPIC = N_("🔄 The user wrote again: ticket reopened.")
+REOPENED_IN_TOPIC = N_("🔄 The user says it is not solved: ticket reopened.")
 USER_BLOCKED = N_("⚠️ The user has blocked the bot: messages cannot be delivered.")
 REMINDER = N_("⏰ Nobody has claimed this ticket for {minutes} min.")
 TOPIC_RECREATED = N_("♻️ This topic was recreated: the previous one was deleted or closed.")
 GROUP_PROBLEM = N_("⚠️ Agents' group {chat}: {problem}. Tickets wait until it is fixed.")
+#: The signature above an agent's reply ("客服 · Wang"): the team's word in the user's
+#: language, and the agent's roster name (``TGBOT_AGENT_LABEL``).
+TEAM_WORD = N_("Support")
+AGENT_LABEL = N_("{team} · {name}")
 NOT_A_FORUM = N_("topics are not enabled")
 NOT_ADMIN = N_("the bot is not an administrator")
 NO_TOPIC_RIGHTS = N_("the bot may not manage topics")
 NO_DELETE_RIGHTS = N_("the bot may not delete messages")
 UNREACHABLE = N_("the bot cannot reach the group")
 NON_AGENT = N_(
-    "⚠️ {name} (id {user_id}) wrote in the agents' group {chat} but is not on the agent "
+    "⚠️ {name} (ID {user_id}) wrote in the agents' group {chat} but is not on the agent "
     "roster; their messages are ignored."
 )
+
+#: Message kinds that carry a caption (an agent's label goes there).
+CAPTIONED = frozenset({"photo", "video", "document", "audio", "voice", "animation"})
 
 #: Telegram errors meaning the topic is gone (deleted or closed by hand).
 _TOPIC_GONE = ("thread not found", "topic_closed", "topic_deleted", "topic_id_invalid")
@@ -78,6 +109,45 @@ def _group_tr(config: Config, chat_id: int | None = None):
     with the group), else the default language."""
     language = dict(config.agent_chats).get(chat_id) if chat_id is not None else None
     return translator(language or config.default_language)
+
+
+def describe_context(tr: Any, info: dict[str, Any]) -> list[str]:
+    """Return a ticket's context as lines an agent reads (no internal keys or ids)."""
+    from tgbot.answers import get_article  # the articles load the search index lazily
+
+    from .lookup import STATUS_NAMES
+
+    lines = []
+    flow = info.get("flow")
+    if flow == "rating":
+        lines.append(tr.gettext(CONTEXT_FROM).format(flow=tr.gettext(CONTEXT_RATING)))
+    elif flow:
+        label = next((e.label for e in MENU if e.data == f"menu:{flow}"), None)
+        if label is not None:
+            lines.append(tr.gettext(CONTEXT_FROM).format(flow=tr.gettext(label)))
+    if info.get("question"):
+        lines.append(tr.gettext(CONTEXT_QUESTION).format(text=escape(info["question"])))
+    if info.get("complaint"):
+        lines.append(tr.gettext(CONTEXT_COMPLAINT).format(text=escape(info["complaint"])))
+    article = get_article(str(info.get("article") or ""))
+    if article is not None:
+        lines.append(tr.gettext(CONTEXT_ARTICLE).format(title=tr.gettext(article.title)))
+    if info.get("tx"):
+        status = STATUS_NAMES.get(str(info.get("status")))
+        parts = [tr.gettext(CONTEXT_TX).format(id=escape(info["tx"]))]
+        if info.get("amount"):
+            parts.append(escape(info["amount"]))
+        if status:
+            parts.append(tr.gettext(status))
+        lines.append(" · ".join(parts))
+    account = info.get("account")
+    if account == "frozen":
+        lines.append(tr.gettext(CONTEXT_FROZEN))
+    elif account == "NOT CONFIRMED":
+        lines.append(tr.gettext(CONTEXT_UNCONFIRMED))
+    if info.get("found") == "no":
+        lines.append(tr.gettext(CONTEXT_NO_ACCOUNT))
+    return lines
 
 
 class SupportDesk:
@@ -100,6 +170,7 @@ class SupportDesk:
         self._last_text: dict[int, int] = {}
         self._tasks: set[asyncio.Task] = set()
         outbox.on_sent("ticket_topic", self._topic_created)
+        outbox.on_sent("ticket_header", self._header_posted)
         outbox.on_failed("ticket_topic", self._topic_failed)
         outbox.on_sent("relay_in", self._relayed_in)
         outbox.on_failed("relay_in", self._relay_in_failed)
@@ -117,6 +188,10 @@ class SupportDesk:
             if ticket is not None:
                 await self.flush(ticket, "in")
                 await self.flush(ticket, "out")
+
+    def group_tr(self, chat_id: int | None) -> Any:
+        """Return the translator of an agents' group (its team's language)."""
+        return _group_tr(self._config, chat_id)
 
     def current_id(self, chat_id: int) -> int:
         """Return the group's id now (following migrations)."""
@@ -251,7 +326,10 @@ class SupportDesk:
             if ticket.closed_by not in (None, ticket.user_id):
                 agent = await self._repos.agents.get(ticket.closed_by)
             who = escape(agent.name) if agent else tr.gettext(THE_USER)
-            await self.post_in_topic(ticket, tr.gettext(CLOSED_IN_TOPIC).format(who=who))
+            line = (
+                CLOSED_UNANSWERED_IN_TOPIC if ticket.first_response_at is None else CLOSED_IN_TOPIC
+            )
+            await self.post_in_topic(ticket, tr.gettext(line).format(who=who))
             await self._close_topic(ticket)
 
     async def _topic_failed(self, item: OutboxItem, error: Exception) -> None:
@@ -266,61 +344,84 @@ class SupportDesk:
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
-    def header_keyboard(self, ticket: Ticket) -> InlineKeyboardMarkup:
-        """Return the header card's buttons."""
+    def header_keyboard(self, ticket: Ticket) -> InlineKeyboardMarkup | None:
+        """Return the header card's buttons: Claim only while nobody has it; none once
+        closed."""
+        if not ticket.is_open:
+            return None
         tr = _group_tr(self._config, ticket.group_chat_id)
-        return InlineKeyboardMarkup(
-            [
-                [
-                    InlineKeyboardButton(
-                        tr.gettext(CLAIM_LABEL), callback_data=f"tk:claim:{ticket.id}"
-                    ),
-                    InlineKeyboardButton(
-                        tr.gettext(CLOSE_LABEL), callback_data=f"tk:close:{ticket.id}"
-                    ),
-                ],
-                [
-                    InlineKeyboardButton(
-                        tr.gettext(TRANSFER_LABEL), callback_data=f"tk:xfer:{ticket.id}"
-                    )
-                ],
-            ]
+        close = InlineKeyboardButton(tr.gettext(CLOSE_LABEL), callback_data=f"tk:close:{ticket.id}")
+        transfer = InlineKeyboardButton(
+            tr.gettext(TRANSFER_LABEL), callback_data=f"tk:xfer:{ticket.id}"
         )
+        if ticket.claimed_by is not None:
+            return InlineKeyboardMarkup([[close, transfer]])
+        claim = InlineKeyboardButton(tr.gettext(CLAIM_LABEL), callback_data=f"tk:claim:{ticket.id}")
+        return InlineKeyboardMarkup([[claim, close], [transfer]])
 
     async def header_text(self, ticket: Ticket) -> str:
-        """Return the header card: who, language, linked account (masked), context."""
+        """Return the header card: who, language, linked account (masked), context, state."""
         tr = _group_tr(self._config, ticket.group_chat_id)
         user = await self._repos.users.get(ticket.user_id)
         account = user.wallet_account_id if user else None
         masked = f"…{account[-4:]}" if account else tr.gettext(NOT_LINKED)
-        context = ", ".join(f"{k}: {v}" for k, v in ticket.context.items() if k != "entry")
-        return tr.gettext(HEADER).format(
+        lines = describe_context(tr, ticket.context) or [tr.gettext(NO_CONTEXT)]
+        if not ticket.is_open:
+            status = tr.gettext(STATUS_CLOSED)
+        elif ticket.claimed_by is not None:
+            agent = await self._repos.agents.get(ticket.claimed_by)
+            status = tr.gettext(STATUS_CLAIMED).format(agent=escape(agent.name if agent else "?"))
+        else:
+            status = tr.gettext(STATUS_WAITING)
+        head = tr.gettext(HEADER).format(
             code=ticket.code,
             priority=tr.gettext(PRIORITY_HIGH if ticket.priority > 0 else PRIORITY_NORMAL),
             name=escape(user.first_name if user else "?"),
-            user_id=ticket.user_id,
             language=LANGUAGES.get(ticket.language, ticket.language),
             account=escape(masked),
-            context=escape(context) if context else tr.gettext(NO_CONTEXT),
         )
+        # Joined, not formatted into a template: each line is already HTML.
+        return "\n".join([head, *lines, status])
 
     async def _post_header(self, ticket: Ticket) -> None:
+        keyboard = self.header_keyboard(ticket)
         await self._outbox.enqueue(
             ticket.group_chat_id,
             "sendMessage",
             {
                 "text": await self.header_text(ticket),
-                **(
-                    {}
-                    if ticket.status == "closed"
-                    else {"reply_markup": self.header_keyboard(ticket).to_dict()}
-                ),
+                **({"reply_markup": keyboard.to_dict()} if keyboard else {}),
             },
             thread_id=ticket.thread_id,
             lane=Lane.RELAY,
             kind="ticket_header",
             ref=str(ticket.id),
             dedupe_key=f"header:{ticket.id}:{ticket.topic_generation}",
+        )
+
+    async def _header_posted(self, item: OutboxItem, result: Any) -> None:
+        message_id = getattr(result, "message_id", None)
+        if message_id is not None and item.ref:
+            await self._repos.tickets.set_header_message(int(item.ref), message_id)
+
+    async def refresh_header(self, ticket_id: int) -> None:
+        """Edit the header card to the ticket's state (who has it, closed): no "Claim" left
+        on a claimed ticket."""
+        ticket = await self._repos.tickets.get(ticket_id)
+        if ticket is None or ticket.header_message_id is None or ticket.group_chat_id is None:
+            return
+        keyboard = self.header_keyboard(ticket)
+        await self._outbox.enqueue(
+            ticket.group_chat_id,
+            "editMessageText",
+            {
+                "message_id": ticket.header_message_id,
+                "text": await self.header_text(ticket),
+                **({"reply_markup": keyboard.to_dict()} if keyboard else {}),
+            },
+            lane=Lane.RELAY,
+            kind="header_edit",
+            ref=str(ticket.id),
         )
 
     async def post_in_topic(self, ticket: Ticket, text: str, **extra: Any) -> None:
@@ -393,10 +494,13 @@ class SupportDesk:
                 await self._send(ticket, direction, items, "copyMessages")
             else:
                 for line in items:
-                    # User texts are re-sent as text, so waiting ones can be coalesced.
-                    text_in = direction == "in" and line.kind == "text"
+                    # User texts are re-sent as text, so waiting ones can be coalesced;
+                    # agents' texts too when they are signed ("客服 · Wang").
+                    as_text = line.kind == "text" and (
+                        direction == "in" or self._config.agent_label != "off"
+                    )
                     await self._send(
-                        ticket, direction, [line], "sendMessage" if text_in else "copyMessage"
+                        ticket, direction, [line], "sendMessage" if as_text else "copyMessage"
                     )
 
     def _schedule_album(self, ticket_id: int, album: str, direction: str) -> None:
@@ -439,6 +543,9 @@ class SupportDesk:
         params: dict[str, Any]
         if method == "sendMessage":
             text = escape(lines[0].text or "")
+            if direction == "out":
+                body = lines[0].html or text
+                text = await self.signed(ticket, lines[0].sender_id, body)
             if direction == "in" and self._last_text.get(ticket.id):
                 outbox_id = self._last_text[ticket.id]
                 if await self._repos.outbox.append_text(outbox_id, text, str(lines[0].id)):
@@ -455,6 +562,10 @@ class SupportDesk:
             line = lines[0]
             message_id = line.user_message_id if direction == "in" else line.group_message_id
             params = {"from_chat_id": source, "message_id": message_id}
+            if direction == "out" and line.kind in CAPTIONED and self._config.agent_label != "off":
+                params["caption"] = await self.signed(
+                    ticket, line.sender_id, line.html or escape(line.text or "")
+                )
         reply = await self._reply_parameters(ticket, direction, lines[0])
         if reply:
             params["reply_parameters"] = reply
@@ -527,13 +638,16 @@ class SupportDesk:
     # ------------------------------------------------------------------ relay out
 
     async def relay_out(self, ticket: Ticket, message: Any, agent_id: int, kind: str) -> None:
-        """Store an agent's message, then copy it to the user (agents stay anonymous)."""
+        """Store an agent's message, then copy it to the user (signed with the agent's work
+        name or the team, never their Telegram account)."""
         await self._repos.tickets.add_message(
             ticket.id,
             "out",
             kind,
             sender_id=agent_id,
             text=message.text or message.caption,
+            # Its formatting and (allowed) links, relayed under the agent's signature.
+            html=message.text_html if message.text else message.caption_html,
             group_message_id=message.message_id,
             media_group_id=message.media_group_id,
         )
@@ -541,6 +655,20 @@ class SupportDesk:
             self._reply_hint[(ticket.id, -message.message_id)] = message.reply_to_message.message_id
         await self._repos.tickets.first_response(ticket.id)
         await self.flush(ticket, "out")
+
+    async def signed(self, ticket: Ticket, agent_id: int | None, body: str) -> str:
+        """Return an agent's message (HTML) with the label that tells the user a person of
+        the support team wrote it ("<b>客服 · Wang</b>"), as ``TGBOT_AGENT_LABEL`` says."""
+        mode = self._config.agent_label
+        if mode == "off":
+            return body
+        tr = await self._user_tr(ticket)
+        label = tr.gettext(TEAM_WORD)
+        if mode == "name" and agent_id is not None:
+            agent = await self._repos.agents.get(agent_id)
+            if agent is not None:
+                label = tr.gettext(AGENT_LABEL).format(team=label, name=escape(agent.name))
+        return f"<b>{label}</b>\n{body}" if body else f"<b>{label}</b>"
 
     async def send_out_text(self, ticket: Ticket, text: str, agent_id: int | None) -> None:
         """Send the user a text written by the bot for an agent (a macro), via the outbox."""
@@ -550,7 +678,7 @@ class SupportDesk:
         outbox_id = await self._outbox.enqueue(
             ticket.user_id,
             "sendMessage",
-            {"text": text},
+            {"text": await self.signed(ticket, agent_id, text)},
             lane=Lane.RELAY,
             kind="relay_out",
             ref=f"{ticket.topic_generation};{line}",
@@ -581,16 +709,24 @@ class SupportDesk:
             _LOGGER.warning("Relay to the user of ticket %s failed: %s", ticket.code, error)
 
     async def edit_out(
-        self, ticket: Ticket, group_message_id: int, text: str, caption: bool
+        self,
+        ticket: Ticket,
+        group_message_id: int,
+        text: str,
+        caption: bool,
+        html: str | None = None,
     ) -> bool:
-        """Propagate an agent's edit to the user's copy; False if it cannot be mapped."""
+        """Propagate an agent's edit (``html``: its formatting and allowed links) to the
+        user's copy; False if it cannot be mapped."""
         line = await self._repos.tickets.by_group_message(ticket.id, group_message_id)
         if line is None or line.user_message_id is None:
             return False
         method = "editMessageCaption" if caption else "editMessageText"
         params = {
             "message_id": line.user_message_id,
-            ("caption" if caption else "text"): escape(text),
+            ("caption" if caption else "text"): await self.signed(
+                ticket, line.sender_id, html or escape(text)
+            ),
         }
         await self._outbox.enqueue(
             ticket.user_id, method, params, lane=Lane.RELAY, kind="relay_edit", ref=str(line.id)
@@ -607,6 +743,7 @@ class SupportDesk:
         await self._repos.audit.record(agent_id, "ticket.claim", ticket.id)
         tr = _group_tr(self._config, ticket.group_chat_id)
         await self.post_in_topic(ticket, tr.gettext(CLAIMED_BY).format(agent=escape(agent_name)))
+        await self.refresh_header(ticket.id)
         if ticket.status == "open":
             await self._notify_user(ticket, AGENT_JOINED)
         return True
@@ -614,26 +751,57 @@ class SupportDesk:
     async def close(
         self, ticket: Ticket, closed_by: int | None, *, by_user: bool, who: str = ""
     ) -> bool:
-        """Close the ticket: tell the topic and the user, ask the user for a rating."""
+        """Close the ticket: tell the topic and the user; ask the user for a rating only for
+        help that came (an agent replied). An urgent ticket the user ends unanswered is
+        flagged in the topic and to the admins, never closed silently."""
         if not await self._repos.tickets.close(ticket.id, closed_by):
             return False
         await self._repos.audit.record(closed_by, "ticket.close", ticket.id, {"by_user": by_user})
+        ticket = await self._repos.tickets.get(ticket.id) or ticket
         tr = _group_tr(self._config, ticket.group_chat_id)
         name = tr.gettext(THE_USER) if by_user else escape(who)
-        await self.post_in_topic(ticket, tr.gettext(CLOSED_IN_TOPIC).format(who=name))
+        unanswered = ticket.first_response_at is None
+        line = CLOSED_UNANSWERED_IN_TOPIC if unanswered else CLOSED_IN_TOPIC
+        await self.post_in_topic(ticket, tr.gettext(line).format(who=name))
+        if unanswered and by_user and ticket.priority >= URGENT_PRIORITY:
+            await self.post_in_topic(ticket, tr.gettext(URGENT_ENDED))
+            await self._tell_admins(
+                _group_tr(self._config).gettext(URGENT_ENDED_ADMINS).format(code=ticket.code),
+                f"urgent-ended:{ticket.id}",
+            )
+        await self.refresh_header(ticket.id)
         await self._close_topic(ticket)
-        context = _Speaker(await self._user_tr(ticket))
+        if ticket.queue_message_id is not None:
+            # The ticket's "✖️ End conversation" is spent: no live button left behind.
+            await self._outbox.enqueue(
+                ticket.user_id,
+                "editMessageReplyMarkup",
+                {"message_id": ticket.queue_message_id},
+                lane=Lane.REPLY if by_user else Lane.RELAY,
+                kind="queue_update",
+            )
+        text, keyboard = closed_view(await self._user_tr(ticket), ticket, by_user)
         await self._outbox.enqueue(
             ticket.user_id,
             "sendMessage",
-            {
-                "text": closed_text(context, ticket, by_user),
-                "reply_markup": rating_keyboard(ticket.id).to_dict(),
-            },
+            {"text": text, "reply_markup": keyboard.to_dict()},
             lane=Lane.REPLY if by_user else Lane.RELAY,
             kind="ticket_closed",
         )
         return True
+
+    async def rated(self, ticket: Ticket, rating: int) -> None:
+        """Tell the ticket's topic how the user rated it."""
+        tr = _group_tr(self._config, ticket.group_chat_id)
+        text = tr.gettext(RATED_IN_TOPIC).format(stars="⭐" * rating, rating=rating)
+        await self.post_in_topic(ticket, text)
+
+    async def commented(self, ticket: Ticket, comment: str) -> None:
+        """Pass the user's comment on their rating to the ticket's topic."""
+        tr = _group_tr(self._config, ticket.group_chat_id)
+        await self.post_in_topic(
+            ticket, tr.gettext(COMMENT_IN_TOPIC).format(comment=escape(comment))
+        )
 
     async def _close_topic(self, ticket: Ticket) -> None:
         if ticket.group_chat_id is not None and ticket.thread_id is not None:
@@ -660,6 +828,7 @@ class SupportDesk:
             await self.post_in_topic(
                 ticket, _group_tr(self._config, ticket.group_chat_id).gettext(REOPENED_IN_TOPIC)
             )
+        await self.refresh_header(ticket.id)
 
     async def remind_unclaimed(self) -> int:
         """Post a reminder in topics whose ticket nobody claimed in time; return how many."""

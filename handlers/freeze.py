@@ -21,27 +21,32 @@ from __future__ import annotations
 import re
 from enum import StrEnum
 
-from telegram import (
-    InlineKeyboardButton,
-    KeyboardButton,
-    ReplyKeyboardMarkup,
-    ReplyKeyboardRemove,
-    Update,
-)
+from telegram import InlineKeyboardButton, Update
 from telegram.ext import CallbackQueryHandler, CommandHandler, MessageHandler
 from telegram.ext import filters as f
 
 from tgbot.backend.base import Account, NotFound, OutcomeUnknown, Unavailable
 from tgbot.context import BotContext
 from tgbot.i18n import N_
+from tgbot.text import escape
 
-from .common import END, GuidedFlow, add_menu_entry, flow_record, nav_rows, send_step
-from .handoff import create_ticket
+from .common import (
+    END,
+    GuidedFlow,
+    add_menu_entry,
+    answer_button,
+    flow_record,
+    nav_rows,
+    not_step_input,
+    send_step,
+)
+from .handoff import URGENT_PRIORITY, create_ticket
 from .verify import (
     ANSWERED,
     NO_ACCOUNT,
-    SHARE_LABEL,
     account_of_own_contact,
+    contact_keyboard,
+    contact_text,
     wallet_down,
 )
 
@@ -53,7 +58,8 @@ CONFIRM = N_(
 )
 YES_FREEZE = N_("🧊 Yes, freeze it now")
 ASK_CONTACT = N_(
-    "To find your account quickly, tap “📱 Share my phone number” below (your own number)."
+    "To find your account quickly, tap “📱 Share my phone number” below (your own number). "
+    "Changed your mind? Tap “⬅️ Back”."
 )
 FROZEN = N_(
     "🧊 Your account {name} is frozen. No payments or transfers can be made from it.\n"
@@ -110,40 +116,40 @@ class Freeze(StrEnum):
 
 async def freeze_start(update: Update, context: BotContext) -> object:
     """Ask to confirm the freeze."""
-    if update.callback_query:
-        await update.callback_query.answer()
+    await answer_button(update, context)
     keyboard = [
         [InlineKeyboardButton(context._(YES_FREEZE), callback_data="freeze:yes")],
         *nav_rows(context),
     ]
-    await send_step(update, context, context._(CONFIRM), keyboard, edit=False)
+    await send_step(update, context, context._(CONFIRM), keyboard)
     return Freeze.CONFIRM
 
 
 async def confirmed(update: Update, context: BotContext) -> object:
     """Freeze the linked account at once, or ask for the user's own contact."""
-    await update.callback_query.answer()
+    await answer_button(update, context)
     linked = context.user_record.wallet_account_id if context.user_record else None
     if linked:
         try:
             account = await context.backend.get_account(linked)
         except NotFound:
-            await update.effective_message.reply_text(context._(NO_ACCOUNT))
-            await create_ticket(update, context, priority=2, info={"flow": "freeze", "found": "no"})
+            await send_step(update, context, context._(NO_ACCOUNT))
+            await _urgent_ticket(update, context, {"found": "no"})
             return END
         except Unavailable as exc:
             await wallet_down(update, context, exc)
             return None
         return await _freeze(update, context, account)
-    keyboard = ReplyKeyboardMarkup(
-        [[KeyboardButton(context._(SHARE_LABEL), request_contact=True)]],
-        resize_keyboard=True,
-        one_time_keyboard=True,
-    )
+    # The confirmation's buttons are spent; the reply keyboard has its own way back.
+    await send_step(update, context, context._(CONFIRM))
     await context.bot.send_message(
-        update.effective_chat.id, context._(ASK_CONTACT), reply_markup=keyboard
+        update.effective_chat.id, context._(ASK_CONTACT), reply_markup=contact_keyboard(context)
     )
     return Freeze.CONTACT
+
+
+async def _urgent_ticket(update: Update, context: BotContext, info: dict) -> None:
+    await create_ticket(update, context, priority=URGENT_PRIORITY, info={"flow": "freeze", **info})
 
 
 async def contact_shared(update: Update, context: BotContext) -> object:
@@ -153,7 +159,7 @@ async def contact_shared(update: Update, context: BotContext) -> object:
         return None
     if account is None:
         await update.message.reply_text(context._(NO_ACCOUNT))
-        await create_ticket(update, context, priority=2, info={"flow": "freeze", "found": "no"})
+        await _urgent_ticket(update, context, {"found": "no"})
         return END
     return await _freeze(update, context, account)
 
@@ -168,10 +174,8 @@ async def _freeze(update: Update, context: BotContext, account: Account) -> obje
     except OutcomeUnknown:
         frozen = await _look_up(context, account.id)
     except NotFound:
-        await update.effective_message.reply_text(
-            context._(NO_ACCOUNT), reply_markup=ReplyKeyboardRemove()
-        )
-        await create_ticket(update, context, priority=2, info={"flow": "freeze", "found": "no"})
+        await send_step(update, context, context._(NO_ACCOUNT))
+        await _urgent_ticket(update, context, {"found": "no"})
         return END
     except Unavailable as exc:
         await wallet_down(update, context, exc)
@@ -179,22 +183,13 @@ async def _freeze(update: Update, context: BotContext, account: Account) -> obje
     if frozen is None or frozen.status != "frozen":
         # Never "your account is frozen" unless the wallet says so: a human checks at once.
         await context.repos.audit.record(user_id, "account.freeze_unconfirmed", account.id)
-        await context.bot.send_message(
-            update.effective_chat.id,
-            context._(FREEZE_UNSURE).format(name=account.display_name),
-            reply_markup=ReplyKeyboardRemove(),
-        )
-        await create_ticket(
-            update, context, priority=2, info={"flow": "freeze", "account": "NOT CONFIRMED"}
-        )
+        text = context._(FREEZE_UNSURE).format(name=escape(account.display_name))
+        await send_step(update, context, text)
+        await _urgent_ticket(update, context, {"account": "NOT CONFIRMED"})
         return END
     await context.repos.audit.record(user_id, "account.freeze", account.id)
-    await context.bot.send_message(
-        update.effective_chat.id,
-        context._(FROZEN).format(name=frozen.display_name),
-        reply_markup=ReplyKeyboardRemove(),
-    )
-    await create_ticket(update, context, priority=2, info={"flow": "freeze", "account": "frozen"})
+    await send_step(update, context, context._(FROZEN).format(name=escape(frozen.display_name)))
+    await _urgent_ticket(update, context, {"account": "frozen"})
     return END
 
 
@@ -219,7 +214,13 @@ def freeze_flow() -> GuidedFlow:
         ],
         states={
             Freeze.CONFIRM: [CallbackQueryHandler(confirmed, pattern=r"^freeze:yes$")],
-            Freeze.CONTACT: [MessageHandler(f.CONTACT, contact_shared)],
+            Freeze.CONTACT: [
+                MessageHandler(f.CONTACT, contact_shared),
+                # "⬅️ Back" ends it; anything else: the buttons again (freeze words restart).
+                not_step_input(f.TEXT & ~f.COMMAND, contact_text),
+            ],
         },
         allowed=_may_start,
+        menu="menu:freeze",
+        owns=("freeze",),
     )

@@ -24,10 +24,12 @@ from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 from typing import Any
 
+from babel.dates import format_skeleton
 from telegram import InlineKeyboardButton, Update
 from telegram.ext import CallbackQueryHandler, CommandHandler, MessageHandler
 from telegram.ext import filters as f
 
+from tgbot import facts
 from tgbot.backend.base import NotFound, Transaction, Unavailable
 from tgbot.context import BotContext
 from tgbot.i18n import N_
@@ -36,11 +38,11 @@ from tgbot.txquery import match_transactions, parse_query
 
 from .common import (
     END,
-    EXPIRED_TEXT,
     GuidedFlow,
     add_menu_entry,
     answer_button,
     expect_numbers,
+    human_button,
     main_menu_row,
     nav_rows,
     scratch,
@@ -55,35 +57,45 @@ STATUSES = ("all", "processing", "failed", "refunded")
 
 LABEL = N_("🧾 Transactions")
 DESCRIPTION = N_("find a payment and see what its status means")
-LIST_HEAD = N_("Your transactions, last {days} days{status} — page {page} of {pages}:")
-LIST_EMPTY = N_("No transactions in the last {days} days{status}.")
+LEGEND = N_("✅ successful · ⏳ processing · ❌ failed · ↩️ refunded · times in {zone}")
 SEARCH_HINT = N_(
-    "Tap a transaction, or type a date, an amount or a transaction id, e.g. “前天晚上 88块”, "
-    "“last Friday 88” or “TX20261102A1B2C3”."
+    "Tap a transaction for its details, or type a date and an amount to search, e.g. "
+    "“{example}”, or a transaction ID."
 )
-STATUS_FILTER = {
-    "processing": N_("processing"),
-    "failed": N_("failed"),
-    "refunded": N_("refunded"),
+SEARCH_HINT_EMPTY = N_(
+    "To search, type a date and an amount, e.g. “{example}”, or a transaction ID."
+)
+FILTER_LABELS = {
+    "processing": N_("Processing"),
+    "failed": N_("Failed"),
+    "refunded": N_("Refunded"),
 }
 ALL_LABEL = N_("All")
-DAYS_LABEL = N_("{days} days")
 PREV_LABEL = N_("◀ Newer")
 NEXT_LABEL = N_("Older ▶")
-NOTHING_FOUND = N_("I found no transaction matching “{query}”. Try another date or amount.")
-NOT_UNDERSTOOD = N_(
-    "Please type a date, an amount or a transaction id, e.g. “3号 88元” or “on the 3rd 88”."
+NOTHING_FOUND = N_(
+    "I found no transaction matching “{query}” in the last 90 days. Try another date or "
+    "amount, or go back to the list."
 )
+NOT_UNDERSTOOD = N_("Please type a date and an amount, e.g. “{example}”, or a transaction ID.")
 SEVERAL = N_("Several transactions match. Which one?")
 TX_NOT_FOUND = N_("I cannot find this transaction in your account.")
 DETAIL = N_(
     "<b>{merchant}</b>\n"
-    "Amount: {amount}\n"
+    "{kind}: {amount}\n"
     "Time: {time}\n"
-    "Transaction id: <code>{id}</code>\n"
+    "Transaction ID: <code>{id}</code>\n"
     "Status: {status}\n\n"
     "{meaning}"
 )
+KINDS = {
+    "payment": N_("Payment"),
+    "transfer": N_("Transfer"),
+    "topup": N_("Top-up"),
+}
+#: System labels the bot writes itself, in the user's language (not the wallet's free text).
+TOPUP_TITLE = N_("Balance top-up")
+TRANSFER_TITLE = N_("Transfer to {name}")
 STATUS_NAMES = {
     "success": N_("successful"),
     "processing": N_("processing"),
@@ -91,26 +103,27 @@ STATUS_NAMES = {
     "refunded": N_("refunded"),
     "partially_refunded": N_("partially refunded"),
 }
+STATUS_ICONS = {
+    "success": "✅",
+    "processing": "⏳",
+    "failed": "❌",
+    "refunded": "↩️",
+    "partially_refunded": "↩️",
+}
 MEANINGS = {
     "success": N_(
         "The payment went through. If something is wrong with the order, you can ask for a refund."
     ),
     "processing": N_(
-        "The payment channel is busy. Most payments complete within 2 hours; please do not pay "
-        "again. If it is still processing after 24 hours, talk to a human."
+        "The bank is still handling it; please do not pay again. {processing} {processing_human}"
     ),
     "failed": N_(
-        "The payment did not go through and no money was taken, or it is returned within 1-3 "
-        "business days. Common causes: not enough balance, a network problem, wrong card "
-        "details."
+        "The payment did not go through. {failed_return} Common causes: not enough balance, a "
+        "network problem, wrong card details."
     ),
-    "refunded": N_(
-        "The money went back to where it came from: your U-Pay balance at once, a bank card "
-        "within 1-7 business days."
-    ),
+    "refunded": N_("The money went back to where it came from. {refund_arrival}"),
     "partially_refunded": N_(
-        "{refunded} went back to where it came from: your U-Pay balance at once, a bank card "
-        "within 1-7 business days. The rest stayed paid."
+        "{refunded} went back to where it came from; the rest stayed paid. {refund_arrival}"
     ),
 }
 FAILURE_CAUSES = {
@@ -134,28 +147,67 @@ class Lookup(StrEnum):
     DETAIL = "lookup:detail"
 
 
+def tx_name(context: BotContext, tx: Transaction) -> str:
+    """Return what a transaction is called for the user (plain text): the bot's own label
+    for top-ups and transfers, else the merchant's name in the user's language if the
+    wallet has it."""
+    if tx.kind == "topup":
+        return str(context._(TOPUP_TITLE))
+    if tx.kind == "transfer" and tx.counterparty:
+        return str(context._(TRANSFER_TITLE)).format(name=tx.counterparty)
+    tag = context.lang.replace("_", "-")
+    return tx.merchant_names.get(tag) or tx.merchant
+
+
+def tx_title(context: BotContext, tx: Transaction) -> str:
+    """Return :func:`tx_name` escaped for an HTML message."""
+    return escape(tx_name(context, tx))
+
+
+def tx_amount(context: BotContext, tx: Transaction) -> str:
+    """Return the amount with its direction and currency: "+¥100.00" in, "-¥88.00" out."""
+    return context.tr.money_signed(tx.amount, tx.currency, incoming=tx.kind == "topup")
+
+
 def tx_button(context: BotContext, tx: Transaction) -> InlineKeyboardButton:
-    """Return a transaction's button: date, merchant, amount."""
-    when = tx.created_at.astimezone(context.config.zone).strftime("%m-%d")
-    label = f"{when} {truncate(tx.merchant, 18)} {context.tr.money(tx.amount, tx.currency)}"
+    """Return a transaction's button: status, signed amount, name, date and time."""
+    name = tx_name(context, tx)  # button labels are plain text
+    when = context.tr.date_time(tx.created_at, context.config.zone)
+    icon = STATUS_ICONS.get(tx.status, "")
+    label = f"{icon} {tx_amount(context, tx)} {truncate(name, 16)} · {when}"
     return InlineKeyboardButton(label, callback_data=f"tx:open:{tx.id}")
 
 
+def search_example(context: BotContext, tx: Transaction | None) -> str:
+    """Return a search that finds ``tx`` (the newest shown): its date and amount, written
+    the way the user's language writes them."""
+    if tx is None:
+        moment, amount = datetime.now(context.config.zone), "88"
+    else:
+        moment, amount = tx.created_at, f"{tx.amount:f}"
+    day = format_skeleton("MMMd", moment, tzinfo=context.config.zone, locale=context.tr.locale)
+    return f"{day} {amount}"
+
+
 def detail_text(context: BotContext, tx: Transaction) -> str:
-    """Return the detail view: merchant, amount, local time, status and what it means."""
+    """Return the detail view: name, kind and signed amount, local time with the zone,
+    status and what it means."""
     meaning_label = MEANINGS.get(tx.status, MEANINGS["success"])
     status_label = STATUS_NAMES.get(tx.status, STATUS_NAMES["success"])
-    meaning = context._(meaning_label)
-    if tx.status == "partially_refunded":
-        meaning = meaning.format(refunded=context.tr.money(tx.refunded_amount, tx.currency))
+    values = facts.values(context.tr)
+    meaning = context._(meaning_label).format(
+        refunded=context.tr.money(tx.refunded_amount, tx.currency), **values
+    )
     if tx.status == "failed" and tx.failure_reason in FAILURE_CAUSES:
         meaning += "\n" + context._(FAILURE_CAUSES[tx.failure_reason])
+    kind = KINDS.get(tx.kind, KINDS["payment"])
     return context._(DETAIL).format(
-        merchant=escape(tx.merchant),
-        amount=context.tr.money(tx.amount, tx.currency),
-        time=context.tr.datetime(tx.created_at, context.config.zone),
+        merchant=tx_title(context, tx),
+        kind=context._(kind),
+        amount=tx_amount(context, tx),
+        time=context.tr.when(tx.created_at, context.config.zone),
         id=tx.id,
-        status=context._(status_label),
+        status=f"{STATUS_ICONS.get(tx.status, '')} {context._(status_label)}",
         meaning=meaning,
     )
 
@@ -199,11 +251,24 @@ async def show_list(update: Update, context: BotContext, account_id: str) -> obj
         return None
     expect_numbers(context, "query")
     pages = max(1, -(-result.total // PAGE_SIZE))
-    suffix = "" if status == "all" else f" · {context._(STATUS_FILTER[status])}"
+    suffix = "" if status == "all" else f" · {context._(FILTER_LABELS[status])}"
+    example = search_example(context, result.items[0] if result.items else None)
     if result.total:
-        head = context._(LIST_HEAD).format(days=days, status=suffix, page=page + 1, pages=pages)
+        head = context.ngettext(
+            "Your transactions, last {days} day{status} — page {page} of {pages}:",
+            "Your transactions, last {days} days{status} — page {page} of {pages}:",
+            days,
+        ).format(days=days, status=suffix, page=page + 1, pages=pages)
+        legend = context._(LEGEND).format(zone=context.tr.zone_name(context.config.zone))
+        hint = f"{legend}\n\n{context._(SEARCH_HINT).format(example=example)}"
     else:
-        head = context._(LIST_EMPTY).format(days=days, status=suffix)
+        head = context.ngettext(
+            "No transactions in the last {days} day{status}.",
+            "No transactions in the last {days} days{status}.",
+            days,
+        ).format(days=days, status=suffix)
+        hint = context._(SEARCH_HINT_EMPTY).format(example=example)
+    scratch(context)["example"] = example
     rows: list[list[InlineKeyboardButton]] = [[tx_button(context, tx)] for tx in result.items]
     paging = []
     if page > 0:
@@ -215,7 +280,8 @@ async def show_list(update: Update, context: BotContext, account_id: str) -> obj
     rows.append(
         [
             InlineKeyboardButton(
-                ("✓ " if d == days else "") + context._(DAYS_LABEL).format(days=d),
+                ("✓ " if d == days else "")
+                + context.ngettext("{days} day", "{days} days", d).format(days=d),
                 callback_data=f"tx:days:{d}",
             )
             for d in PERIODS
@@ -225,15 +291,13 @@ async def show_list(update: Update, context: BotContext, account_id: str) -> obj
         [
             InlineKeyboardButton(
                 ("✓ " if s == status else "")
-                + (context._(ALL_LABEL) if s == "all" else context._(STATUS_FILTER[s])),
+                + (context._(ALL_LABEL) if s == "all" else context._(FILTER_LABELS[s])),
                 callback_data=f"tx:status:{s}",
             )
             for s in STATUSES
         ]
     )
-    await send_step(
-        update, context, head + "\n\n" + context._(SEARCH_HINT), [*rows, *nav_rows(context)]
-    )
+    await send_step(update, context, f"{head}\n\n{hint}", [*rows, *nav_rows(context)])
     return Lookup.LIST
 
 
@@ -265,16 +329,13 @@ async def show_detail(update: Update, context: BotContext, account_id: str) -> o
     try:
         tx = await context.backend.get_transaction(account_id, tx_id)
     except NotFound:
-        await answer_button(update, context, context._(EXPIRED_TEXT))
-        await send_step(
-            update, context, context._(TX_NOT_FOUND), [main_menu_row(context)], edit=False
-        )
+        await answer_button(update, context)
+        await send_step(update, context, context._(TX_NOT_FOUND), _back_rows(context))
         return Lookup.LIST
     except Unavailable as exc:
         await wallet_down(update, context, exc)
         return None
-    if update.callback_query:
-        await update.callback_query.answer()
+    await answer_button(update, context)
     rows = []
     if tx.kind == "payment" and tx.status in ("success", "partially_refunded"):
         rows.append(
@@ -283,10 +344,17 @@ async def show_detail(update: Update, context: BotContext, account_id: str) -> o
     rows.append(
         [InlineKeyboardButton(context._(HUMAN_ABOUT_LABEL), callback_data=f"tx:human:{tx.id}")]
     )
-    rows.append([InlineKeyboardButton(context._(BACK_LABEL), callback_data="tx:back")])
-    rows.append(main_menu_row(context))
+    rows.extend(_back_rows(context))
     await send_step(update, context, detail_text(context, tx), rows)
     return Lookup.DETAIL
+
+
+def _back_rows(context: BotContext) -> list[list[InlineKeyboardButton]]:
+    """Return "back to the list", a human and the main menu."""
+    return [
+        [InlineKeyboardButton(context._(BACK_LABEL), callback_data="tx:back")],
+        [human_button(context), *main_menu_row(context)],
+    ]
 
 
 async def back_to_list(update: Update, context: BotContext) -> object:
@@ -311,7 +379,9 @@ async def show_search(update: Update, context: BotContext, account_id: str) -> o
     if query.is_empty and routed:
         return await show_list(update, context, account_id)  # nothing to search: the list
     if query.is_empty:
-        await send_step(update, context, context._(NOT_UNDERSTOOD), nav_rows(context), edit=False)
+        example = scratch(context).get("example") or search_example(context, None)
+        text = context._(NOT_UNDERSTOOD).format(example=escape(example))
+        await send_step(update, context, text, _back_rows(context))
         return Lookup.LIST
     if query.transaction_id:
         scratch(context)["open"] = query.transaction_id
@@ -333,26 +403,21 @@ async def show_search(update: Update, context: BotContext, account_id: str) -> o
         return None
     matches = sorted(found.values(), key=lambda tx: tx.created_at, reverse=True)
     if not matches:
-        await send_step(
-            update,
-            context,
-            context._(NOTHING_FOUND).format(query=escape(truncate(text, 60))),
-            nav_rows(context),
-            edit=False,
-        )
+        text = context._(NOTHING_FOUND).format(query=escape(truncate(text, 60)))
+        await send_step(update, context, text, _back_rows(context))
         return Lookup.LIST
     if len(matches) == 1:
         scratch(context)["open"] = matches[0].id
         return await show_detail(update, context, account_id)
     rows = [[tx_button(context, tx)] for tx in matches[:8]]
-    await send_step(update, context, context._(SEVERAL), [*rows, *nav_rows(context)], edit=False)
+    await send_step(update, context, context._(SEVERAL), [*rows, *_back_rows(context)])
     return Lookup.LIST
 
 
 async def human_about(update: Update, context: BotContext) -> object:
     """Open a ticket with this transaction as context."""
     query = update.callback_query
-    await query.answer()
+    await answer_button(update, context)
     tx_id = query.data.split(":", 2)[2][:40]
     account_id = context.user_record.wallet_account_id if context.user_record else None
     info: dict[str, Any] = {"flow": "lookup"}
@@ -361,7 +426,7 @@ async def human_about(update: Update, context: BotContext) -> object:
         info.update(tx=tx.id, status=tx.status, amount=f"{tx.amount} {tx.currency}")
     except (NotFound, Unavailable):
         pass  # never reveal or attach a transaction that is not the user's
-    await create_ticket(update, context, info=info)
+    await create_ticket(update, context, info=info, in_place=True)
     return END
 
 
@@ -371,6 +436,7 @@ def lookup_flow() -> GuidedFlow:
     list_handlers = [
         CallbackQueryHandler(change_list, pattern=r"^tx:(page|days|status):[a-z0-9_]{1,12}$"),
         CallbackQueryHandler(open_transaction, pattern=r"^tx:open:\w{1,40}$"),
+        CallbackQueryHandler(back_to_list, pattern=r"^tx:back$"),
         MessageHandler(text, search),
     ]
     return GuidedFlow(
@@ -383,9 +449,10 @@ def lookup_flow() -> GuidedFlow:
             **verify_states(show_list, show_detail, show_search),
             Lookup.LIST: list_handlers,
             Lookup.DETAIL: [
-                CallbackQueryHandler(back_to_list, pattern=r"^tx:back$"),
                 CallbackQueryHandler(human_about, pattern=r"^tx:human:\w{1,40}$"),
                 *list_handlers,
             ],
         },
+        menu="menu:lookup",
+        owns=("tx",),
     )

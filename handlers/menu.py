@@ -5,14 +5,18 @@ leaves whatever is running.
 
 from __future__ import annotations
 
+import contextlib
+
 from markupsafe import Markup
 from telegram import (
     BotCommand,
     BotCommandScopeAllPrivateChats,
     InlineKeyboardButton,
     InlineKeyboardMarkup,
+    Message,
     Update,
 )
+from telegram.error import BadRequest
 from telegram.ext import Application, CallbackQueryHandler, CommandHandler
 from telegram.ext import filters as f
 
@@ -24,6 +28,8 @@ from .common import (
     CANCELLED,
     GREETING,
     MENU,
+    MENU_PROMPT,
+    answer_button,
     answer_expired,
     main_menu_markup,
     show_main_menu,
@@ -32,21 +38,20 @@ from .common import (
 HELP_TITLE = N_("<b>What I can do</b>")
 HELP_TOPIC = N_("• {label}: {description}")
 HELP_GUIDED = N_("Choose a topic from the menu and I will guide you step by step.")
-HELP_COMMANDS = N_(
-    "<b>Commands</b>\n"
-    "/start – main menu\n"
-    "/transactions – find a transaction\n"
-    "/refunds – your refunds\n"
-    "/human – talk to a human\n"
-    "/language – 中文 / English\n"
-    "/cancel – stop what you are doing\n"
-    "/help – this help"
-)
+HELP_COMMANDS = N_("<b>Commands</b>")
+HELP_LINE = N_("/{command} – {description}")
 HELP_SAFETY = N_(
     "<b>Stay safe</b>\n"
-    "Nobody from support will ever ask you for your password, PIN, full card number "
-    "or a verification code in a chat. The only code I ask for is the one of a "
-    "verification you started yourself. Cards are added only on the wallet's secure page."
+    "• U-Pay staff never ask for your password, PIN, full card number or a verification "
+    "code, by chat, phone, text message or e-mail. I ask for a code only during a check "
+    "that you started yourself, here.\n"
+    "• Official support is this bot and the U-Pay app. Someone writing to you from a "
+    "personal Telegram account in U-Pay's name is not us, whatever their name or photo.\n"
+    "• Nobody from U-Pay will ask you to move money to a “safe account”, or to pay or "
+    "share your screen to receive a refund or compensation.\n"
+    "• Cards are added only on U-Pay's secure page.\n"
+    "• Think you were cheated? Freeze your account with /freeze, talk to a human, and in "
+    "mainland China call the police on 110 or the anti-fraud hotline 96110."
 )
 HELP_PRIVACY = N_(
     "<b>Your data</b>\n/privacy – what I keep about you and for how long; export it or delete it"
@@ -56,11 +61,15 @@ CHOOSE_LANGUAGE = N_("Please choose your language:")
 LANGUAGE_SET = N_("Language set to English.")
 NOTHING_TO_CANCEL = N_("There is nothing to cancel.")
 
-#: Command menus per language: (command, description).
+#: Command menus per language (and the /help list): (command, description).
 COMMANDS = [
     ("start", N_("Main menu")),
     ("help", N_("What I can do")),
+    ("password", N_("Reset the password or unlock the account")),
+    ("cards", N_("Bank cards")),
+    ("freeze", N_("Freeze my account now")),
     ("transactions", N_("Find a transaction")),
+    ("refund", N_("Ask for a refund")),
     ("refunds", N_("My refunds")),
     ("human", N_("Talk to a human")),
     ("language", "中文 / English"),  # the same in every language
@@ -83,8 +92,20 @@ async def help_command(update: Update, context: BotContext) -> None:
         for e in MENU
     ]
     parts = [context._(HELP_TITLE), *(topics or [context._(HELP_GUIDED)])]
-    text = Markup("\n").join(parts) + "\n\n" + context._(HELP_COMMANDS) + "\n\n"
-    text += context._(HELP_SAFETY) + "\n\n" + context._(HELP_PRIVACY)
+    # /privacy has its own section below ("Your data").
+    commands = [context._(HELP_COMMANDS)] + [
+        context._(HELP_LINE).format(command=name, description=context._(desc))
+        for name, desc in COMMANDS
+        if name != "privacy"
+    ]
+    text = Markup("\n\n").join(
+        [
+            Markup("\n").join(parts),
+            Markup("\n").join(commands),
+            context._(HELP_SAFETY),
+            context._(HELP_PRIVACY),
+        ]
+    )
     await update.effective_message.reply_text(text, reply_markup=main_menu_markup(context))
 
 
@@ -97,13 +118,16 @@ def language_keyboard() -> list[list[InlineKeyboardButton]]:
 
 
 async def language_command(update: Update, context: BotContext) -> None:
-    """Offer the language buttons."""
+    """Offer the language buttons (in place of the menu that asked for them)."""
     text = "\n".join(translator(code).gettext(CHOOSE_LANGUAGE) for code in LANGUAGES)
-    if update.callback_query:
-        await update.callback_query.answer()
-    await context.bot.send_message(
-        update.effective_chat.id, text, reply_markup=InlineKeyboardMarkup(language_keyboard())
-    )
+    query = update.callback_query
+    markup = InlineKeyboardMarkup(language_keyboard())
+    if query is not None and isinstance(query.message, Message):
+        await answer_button(update, context)
+        with contextlib.suppress(BadRequest):
+            await query.message.edit_text(text, reply_markup=markup)
+            return
+    await context.bot.send_message(update.effective_chat.id, text, reply_markup=markup)
 
 
 async def set_language(update: Update, context: BotContext) -> None:
@@ -115,9 +139,9 @@ async def set_language(update: Update, context: BotContext) -> None:
         return
     await context.repos.users.set_language(query.from_user.id, code)
     context.tr = translator(code)
-    await query.answer()
-    await query.edit_message_text(context._(LANGUAGE_SET))
-    await show_main_menu(update, context)
+    await answer_button(update, context)
+    text = f"{context._(LANGUAGE_SET)}\n\n{context._(MENU_PROMPT)}"
+    await show_main_menu(update, context, text, edit=True)
 
 
 async def cancel(update: Update, context: BotContext) -> None:

@@ -16,24 +16,29 @@ stateDiagram-v2
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from enum import StrEnum
 
-from telegram import InlineKeyboardButton, Update
+from telegram import InlineKeyboardButton, InlineKeyboardMarkup, Update
 from telegram.ext import CallbackQueryHandler, CommandHandler
 from telegram.ext import filters as f
 
 from tgbot.backend.base import Frozen, Locked, NotEligible, NotFound, Unavailable
 from tgbot.context import BotContext
 from tgbot.i18n import N_
+from tgbot.lanes import Lane
+from tgbot.text import escape
 
 from .common import (
     END,
     GuidedFlow,
     add_menu_entry,
     answer_button,
+    human_button,
     main_menu_row,
     nav_rows,
     send_step,
+    translator_for,
 )
 from .verify import account_gone, human_rows, require_verified, verify_states, wallet_down
 
@@ -41,7 +46,7 @@ LABEL = N_("🔑 Password / unlock")
 DESCRIPTION = N_("reset a forgotten password or unlock your account")
 STATUS_ACTIVE = N_(
     "Your account {name} is active. If you forgot your password, I can send you a one-time "
-    "link to set a new one on the U-Pay page."
+    "link to set a new one on U-Pay's own page."
 )
 STATUS_LOCKED = N_(
     "Your account {name} is locked because the password was entered wrongly too many times. "
@@ -50,19 +55,31 @@ STATUS_LOCKED = N_(
 STATUS_FROZEN = N_(
     "Your account {name} is frozen for your protection. Only a support agent can unfreeze it."
 )
+FROZEN_NO_NAME = N_(
+    "Your account is frozen for your protection. Only a support agent can unfreeze it."
+)
 RESET_LABEL = N_("🔗 Send me a reset link")
 UNLOCK_LABEL = N_("🔓 Unlock my account")
 OPEN_LINK_LABEL = N_("🔗 Open the reset page")
 LINK_SENT = N_(
-    "Here is your one-time link to set a new password. It works once, for 15 minutes.\n"
-    "⚠️ Never share this link. Nobody from U-Pay will ever ask for it, for your password or "
-    "for a code."
+    "Here is your one-time link to set a new password. {validity} I will tell you here once "
+    "the password has been changed.\n"
+    "⚠️ Never share this link. U-Pay staff never ask for it, for your password or for a code, "
+    "by any means."
 )
-UNLOCKED = N_("🔓 Your account is unlocked. You can log in again with your password.")
+UNLOCKED = N_(
+    "🔓 Your account is unlocked. You can sign in again with your password. Forgot it? I "
+    "can send you a link to set a new one."
+)
 NOT_LOCKED = N_("Your account is not locked, so there is nothing to unlock.")
 LOCKED_REFUSED = N_(
-    "The wallet does not allow this while your account is locked. A human agent can help you."
+    "U-Pay does not allow this while your account is locked. A human agent can help you."
 )
+PASSWORD_CHANGED = N_(
+    "🔐 Security notice: the password of your U-Pay account {name} was changed at {time}.\n"
+    "If this was not you, freeze your account now and talk to a human."
+)
+FREEZE_LABEL = N_("🧊 Freeze my account")
 
 add_menu_entry("menu:password", LABEL, DESCRIPTION, order=10)
 
@@ -88,14 +105,10 @@ async def show_status(update: Update, context: BotContext, account_id: str) -> o
     except Unavailable as exc:
         await wallet_down(update, context, exc)
         return None
-    name = account.display_name
+    name = escape(account.display_name)
     if account.status == "frozen":
         await send_step(
-            update,
-            context,
-            context._(STATUS_FROZEN).format(name=name),
-            human_rows(context),
-            edit=False,
+            update, context, context._(STATUS_FROZEN).format(name=name), human_rows(context)
         )
         return END
     rows = []
@@ -107,9 +120,7 @@ async def show_status(update: Update, context: BotContext, account_id: str) -> o
     else:
         text = STATUS_ACTIVE
     rows.append([InlineKeyboardButton(context._(RESET_LABEL), callback_data="password:reset")])
-    await send_step(
-        update, context, context._(text).format(name=name), [*rows, *nav_rows(context)], edit=False
-    )
+    await send_step(update, context, context._(text).format(name=name), [*rows, *nav_rows(context)])
     return Password.CHOOSE
 
 
@@ -126,9 +137,7 @@ async def _reset_link(update: Update, context: BotContext, account_id: str) -> o
             account_id, f"reset:{user_id}:{update.update_id}"
         )
     except Frozen:
-        await send_step(
-            update, context, context._(STATUS_FROZEN).format(name=""), human_rows(context)
-        )
+        await send_step(update, context, context._(FROZEN_NO_NAME), human_rows(context))
         return END
     except Locked as exc:
         return await _locked_refused(update, context, exc)
@@ -142,7 +151,15 @@ async def _reset_link(update: Update, context: BotContext, account_id: str) -> o
         [InlineKeyboardButton(context._(OPEN_LINK_LABEL), url=link.url)],
         main_menu_row(context),
     ]
-    await send_step(update, context, context._(LINK_SENT), keyboard)
+    until = context.tr.time_with_zone(link.expires_at, context.config.zone)
+    minutes = max(1, round((link.expires_at - datetime.now(UTC)).total_seconds() / 60))
+    validity = context.ngettext(
+        "It works once, for {minutes} minute (until {time}).",
+        "It works once, for {minutes} minutes (until {time}).",
+        minutes,
+    ).format(minutes=context.tr.number(minutes), time=until)
+    await send_step(update, context, context._(LINK_SENT).format(validity=validity), keyboard)
+    _watch_password(context, update.effective_chat.id, user_id, account_id, link.expires_at)
     return END
 
 
@@ -160,9 +177,7 @@ async def _unlock(update: Update, context: BotContext, account_id: str) -> objec
         await send_step(update, context, context._(NOT_LOCKED), [main_menu_row(context)])
         return END
     except Frozen:
-        await send_step(
-            update, context, context._(STATUS_FROZEN).format(name=""), human_rows(context)
-        )
+        await send_step(update, context, context._(FROZEN_NO_NAME), human_rows(context))
         return END
     except Locked as exc:
         return await _locked_refused(update, context, exc)
@@ -172,14 +187,86 @@ async def _unlock(update: Update, context: BotContext, account_id: str) -> objec
         await wallet_down(update, context, exc)
         return None
     await context.repos.audit.record(user_id, "account.unlock", account_id)
-    await send_step(update, context, context._(UNLOCKED), [main_menu_row(context)])
-    return END
+    # Unlocked, but the password is probably still forgotten: the reset is one tap away.
+    keyboard = [
+        [InlineKeyboardButton(context._(RESET_LABEL), callback_data="password:reset")],
+        main_menu_row(context),
+    ]
+    await send_step(update, context, context._(UNLOCKED), keyboard)
+    return Password.CHOOSE
 
 
 async def _locked_refused(update: Update, context: BotContext, error: Locked) -> object:
     """Answer a 423 with a lock reason: the wallet refuses this while the account is locked."""
     await send_step(update, context, context._(LOCKED_REFUSED), human_rows(context))
     return END
+
+
+#: After sending a reset link the bot looks at the account every this many seconds, while the
+#: link is valid, to tell the user once the password was changed.
+PASSWORD_POLL_SECONDS = 3.0
+
+
+def _watch_password(
+    context: BotContext, chat_id: int, user_id: int, account_id: str, until: datetime
+) -> None:
+    queue = context.job_queue
+    if queue is None:
+        return
+    name = f"watch-password:{user_id}"
+    for job in queue.get_jobs_by_name(name):
+        job.schedule_removal()
+    data = {
+        "chat": chat_id,
+        "user": user_id,
+        "account": account_id,
+        "since": datetime.now(UTC).timestamp(),
+    }
+    last = max(PASSWORD_POLL_SECONDS, (until - datetime.now(UTC)).total_seconds())
+    queue.run_repeating(
+        watch_password,
+        interval=PASSWORD_POLL_SECONDS,
+        first=PASSWORD_POLL_SECONDS,
+        last=last,
+        data=data,
+        name=name,
+    )
+
+
+async def watch_password(context: BotContext) -> None:
+    """Job: once the wallet shows a password change after the reset link was sent, send the
+    user the security notice (once), with a way to freeze the account if it was not them."""
+    job = context.job
+    data = job.data
+    app = context.application
+    try:
+        account = await app.backend.get_account(data["account"])
+    except (Unavailable, NotFound):
+        return  # looked at again next time
+    changed = account.password_changed_at
+    if changed is None or changed.timestamp() < data["since"]:
+        return
+    job.schedule_removal()
+    context.tr = await translator_for(context, data["user"])
+    text = context._(PASSWORD_CHANGED).format(
+        name=escape(account.display_name),
+        time=context.tr.time_with_zone(changed, app.config.zone),
+    )
+    markup = InlineKeyboardMarkup(
+        [
+            [InlineKeyboardButton(context._(FREEZE_LABEL), callback_data="menu:freeze")],
+            [human_button(context)],
+        ]
+    )
+    await app.repos.audit.record(data["user"], "password.changed", data["account"])
+    await app.outbox.enqueue(
+        data["chat"],
+        "sendMessage",
+        {"text": text, "reply_markup": markup.to_dict()},
+        lane=Lane.NOTIFY,
+        kind="password_changed",
+        dedupe_key=f"password-changed:{data['account']}:{int(changed.timestamp())}",
+    )
 
 
 def password_flow() -> GuidedFlow:
@@ -197,4 +284,6 @@ def password_flow() -> GuidedFlow:
                 CallbackQueryHandler(unlock, pattern=r"^password:unlock$"),
             ],
         },
+        menu="menu:password",
+        owns=("password",),
     )

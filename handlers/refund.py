@@ -29,11 +29,13 @@ import secrets
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from enum import StrEnum
+from typing import Any
 
 from telegram import InlineKeyboardButton, Update
 from telegram.ext import CallbackQueryHandler, CommandHandler, MessageHandler
 from telegram.ext import filters as f
 
+from tgbot import facts
 from tgbot.backend.base import (
     Frozen,
     Locked,
@@ -41,6 +43,7 @@ from tgbot.backend.base import (
     NotFound,
     OutcomeUnknown,
     RefundChange,
+    Transaction,
     Unavailable,
 )
 from tgbot.context import BotContext
@@ -51,18 +54,19 @@ from tgbot.txquery import match_transactions, parse_amount, parse_query
 
 from .common import (
     END,
-    EXPIRED_TEXT,
     GuidedFlow,
     add_menu_entry,
     answer_button,
+    answer_expired,
     expect_numbers,
+    human_button,
     main_menu_row,
     nav_rows,
     scratch,
     send_step,
     translator_for,
 )
-from .lookup import tx_button
+from .lookup import tx_button, tx_name, tx_title
 from .verify import account_gone, human_rows, require_verified, verify_states, wallet_down
 
 _LOGGER = logging.getLogger(__name__)
@@ -72,20 +76,27 @@ DESCRIPTION = N_("ask for a refund or see your refunds")
 CHOOSE_TX = N_("Which payment do you want a refund for? (paid in the last 30 days)")
 NO_REFUNDABLE = N_("You have no payments in the last 30 days that can be refunded.")
 MY_REFUNDS_LABEL = N_("📋 My refunds")
-NOT_ELIGIBLE = N_("This payment cannot be refunded: {reason}")
+NOT_ELIGIBLE = N_("Sorry, I cannot request a refund for this. {reason}")
 INELIGIBLE_REASONS = {
-    "not_paid": N_("it was not paid (failed or still processing)."),
-    "window_over": N_("the 30-day refund window is over."),
-    "fully_refunded": N_("it has already been fully refunded."),
-    "merchant_rules": N_("the merchant does not accept refunds through U-Pay; contact them."),
-    "not_a_payment": N_("only payments can be refunded, not transfers or top-ups."),
-    "refund_in_progress": N_("a refund for it is already in progress (see /refunds)."),
-    "amount_too_large": N_("the amount is more than can be refunded now."),
-    "invalid_amount": N_("the amount is not valid."),
-    "invalid_reason": N_("the reason is empty or too long."),
+    "not_paid": N_("It was not paid: it failed or is still processing."),
+    "window_over": N_("The 30-day refund window is over."),
+    "fully_refunded": N_("It has already been refunded in full."),
+    "merchant_rules": N_(
+        "The merchant does not accept refunds through U-Pay; please contact the merchant."
+    ),
+    "not_a_payment": N_(
+        "Transfers and top-ups cannot be refunded through U-Pay. For a transfer, ask the "
+        "person you paid to send the money back."
+    ),
+    "refund_in_progress": N_("A refund for it is already in progress (see /refunds)."),
+    "amount_too_large": N_("The amount is more than what is left to refund."),
+    "invalid_amount": N_("The amount is not valid."),
+    "invalid_reason": N_("The reason is empty or too long."),
 }
-OTHER_INELIGIBLE = N_("the wallet does not allow it right now.")
-ASK_REASON = N_("Refund of {merchant} ({amount}). Why do you want a refund?")
+OTHER_INELIGIBLE = N_("U-Pay does not allow it right now.")
+ASK_REASON = N_(
+    "Refund for your payment to {merchant}: {amount}, {when}. Why do you want a refund?"
+)
 REASONS = {
     "not_received": N_("Not received"),
     "wrong_amount": N_("Charged the wrong amount"),
@@ -96,21 +107,32 @@ REASONS = {
 ASK_REASON_TEXT = N_("Please describe the reason in a few words (up to {limit} characters).")
 REASON_TOO_LONG = N_("Please keep the reason under {limit} characters.")
 ASK_AMOUNT = N_(
-    "How much should be refunded? Up to {max}. Tap “Full amount” or type an amount, e.g. 88.50."
+    "How much should be refunded? Up to {max}. Tap the button or type an amount, e.g. {example}."
+)
+ASK_AMOUNT_PARTLY = N_(
+    "{refunded} of this payment was already refunded; {max} is left. How much should be "
+    "refunded? Tap the button or type an amount, e.g. {example}."
 )
 FULL_LABEL = N_("Full amount: {amount}")
-BAD_AMOUNT = N_("Please type an amount like 88 or 88.50, more than 0 and at most {max}.")
+REST_LABEL = N_("All that is left: {amount}")
+BAD_AMOUNT = N_("Please type an amount like {example}, more than 0 and at most {max}.")
 CONFIRM = N_(
     "Please confirm your refund request:\n"
     "Payment: {merchant}, {when}\n"
-    "Refund: <b>{amount}</b>\n"
+    "Refund: <b>{amount}</b>, back to {destination}\n"
     "Reason: {reason}"
 )
 CONFIRM_LABEL = N_("✅ Request the refund")
 CREATED = N_(
-    "✅ Refund requested. Reference: <code>{id}</code> ({amount}).\n"
-    "I will tell you here when its status changes. /refunds shows all your refunds."
+    "✅ Refund requested: {amount} for your payment to {merchant}, back to {destination}. "
+    "Reference: <code>{id}</code>.\n"
+    "{refund_review} I will tell you here when its status changes; /refunds shows all your "
+    "refunds."
 )
+#: Where a refund goes: back to where the payment's money came from.
+TO_BALANCE = N_("your U-Pay balance")
+TO_CARD = N_("your {bank} card •••• {last4}")
+TO_SOURCE = N_("where the money came from (your balance or the card you paid with)")
 REFUND_UNSURE = N_(
     "The U-Pay service did not confirm in time whether your refund request went through. "
     "Tap “🔄 Check again”: it cannot create a second refund. If it went through, I will also "
@@ -118,13 +140,13 @@ REFUND_UNSURE = N_(
 )
 CHECK_AGAIN_LABEL = N_("🔄 Check again")
 REFUND_FROZEN = N_(
-    "The wallet does not accept refund requests while your account is frozen or locked. A "
-    "human agent can help you."
+    "U-Pay does not accept refund requests while your account is frozen or locked. A human "
+    "agent can help you."
 )
 PAYMENT_GONE = N_("I cannot find this payment in your account any more.")
-REFUNDS_HEAD = N_("Your refunds:")
+REFUNDS_HEAD = N_("Your refunds (times in {zone}):")
 REFUNDS_EMPTY = N_("You have no refund requests yet.")
-REFUND_LINE = N_("• {id}: {amount}, {status} ({when})")
+REFUND_LINE = N_("• {merchant}: {amount}, {status}\n  {when} · reference <code>{id}</code>")
 REFUND_STATUS = {
     "submitted": N_("submitted"),
     "reviewing": N_("being reviewed"),
@@ -135,20 +157,27 @@ REFUND_STATUS = {
 NOTIFY = {
     # Only for refunds made outside the bot: one made here was confirmed in the chat.
     "submitted": N_(
-        "🧾 A refund of {amount} (reference {id}) was requested on your U-Pay account for "
-        "payment {tx}. If you did not ask for it, tap /human."
+        "🧾 A refund of {amount} for your payment to {merchant} was requested on your U-Pay "
+        "account (reference {id}). If you did not ask for it, tap /human."
     ),
-    "reviewing": N_("🔎 Your refund {id} ({amount}) is being reviewed."),
-    "approved": N_("✅ Your refund {id} ({amount}) was approved. The money is on its way."),
+    "reviewing": N_(
+        "🔎 Your refund of {amount} for {merchant} is being reviewed (reference {id}). "
+        "{refund_review}"
+    ),
+    "approved": N_(
+        "✅ Your refund of {amount} for {merchant} was approved (reference {id}). It goes back "
+        "to {destination}. {refund_arrival}"
+    ),
     "rejected": N_(
-        "❌ Your refund {id} ({amount}) was rejected. Tap /human if you want an agent to look "
-        "at it."
+        "❌ Your refund of {amount} for {merchant} was rejected (reference {id}). Tap /human if "
+        "you want an agent to look at it."
     ),
     "refunded": N_(
-        "💰 Your refund {id} ({amount}) is done: the money went back to your original payment "
-        "method (balance at once, bank cards within 1-7 business days)."
+        "💰 Your refund of {amount} for {merchant} is done (reference {id}): the money went "
+        "back to {destination}."
     ),
 }
+NOTICE_IN_TICKET = N_("🔔 An automatic update from U-Pay (not from the agent you are talking to):")
 REASON_LIMIT = 200
 
 add_menu_entry("menu:refund", LABEL, DESCRIPTION, order=50)
@@ -239,20 +268,12 @@ async def choose_transaction(update: Update, context: BotContext, account_id: st
     ]
     if not payments:
         await send_step(
-            update,
-            context,
-            context._(NO_REFUNDABLE),
-            [my_refunds_row, main_menu_row(context)],
-            edit=False,
+            update, context, context._(NO_REFUNDABLE), [my_refunds_row, main_menu_row(context)]
         )
         return END
     rows = [[tx_button(context, tx)] for tx in payments]
     await send_step(
-        update,
-        context,
-        context._(CHOOSE_TX),
-        [*rows, my_refunds_row, *nav_rows(context)],
-        edit=False,
+        update, context, context._(CHOOSE_TX), [*rows, my_refunds_row, *nav_rows(context)]
     )
     return RefundState.CHOOSE_TX
 
@@ -270,10 +291,8 @@ async def check_transaction(update: Update, context: BotContext, account_id: str
     try:
         tx = await context.backend.get_transaction(account_id, data.get("tx", ""))
         eligibility = await context.backend.refund_eligibility(account_id, tx.id)
-    except NotFound:  # not this user's: say nothing about it
-        await send_step(
-            update, context, context._(EXPIRED_TEXT), [main_menu_row(context)], edit=False
-        )
+    except NotFound:  # not this user's (or gone): say nothing about it
+        await send_step(update, context, context._(PAYMENT_GONE), human_rows(context))
         return END
     except Unavailable as exc:
         await wallet_down(update, context, exc)
@@ -282,29 +301,45 @@ async def check_transaction(update: Update, context: BotContext, account_id: str
         label = INELIGIBLE_REASONS.get(eligibility.reason or "", OTHER_INELIGIBLE)
         reason = context._(label)
         await send_step(
-            update,
-            context,
-            context._(NOT_ELIGIBLE).format(reason=reason),
-            human_rows(context),
-            edit=False,
+            update, context, context._(NOT_ELIGIBLE).format(reason=reason), human_rows(context)
         )
         return END
+    # Scratch holds plain text (it is persisted); escaped where it is formatted.
     data.update(
         tx=tx.id,
-        merchant=tx.merchant,
-        when=context.tr.datetime(tx.created_at, context.config.zone, "short"),
+        merchant=tx_name(context, tx),
+        when=context.tr.when(tx.created_at, context.config.zone),
         currency=eligibility.currency,
         max=str(eligibility.refundable),
+        paid=str(tx.amount),
+        destination=destination_text(context, tx),
     )
     rows = [
         [InlineKeyboardButton(context._(label), callback_data=f"refund:reason:{key}")]
         for key, label in REASONS.items()
     ]
     text = context._(ASK_REASON).format(
-        merchant=escape(tx.merchant), amount=context.tr.money(tx.amount, tx.currency)
+        merchant=escape(data["merchant"]),
+        amount=context.tr.money(tx.amount, tx.currency),
+        when=data["when"],
     )
-    await send_step(update, context, text, [*rows, *nav_rows(context)], edit=False)
+    await send_step(update, context, text, [*rows, *nav_rows(context)])
     return RefundState.REASON
+
+
+def destination_text(context: BotContext, tx: Transaction | None) -> str:
+    """Return where a refund of ``tx`` goes back to, in the user's words (plain text)."""
+    paid = tx.paid_with if tx is not None else None
+    if paid is None:
+        return str(context._(TO_SOURCE))
+    if paid.method == "card" and paid.last4:
+        return str(context._(TO_CARD)).format(bank=paid.bank or "", last4=paid.last4)
+    return str(context._(TO_BALANCE))
+
+
+def destination(context: BotContext, tx: Transaction | None) -> str:
+    """Return :func:`destination_text` escaped for an HTML message."""
+    return escape(destination_text(context, tx))
 
 
 async def reason_chosen(update: Update, context: BotContext) -> object:
@@ -312,9 +347,9 @@ async def reason_chosen(update: Update, context: BotContext) -> object:
     query = update.callback_query
     key = query.data.split(":", 2)[2]
     if key not in REASONS:
-        await query.answer(context._(EXPIRED_TEXT))
+        await answer_expired(update, context)
         return None
-    await query.answer()
+    await answer_button(update, context)
     if key == "other":
         await send_step(
             update,
@@ -338,31 +373,39 @@ async def reason_typed(update: Update, context: BotContext) -> object:
     return await ask_amount(update, context)
 
 
+def _example(data: dict) -> str:
+    """An amount the user could type: about half of what is left, e.g. "248.54"."""
+    half = (Decimal(data["max"]) / 2).quantize(Decimal("0.01"))
+    return f"{max(half, Decimal('0.01')):f}"
+
+
 async def ask_amount(update: Update, context: BotContext) -> object:
-    """Offer the full amount or ask for part of it."""
+    """Offer everything that is left (the full amount, or "all that is left" after an
+    earlier partial refund) or ask for part of it."""
     data = scratch(context)
     expect_numbers(context, "amount")
-    full = context.tr.money(Decimal(data["max"]), data["currency"])
+    left = Decimal(data["max"])
+    currency = data["currency"]
+    money = context.tr.money(left, currency)
+    partly = left < Decimal(data.get("paid", data["max"]))
+    label = REST_LABEL if partly else FULL_LABEL
     rows = [
-        [
-            InlineKeyboardButton(
-                context._(FULL_LABEL).format(amount=full), callback_data="refund:full"
-            )
-        ]
+        [InlineKeyboardButton(context._(label).format(amount=money), callback_data="refund:full")]
     ]
-    await send_step(
-        update,
-        context,
-        context._(ASK_AMOUNT).format(max=full),
-        [*rows, *nav_rows(context)],
-        edit=update.callback_query is not None,
-    )
+    if partly:
+        refunded = context.tr.money(Decimal(data["paid"]) - left, currency)
+        text = context._(ASK_AMOUNT_PARTLY).format(
+            refunded=refunded, max=money, example=_example(data)
+        )
+    else:
+        text = context._(ASK_AMOUNT).format(max=money, example=_example(data))
+    await send_step(update, context, text, [*rows, *nav_rows(context)])
     return RefundState.AMOUNT
 
 
 async def full_amount(update: Update, context: BotContext) -> object:
     """Refund everything that remains."""
-    await update.callback_query.answer()
+    await answer_button(update, context)
     scratch(context)["amount"] = scratch(context)["max"]
     return await ask_confirm(update, context)
 
@@ -374,7 +417,9 @@ async def amount_typed(update: Update, context: BotContext) -> object:
     amount = parse_amount(update.message.text)
     if amount is None or amount <= 0 or amount > maximum:
         await update.message.reply_text(
-            context._(BAD_AMOUNT).format(max=context.tr.money(maximum, data["currency"]))
+            context._(BAD_AMOUNT).format(
+                max=context.tr.money(maximum, data["currency"]), example=_example(data)
+            )
         )
         return None
     data["amount"] = str(amount)
@@ -392,12 +437,11 @@ async def ask_confirm(update: Update, context: BotContext) -> object:
         merchant=escape(data["merchant"]),
         when=data["when"],
         amount=context.tr.money(Decimal(data["amount"]), data["currency"]),
+        destination=escape(data.get("destination") or str(context._(TO_SOURCE))),
         reason=escape(reason),
     )
     rows = [[InlineKeyboardButton(context._(CONFIRM_LABEL), callback_data="refund:confirm")]]
-    await send_step(
-        update, context, text, [*rows, *nav_rows(context)], edit=update.callback_query is not None
-    )
+    await send_step(update, context, text, [*rows, *nav_rows(context)])
     return RefundState.CONFIRM
 
 
@@ -437,7 +481,7 @@ async def create_refund(update: Update, context: BotContext, account_id: str) ->
             [InlineKeyboardButton(context._(CHECK_AGAIN_LABEL), callback_data="refund:recheck")],
             *human_rows(context),
         ]
-        await send_step(update, context, context._(REFUND_UNSURE), keyboard, edit=False)
+        await send_step(update, context, context._(REFUND_UNSURE), keyboard)
         return RefundState.UNKNOWN
     except Unavailable as exc:
         await wallet_down(update, context, exc)
@@ -459,7 +503,11 @@ async def create_refund(update: Update, context: BotContext, account_id: str) ->
         {"tx": refund.transaction_id, "amount": str(refund.amount)},
     )
     text = context._(CREATED).format(
-        id=refund.id, amount=context.tr.money(refund.amount, refund.currency)
+        id=escape(refund.id),
+        amount=context.tr.money(refund.amount, refund.currency),
+        merchant=escape(data["merchant"]),
+        destination=escape(data.get("destination") or str(context._(TO_SOURCE))),
+        refund_review=context._(facts.REFUND_REVIEW),
     )
     await send_step(update, context, text, [main_menu_row(context)])
     return END
@@ -481,23 +529,38 @@ async def list_refunds(update: Update, context: BotContext, account_id: str) -> 
         await wallet_down(update, context, exc)
         return None
     if not refunds:
-        await send_step(
-            update, context, context._(REFUNDS_EMPTY), [main_menu_row(context)], edit=False
-        )
+        await send_step(update, context, context._(REFUNDS_EMPTY), [main_menu_row(context)])
         return END
-    lines = [context._(REFUNDS_HEAD)]
-    for refund in refunds[:15]:
+    shown = refunds[:15]
+    payments = await _payments_of(context.backend, account_id, [r.transaction_id for r in shown])
+    lines = [context._(REFUNDS_HEAD).format(zone=context.tr.zone_name(context.config.zone))]
+    for refund in shown:
         status_label = REFUND_STATUS.get(refund.status, REFUND_STATUS["submitted"])
+        tx = payments.get(refund.transaction_id)
         lines.append(
             context._(REFUND_LINE).format(
-                id=refund.id,
+                merchant=tx_title(context, tx) if tx else escape(refund.transaction_id),
+                id=escape(refund.id),
                 amount=context.tr.money(refund.amount, refund.currency),
                 status=context._(status_label),
-                when=context.tr.datetime(refund.created_at, context.config.zone, "short"),
+                when=context.tr.date_time(refund.created_at, context.config.zone, year=True),
             )
         )
-    await send_step(update, context, "\n".join(lines), [main_menu_row(context)], edit=False)
+    keyboard = [[human_button(context), *main_menu_row(context)]]
+    await send_step(update, context, "\n".join(lines), keyboard)
     return END
+
+
+async def _payments_of(backend: Any, account_id: str, tx_ids: list[str]) -> dict[str, Transaction]:
+    """Return the payments refunds were made for (to name their merchant and where the
+    money goes back); those the wallet cannot give now are left out."""
+    found: dict[str, Transaction] = {}
+    for tx_id in dict.fromkeys(tx_ids):
+        try:
+            found[tx_id] = await backend.get_transaction(account_id, tx_id)
+        except (NotFound, Unavailable):
+            continue
+    return found
 
 
 async def poll_refunds(context: BotContext) -> int:
@@ -573,11 +636,19 @@ async def _tell_change(context: BotContext, change: RefundChange) -> int | None:
     if change.status not in NOTIFY or not await repos.refunds.advance(refund.id, change.status):
         return 0
     context.tr = await translator_for(context, record.user_id)
-    text = context._(NOTIFY[change.status]).format(
-        id=refund.id,
-        amount=context.tr.money(refund.amount, refund.currency),
-        tx=refund.transaction_id,
+    tx = (await _payments_of(app.backend, refund.account_id, [refund.transaction_id])).get(
+        refund.transaction_id
     )
+    text = context._(NOTIFY[change.status]).format(
+        id=escape(refund.id),
+        amount=context.tr.money(refund.amount, refund.currency),
+        merchant=tx_title(context, tx) if tx else escape(refund.transaction_id),
+        destination=destination(context, tx),
+        **facts.values(context.tr),
+    )
+    if await repos.tickets.open_for_user(record.user_id) is not None:
+        # The user is talking to an agent: say this is not the agent's message.
+        text = f"{context._(NOTICE_IN_TICKET)}\n{text}"
     await app.outbox.enqueue(
         record.user_id,
         "sendMessage",
@@ -599,6 +670,10 @@ OUTSIDE_STATUS = "seen"
 FEED_CURSOR = "refunds.feed_cursor"
 FEED_PAGE_SIZE = 100
 FEED_MAX_PAGES = 20
+
+
+#: Text at the confirmation that is an amount ("100", "88.50元", "¥20"): understood.
+_AMOUNT_LIKE = r"^\s*[¥$￥]?\s*\d+(?:[.,]\d{1,2})?\s*(?:元|块|yuan|cny|rmb)?\s*$"
 
 
 def refund_flow() -> GuidedFlow:
@@ -631,7 +706,13 @@ def refund_flow() -> GuidedFlow:
                 CallbackQueryHandler(full_amount, pattern=r"^refund:full$"),
                 MessageHandler(text, amount_typed),
             ],
-            RefundState.CONFIRM: [CallbackQueryHandler(confirm, pattern=r"^refund:confirm$")],
+            RefundState.CONFIRM: [
+                CallbackQueryHandler(confirm, pattern=r"^refund:confirm$"),
+                # "100" typed at the confirmation: a new amount, confirmed again.
+                MessageHandler(text & f.Regex(_AMOUNT_LIKE), amount_typed),
+            ],
             RefundState.UNKNOWN: [CallbackQueryHandler(recheck, pattern=r"^refund:recheck$")],
         },
+        menu="menu:refund",
+        owns=("refund",),
     )

@@ -51,6 +51,7 @@ from telegram.ext import CallbackQueryHandler, MessageHandler
 from telegram.ext import filters as f
 
 from storage.repos.answers import ANSWERED, CANDIDATES, AnswerRecord
+from tgbot import facts
 from tgbot.answers import HOURS_ALWAYS, HOURS_RANGE, Article, get_article
 from tgbot.answers.articles import FREEZE, FREEZE_LABEL
 from tgbot.answers.router import Decision, Router, default_router, router_ready
@@ -101,15 +102,15 @@ def _hours(context: BotContext) -> str:
     return context._(HOURS_RANGE).format(
         start=f"{start // 60:02d}:{start % 60:02d}",
         end=f"{end // 60:02d}:{end % 60:02d}",
-        zone=context.config.timezone,
+        zone=context.tr.zone_name(context.config.zone),
     )
 
 
 def article_text(context: BotContext, article: Article) -> str:
     """Return an article in the user's language: title, body, and the feedback question."""
     body = context._(article.body)
-    if "{hours}" in article.body:
-        body = body.format(hours=_hours(context))
+    if "{" in article.body:  # the facts stated in several places, and the opening hours
+        body = body.format(hours=_hours(context), **facts.values(context.tr))
     text = Markup(f"<b>{context._(article.title)}</b>\n\n{body}")  # all from the catalogs
     if article.kind == "article":
         text += "\n\n" + context._(DID_IT_HELP)

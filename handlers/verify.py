@@ -31,15 +31,19 @@ from telegram.ext import filters as f
 from tgbot.backend.base import NotEligible, NotFound, OutcomeUnknown, Unavailable
 from tgbot.context import BotContext
 from tgbot.i18n import N_
-from tgbot.text import normalize_input
+from tgbot.text import escape, normalize_input
 
 from .common import (
+    BACK_LABEL,
     END,
     HUMAN_LABEL,
     answer_button,
     expect_numbers,
+    flow_record,
+    human_button,
     main_menu_row,
     nav_rows,
+    not_step_input,
     scratch,
     send_step,
     show_main_menu,
@@ -56,20 +60,25 @@ ASK_CONTACT = N_(
     "number” below: I only use it to find your U-Pay account, and I never ask for passwords."
 )
 SHARE_LABEL = N_("📱 Share my phone number")
+#: Older keyboards still on users' screens send this text.
 REFUSE_LABEL = N_("I'd rather not")
 NOT_OWN_CONTACT = N_(
     "Please share your own number with the button below, not someone else's contact or a "
     "forwarded one."
 )
-USE_THE_BUTTON = N_("Please use the “📱 Share my phone number” button below, or “I'd rather not”.")
-REFUSED = N_(
-    "No problem. Without checking who you are I cannot look at your account, but a human "
-    "agent can still help you."
+USE_THE_BUTTON = N_(
+    "Please tap “📱 Share my phone number” below. To go back, tap “⬅️ Back”; to reach a "
+    "person, tap “🙋 Talk to a human”."
 )
+REFUSED = N_(
+    "OK, I have not checked anything. Without checking who you are I cannot look at your "
+    "account, but a human agent can still help you."
+)
+KEYBOARD_CLOSED = N_("OK, I will not ask for your phone number now.")
 NUMBER_RECEIVED = N_("✅ Number received.")
 NO_ACCOUNT = N_(
     "I could not find a U-Pay account with the phone number of this Telegram account. If "
-    "your wallet uses a different number, a human agent can help you."
+    "your U-Pay account uses a different number, a human agent can help you."
 )
 CODE_SENT = N_(
     "I sent a 6-digit code by SMS to {phone}. Type it here within 5 minutes. Never share this "
@@ -78,13 +87,12 @@ CODE_SENT = N_(
 CODE_RESENT = N_("A new code is on its way to {phone}.")
 RESEND_WAIT = N_("You can ask for a new code in {seconds} s.")
 RESEND_LABEL = N_("🔁 Send a new code")
-CODE_WRONG = N_("That code is not right. {tries} tries left.")
-CODE_EXPIRED = N_("That code has expired. Tap “🔁 Send a new code”.")
 SHARE_AGAIN = N_(
     "Sorry, I was restarted before I could check your number, and I never keep it. Please "
     "share it again with the button below."
 )
-CODE_FORMAT = N_("Please type the 6 digits of the code from the SMS.")
+CODE_EXPIRED = N_("❌ That code has expired. Tap “🔁 Send a new code”.")
+CODE_FORMAT = N_("❌ Please type the 6 digits of the code from the SMS.")
 LOCKED_OUT = N_(
     "Too many wrong codes. For your safety, verification is locked until {time}. A human "
     "agent can help you in the meantime."
@@ -115,10 +123,35 @@ class Verify(StrEnum):
 
 def human_rows(context: BotContext) -> list[list[InlineKeyboardButton]]:
     """Return the "talk to a human" and "main menu" rows (the way out of a dead end)."""
-    return [
-        [InlineKeyboardButton(context._(HUMAN_LABEL), callback_data="menu:human")],
-        main_menu_row(context),
-    ]
+    return [[human_button(context)], main_menu_row(context)]
+
+
+def contact_keyboard(context: BotContext) -> ReplyKeyboardMarkup:
+    """Return the reply keyboard of a "share your phone number" step: the share button, a
+    way back and a human (reply keyboards cannot carry inline buttons)."""
+    record = flow_record(context)
+    if record is not None:
+        record["reply_kb"] = True  # whoever ends the flow takes the keyboard away
+    return ReplyKeyboardMarkup(
+        [
+            [KeyboardButton(context._(SHARE_LABEL), request_contact=True)],
+            [KeyboardButton(context._(BACK_LABEL)), KeyboardButton(context._(HUMAN_LABEL))],
+        ],
+        resize_keyboard=True,
+        one_time_keyboard=True,
+    )
+
+
+async def close_reply_keyboard(update: Update, context: BotContext, record: dict | None) -> None:
+    """Take away a contact step's reply keyboard when its flow ends another way (a human,
+    /cancel, another flow): Telegram removes one only with a message."""
+    chat = update.effective_chat
+    if record is None or not record.get("reply_kb") or chat is None:
+        return
+    record.pop("reply_kb", None)
+    await context.bot.send_message(
+        chat.id, context._(KEYBOARD_CLOSED), reply_markup=ReplyKeyboardRemove()
+    )
 
 
 async def wallet_down(
@@ -127,7 +160,7 @@ async def wallet_down(
     """Tell the user the wallet is unreachable; their step is kept. "Nothing was changed"
     only when that is true: not after a change whose outcome is unknown."""
     text = WALLET_UNSURE if isinstance(error, OutcomeUnknown) else WALLET_DOWN
-    await send_step(update, context, context._(text), human_rows(context), edit=False)
+    await send_step(update, context, context._(text), human_rows(context), edit=False, keep=True)
 
 
 async def account_gone(update: Update, context: BotContext) -> object:
@@ -136,7 +169,7 @@ async def account_gone(update: Update, context: BotContext) -> object:
     await context.repos.users.set_wallet_account(user_id, None)
     if context.user_record is not None:
         context.user_record = await context.repos.users.get(user_id)
-    await send_step(update, context, context._(ACCOUNT_GONE), human_rows(context), edit=False)
+    await send_step(update, context, context._(ACCOUNT_GONE), human_rows(context))
     return END
 
 
@@ -168,31 +201,27 @@ async def require_verified(
     scratch(context)["after_verify"] = then.__name__
     if linked:
         return await _send_code(update, context, linked, first=True)
-    await context.bot.send_message(
-        update.effective_chat.id, context._(ASK_CONTACT), reply_markup=share_keyboard(context)
-    )
+    await _ask_contact(update, context, context._(ASK_CONTACT))
     return Verify.CONTACT
 
 
-def share_keyboard(context: BotContext) -> ReplyKeyboardMarkup:
-    """Return the reply keyboard that shares the user's own number (or declines)."""
-    return ReplyKeyboardMarkup(
-        [
-            [KeyboardButton(context._(SHARE_LABEL), request_contact=True)],
-            [KeyboardButton(context._(REFUSE_LABEL))],
-        ],
-        resize_keyboard=True,
-        one_time_keyboard=True,
+async def _ask_contact(update: Update, context: BotContext, text: str) -> None:
+    """Ask for the user's own contact (reply keyboard); a pressed message is made inert."""
+    query = update.callback_query
+    if query is not None and query.message is not None:
+        # The menu or step that led here: its buttons would start something else.
+        with contextlib.suppress(BadRequest):
+            await query.message.edit_reply_markup(reply_markup=None)
+    await context.bot.send_message(
+        update.effective_chat.id, text, reply_markup=contact_keyboard(context)
     )
 
 
 async def _locked_out(update: Update, context: BotContext, until: float) -> object:
-    when = context.tr.datetime(
-        datetime.fromtimestamp(until, context.config.zone), context.config.zone, "short"
+    when = context.tr.time_with_zone(
+        datetime.fromtimestamp(until, context.config.zone), context.config.zone
     )
-    await send_step(
-        update, context, context._(LOCKED_OUT).format(time=when), human_rows(context), edit=False
-    )
+    await send_step(update, context, context._(LOCKED_OUT).format(time=when), human_rows(context))
     return END
 
 
@@ -223,15 +252,30 @@ async def _send_code(update: Update, context: BotContext, account_id: str, *, fi
         tries=CODE_TRIES,
     )
     expect_numbers(context, "code")
+    scratch(context)["code_phone"] = account.phone_masked
     text = CODE_SENT if first else CODE_RESENT
-    keyboard = [
+    await send_step(
+        update, context, context._(text).format(phone=account.phone_masked), code_keyboard(context)
+    )
+    return Verify.CODE
+
+
+def code_keyboard(context: BotContext) -> list[list[InlineKeyboardButton]]:
+    """Return the buttons under the code prompt: a new code, and the ways out."""
+    return [
         [InlineKeyboardButton(context._(RESEND_LABEL), callback_data="verify:resend")],
         *nav_rows(context),
     ]
-    await send_step(
-        update, context, context._(text).format(phone=account.phone_masked), keyboard, edit=False
-    )
-    return Verify.CODE
+
+
+async def _code_problem(update: Update, context: BotContext, problem: str) -> None:
+    """Say what was wrong with a typed code in the prompt itself (the typed code was deleted,
+    so the prompt is the chat's last message); the prompt keeps its buttons."""
+    record = flow_record(context)
+    phone = scratch(context).get("code_phone", "")
+    text = f"{problem}\n\n" + context._(CODE_SENT).format(phone=phone)
+    context.edit_target = record["msgs"][-1] if record and record["msgs"] else None
+    await send_step(update, context, text, code_keyboard(context), fresh=True)
 
 
 #: Returned by :func:`account_of_own_contact` when it already answered the user.
@@ -248,8 +292,11 @@ async def account_of_own_contact(update: Update, context: BotContext) -> object:
         return ANSWERED
     if not contact.phone_number:
         # Handled again after a restart: the inbox never keeps the number (DESIGN 6.3).
-        await message.reply_text(context._(SHARE_AGAIN), reply_markup=share_keyboard(context))
+        await message.reply_text(context._(SHARE_AGAIN), reply_markup=contact_keyboard(context))
         return ANSWERED
+    record = flow_record(context)
+    if record is not None:
+        record.pop("reply_kb", None)
     await message.reply_text(context._(NUMBER_RECEIVED), reply_markup=ReplyKeyboardRemove())
     try:
         return await context.backend.account_by_phone(normalize_phone(contact.phone_number))
@@ -264,18 +311,25 @@ async def contact_shared(update: Update, context: BotContext) -> object:
     if account is ANSWERED:
         return None
     if account is None:
-        await send_step(update, context, context._(NO_ACCOUNT), human_rows(context), edit=False)
+        await send_step(update, context, context._(NO_ACCOUNT), human_rows(context))
         return END
     return await _send_code(update, context, account.id, first=True)
 
 
 async def contact_text(update: Update, context: BotContext) -> object:
-    """Text while waiting for the contact: "I'd rather not" ends the check; else re-ask."""
-    if update.message.text.strip() == context._(REFUSE_LABEL):
+    """Text while waiting for the contact: "⬅️ Back" ends the check; else re-ask (a human is
+    reached from the keyboard's 🙋 button before this step sees it)."""
+    typed = update.message.text.strip()
+    if typed in (context._(BACK_LABEL), context._(REFUSE_LABEL), BACK_LABEL, REFUSE_LABEL):
+        record = flow_record(context)
+        if record is not None:
+            record.pop("reply_kb", None)
         await update.message.reply_text(context._(REFUSED), reply_markup=ReplyKeyboardRemove())
         await show_main_menu(update, context)
         return END
-    await update.effective_message.reply_text(context._(USE_THE_BUTTON))
+    await update.effective_message.reply_text(
+        context._(USE_THE_BUTTON), reply_markup=contact_keyboard(context)
+    )
     return None
 
 
@@ -301,13 +355,13 @@ async def link_from_app(update: Update, context: BotContext) -> None:
         await wallet_down(update, context, exc)
         return
     except NotFound:
-        await send_step(update, context, context._(LINK_UNKNOWN), human_rows(context), edit=False)
+        await send_step(update, context, context._(LINK_UNKNOWN), human_rows(context))
         return
     except NotEligible as exc:
         text = {"expired": LINK_EXPIRED, "used": LINK_USED, "other_user": LINK_OTHER_USER}.get(
             exc.reason, LINK_UNKNOWN
         )
-        await send_step(update, context, context._(text), human_rows(context), edit=False)
+        await send_step(update, context, context._(text), human_rows(context))
         return
     await context.repos.users.set_wallet_account(user.id, account.id)
     await context.repos.verifications.verified(user.id, account.id)
@@ -343,10 +397,10 @@ def verify_states(*continuations: Continuation) -> dict[object, list]:
             expect_numbers(context, None)
             return await _locked_out(update, context, state.locked_until or 0)
         if len(typed) != 6:
-            await message.reply_text(context._(CODE_FORMAT))
+            await _code_problem(update, context, context._(CODE_FORMAT))
             return None
         if state.code_expires_at is None or time.time() > state.code_expires_at:
-            await context.bot.send_message(update.effective_chat.id, context._(CODE_EXPIRED))
+            await _code_problem(update, context, context._(CODE_EXPIRED))
             return None
         try:
             good = await context.backend.check_code(state.account_id, typed)
@@ -363,12 +417,14 @@ def verify_states(*continuations: Continuation) -> dict[object, list]:
                 await repos.audit.record(user_id, "verify.locked", user_id)
                 return await _locked_out(update, context, state.locked_until or 0)
             if state.tries_left == 0:
-                await context.bot.send_message(update.effective_chat.id, context._(CODE_EXPIRED))
+                await _code_problem(update, context, context._(CODE_EXPIRED))
                 return None
-            await context.bot.send_message(
-                update.effective_chat.id,
-                context._(CODE_WRONG).format(tries=context.tr.number(state.tries_left)),
-            )
+            wrong = context.ngettext(
+                "❌ That code is not right. {tries} try left.",
+                "❌ That code is not right. {tries} tries left.",
+                state.tries_left,
+            ).format(tries=context.tr.number(state.tries_left))
+            await _code_problem(update, context, wrong)
             return None
         expect_numbers(context, None)
         await repos.verifications.verified(user_id, state.account_id)
@@ -376,16 +432,23 @@ def verify_states(*continuations: Continuation) -> dict[object, list]:
         if context.user_record is not None:
             context.user_record = await repos.users.get(user_id)
         await repos.audit.record(user_id, "verify.ok", user_id)
+        # One message: the code prompt above (the typed code is gone) becomes "✅ Verified"
+        # and the step the user came for; its resend / cancel buttons go with it.
+        record = flow_record(context)
+        context.edit_target = record["msgs"][-1] if record and record["msgs"] else None
         try:
             account = await context.backend.get_account(state.account_id)
-            await context.bot.send_message(
-                update.effective_chat.id,
-                context._(VERIFIED).format(name=account.display_name, phone=account.phone_masked),
+            context.step_prefix = context._(VERIFIED).format(
+                name=escape(account.display_name), phone=account.phone_masked
             )
         except Unavailable:
             pass
         then = by_name.get(scratch(context).pop("after_verify", ""), continuations[0])
-        return await then(update, context, state.account_id)
+        result = await then(update, context, state.account_id)
+        if context.step_prefix:  # the step said nothing (e.g. the wallet's cooldown)
+            await context.bot.send_message(update.effective_chat.id, context.step_prefix)
+            context.step_prefix = None
+        return result
 
     async def resend(update: Update, context: BotContext) -> object:
         """Send a new code unless the cooldown is still running."""
@@ -401,7 +464,7 @@ def verify_states(*continuations: Continuation) -> dict[object, list]:
     return {
         Verify.CONTACT: [
             MessageHandler(f.CONTACT, contact_shared),
-            MessageHandler(f.TEXT & ~f.COMMAND, contact_text),
+            not_step_input(f.TEXT & ~f.COMMAND, contact_text),
         ],
         Verify.CODE: [
             MessageHandler(f.TEXT & ~f.COMMAND, code_typed),

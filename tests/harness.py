@@ -125,6 +125,10 @@ class UserSession:
         """Return the texts of the bot's visible messages."""
         return [m.text for m in self.messages]
 
+    def shown(self, message_id: int) -> Shown:
+        """Return one of the bot's messages in my chat as I see it now (edits included)."""
+        return Shown(self.emu.message(self.user_id, message_id).data)
+
     @property
     def last_message(self) -> Shown:
         """Return the bot's latest visible message."""

@@ -108,6 +108,13 @@ def _bool(name: str, raw: str) -> bool:
     raise ConfigError(f"{name}: expected true or false, got {raw!r}")
 
 
+def _agent_label(name: str, raw: str) -> str:
+    value = raw.strip().lower()
+    if value not in {"name", "team", "off"}:
+        raise ConfigError(f"{name}: expected name, team or off, got {raw!r}")
+    return value
+
+
 def _url(name: str, raw: str) -> str:
     parsed = urlparse(raw.strip())
     if parsed.scheme not in {"http", "https"} or not parsed.netloc:
@@ -209,7 +216,7 @@ class Config:
     webhook_secret: str | None = None
     #: Seconds of inactivity after which a guided flow ends politely.
     flow_timeout: float = 900.0
-    #: Seconds after which any inline button answers "this menu has expired".
+    #: Seconds after which any inline button is stale (it says so and offers its flow).
     button_ttl: float = 24 * 3600.0
     #: Updates processed at once (different chats); 1 switches to PTB's sequential processing.
     concurrent_updates: int = 64
@@ -233,8 +240,12 @@ class Config:
     business_hours: tuple[int, int] | None = None
     #: Domains agents and admins may link to in messages to users.
     link_allowlist: tuple[str, ...] = ("upay.com",)
-    #: Seconds after a close in which a user writing again reopens the ticket.
+    #: Seconds after a close in which the user may reopen the ticket (the "🔄 Not solved"
+    #: button, or writing "not solved"); anything else they write is a new question.
     reopen_window: float = 3600.0
+    #: How agents' replies are signed for the user: "name" ("客服 · Wang", the roster
+    #: name), "team" ("客服" only) or "off" (no label).
+    agent_label: str = "name"
     #: Seconds after which an unclaimed ticket triggers a reminder in its topic.
     unclaimed_reminder: float = 600.0
     #: Wallet backend: "demo" (self-contained, the default) or "http" (a real wallet's API).
@@ -311,6 +322,7 @@ _FIELDS: dict[str, tuple[str, Callable[[str, str], Any]]] = {
     "BUSINESS_HOURS": ("business_hours", _hours),
     "LINK_ALLOWLIST": ("link_allowlist", _domains),
     "REOPEN_WINDOW": ("reopen_window", _positive_float),
+    "AGENT_LABEL": ("agent_label", _agent_label),
     "UNCLAIMED_REMINDER": ("unclaimed_reminder", _positive_float),
     "DEFAULT_LANGUAGE": ("default_language", _language),
     "TIMEZONE": ("timezone", _timezone),

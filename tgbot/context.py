@@ -31,6 +31,13 @@ class BotContext(CallbackContext[ExtBot, dict, dict, dict]):
         #: Whether the free-text router chose the flow this update starts (the freeze flow
         #: takes its urgent words itself only inside another flow; see handlers.freeze).
         self.routed = False
+        #: A line the next flow step starts with (e.g. "✅ Verified"), so it is said once.
+        self.step_prefix: str | None = None
+        #: A message the next flow step edits instead of sending anew (the prompt above a
+        #: typed code that was deleted).
+        self.edit_target: int | None = None
+        #: Step messages of a flow this update ended (navigated on in place).
+        self.left_steps: set[int] = set()
         self._translator: Translator | None = None
 
     @property

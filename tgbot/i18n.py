@@ -20,6 +20,7 @@ from zoneinfo import ZoneInfo
 
 from babel import Locale
 from babel.dates import format_datetime as babel_format_datetime
+from babel.dates import format_skeleton, get_timezone_name
 from babel.messages.mofile import write_mo
 from babel.messages.pofile import read_po
 from babel.numbers import format_currency, format_decimal
@@ -29,6 +30,10 @@ LOCALES_DIR = Path(__file__).resolve().parent.parent / "locales"
 DOMAIN = "messages"
 #: Supported languages: code -> the language's own name (shown on the language buttons).
 LANGUAGES: dict[str, str] = {"zh_Hans": "中文", "en": "English"}
+#: Time zones that are China Standard Time: named the way Chinese users say it.
+CHINA_ZONES = frozenset({"Asia/Shanghai", "Asia/Chongqing", "Asia/Chungking", "Asia/Harbin", "PRC"})
+#: The zone names users know, per language (Babel's CLDR names are formal: 中国标准时间).
+ZONE_NAMES = {"zh_Hans": "北京时间", "en": "Beijing time"}
 
 
 def N_(message: str) -> str:
@@ -114,6 +119,43 @@ def _number(locale: Locale, value: Decimal | int | float) -> str:
 @lru_cache(maxsize=8192)
 def _datetime(locale: Locale, moment: datetime, zone: ZoneInfo, fmt: str) -> str:
     return babel_format_datetime(moment, fmt, tzinfo=zone, locale=locale)
+
+    def zone_name(self, zone: ZoneInfo) -> str:
+        """Return the name users know for ``zone``: 北京时间 / Beijing time for China, else the
+        locale's long name (e.g. "Central European Time")."""
+        if zone.key in CHINA_ZONES:
+            return ZONE_NAMES.get(self.lang, ZONE_NAMES["en"])
+        return get_timezone_name(zone, "long", locale=self.locale)
+
+    def _with_zone(self, text: str, zone: ZoneInfo) -> str:
+        if self.lang.startswith("zh"):
+            return f"{text}（{self.zone_name(zone)}）"
+        return f"{text} ({self.zone_name(zone)})"
+
+    def when(self, moment: datetime, zone: ZoneInfo, *, year: bool = True) -> str:
+        """Return a date and time in the locale's own style, minutes only, with the zone
+        named: "2026年11月30日 14:05（北京时间）", "Nov 30, 2026, 14:05 (Beijing time)"."""
+        return self._with_zone(self.date_time(moment, zone, year=year), zone)
+
+    def date_time(self, moment: datetime, zone: ZoneInfo, *, year: bool = False) -> str:
+        """Return a date and time without seconds or zone (for lists and buttons)."""
+        day = format_skeleton("yMMMd" if year else "MMMd", moment, tzinfo=zone, locale=self.locale)
+        hour = format_skeleton("Hm", moment, tzinfo=zone, locale=self.locale)
+        return self.locale.datetime_formats["medium"].format(hour, day)
+
+    def time_with_zone(self, moment: datetime, zone: ZoneInfo) -> str:
+        """Return a time (today) or a date and time, with the zone named."""
+        local = moment.astimezone(zone)
+        if local.date() == datetime.now(zone).date():
+            return self._with_zone(
+                format_skeleton("Hm", moment, tzinfo=zone, locale=self.locale), zone
+            )
+        return self.when(moment, zone, year=False)
+
+    def money_signed(self, amount: Decimal, currency: str, incoming: bool) -> str:
+        """Format an amount with its direction: "+¥100.00" in, "-¥497.08" out."""
+        text = format_currency(abs(amount), currency, locale=self.locale)
+        return ("+" if incoming else "-") + text
 
 
 @cache

@@ -70,8 +70,9 @@ _LIMITED_PREFIXES = (
 
 
 def is_limited(endpoint: str) -> bool:
-    """Return True if ``endpoint`` counts against a chat's message limit."""
-    return endpoint.startswith(_LIMITED_PREFIXES)
+    """Return True if ``endpoint`` counts against a chat's message limit ("typing…" puts no
+    message in the chat: it must not make the reply after it wait)."""
+    return endpoint.startswith(_LIMITED_PREFIXES) and endpoint != "sendChatAction"
 
 
 def _chat_id(data: dict[str, Any]) -> int | None:

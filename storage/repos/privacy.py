@@ -48,7 +48,7 @@ _STAFF_ACTIONS = (
 
 #: Outbox kinds that belong to a ticket by ``ref`` (its id): the topic, its header card and
 #: the lines the bot posts in it.
-_TICKET_SENDS = ("ticket_topic", "ticket_header", "topic_notice")
+_TICKET_SENDS = ("ticket_topic", "ticket_header", "header_edit", "topic_notice")
 
 #: A blanked stored update: only its id stays (a handled update_id is never handled again).
 _BLANK_UPDATE = "json_object('update_id', update_id)"

@@ -53,6 +53,7 @@ class Ticket:
     queue_eta_minutes: int | None
     reminded_at: float | None
     user_blocked: bool
+    header_message_id: int | None = None
 
     @property
     def is_open(self) -> bool:
@@ -76,6 +77,8 @@ class TicketMessage:
     outbox_id: int | None
     created_at: float
     sent_at: float | None
+    #: An agent's message as Telegram HTML (formatting, links), relayed with their label.
+    html: str | None = None
     extra: dict[str, Any] = field(default_factory=dict)
 
 
@@ -306,6 +309,10 @@ class TicketRepository:
         except sqlite3.IntegrityError:  # the user already has another open ticket
             return False
 
+    async def set_header_message(self, ticket_id: int, message_id: int | None) -> None:
+        """Record the message id of the header card in the ticket's topic."""
+        await self._update(ticket_id, "header_message_id = ?", (message_id,))
+
     async def rate(self, ticket_id: int, rating: int) -> bool:
         """Store the user's 1-5 rating of a closed ticket."""
         return await self._update(ticket_id, "rating = ?", (rating,))
@@ -378,6 +385,7 @@ class TicketRepository:
         *,
         sender_id: int | None = None,
         text: str | None = None,
+        html: str | None = None,
         user_message_id: int | None = None,
         group_message_id: int | None = None,
         media_group_id: str | None = None,
@@ -389,9 +397,9 @@ class TicketRepository:
         now = time.time() if now is None else now
         async with self._db.transaction() as conn:
             cursor = await conn.execute(
-                "INSERT INTO ticket_messages (ticket_id, direction, sender_id, kind, text, "
+                "INSERT INTO ticket_messages (ticket_id, direction, sender_id, kind, text, html, "
                 "user_message_id, group_message_id, media_group_id, created_at) "
-                "SELECT ?, ?, ?, ?, ?, ?, ?, ?, ? "
+                "SELECT ?, ?, ?, ?, ?, ?, ?, ?, ?, ? "
                 "WHERE NOT ? OR EXISTS (SELECT 1 FROM tickets WHERE id = ? AND status != 'closed')",
                 (
                     ticket_id,
@@ -399,6 +407,7 @@ class TicketRepository:
                     sender_id,
                     kind,
                     text,
+                    html,
                     user_message_id,
                     group_message_id,
                     media_group_id,

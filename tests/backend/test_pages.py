@@ -131,3 +131,23 @@ async def test_sms_outbox_json(demo: DemoWallet, pages):
     assert len(data["messages"]) == 1 and "246810" in data["messages"][0]["text"]
     everyone = (await pages.get("/wallet/sms")).json()
     assert len(everyone["messages"]) == 1
+
+
+async def test_the_reset_page_states_its_password_rules_in_both_languages(demo: DemoWallet, pages):
+    """The rules are on the page in both languages (a browser's own hint speaks only its
+    UI language), and the wallet checks what the page says."""
+    link = await demo.password_reset_link("U1001", "reset-rules")
+    form = await pages.get(path_of(link.url))
+    assert "8-64 位，且同时包含字母和数字" in form.text
+    assert "8 to 64 characters, with at least one letter and one digit" in form.text
+    assert "minlength" not in form.text
+    for weak in ("short1", "onlyletters", "1234567890"):
+        refused = await pages.post(path_of(link.url), data={"password": weak, "confirm": weak})
+        assert refused.status_code == 400
+        assert "新密码不符合要求" in refused.text and "does not meet the rules" in refused.text
+    assert (await demo.get_account("U1001")).password_changed_at is None
+    done = await pages.post(
+        path_of(link.url), data={"password": "letters4and5", "confirm": "letters4and5"}
+    )
+    assert done.status_code == 200
+    assert (await demo.get_account("U1001")).password_changed_at is not None

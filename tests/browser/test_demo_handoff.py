@@ -3,6 +3,7 @@ topic and answers, the user reads the answer; then a screenshot of the agents' v
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from tests.browser.conftest import SCREENSHOTS, update_screenshots
@@ -20,7 +21,7 @@ async def test_user_reaches_an_agent_and_gets_the_answer(demo: DemoHandle, page:
     opened = await wait_for(
         lambda: next((m for m in emu.bot_messages(LI_LEI) if "工单号" in m.get("text", "")), None)
     )
-    code = opened["text"].split("工单号为 ")[1][:6]
+    code = re.search(r"T[A-Z0-9]{5}", opened["text"]).group()
     shown = await (await bubble(page, opened["message_id"])).locator(".text").text_content()
     assert code in shown
 
@@ -56,15 +57,12 @@ async def test_user_reaches_an_agent_and_gets_the_answer(demo: DemoHandle, page:
     await type_and_send(page, "您好，我是客服小王，请问有什么可以帮您？")
     answer = await wait_for(
         lambda: next(
-            (
-                m
-                for m in emu.bot_messages(LI_LEI)
-                if m.get("text", "").startswith("您好，我是客服小王")
-            ),
+            (m for m in emu.bot_messages(LI_LEI) if "您好，我是客服小王" in m.get("text", "")),
             None,
         )
     )
-    assert answer["from"]["id"] == emu.bot.id  # anonymous: the user sees the bot
+    assert answer["from"]["id"] == emu.bot.id  # the user sees the bot, not the account
+    assert answer["text"].startswith("客服 · Wang\n")  # signed: a person of the team wrote it
     if update_screenshots():
         await page.screenshot(path=str(SCREENSHOTS / "handoff-agents.png"))
     await page.locator("[data-tab='chats']").click()

@@ -118,19 +118,34 @@ async def test_chinese_user_starts_and_switches_language(demo: DemoHandle, page:
         SCREENSHOTS.mkdir(parents=True, exist_ok=True)
         await page.screenshot(path=str(SCREENSHOTS / "demo.png"))
 
+    # The language buttons come in place of the menu, and the menu comes back in place, in
+    # English: one message navigated, no new ones.
     before = len(demo.emu.bot_messages(LI_LEI))
-    await press(page, greeting["message_id"], "lang:menu")
-    choose = await bot_reply(demo, LI_LEI, before)
-    assert await shown_text(page, choose["message_id"]) == choose["text"]
-    before = len(demo.emu.bot_messages(LI_LEI))
-    await press(page, choose["message_id"], "lang:set:en")
-    menu = await bot_reply(demo, LI_LEI, before)
-    edited = demo.emu.message(LI_LEI, choose["message_id"]).data
-    assert edited["edit_date"]
-    await wait_for_text(page, choose["message_id"], edited["text"])
-    assert await (await bubble(page, choose["message_id"])).locator(".edited").count() == 1
-    assert await shown_text(page, menu["message_id"]) == menu["text"]
+    menu_id = greeting["message_id"]
+    choose = await edited_to(demo, page, LI_LEI, menu_id, "lang:menu", "Please choose")
+    assert await shown_text(page, menu_id) == choose["text"]
+    assert await (await bubble(page, menu_id)).locator(".edited").count() == 1
+    menu = await edited_to(demo, page, LI_LEI, menu_id, "lang:set:en", "Language set to English")
+    assert await shown_text(page, menu_id) == menu["text"]
     assert menu["text"].isascii()  # the menu now comes in English
+    assert len(demo.emu.bot_messages(LI_LEI)) == before
+
+
+async def edited_to(
+    demo: DemoHandle, page: Any, chat_id: int, message_id: int, data: str, expect: str
+) -> dict[str, Any]:
+    """Press ``data`` under a bubble; wait until the bot edited that message to a text with
+    ``expect`` and the page shows it; return the message."""
+    await press(page, message_id, data)
+    message = await wait_for(
+        lambda: (
+            (m := demo.emu.message(chat_id, message_id).data) and expect in m.get("text", "") and m
+        )
+    )
+    await demo.emu.settle(quiet=0.2)
+    message = demo.emu.message(chat_id, message_id).data
+    await wait_for_text(page, message_id, message["text"])
+    return message
 
 
 async def wait_for_text(page: Any, message_id: int, text: str) -> None:
@@ -150,13 +165,10 @@ async def test_english_user_starts_and_switches_to_chinese(demo: DemoHandle, pag
     assert "Alice" in greeting["text"] and greeting["text"].isascii()
     assert await shown_text(page, greeting["message_id"]) == greeting["text"]
 
-    before = len(demo.emu.bot_messages(ALICE))
-    await press(page, greeting["message_id"], "lang:menu")
-    choose = await bot_reply(demo, ALICE, before)
-    before = len(demo.emu.bot_messages(ALICE))
-    await press(page, choose["message_id"], "lang:set:zh_Hans")
-    menu = await bot_reply(demo, ALICE, before)
-    assert await shown_text(page, menu["message_id"]) == menu["text"]
+    menu_id = greeting["message_id"]
+    await edited_to(demo, page, ALICE, menu_id, "lang:menu", "请选择语言")
+    menu = await edited_to(demo, page, ALICE, menu_id, "lang:set:zh_Hans", "语言已切换为中文")
+    assert await shown_text(page, menu_id) == menu["text"]
     # Switching users keeps each conversation apart.
     await page.locator(f".person[data-user-id='{BOB}']").click()
     assert await page.locator(f"{VISIBLE} .msg").count() == 0

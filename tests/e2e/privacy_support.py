@@ -65,6 +65,7 @@ EN = Persona(
     labels={
         "other_reason": "Other reason",
         "confirm_refund": "✅ Request the refund",
+        "comment": "✍️ Add a comment",
         "delete": "🗑 Delete my data",
         "export": "📤 Export my data",
         "export_caption": "📤 Here is everything this support chat keeps about you, as of",
@@ -89,6 +90,7 @@ ZH = Persona(
     labels={
         "other_reason": "其他原因",
         "confirm_refund": "✅ 提交退款申请",
+        "comment": "✍️ 写评价",
         "delete": "🗑 删除我的数据",
         "export": "📤 导出我的数据",
         "export_caption": "📤 这是截至",

@@ -6,12 +6,16 @@ import asyncio
 import collections
 import random
 
+from handlers.core import NOT_UNDERSTOOD
 from tests.harness import TOKEN, UserSession
+from tgbot.i18n import translator
 from tgbot.sandbox.emulator import TelegramEmulator
 from tgbot.sandbox.models import Caps, Faults
 
 ZH_TEXT = "【安全提醒】客服不会向您索要验证码。"
 EN_TEXT = "Security notice: support never asks for your codes."
+ZH = translator("zh_Hans")
+EN = translator("en")
 
 
 async def make_world(make_bot, users=50, admins=1, **config):
@@ -176,6 +180,10 @@ async def test_pause_resume_cancel_and_recall(make_bot):
     await wait_done(bot)
     assert (await bot.app.repos.broadcasts.counts(1)) == {"sent": 401}
     await admin.click("🗑 Recall")
+    # Deleting a notice from every chat is confirmed first; nothing is deleted before.
+    assert admin.last_message.text.startswith("Delete broadcast #1 from every user's chat?")
+    assert any(EN_TEXT in received(emu, u.id) for u in people)
+    await admin.click("🗑 Yes, recall it")
     await bot.settle()
     assert not [u.id for u in people if {ZH_TEXT, EN_TEXT} & set(received(emu, u.id))]
     # A second broadcast cancelled early reaches nobody more.
@@ -234,10 +242,7 @@ async def test_authorization_matrix(make_bot):
     bot, _emu, (admin,), (user, agent_user, *_) = await make_world(make_bot, users=3)
     await bot.app.repos.agents.add(agent_user.id, "Agent", admin.user_id)
     commands = ["/broadcast", "/stats", "/audit", "/agents", "/agent_add 5 X", "/agent_remove 5"]
-    not_understood = {
-        "en": "Sorry, I did not understand that. Please choose from the menu below.",
-        "zh-hans": "抱歉，我没能理解您的意思，请从下方菜单中选择。",
-    }
+    not_understood = {"en": EN.gettext(NOT_UNDERSTOOD), "zh-hans": ZH.gettext(NOT_UNDERSTOOD)}
     for person in (user, agent_user):
         session = UserSession(bot, person.id, person.first_name)
         for command in commands:
@@ -260,7 +265,7 @@ async def test_support_replies_flow_while_a_broadcast_runs(make_bot):
     loop = asyncio.get_running_loop()
     start = loop.time()
     while not any(
-        "安全提醒" in t or "我能为您做什么" in (t or "") for t in received(emu, chatter.user_id)
+        "安全提醒" in t or "我能帮您做什么" in (t or "") for t in received(emu, chatter.user_id)
     ):
         await asyncio.sleep(0.01)
         assert loop.time() - start < 5
@@ -326,7 +331,20 @@ async def test_recall_while_sending_deletes_the_messages_in_flight_too(make_bot)
     await compose(admin)
     await press_send(bot, admin)
     await wait_sent(bot)
-    await admin.click("🗑 Recall")
+    # Pressed as a person would, while the broadcast goes on (click() waits for it all).
+    for data in ("bc:recall:1", "bc:recallok:1"):
+        found = []
+
+        def shown(data=data, found=found):
+            found[:] = [
+                m
+                for m in reversed(emu.bot_messages(admin.user_id))
+                if data in str(m.get("reply_markup"))
+            ]
+            return bool(found)
+
+        await bot.wait_until(shown, f"a {data} button", settled=False)
+        emu.press_button(admin.user_id, admin.user_id, found[0]["message_id"], data)
     await bot.settle(timeout=60)
     counts = await bot.app.repos.broadcasts.counts(1)
     assert counts.get("sent", 0) > 0 and counts.get("cancelled", 0) > 0, counts

@@ -98,6 +98,7 @@ async def test_a_second_freeze_after_support_unfroze_freezes_again(make_bot, wal
     assert any("is frozen. No payments or transfers" in t for t in alice.texts)
     assert (await wallet.demo.get_account(ALICE)).status == "frozen"
     await alice.send("/end")
+    await alice.click("✖️ Yes, end it")  # unanswered urgent ticket: ending is confirmed
     await wallet.demo.unfreeze(ALICE)  # support checked and unfroze it
     told = len(alice.texts)
     await alice.send("/freeze")
@@ -113,8 +114,8 @@ async def test_a_frozen_account_is_refused_card_changes_with_why_and_a_human(mak
     wang = await linked(bot, "王芳", "demo_wangfang", "zh-hans")
     await wang.send("/cards")
     listing = wang.last_message
-    assert "•••• 0007" in listing.text  # the cards are still shown
-    assert "您的账户已冻结，客服解冻前不能添加或解绑银行卡" in listing.text
+    assert "（尾号0007）" in listing.text  # the cards are still shown
+    assert "您的账户已冻结，客服解冻前无法添加或解绑银行卡" in listing.text
     assert not [d for d in listing.button_data if d.startswith(("cards:unbind", "cards:add"))]
     assert "🙋 联系人工客服" in listing.buttons
     assert not wallet.api.calls("unbindCard") and not wallet.api.calls("startBinding")
@@ -125,7 +126,7 @@ async def test_an_account_frozen_while_the_list_is_open_is_not_changed(make_bot,
     li = await linked(bot, "李雷", "demo_lilei", "zh-hans")
     await li.send("/cards")
     await wallet.demo.freeze(LILEI, "stolen_phone", "support-1")  # frozen in the app meanwhile
-    await li.click("✖️ 解绑 招商银行 •••• 0017")
+    await li.click("➖ 解绑招商银行（尾号0017）")
     await li.click("确定解绑")
     assert "您的账户已冻结" in li.last_message.text
     assert "🙋 联系人工客服" in li.buttons
@@ -154,7 +155,9 @@ async def test_a_refund_created_in_the_app_is_told_with_every_status(make_bot, w
     assert await poll_refunds(context) == 1
     assert await poll_refunds(context) == 0  # nothing new: nothing told
     await bot.settle()
-    assert alice.last_message.text.startswith(f"💰 Your refund {made.id}")
+    done = alice.last_message.text
+    assert done.startswith("💰 Your refund of ") and f"(reference {made.id})" in done
+    assert "went back to" in done  # where the money goes, named
     await alice.send("/refunds")
     assert made.id in alice.last_message.text
 
@@ -171,7 +174,8 @@ async def test_a_slow_refund_answer_is_not_nothing_changed_and_check_again_tells
     made = await wallet.demo.list_refunds(ALICE)
     assert len(made) == 1  # the refund exists
     await alice.click("🔄 Check again")
-    assert alice.last_message.text.startswith(f"✅ Refund requested. Reference: {made[0].id}")
+    assert alice.last_message.text.startswith("✅ Refund requested: ")
+    assert f"Reference: {made[0].id}." in alice.last_message.text
     assert len(await wallet.demo.list_refunds(ALICE)) == 1
     assert len(set(wallet.api.keys("/refunds"))) == 1  # every ask used the same key
 
@@ -184,7 +188,8 @@ async def test_a_garbled_answer_after_the_refund_was_made_is_resolved(make_bot, 
     assert "did not confirm in time" in alice.last_message.text
     await alice.click("🔄 Check again")
     (made,) = await wallet.demo.list_refunds(ALICE)
-    assert alice.last_message.text.startswith(f"✅ Refund requested. Reference: {made.id}")
+    assert alice.last_message.text.startswith("✅ Refund requested: ")
+    assert f"Reference: {made.id}." in alice.last_message.text
     (record,) = await bot.app.repos.refunds.for_user(alice.user_id)
     assert record.id == made.id
 
@@ -221,23 +226,23 @@ async def test_a_rotated_key_tells_the_truth_then_works_from_the_key_file(
     wallet.api.rotate_key("key-2")  # the wallet rotated the key; the bot was not told yet
     await li.send("/cards")
     await li.click(
-        "✖️ 解绑 招商银行 •••• 0017"
-    ) if "✖️ 解绑 招商银行 •••• 0017" in li.buttons else None
+        "➖ 解绑招商银行（尾号0017）"
+    ) if "➖ 解绑招商银行（尾号0017）" in li.buttons else None
     assert "未做任何更改" in li.last_message.text  # refused: nothing was done, and it says so
     assert len(await wallet.demo.list_cards(LILEI)) == 2
     key_file.write_text("key-2\n")  # the operator puts the new key in place: no restart
     await li.send("/cards")
-    assert "招商银行（储蓄卡）•••• 0017" in li.last_message.text
+    assert "招商银行储蓄卡（尾号0017）" in li.last_message.text
 
 
 async def test_an_unbind_retried_while_the_first_runs_waits_for_it(make_bot, wallet):
     bot = await bot_on(make_bot, wallet, timeout=0.3, retries=6, backoff=0.05)
     li = await linked(bot, "李雷", "demo_lilei", "zh-hans")
     await li.send("/cards")
-    await li.click("✖️ 解绑 招商银行 •••• 0017")
+    await li.click("➖ 解绑招商银行（尾号0017）")
     wallet.api.busy_next(1, seconds=0.8, op="unbindCard")
     await li.click("确定解绑")
-    assert li.last_message.text == "✅ 招商银行 •••• 0017 已从您的账户解绑。"
+    assert li.last_message.text == "✅ 尾号0017的招商银行卡已解绑。"
     assert [c.last4 for c in await wallet.demo.list_cards(LILEI)] == ["0023"]
     assert len(set(wallet.api.keys("/cards/" + "CDU10011"))) == 1
 
@@ -278,15 +283,18 @@ async def test_the_bot_sees_the_card_entered_and_asks_for_the_deposit_itself(
     bob = await linked(bot, "Bob", "demo_bob")
     await bob.send("/cards")
     await bob.click("➕ Add a card")
+    secure_step = bob.last_message.message_id
     url = next(
         b["url"] for row in bob.last_message.raw["reply_markup"]["inline_keyboard"]
         for b in row if "url" in b
     )  # fmt: skip
     await wallet.demo.submit_card(url.rsplit("/", 1)[-1], "4242 4242 4242 4242")
     await wait_for(lambda: "card •••• 4242" in bob.last_message.text)
-    assert bob.last_message.text.startswith("We sent a small test deposit")
+    assert bob.last_message.text.startswith("To check that the card is yours, U-Pay sent")
     sms = (await wallet.demo.sms_outbox("+447700900104"))[-1].text
     await bob.send(sms.split("¥")[1].split(" ")[0])
     assert bob.last_message.text.startswith("✅ Your") and "4242" in bob.last_message.text
-    query = await bob.click("✅ I have entered my card")  # pressed late: nothing breaks
+    # The secure-page step is over: its buttons went when the bot moved on by itself.
+    assert bob.shown(secure_step).buttons == []
+    query = await bob.press_forged(secure_step, "cards:entered")  # an old client presses late
     assert bob.answer_of(query)

@@ -19,14 +19,18 @@ async def test_chinese_user_gets_a_native_greeting_menu_and_help(any_bot):
     greeting = li.last_message
     assert "李雷" in greeting.text and HAN.search(greeting.text)
     assert "Hello" not in greeting.text
-    expected = [ZH.gettext(entry.label) for entry in MENU] + [ZH.gettext(LANGUAGE_LABEL)]
+    expected = [ZH.gettext(entry.label) for entry in MENU] + [LANGUAGE_LABEL]
     assert greeting.buttons == expected and len(expected) >= 5
     await li.send("/help")
     help_text = li.last_message.text
     assert help_text.startswith(re.sub("<[^>]+>", "", ZH.gettext(HELP_TITLE)))
     assert re.sub("<[^>]+>", "", ZH.gettext(HELP_SAFETY)) in help_text
     assert "密码" in help_text and "验证码" in help_text  # rule 9: never asked in chat
+    assert "110" in help_text and "96110" in help_text  # where to report fraud
     assert not re.search(r"\b(the|you|your)\b", help_text)  # no English left over
+    # Every command of the menu is in /help (the README documents them all).
+    for name, _ in COMMANDS:
+        assert f"/{name} – " in help_text
 
 
 async def test_english_user_gets_an_english_greeting_menu_and_help(any_bot):
@@ -40,13 +44,16 @@ async def test_english_user_gets_an_english_greeting_menu_and_help(any_bot):
         "🧾 Transactions",
         "↩️ Refunds",
         "🙋 Talk to a human",
-        "🌐 Language",
+        "🌐 语言 / Language",  # the cue for a reader of either language
     ]
     await alice.send("/help")
     text = alice.last_message.text
     assert text.startswith("What I can do")
-    assert "Nobody from support will ever ask you for your password" in text
-    assert not HAN.search(text.replace("中文", ""))
+    assert "U-Pay staff never ask for your password, PIN, full card number" in text
+    assert "personal Telegram account" in text and "96110" in text
+    for command in ("/password", "/cards", "/freeze", "/refund ", "/refunds", "/transactions"):
+        assert command in text
+    assert not HAN.search(text.replace("中文", "").replace("语言", ""))
 
 
 async def test_unsupported_telegram_language_uses_the_configured_default(make_bot):
@@ -62,8 +69,9 @@ async def test_language_choice_is_remembered_across_restarts(make_bot):
     await li.send("/language")
     assert li.buttons == ["中文", "English"]
     await li.click("English")
-    assert EN.gettext(LANGUAGE_SET) in li.texts
-    assert li.last_message.text == EN.gettext(MENU_PROMPT)
+    # One message, in place of the language buttons: set, and the menu in English.
+    assert li.texts == [f"{EN.gettext(LANGUAGE_SET)}\n\n{EN.gettext(MENU_PROMPT)}"]
+    assert li.buttons[-1] == LANGUAGE_LABEL
     emu = bot.emu
     await bot.stop()
     bot2 = await make_bot(emu=emu)
@@ -80,6 +88,7 @@ async def test_command_menus_are_published_per_language(bot):
     zh_menu = {c["command"]: c["description"] for c in bot.emu.command_menu(li.user_id)}
     en_menu = {c["command"]: c["description"] for c in bot.emu.command_menu(alice.user_id)}
     assert set(zh_menu) == set(en_menu) == {name for name, _ in COMMANDS}
+    assert {"password", "cards", "freeze", "refund", "refunds", "human"} <= set(en_menu)
     assert zh_menu["start"] == ZH.gettext(dict(COMMANDS)["start"]) and HAN.search(zh_menu["start"])
     assert en_menu["start"] == "Main menu"
 
@@ -88,7 +97,7 @@ async def test_unknown_deep_link_lands_on_the_menu(bot):
     alice = bot.user("Alice")
     await alice.send("/start nonsense_payload_123")
     assert alice.last_message.text.startswith("Hello, Alice!")
-    assert "🌐 Language" in alice.buttons
+    assert LANGUAGE_LABEL in alice.buttons
 
 
 async def test_an_error_gets_a_localized_apology_with_a_reference(bot, caplog):

@@ -10,11 +10,14 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from handlers.agents import MACROS
 from tests.harness import TOKEN, UserSession
+from tgbot.i18n import translator
 from tgbot.sandbox.emulator import TelegramEmulator
 from tgbot.sandbox.models import Caps, Faults
 
 RIGHTS = {"can_manage_topics": True, "can_delete_messages": True}
+ZH = translator("zh_Hans")
 
 
 class Desk:
@@ -94,6 +97,8 @@ async def _make_desk(make_bot, **config) -> Desk:
         bot_is_admin=True,
         bot_rights=RIGHTS,
     )
+    # As on Telegram: the bot (an admin that manages topics) may write in a closed topic.
+    emu.closed_topic_admin_bypass = True
     bot = await make_bot(
         emu=emu, agent_chats=((group.id, None),), admin_ids=frozenset({admin.id}), **config
     )
@@ -122,7 +127,7 @@ async def test_menu_button_opens_a_ticket_with_topic_header_and_queue_info(desk)
     assert alice.buttons == ["✖️ End conversation"]
     thread = desk.topic_of(ticket.code)
     name = desk.topics()[thread]["name"]
-    assert name == f"{ticket.code} · Alice · en"
+    assert name == f"{ticket.code} · Alice · English"  # the language's name, not a code
     header = desk.messages(thread)[0]
     assert f"Ticket {ticket.code}" in header["text"] and "not linked" in header["text"]
     assert [b["text"] for r in header["reply_markup"]["inline_keyboard"] for b in r] == [
@@ -137,13 +142,14 @@ async def test_words_asking_for_a_person_escalate(desk, words):
     li = desk.bot.user("李雷", "zh-hans")
     ticket, _ = await _open(desk, li, words)
     assert ticket.language == "zh_Hans"
-    assert "工单号为" in li.texts[-1]
+    assert "工单号" in li.texts[-1]
 
 
 async def test_one_open_ticket_per_user(desk):
     alice = desk.bot.user("Alice")
     first, _ = await _open(desk, alice)
     await alice.send("/end")
+    await alice.click("✖️ Yes, end it")  # nobody had answered: ending is confirmed first
     await alice.send("/start")
     ticket, _ = await _open(desk, alice, "/human")
     assert ticket.id != first.id
@@ -159,7 +165,8 @@ async def test_text_relays_both_ways_and_agents_stay_anonymous(desk):
     assert desk.texts(thread)[-1] == "My payment <b>failed</b> & I was charged"
     await desk.say(thread, "Let me check that for you.")
     reply = alice.last_message
-    assert reply.text == "Let me check that for you."
+    # Signed "Support · Wang": a person of the team wrote it; the account stays hidden.
+    assert reply.text == "Support · Wang\nLet me check that for you."
     assert reply.raw["from"]["id"] == desk.emu.bot.id  # the user sees the bot, not the agent
     claimed = await desk.bot.app.repos.tickets.get(ticket.id)
     assert claimed.status == "claimed" and claimed.claimed_by == desk.agent_id
@@ -194,7 +201,7 @@ async def test_media_relays_both_ways(desk):
     )
     await desk.bot.settle()
     mine = desk.emu.bot_messages(alice.user_id)
-    assert "photo" in mine[-2] and mine[-2]["caption"] == "see here"
+    assert "photo" in mine[-2] and mine[-2]["caption"] == "Support · Wang\nsee here"
     assert mine[-1]["document"]["file_name"] == "guide.pdf"
 
 
@@ -223,7 +230,7 @@ async def test_agent_edit_reaches_the_users_copy_and_replies_keep_threading(desk
     assert copy.raw.get("reply_to_message", {}).get("message_id") == question.message_id
     desk.emu.user_edit(desk.agent_id, desk.group_id, answer["message_id"], "Tomorrow")
     await desk.bot.settle()
-    assert desk.emu.message(alice.user_id, copy.message_id).data["text"] == "Tomorrow"
+    assert alice.shown(copy.message_id).text == "Support · Wang\nTomorrow"
 
 
 async def test_claim_transfer_close_and_rating(desk):
@@ -232,11 +239,20 @@ async def test_claim_transfer_close_and_rating(desk):
     query = await desk.press(thread, "🙋 Claim")
     assert desk.emu.callback_answers[query]["text"] == "Claimed."
     assert "🙋 Wang claimed this ticket." in desk.texts(thread)
-    query = await desk.press(thread, "🙋 Claim", agent_id=desk.other_id)
-    assert desk.emu.callback_answers[query]["text"] == "Already claimed by Wang."
+    # The header card now says who has it, and offers no "Claim" any more.
+    header = desk.messages(thread)[0]
+    assert "🙋 Claimed by Wang" in header["text"]
+    assert [b["text"] for r in header["reply_markup"]["inline_keyboard"] for b in r] == [
+        "✅ Close",
+        "↪️ Transfer",
+    ]
+    await desk.say(thread, "/claim", agent_id=desk.other_id)
+    assert desk.texts(thread)[-1] == "Already claimed by Wang."
     await desk.say(thread, f"/transfer {desk.other_id}")
     assert "↪️ Wang transferred this ticket to Li." in desk.texts(thread)
     assert (await desk.bot.app.repos.tickets.get(ticket.id)).claimed_by == desk.other_id
+    assert "🙋 Claimed by Li" in desk.messages(thread)[0]["text"]  # the header follows
+    await desk.say(thread, "Your refund is on its way.", agent_id=desk.other_id)
     await desk.press(thread, "✅ Close", agent_id=desk.other_id)
     assert "✅ Ticket closed by Li." in desk.texts(thread)
     assert desk.topics()[thread]["closed"]
@@ -245,26 +261,88 @@ async def test_claim_transfer_close_and_rating(desk):
     )
     await alice.click("⭐⭐⭐⭐")
     assert alice.last_message.text.startswith("Thank you for rating us ⭐⭐⭐⭐")
+    await alice.click("✍️ Add a comment")
     await alice.send("Quick and kind, thanks")
-    assert alice.last_message.text == "Thank you, your comment was passed to our team."
+    assert alice.last_message.text.startswith("Thank you, your comment was passed to our team.")
     rated = await desk.bot.app.repos.tickets.get(ticket.id)
     assert (rated.rating, rated.rating_comment) == (4, "Quick and kind, thanks")
+    # The agents see how they were rated, in the (closed) topic, and the header is closed.
+    texts = desk.texts(thread)
+    assert "⭐ The user rated this ticket ⭐⭐⭐⭐ (4 of 5)." in texts
+    assert "💬 The user's comment: Quick and kind, thanks" in texts
+    header = desk.messages(thread)[0]
+    assert header["text"].endswith("✅ Closed") and not header.get("reply_markup")
     audit = [e.action for e in await desk.bot.app.repos.audit.recent(20)]
     assert {"ticket.claim", "ticket.transfer", "ticket.close"} <= set(audit)
 
 
-async def test_user_ends_and_a_message_soon_after_reopens(desk):
+async def test_after_a_close_a_new_question_is_a_new_question_and_not_solved_reopens(desk):
     alice = desk.bot.user("Alice")
     ticket, thread = await _open(desk, alice)
-    await alice.click("✖️ End conversation")
-    assert alice.last_message.text.startswith(
+    await desk.say(thread, "Hello, how can I help?")
+    await alice.click("✖️ End conversation")  # an agent answered: no confirmation needed
+    closing = alice.last_message
+    assert closing.text.startswith(
         f"You ended the conversation with support (ticket {ticket.code})"
     )
+    assert "🔄 Not solved, reopen" in closing.buttons
     assert "✅ Ticket closed by the user." in desk.texts(thread)
-    await alice.send("Sorry, one more thing")
+    # Typing something new is a new question: self-service answers, the ticket stays closed,
+    # nothing goes into the closed topic, and menus work.
+    before = len(desk.texts(thread))
+    await alice.send("how do I change my phone number")
+    assert (await desk.bot.app.repos.tickets.get(ticket.id)).status == "closed"
+    assert len(desk.texts(thread)) == before
+    assert "is open again" not in alice.last_message.text
+    await alice.send("/start")
+    assert alice.last_message.text.startswith("Hello, Alice!")
+    # A clear "not solved" reopens it and reaches the agents.
+    await alice.send("still not working")
     assert f"ticket {ticket.code}) is open again" in alice.texts[-1]
-    assert desk.texts(thread)[-1] == "Sorry, one more thing"
     assert (await desk.bot.app.repos.tickets.get(ticket.id)).is_open
+    texts = desk.texts(thread)
+    assert texts[-2:] == [
+        "🔄 The user says it is not solved: ticket reopened.",
+        "still not working",
+    ]
+
+
+async def test_the_reopen_button_works_within_the_window_only(make_bot):
+    emu = TelegramEmulator(TOKEN, strict=True, caps=Caps(enabled=False))
+    agent = emu.add_user("Agent Wang", language_code="zh-hans")
+    group = emu.add_forum_group(
+        "Agents", members=[agent.id], admins=[agent.id], bot_is_admin=True, bot_rights=RIGHTS
+    )
+    emu.closed_topic_admin_bypass = True
+    bot = await make_bot(emu=emu, agent_chats=((group.id, None),), reopen_window=60)
+    await bot.app.repos.agents.add(agent.id, "Wang", None)
+    li = bot.user("李雷", "zh-hans")
+    await li.send("/human")
+    ticket = await bot.app.repos.tickets.open_for_user(li.user_id)
+    thread = ticket.thread_id
+    emu.user_send(agent.id, "您好", chat_id=group.id, thread_id=thread)
+    await bot.settle()
+    emu.user_send(agent.id, "/close", chat_id=group.id, thread_id=thread)
+    await bot.settle()
+    closing = li.last_message
+    reopen = ZH.gettext("🔄 Not solved, reopen")
+    assert reopen in closing.buttons
+    await li.click(reopen)
+    assert (await bot.app.repos.tickets.get(ticket.id)).is_open
+    assert ticket.code in li.last_message.text
+    assert reopen not in li.shown(closing.message_id).buttons  # spent
+    # Closed again and the window passed: the button says so and offers a new ticket.
+    emu.user_send(agent.id, "/close", chat_id=group.id, thread_id=thread)
+    await bot.settle()
+    bot.app.config = bot.app.config.replace(reopen_window=0.001)
+    await asyncio.sleep(0.01)
+    query = await li.click(reopen)
+    assert li.answer_of(query) == ZH.gettext(
+        "This conversation was closed too long ago to reopen. Tap “🙋 Talk to a human” to "
+        "start a new one."
+    )
+    assert (await bot.app.repos.tickets.get(ticket.id)).status == "closed"
+    assert ZH.gettext("🙋 Talk to a human") in li.last_message.buttons
 
 
 async def test_non_agents_are_ignored_and_reported(desk):
@@ -291,7 +369,7 @@ async def test_links_outside_the_allow_list_are_not_relayed(desk):
     assert len(alice.texts) == before
     assert "links to upay-secure-login.xyz are not allowed" in desk.texts(thread)[-1]
     await desk.say(thread, "See https://help.upay.com/refunds")
-    assert alice.last_message.text == "See https://help.upay.com/refunds"
+    assert alice.last_message.text == "Support · Wang\nSee https://help.upay.com/refunds"
 
 
 async def test_look_alike_domains_are_not_on_the_allow_list(roomy_desk):
@@ -341,7 +419,8 @@ async def test_notes_macros_and_transcript(desk):
     await desk.say(thread, "/note user sounds worried")
     assert len(li.texts) == before
     await desk.say(thread, "/macro wait")
-    assert li.last_message.text == "感谢您的耐心等待，我仍在为您核实，稍后会在这里回复您。"
+    assert li.last_message.text.startswith("客服 · Wang\n")
+    assert li.last_message.text.endswith(ZH.gettext(MACROS["wait"]))
     await desk.say(thread, "/transcript")
     doc = desk.messages(thread)[-1]
     assert doc["document"]["file_name"] == f"ticket-{ticket.code}.txt"
@@ -385,7 +464,9 @@ async def test_other_flows_escalate_with_context_and_priority(desk):
     ticket = await desk.bot.app.repos.tickets.open_for_user(alice.user_id)
     assert ticket.priority == 1 and ticket.context == {"flow": "refund", "tx": "TX<123>"}
     header = desk.texts(desk.topic_of(ticket.code))[0]
-    assert "HIGH priority" in header and "flow: refund, tx: TX<123>" in header
+    # Said in words: the flow by its menu name, the transaction by its id; no internal keys.
+    assert "HIGH priority" in header and "Came from: ↩️ Refunds" in header
+    assert "Transaction: TX<123>" in header and "flow:" not in header
 
 
 async def test_high_priority_jumps_the_queue(desk):
@@ -408,9 +489,7 @@ async def test_topic_name_is_escaped_and_cut_to_128(desk):
     ticket, thread = await _open(desk, user)
     name = desk.topics()[thread]["name"]
     assert (
-        len(name) <= 128
-        and name.startswith(f"{ticket.code} · <b>名")
-        and name.endswith("· zh_Hans")
+        len(name) <= 128 and name.startswith(f"{ticket.code} · <b>名") and name.endswith("· 中文")
     )
     header = desk.texts(thread)[0]
     assert "<b>名" in header  # shown literally: escaped in the HTML header
@@ -525,7 +604,7 @@ async def test_admins_manage_the_roster_and_others_get_nothing(desk):
 
     boss = UserSession(desk.bot, desk.admin_id, "Admin Zhao")
     await boss.send("/agent_add 777 New Agent")
-    assert boss.last_message.text == "New Agent (id 777) is now a support agent."
+    assert boss.last_message.text == "New Agent (ID 777) is now a support agent."
     await boss.send("/agents")
     assert "• New Agent (777)" in boss.last_message.text
     await boss.send("/agent_remove 777")
@@ -664,7 +743,7 @@ async def test_a_chinese_teams_group_reads_its_topics_in_chinese(make_bot):
     ticket = await bot.app.repos.tickets.open_for_user(li.user_id)
     thread = next(iter(emu.topics(group.id)))
     header = next(m for m in emu.bot_messages(group.id, thread) if "text" in m)
-    assert header["text"].startswith(f"工单 {ticket.code}")
+    assert header["text"].startswith(f"工单{ticket.code}")
     labels = [b["text"] for r in header["reply_markup"]["inline_keyboard"] for b in r]
     assert labels == ["🙋 认领", "✅ 关闭", "↪️ 转交"]
 
@@ -684,6 +763,8 @@ async def test_a_ticket_closed_while_its_topic_is_created_gets_a_closed_topic(de
     )
     emu.user_send(alice.user_id, "/end")
     await desk.bot.settle(timeout=20)
+    await alice.click("✖️ Yes, end it")  # nobody had answered: ending is confirmed first
+    await desk.bot.settle(timeout=20)
     emu.faults = Faults()
     ticket = await desk.bot.app.repos.tickets.last_closed_for_user(alice.user_id)
     assert ticket is not None and ticket.status == "closed" and ticket.thread_id is not None
@@ -691,17 +772,15 @@ async def test_a_ticket_closed_while_its_topic_is_created_gets_a_closed_topic(de
     assert topic["closed"], topic
     messages = desk.messages(ticket.thread_id)
     assert not any(m.get("reply_markup") for m in messages)  # no Claim/Close on a closed one
-    assert desk.texts(ticket.thread_id)[-1] == "✅ Ticket closed by the user."
-    assert alice.texts[-1].startswith("You ended the conversation with support")
-    assert "How would you rate the help you got?" in alice.texts[-1]
+    assert (
+        desk.texts(ticket.thread_id)[-1] == "✅ Ticket closed by the user before any agent replied."
+    )
+    assert "nothing to rate" in alice.texts[-1]  # no rating of help that never came
 
 
-async def test_a_message_crossing_the_agents_close_reopens_the_ticket(desk):
-    """The user's handler read the ticket open, then an agent's close committed before the
-    line was stored: the line does not go into the closed topic, it reopens the ticket."""
-    alice = desk.bot.user("Alice")
-    await alice.send("/start")
-    ticket, thread = await _open(desk, alice)
+async def _cross_the_close(desk, alice, text):
+    """The user's handler reads the ticket open, then an agent's close commits before the
+    line is stored."""
     repos, app = desk.bot.app.repos, desk.bot.app
     real = repos.tickets.open_for_user
 
@@ -712,15 +791,36 @@ async def test_a_message_crossing_the_agents_close_reopens_the_ticket(desk):
         return found
 
     repos.tickets.open_for_user = read_then_the_agent_closes
-    await alice.send("one more thing")
-    reopened = await repos.tickets.get(ticket.id)
-    assert reopened.status == "open"  # nobody had claimed it
-    again = f"Your conversation with support (ticket {ticket.code}) is open again."
-    assert alice.texts[-1] == again
+    await alice.send(text)
+
+
+async def test_a_message_crossing_the_agents_close_is_a_new_message(desk):
+    """A line crossing the close does not go into the closed topic, and does not reopen the
+    ticket by itself: it is answered like any message (the closing message offers reopen)."""
+    alice = desk.bot.user("Alice")
+    await alice.send("/start")
+    ticket, thread = await _open(desk, alice)
+    await desk.say(thread, "Anything else?")
+    await _cross_the_close(desk, alice, "how do I change my phone number")
+    assert (await desk.bot.app.repos.tickets.get(ticket.id)).status == "closed"
+    assert "how do I change my phone number" not in desk.texts(thread)
+    assert any("🔄 Not solved, reopen" in m.buttons for m in alice.messages)
+
+
+async def test_a_not_solved_crossing_the_agents_close_reopens_the_ticket(desk):
+    alice = desk.bot.user("Alice")
+    await alice.send("/start")
+    ticket, thread = await _open(desk, alice)
+    await desk.say(thread, "Done, bye")
+    await _cross_the_close(desk, alice, "没解决")
+    reopened = await desk.bot.app.repos.tickets.get(ticket.id)
+    assert reopened.status != "closed"
     texts = desk.texts(thread)
-    assert texts.index("🔄 The user wrote again: ticket reopened.") < texts.index("one more thing")
-    lines = await repos.tickets.transcript(ticket.id)
-    assert [m.text for m in lines if m.direction == "in"][-1] == "one more thing"
+    assert texts.index("🔄 The user says it is not solved: ticket reopened.") < texts.index(
+        "没解决"
+    )
+    lines = await desk.bot.app.repos.tickets.transcript(ticket.id)
+    assert [m.text for m in lines if m.direction == "in"][-1] == "没解决"
 
 
 async def test_no_unclaimed_reminder_for_a_ticket_claimed_since_the_list_was_read(desk):

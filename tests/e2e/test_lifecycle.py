@@ -4,7 +4,7 @@ import time
 
 import pytest
 
-from handlers.common import FLOW_KEY
+from handlers.common import FLOW_KEY, LANGUAGE_LABEL, STALE_TEXT, USE_BUTTONS
 from tests.support.leaks import card_numbers_in
 
 
@@ -36,10 +36,12 @@ async def test_starting_another_flow_ends_the_current_one(bot):
     await alice.send("/quiz")
     assert alice.last_message.text == "Quiz: what is the answer?"
     assert bot.app.user_data[alice.user_id][FLOW_KEY]["name"] == "quiz"
-    # Typing now does not reach the survey's word step: it was ended.
+    # Typing now does not reach the survey's word step: it was ended. The quiz takes only
+    # buttons, so the text is pointed at them (the quiz stays open).
     await alice.send("kiwi")
-    assert "did not understand" in alice.last_message.text
+    assert alice.last_message.text == USE_BUTTONS
     assert "Step 3/3" not in " ".join(alice.texts)
+    assert bot.app.user_data[alice.user_id][FLOW_KEY]["name"] == "quiz"
 
 
 async def test_button_of_an_ended_flow_says_menu_expired(any_bot):
@@ -48,9 +50,13 @@ async def test_button_of_an_ended_flow_says_menu_expired(any_bot):
     first_menu = alice.last_message.message_id
     await alice.send("/cancel")
     assert alice.last_message.text == "Cancelled. Nothing was submitted."
-    query = await alice.click("Blue", message_id=first_menu)
-    assert alice.answer_of(query) == "This menu has expired. Here is a fresh one."
-    assert alice.last_message.text == "What can I help you with?"
+    # The ended flow's buttons are gone; a press that still comes (an old client, a replay
+    # after downtime) is explained.
+    assert alice.shown(first_menu).buttons == []
+    query = await alice.press_forged(first_menu, "survey:colour:blue")
+    assert alice.answer_of(query) == STALE_TEXT
+    # The stale message says so by itself: its old buttons are gone, a way on is there.
+    assert alice.shown(first_menu).buttons == ["🏠 Main menu"]
     assert FLOW_KEY not in any_bot.app.user_data.get(alice.user_id, {})
 
 
@@ -59,8 +65,9 @@ async def test_button_from_an_earlier_run_of_the_same_flow_is_refused(bot):
     await alice.send("/survey")
     old_menu = alice.last_message.message_id
     await alice.send("/survey")  # a new run of the same flow
-    query = await alice.click("Red", message_id=old_menu)
-    assert alice.answer_of(query) == "This menu has expired. Here is a fresh one."
+    assert alice.shown(old_menu).buttons == []  # the earlier run's step went quiet
+    query = await alice.press_forged(old_menu, "survey:colour:red")
+    assert alice.answer_of(query) == STALE_TEXT
     assert "Step 2/3" not in " ".join(alice.texts)
 
 
@@ -69,9 +76,11 @@ async def test_forged_button_data_does_nothing(any_bot):
     await alice.send("/survey")
     menu = alice.last_message.message_id
     query = await alice.press_forged(menu, "refund:confirm:999")
-    assert alice.answer_of(query) == "This menu has expired. Here is a fresh one."
+    assert alice.answer_of(query) == STALE_TEXT
+    # The press is explained where it was made, with the flow its data names.
+    assert alice.shown(menu).buttons == ["↩️ Refunds", "🏠 Main menu"]
     query = await alice.press_forged(menu, "lang:set:xx")
-    assert alice.answer_of(query) == "This menu has expired. Here is a fresh one."
+    assert alice.answer_of(query) == STALE_TEXT
 
 
 async def test_button_older_than_its_expiry_is_refused(bot):
@@ -80,7 +89,7 @@ async def test_button_older_than_its_expiry_is_refused(bot):
     await alice.send("/survey")
     bot.emu.advance(2 * 24 * 3600)
     query = await alice.click("Red")
-    assert alice.answer_of(query) == "This menu has expired. Here is a fresh one."
+    assert alice.answer_of(query) == STALE_TEXT
     assert "Step 2/3" not in " ".join(alice.texts)
 
 
@@ -108,7 +117,7 @@ async def test_inactivity_ends_the_flow_politely_after_a_restart(make_bot):
     # The expiry job (every flow_timeout / 4) tells her without any message of hers.
     closed = "Your previous request was closed after 1 minute without"
     await bot2.wait_until(lambda: alice.last_message.text.startswith(closed), "the timeout")
-    assert "🌐 Language" in alice.buttons  # the menu comes with it: a way forward
+    assert LANGUAGE_LABEL in alice.buttons  # the menu comes with it: a way forward
     await alice.send("kiwi")
     assert "did not understand" in alice.last_message.text
 

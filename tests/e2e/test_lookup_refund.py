@@ -34,7 +34,10 @@ async def test_list_pages_filters_and_detail_in_english(bot):
     page = await all_transactions(bot, "U1003")
     pages = -(-page.total // 5)
     first = alice.last_message
-    assert first.text.startswith(f"Your transactions, last 30 days — page 1 of {pages}:")
+    # One message after the check: "verified" and the list (the code prompt became it).
+    assert first.text.startswith("✅ Verified: U-Pay account Alice Smith")
+    assert f"\n\nYour transactions, last 30 days — page 1 of {pages}:" in first.text
+    assert len(alice.texts) == 3  # the contact prompt, "number received", the list
     tx_buttons = [d for d in first.button_data if d.startswith("tx:open:")]
     assert tx_buttons == [f"tx:open:{tx.id}" for tx in page.items[:5]]
     assert "Older ▶" in first.buttons and "◀ Newer" not in first.buttons
@@ -44,11 +47,12 @@ async def test_list_pages_filters_and_detail_in_english(bot):
     )
     assert "◀ Newer" in alice.buttons
     await alice.click("✓ 30 days")  # pressing the active filter keeps the list
-    await alice.click("failed")
+    await alice.click("Failed")
     failed = await all_transactions(bot, "U1003", status="failed")
     shown = [d for d in alice.last_message.button_data if d.startswith("tx:open:")]
     assert shown == [f"tx:open:{tx.id}" for tx in failed.items[:5]]
-    assert "· failed" in alice.last_message.text
+    assert "· Failed" in alice.last_message.text
+    assert all(label.startswith("❌ -") for label in alice.last_message.buttons[: len(shown)])
 
 
 async def test_detail_escapes_the_merchant_and_formats_money_and_status(bot):
@@ -60,7 +64,8 @@ async def test_detail_escapes_the_merchant_and_formats_money_and_status(bot):
     assert detail.text.startswith("Tom & Jerry's <Café>")  # escaped in HTML, shown literally
     amount = f"{cafe.amount:,.2f}"
     assert ("CN¥" + amount if cafe.currency == "CNY" else amount) in detail.text
-    assert f"Transaction id: {cafe.id}" in detail.text
+    assert f"Transaction ID: {cafe.id}" in detail.text
+    assert "(Beijing time)" in detail.text and "Payment: -" in detail.text
     assert "🙋 Ask a human about this" in detail.buttons
 
 
@@ -105,16 +110,16 @@ async def test_refund_partial_amount_with_bad_inputs_then_confirm_once(bot):
     assert alice.last_message.text.startswith("How much should be refunded? Up to")
     for bad in ("abc", "-5", "1e9", "0.001", "0", "99999"):
         await alice.send(bad)
-        assert alice.last_message.text.startswith("Please type an amount like 88")
+        assert alice.last_message.text.startswith("Please type an amount like ")
     await alice.send("１")  # full-width digit
     confirm = alice.last_message
     assert f"Refund: {format_currency(1, currency, locale='en')}\n" in confirm.text
     await alice.click("✅ Request the refund", message_id=confirm.message_id)
     created = alice.last_message.text
-    assert created.startswith("✅ Refund requested. Reference:")
+    assert created.startswith("✅ Refund requested: ") and "Reference: " in created
     # The confirm pressed again (double press, stale button) creates nothing more.
     query = await alice.press_forged(confirm.message_id, "refund:confirm")
-    assert alice.answer_of(query) == "This menu has expired. Here is a fresh one."
+    assert alice.answer_of(query) == "This button belongs to an earlier step and no longer works."
     refunds = await bot.app.backend.list_refunds("U1003")
     assert len(refunds) == 1 and str(refunds[0].amount) == "1.00"
     assert (await bot.app.repos.refunds.for_user(alice.user_id))[0].id == refunds[0].id
@@ -167,9 +172,9 @@ async def test_ineligible_payments_explain_why(bot):
     transfer = next(t for t in page.items if t.kind == "transfer")
     failed = next(t for t in page.items if t.status == "failed" and t.kind == "payment")
     await alice.send(f"/start refund_{transfer.id}")
-    assert "only payments can be refunded" in alice.last_message.text
+    assert "Transfers and top-ups cannot be refunded" in alice.last_message.text
     await alice.send(f"/start refund_{failed.id}")
-    assert "it was not paid" in alice.last_message.text
+    assert "It was not paid" in alice.last_message.text
     assert "🙋 Talk to a human" in alice.buttons
 
 
@@ -380,4 +385,5 @@ async def test_a_refund_not_recorded_yet_is_looked_at_again_by_the_next_poll(bot
     )
     assert await poll_refunds(BotContext(bot.app)) == 1
     await bot.settle()
-    assert alice.last_message.text.startswith(f"🔎 Your refund {record.id}")
+    notice = alice.last_message.text
+    assert notice.startswith("🔎 Your refund of ") and f"(reference {record.id})" in notice

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 
 import pytest
 
+from handlers.common import STALE_TEXT
 from storage.repos.privacy import ERASURE_DONE
 from tests.e2e.privacy_support import (
     CODE,
@@ -31,7 +32,7 @@ from tests.e2e.privacy_support import (
 )
 from tests.harness import TOKEN, BotHarness, UserSession
 from tgbot.cli import _RedactingFilter
-from tgbot.i18n import translator
+from tgbot.i18n import LANGUAGES, translator
 from tgbot.sandbox.emulator import TelegramEmulator
 from tgbot.sandbox.models import Caps, Faults
 
@@ -108,9 +109,10 @@ async def build_history(world: World, p: Persona) -> UserSession:
     await user.send(p.ticket_text)
     thread = world.topic_of(first.code)
     await world.agent_says(thread, p.agent_reply)
-    assert user.last_message.text == p.agent_reply
+    assert user.last_message.text.endswith(f"\n{p.agent_reply}")  # signed by the team
     await world.agent_says(thread, "/close")
     await user.click("⭐⭐⭐⭐")
+    await user.click(p.labels["comment"])  # a comment only when asked for
     await user.send(p.comment)
     await user.send("/human")
     await user.send(p.second_ticket_text)
@@ -216,8 +218,12 @@ async def test_export_file_holds_every_stored_item_about_the_user(world, p):
     section = export.split(f"== {tr.gettext('Your actions on record')} ==")[1].split("==")[0]
     assert len([ln for ln in section.splitlines() if ln.startswith("[")]) == len(actions)
     # Nothing about other people: the agent's name and id, the admin, the group.
+    # (The agent's work name is in the export only as the signature the user was shown on
+    # the agent's replies, "Support · Wang": TGBOT_AGENT_LABEL.)
+    label = tr.gettext("{team} · {name}").format(team=tr.gettext("Support"), name="Wang")
+    shown = export.replace(label, "")
     for other in ("Wang", "Agent", str(world.agent_id), str(world.admin_id), str(world.group_id)):
-        assert other not in export
+        assert other not in shown
     assert p.agent_reply in export  # the reply the user got, from "Support"
     support = (
         tr.gettext("[{time}] {who}: {text}")
@@ -321,7 +327,7 @@ async def test_deletion_erases_the_user_from_storage_files_logs_and_topics(world
         assert emu.message(world.group_id, message_id).deleted
     for ticket, thread in zip(tickets, threads, strict=True):
         topic = emu.topics(world.group_id)[thread]
-        assert topic["name"] == f"{ticket.code} · {ticket.language}"
+        assert topic["name"] == f"{ticket.code} · {LANGUAGES[ticket.language]}"
         assert topic["closed"]
         texts = [m.get("text", "") for m in emu.bot_messages(world.group_id, thread)]
         assert any(t.startswith("🗑 " + p.labels["erased_topic"]) for t in texts)
@@ -394,7 +400,7 @@ async def test_messages_older_than_48_hours_stay_and_the_topic_says_so(world):
     # The header card and the first message are too old to delete.
     assert notice.startswith("🗑 Data deleted at the user's request. 2 messages here that carry")
     assert emu.topics(world.group_id)[thread] == {
-        "name": f"{ticket.code} · en",
+        "name": f"{ticket.code} · English",
         "closed": True,
         "deleted": False,
     }
@@ -474,10 +480,10 @@ async def test_forged_or_stale_buttons_never_start_a_deletion(world):
     await user.send("/privacy")
     overview = user.last_message.message_id
     query = await user.press_forged(overview, "privacy:erase")  # skipping the confirmation
-    assert user.answer_of(query) == "This menu has expired. Here is a fresh one."
+    assert user.answer_of(query) == STALE_TEXT
     await user.send("/start")  # the flow ended; its buttons are stale now
     query = await user.press_forged(overview, "privacy:delete")
-    assert user.answer_of(query) == "This menu has expired. Here is a fresh one."
+    assert user.answer_of(query) == STALE_TEXT
     assert await bot.app.repos.privacy.erasure_of(user.user_id) is None
     assert (await bot.app.repos.users.get(user.user_id)).wallet_account_id == "U1003"
 
@@ -492,6 +498,7 @@ async def test_retention_purge_forgets_by_age_and_renames_old_topics(world):
     ticket = await app.repos.tickets.open_for_user(user.user_id)
     await user.send(EN.ticket_text)
     await user.send("/end")
+    await user.click("✖️ Yes, end it")  # nobody had answered: ending is confirmed
     thread = world.topic_of(ticket.code)
     now = time.time()
     for staff in (world.agent_id, world.admin_id):  # staff who also wrote to the bot
@@ -508,7 +515,7 @@ async def test_retention_purge_forgets_by_age_and_renames_old_topics(world):
     counts = await app.privacy.purge(now=now + 91 * DAY)
     assert counts["transcripts"] == 1 and counts["questions"] == 1
     await bot.settle()
-    assert emu.topics(world.group_id)[thread]["name"] == f"{ticket.code} · en"
+    assert emu.topics(world.group_id)[thread]["name"] == f"{ticket.code} · English"
     data = await app.repos.privacy.personal_data(user.user_id)
     assert data.tickets == [] and data.questions == [] and data.profile is not None
     # Two years of silence: the profile and account link go too (audited, counts only).

@@ -29,7 +29,7 @@ from tgbot.sandbox.emulator import TelegramEmulator
 from tgbot.sandbox.models import Caps
 
 ERROR = "Sorry, something went wrong on our side"
-EXPIRED = "This menu has expired"
+EXPIRED = "This button belongs to an earlier step"
 #: The emulator's bot (tgbot.sandbox.emulator default).
 BOT_USERNAME = "upay_support_bot"
 
@@ -128,7 +128,7 @@ async def test_f02_generated_secrets_in_a_ticket_never_reach_agents_or_disk(desk
     sent = await alice.send(text)
     assert desk.emu.message(alice.user_id, sent.message_id).deleted, text
     last = desk.texts(thread)[-1]
-    assert last.startswith("[message deleted: it contained"), last
+    assert last.startswith("⚠️ The user sent "), last
     assert secret not in last and secret not in "".join(c for c in last if c.isdigit()), last
 
 
@@ -200,7 +200,13 @@ async def test_f03_allowed_links_still_reach_the_user(desk):
         thread, "Guide", entities=[_entity("text_link", "Guide", "Guide", url="https://upay.com/g")]
     )
     await desk.say(thread, f"Back to me: tg://resolve?domain={BOT_USERNAME}")
-    assert alice.texts[-3:] == [text, "Guide", f"Back to me: tg://resolve?domain={BOT_USERNAME}"]
+    # Signed for the user ("Support · Wang"), links and formatting kept.
+    label = "Support · Wang\n"
+    expected = [text, "Guide", f"Back to me: tg://resolve?domain={BOT_USERNAME}"]
+    assert alice.texts[-3:] == [label + t for t in expected]
+    guide = alice.messages[-2].raw
+    links = [e for e in guide.get("entities", []) if e["type"] == "text_link"]
+    assert [e["url"] for e in links] == ["https://upay.com/g"]
 
 
 # ---------------------------------------------------------------------- 4: agents' edits
@@ -224,13 +230,13 @@ async def test_f04_an_agent_edit_into_a_phishing_link_never_reaches_the_users_co
     _, thread = await _ticket(desk, alice)
     answer = await desk.say(thread, "Our help page explains it.")
     users_copy = alice.last_message
-    assert users_copy.text == "Our help page explains it."
+    assert users_copy.text == "Support · Wang\nOur help page explains it."
     desk.emu.user_edit(
         desk.agent_id, desk.group_id, answer["message_id"], text, entities=_entities(text, spec)
     )
     await desk.bot.settle()
     shown = desk.emu.message(alice.user_id, users_copy.message_id).data["text"]
-    assert shown == "Our help page explains it."
+    assert shown == "Support · Wang\nOur help page explains it."
     assert "⛔" in desk.texts(thread)[-1]
     audit = (await desk.bot.app.repos.audit.recent(5))[0]
     assert audit.action == "relay.link_refused" and audit.details["edit"] is True

@@ -18,6 +18,7 @@ from handlers.selfservice import (
     THANKS,
     YES_LABEL,
 )
+from tgbot import facts
 from tgbot.answers import get_article
 from tgbot.answers.articles import LOOKUP_LABEL
 from tgbot.i18n import translator
@@ -40,7 +41,8 @@ async def test_chinese_question_gets_the_article_and_its_flow_button_works(bot):
     article = get_article("payment_failed")
     shown = li.last_message
     assert shown.text.startswith(ZH.gettext(article.title))
-    assert _plain(ZH.gettext(article.body)) in shown.text
+    assert _plain(ZH.gettext(article.body).format(**facts.values(ZH))) in shown.text
+    assert "{" not in shown.text  # every fact filled in
     assert shown.text.endswith(ZH.gettext(DID_IT_HELP))
     assert shown.buttons == [
         ZH.gettext(YES_LABEL),
@@ -172,10 +174,11 @@ async def test_contact_article_shows_the_configured_hours(make_bot):
     bot = await make_bot(business_hours=(9 * 60, 21 * 60))
     alice = bot.user("Alice", "en")
     await alice.send("what are your opening hours")
-    assert "every day from 09:00 to 21:00 (Asia/Shanghai)" in alice.last_message.text
+    # The zone as people say it, not an IANA id.
+    assert "every day from 09:00 to 21:00 (Beijing time)" in alice.last_message.text
     li = bot.user("李雷", "zh-hans")
     await li.send("你们几点上班")
-    assert "每天 09:00 至 21:00（Asia/Shanghai）" in li.last_message.text
+    assert "每天09:00至21:00（北京时间）" in li.last_message.text
 
 
 async def test_someone_elses_answer_buttons_do_nothing(bot):

@@ -48,7 +48,7 @@ def test_code_messages_are_extracted(code):
     ids = {message.id for message in code if message.id}
     # N_() at module level and a constant later shown with context._() are both extracted.
     assert "🏠 Main menu" in ids
-    assert "This menu has expired. Here is a fresh one." in ids
+    assert "This button belongs to an earlier step and no longer works." in ids
     # The developer sandbox and the tests are not.
     assert not any(
         "tgbot/sandbox" in f or f.startswith("tests/") for m in code for f, _ in m.locations

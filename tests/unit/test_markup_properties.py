@@ -46,7 +46,7 @@ def _templates() -> list[tuple[str, tuple[str, ...]]]:
 def test_f10_the_catalog_has_texts_with_names_to_check():
     msgids = {msgid for msgid, _ in _templates()}
     assert (
-        "📣 {admin} wants to send broadcast #{id} to {total} users. The previews follow. "
+        "📣 {admin} wants to send broadcast #{id} to {total} users. The notice follows. "
         "Approve it?" in msgids
     )
     assert len(msgids) > 50

@@ -71,8 +71,8 @@ ARTICLES: tuple[Article, ...] = (
             "4. <b>Limits</b>: a payment over your daily or monthly limit is refused.\n"
             "5. <b>Merchant side</b>: if the shop's system is down, wait a few minutes or pay "
             "another way.\n\n"
-            "If money left your account but the payment shows “Failed”, it comes back by "
-            "itself, usually within 1–3 business days. Look the payment up to see its status."
+            "Money left your account but the payment shows “Failed”? {failed_return} Look the "
+            "payment up to see its status."
         ),
         actions=(Action(LOOKUP_LABEL, LOOKUP),),
     ),
@@ -80,18 +80,13 @@ ARTICLES: tuple[Article, ...] = (
         key="money_not_arrived",
         title=N_("⏳ Money has not arrived"),
         body=N_(
-            "The payment's status tells you where the money is:\n"
-            "• <b>Processing</b>: the bank is still handling it. Transfers usually arrive "
-            "within minutes; withdrawals to a bank can take up to 2 business days (longer over "
-            "weekends and holidays).\n"
-            "• <b>Failed</b>: the money did not move, or it comes back to where it came from "
-            "within 1–3 business days.\n"
-            "• <b>Refunded</b>: the money went back to you: to your balance at once, to a bank "
-            "card within 1–7 business days.\n"
+            "Look the payment up: its status says where the money is.\n"
+            "• <b>Processing</b>: the bank is still handling it. {processing}\n"
+            "• <b>Failed</b>: the money did not move. {failed_return}\n"
+            "• <b>Refunded</b>: the money went back to you. {refund_arrival}\n"
             "• <b>Successful</b> but the payee has nothing: ask them to check the account they "
             "gave you; their bank may still be crediting it.\n\n"
-            "Still processing after 2 business days? Talk to a human and have the transaction "
-            "at hand."
+            "{processing_human}"
         ),
         actions=(Action(LOOKUP_LABEL, LOOKUP),),
     ),
@@ -103,10 +98,8 @@ ARTICLES: tuple[Article, ...] = (
             "merchant's rules allow it and something is left to refund.\n"
             "• A refund goes back to where the money came from: your U-Pay balance, or the "
             "bank card you paid with.\n"
-            "• After you ask, the merchant or our team reviews it, usually within 1–3 "
-            "business days; you get a message here at each step.\n"
-            "• Once approved, it reaches your balance at once, or your bank card within 1–7 "
-            "business days, depending on the bank.\n"
+            "• {refund_review} You get a message here at each step.\n"
+            "• {refund_arrival}\n"
             "• Transfers to friends cannot be refunded by U-Pay: ask the person to send the "
             "money back."
         ),
@@ -137,11 +130,11 @@ ARTICLES: tuple[Article, ...] = (
         title=N_("🔑 Forgotten password or locked account"),
         body=N_(
             "• <b>Forgotten password</b>: after a quick identity check I send you a one-time "
-            "link to set a new one on the wallet's secure page. Never type a password in this "
+            "link to set a new one on U-Pay's own page. Never type a password in this "
             "chat.\n"
             "• <b>Locked account</b>: several wrong passwords lock the account to protect it. "
             "After the identity check I can unlock it here.\n"
-            "• Nobody from support will ever ask for your password, PIN or a verification code."
+            "• U-Pay staff never ask for your password, PIN or a verification code, by any means."
         ),
         actions=(Action(PASSWORD_LABEL, PASSWORD),),
     ),
@@ -190,8 +183,7 @@ ARTICLES: tuple[Article, ...] = (
         title=N_("💰 Fees"),
         body=N_(
             "• Paying merchants, receiving money and transfers to other U-Pay users are free.\n"
-            "• Withdrawals to a bank card are free up to a monthly allowance; above it a small "
-            "fee (0.1%, at least 0.10) covers the bank's processing costs.\n"
+            "• {withdrawal_fee}\n"
             "• Every fee is shown before you confirm, and on the transaction's details "
             "afterwards.\n\n"
             "See a fee you did not expect? Look the transaction up, or talk to a human."
@@ -203,7 +195,7 @@ ARTICLES: tuple[Article, ...] = (
         title=N_("🛡️ Keeping your account safe"),
         body=N_(
             "• Use a payment password you use nowhere else, and turn on fingerprint or face "
-            "unlock in the app.\n"
+            "payment in the app.\n"
             "• Never share a verification code, password or PIN with anyone, including people "
             "who say they are U-Pay staff.\n"
             "• Install the app only from official app stores and keep your phone updated.\n"
@@ -217,13 +209,17 @@ ARTICLES: tuple[Article, ...] = (
         key="phishing",
         title=N_("🎣 Phishing and fake support"),
         body=N_(
-            "U-Pay staff will never:\n"
+            "U-Pay staff will never, by chat, phone, text message or e-mail:\n"
             "• ask for your password, PIN, full card number or a verification code;\n"
             "• ask you to move money to a “safe account” or to “verify” your balance;\n"
+            "• ask you to pay a fee, or share your screen, to get a refund or compensation;\n"
             "• ask you to install screen-sharing apps or open links outside upay.com.\n\n"
-            "A message or call that does any of this is a scam: hang up and do not click. "
-            "Official support talks to you only in the U-Pay app and in this bot.\n"
-            "Already shared a code or a password? Freeze your account now and talk to a human."
+            "Anyone who does is a scammer: hang up, do not click, do not pay. Official support "
+            "is only the U-Pay app and this bot; an “agent” writing to you from a personal "
+            "Telegram account is not us, whatever the name or photo.\n"
+            "Already shared a code or a password, or paid? Freeze your account now, talk to a "
+            "human, and in mainland China report it to the police on 110 or the anti-fraud "
+            "hotline 96110."
         ),
         actions=(Action(FREEZE_LABEL, FREEZE),),
     ),
@@ -237,7 +233,9 @@ ARTICLES: tuple[Article, ...] = (
             "2. An agent then contacts you here as a priority to check recent activity.\n"
             "3. Phone stolen? Ask your mobile operator to block the SIM card too.\n"
             "4. Unauthorised card payments? Call your bank as well.\n\n"
-            "Unauthorised payments are investigated; keep their details."
+            "Unauthorised payments are investigated; keep their details. If you were "
+            "cheated, report it to the police (mainland China: 110, or the anti-fraud hotline "
+            "96110)."
         ),
         actions=(Action(FREEZE_LABEL, FREEZE), Action(PASSWORD_LABEL, PASSWORD)),
     ),
@@ -258,11 +256,10 @@ ARTICLES: tuple[Article, ...] = (
         key="cards",
         title=N_("💳 Adding or changing a bank card"),
         body=N_(
-            "• <b>Add a card</b>: I open the wallet's secure page for you; the card number is "
+            "• <b>Add a card</b>: I open U-Pay's secure page for you; the card number is "
             "typed there, never in this chat.\n"
-            "• <b>Verification</b>: the bank sends a small amount (a micro-deposit) to the "
-            "card; tell me the exact amount on your bank statement to show the card is yours. "
-            "It can take from a few minutes to a day to appear.\n"
+            "• <b>Verification</b>: U-Pay sends a small test deposit to the card. "
+            "{micro_deposit} Tell me the exact amount to show that the card is yours.\n"
             "• <b>Change a card</b>: add the new one, then unbind the old one.\n"
             "• Binding fails when the name or phone number at the bank differs from your "
             "account's, or when the bank refuses the card."
@@ -308,7 +305,7 @@ ARTICLES: tuple[Article, ...] = (
             "2. Otherwise ask the receiver to send it back (the transfer's details show who "
             "it went to).\n"
             "3. No answer from them? An agent can contact them for you: give the transaction "
-            "id.\n\n"
+            "ID.\n\n"
             "Always check the name shown before you confirm a transfer."
         ),
         actions=(Action(LOOKUP_LABEL, LOOKUP),),

@@ -65,6 +65,8 @@ class Account:
     phone_masked: str  # e.g. "+86 138****8001"
     status: str  # "active" | "locked" | "frozen"
     locked_reason: str | None = None  # e.g. "wrong_password"
+    #: When the password was last changed (the bot tells the user after a reset).
+    password_changed_at: datetime | None = None
 
 
 @dataclass(frozen=True)
@@ -116,6 +118,15 @@ class Binding:
 
 
 @dataclass(frozen=True)
+class PaidWith:
+    """Where a payment's money came from, and so where a refund of it goes back."""
+
+    method: str  # "balance" | "card"
+    bank: str | None = None
+    last4: str | None = None
+
+
+@dataclass(frozen=True)
 class Transaction:
     """A payment, transfer or top-up; amounts are Decimal in the transaction's currency."""
 
@@ -129,6 +140,12 @@ class Transaction:
     refunded_amount: Decimal = Decimal("0")
     kind: str = "payment"  # "payment" | "transfer" | "topup"
     failure_reason: str | None = None  # "insufficient_balance", "network", "wrong_info", ...
+    #: The merchant's name by language tag ("en", "zh-Hans"), where the wallet has them.
+    merchant_names: dict[str, str] = field(default_factory=dict, hash=False)
+    #: A transfer's other party (the payee, or the payer of money received).
+    counterparty: str | None = None
+    #: Where the money came from (a refund goes back there), if the wallet says.
+    paid_with: PaidWith | None = None
 
 
 @dataclass(frozen=True)

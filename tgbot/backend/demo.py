@@ -42,6 +42,7 @@ from .base import (
     Frozen,
     NotEligible,
     NotFound,
+    PaidWith,
     Refund,
     RefundChange,
     RefundChanges,
@@ -106,6 +107,29 @@ DEMO_PHONES = tuple(person.phone for person in DEMO_PEOPLE)
 _MERCHANTS_ZH = ("美团外卖", "滴滴出行", "星巴克", "京东商城", "盒马鲜生", "瑞幸咖啡", "肯德基",
                  "淘宝", "拼多多", "海底捞", "全家便利店", "12306 铁路")  # fmt: skip
 _MERCHANTS_EN = ("Tom & Jerry's <Café>", "Amazon", "Uber", "Apple Store", "Tesco", "Starbucks")
+#: The names the demo wallet has for its merchants in each language (a real wallet's
+#: merchant registry); "Tom & Jerry's <Café>" has none, like many small shops.
+_MERCHANT_NAMES: dict[str, dict[str, str]] = {
+    "美团外卖": {"en": "Meituan Delivery", "zh-Hans": "美团外卖"},
+    "滴滴出行": {"en": "DiDi", "zh-Hans": "滴滴出行"},
+    "星巴克": {"en": "Starbucks", "zh-Hans": "星巴克"},
+    "京东商城": {"en": "JD.com", "zh-Hans": "京东商城"},
+    "盒马鲜生": {"en": "Freshippo", "zh-Hans": "盒马鲜生"},
+    "瑞幸咖啡": {"en": "Luckin Coffee", "zh-Hans": "瑞幸咖啡"},
+    "肯德基": {"en": "KFC", "zh-Hans": "肯德基"},
+    "淘宝": {"en": "Taobao", "zh-Hans": "淘宝"},
+    "拼多多": {"en": "Pinduoduo", "zh-Hans": "拼多多"},
+    "海底捞": {"en": "Haidilao", "zh-Hans": "海底捞"},
+    "全家便利店": {"en": "FamilyMart", "zh-Hans": "全家便利店"},
+    "12306 铁路": {"en": "China Railway 12306", "zh-Hans": "12306铁路"},
+    "中国移动话费充值": {"en": "China Mobile top-up", "zh-Hans": "中国移动话费充值"},
+    "Amazon": {"en": "Amazon", "zh-Hans": "亚马逊"},
+    "Uber": {"en": "Uber", "zh-Hans": "优步"},
+    "Apple Store": {"en": "Apple Store", "zh-Hans": "Apple Store"},
+    "Tesco": {"en": "Tesco", "zh-Hans": "乐购"},
+    "Starbucks": {"en": "Starbucks", "zh-Hans": "星巴克"},
+    "Steam Wallet": {"en": "Steam Wallet", "zh-Hans": "Steam钱包"},
+}
 #: Merchants whose rules allow no refund through the wallet.
 _NO_REFUND_MERCHANTS = ("中国移动话费充值", "Steam Wallet")
 _FAILURE_REASONS = ("insufficient_balance", "network", "wrong_info", "risk_control",
@@ -389,7 +413,7 @@ class DemoWallet:
 
         Raises NotFound, NotEligible("expired" | "used" | "weak_password"), Frozen.
         """
-        if not 8 <= len(new_password) <= 64:
+        if not password_rules_ok(new_password):
             raise NotEligible("weak_password")
         async with self._repo.atomic():
             state = await self.reset_token_state(token)
@@ -828,6 +852,9 @@ def _public_account(account: WalletAccount) -> Account:
         phone_masked=mask_phone(account.phone),
         status=account.status,
         locked_reason=account.locked_reason if account.status == "locked" else None,
+        password_changed_at=(
+            _ts(account.password_changed_at) if account.password_changed_at else None
+        ),
     )
 
 
@@ -847,7 +874,41 @@ def _public_transaction(tx: WalletTransaction) -> Transaction:
         refunded_amount=tx.refunded_amount,
         kind=tx.kind,
         failure_reason=tx.failure_reason,
+        merchant_names=dict(_MERCHANT_NAMES.get(tx.merchant, {})),
+        counterparty=_counterparty(tx.merchant) if tx.kind == "transfer" else None,
+        paid_with=_paid_with(tx),
     )
+
+
+def _paid_with(tx: WalletTransaction) -> PaidWith:
+    """Where a seeded transaction's money came from: one of the person's cards for most
+    payments and every top-up, else the balance (fixed by the transaction id)."""
+    person = next((p for p in DEMO_PEOPLE if p.id == tx.account_id), None)
+    draw = int(hashlib.sha256(tx.id.encode()).hexdigest()[:8], 16)
+    if person is None or not person.cards or (tx.kind == "payment" and draw % 3 == 0):
+        return PaidWith("balance")
+    if tx.kind == "transfer":
+        return PaidWith("balance")
+    number, _ = person.cards[draw % len(person.cards)]
+    return PaidWith("card", bank_of(number)[0], number[-4:])
+
+
+def password_rules_ok(password: str) -> bool:
+    """The demo wallet's password rules (shown on its reset page): 8 to 64 characters, with
+    at least one letter and one digit."""
+    return (
+        8 <= len(password) <= 64
+        and any(c.isalpha() for c in password)
+        and any(c.isdigit() for c in password)
+    )
+
+
+def _counterparty(label: str) -> str | None:
+    """The payee of a seeded transfer ("转账给 张伟", "Transfer to Emma Brown")."""
+    for prefix in ("转账给", "Transfer to"):
+        if label.startswith(prefix):
+            return label[len(prefix) :].strip() or None
+    return None
 
 
 def _public_refund(refund: WalletRefund) -> Refund:

@@ -42,6 +42,7 @@ input{width:100%;box-sizing:border-box;padding:10px;font-size:16px;border:1px so
 border-radius:8px}button{margin-top:20px;width:100%;padding:12px;font-size:16px;border:0;
 border-radius:8px;background:#1677ff;color:#fff}.error{color:#c0262d;margin-top:12px}
 .ok{color:#1a7f37}.brand{color:#1677ff;font-weight:700;margin-bottom:16px}
+.rules{font-size:14px;color:#3d4856;margin:6px 0 0}
 """
 
 _HEADERS = {
@@ -111,6 +112,20 @@ class _WalletPage(tornado.web.RequestHandler):
         self.finish(_page(title_zh, title_en, _para(zh, en)))
 
 
+#: The password rules as the demo wallet checks them (``demo.password_rules_ok``), stated on
+#: the page (the browser's own hints speak only its UI language).
+_RULES = (
+    "密码需为 8-64 位，且同时包含字母和数字；请勿使用支付密码或在其他网站用过的密码。",
+    "8 to 64 characters, with at least one letter and one digit. Do not reuse your payment "
+    "password or a password from another site.",
+)
+_RULES_NOT_MET = (
+    "新密码不符合要求：需为 8-64 位，且同时包含字母和数字。",
+    "The new password does not meet the rules: 8 to 64 characters, with at least one letter "
+    "and one digit.",
+)
+
+
 class ResetPasswordPage(_WalletPage):
     """``/wallet/reset/<token>``: set a new password with a one-time link."""
 
@@ -135,7 +150,7 @@ class ResetPasswordPage(_WalletPage):
         except NotEligible as exc:
             if exc.reason == "weak_password":
                 self.set_status(400)
-                self.finish(self._form(("密码需为 8-64 位。", "Use 8 to 64 characters.")))
+                self.finish(self._form(_RULES_NOT_MET))
                 return
             self.notice(exc.reason, 410)
             return
@@ -160,11 +175,14 @@ class ResetPasswordPage(_WalletPage):
             )
             + '<form method="post" autocomplete="off">'
             + '<label for="password">新密码 / New password</label>'
-            + '<input id="password" name="password" type="password" minlength="8" '
-            + 'maxlength="64" required autocomplete="new-password">'
+            # No minlength: the rules are checked here and said in both languages (the
+            # browser's tooltip would speak only its own).
+            + '<input id="password" name="password" type="password" maxlength="64" required '
+            + 'autocomplete="new-password" aria-describedby="rules">'
+            + f'<div id="rules">{_para(*_RULES, "rules")}</div>'
             + '<label for="confirm">确认新密码 / Confirm</label>'
-            + '<input id="confirm" name="confirm" type="password" minlength="8" '
-            + 'maxlength="64" required autocomplete="new-password">'
+            + '<input id="confirm" name="confirm" type="password" maxlength="64" required '
+            + 'autocomplete="new-password">'
             + (_para(*error, "error") if error else "")
             + '<button type="submit">确认 / Confirm</button></form>'
         )

@@ -86,6 +86,11 @@ def _convert(tp: Any, value: Any) -> Any:
             return None
         (inner,) = [arg for arg in args if arg is not type(None)]
         return _convert(inner, value)
+    if origin is dict:
+        if not isinstance(value, dict):
+            raise WireError(f"expected an object, got {value!r}")
+        key_type, inner = typing.get_args(tp)
+        return {_convert(key_type, k): _convert(inner, item) for k, item in value.items()}
     if origin is list:
         if not isinstance(value, list):
             raise WireError(f"expected a list, got {value!r}")

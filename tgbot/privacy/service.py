@@ -61,8 +61,9 @@ class _NotYet(Exception):
 
 
 def topic_name(topic: UserTopic) -> str:
-    """Return a ticket topic's name without the user's first name."""
-    return f"{topic.code} · {topic.language}"
+    """Return a ticket topic's name without the user's first name (the language by its own
+    name, as when the topic was created)."""
+    return f"{topic.code} · {LANGUAGES.get(topic.language, topic.language)}"
 
 
 class PrivacyService:

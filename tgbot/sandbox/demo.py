@@ -97,6 +97,9 @@ def demo_emulator(*, caps: Caps | None = None, faults: Faults | None = None) -> 
         strict=True,
         caps=caps or Caps(),
         faults=faults,
+        # As on Telegram: the bot, an admin that manages topics, may write in a closed topic
+        # (the user's rating of a closed ticket reaches its topic).
+        closed_topic_admin_bypass=True,
     )
 
 
@@ -224,7 +227,9 @@ async def start_demo(
         wallet.backend = app.backend
         for person in world.people:
             if person.role == "agent":  # the roster lives in the bot's database
-                await app.repos.agents.add(person.user_id, person.first_name, world.admin.user_id)
+                # The roster name signs replies to users ("客服 · Wang"): the work name.
+                name = person.first_name.removeprefix("Agent ")
+                await app.repos.agents.add(person.user_id, name, world.admin.user_id)
         if app.config.backend == "demo":
             from tgbot.backend.pages import wallet_handlers
 

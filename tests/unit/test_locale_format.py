@@ -1,0 +1,52 @@
+"""Dates, times and amounts in each locale's own style, with the time zone named."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+from zoneinfo import ZoneInfo
+
+from hypothesis import given
+from hypothesis import strategies as st
+
+from tgbot import facts
+from tgbot.i18n import translator
+
+ZH, EN = translator("zh_Hans"), translator("en")
+SHANGHAI = ZoneInfo("Asia/Shanghai")
+MOMENT = datetime(2026, 11, 30, 6, 5, 9, tzinfo=UTC)  # 14:05:09 in Beijing
+
+
+def test_a_date_and_time_reads_as_each_language_writes_it_with_the_zone_and_no_seconds():
+    assert ZH.when(MOMENT, SHANGHAI) == "2026年11月30日 14:05（北京时间）"
+    assert EN.when(MOMENT, SHANGHAI) == "Nov 30, 2026, 14:05 (Beijing time)"
+    assert ZH.date_time(MOMENT, SHANGHAI) == "11月30日 14:05"
+    assert EN.date_time(MOMENT, SHANGHAI) == "Nov 30, 14:05"
+
+
+def test_other_zones_are_named_in_the_users_language():
+    berlin = ZoneInfo("Europe/Berlin")
+    assert EN.when(MOMENT, berlin).endswith("(Central European Time)")
+    assert ZH.when(MOMENT, berlin).endswith("（中欧时间）")
+
+
+def test_today_shows_the_time_only_with_its_zone():
+    now = datetime.now(UTC)
+    assert ZH.time_with_zone(now, SHANGHAI).endswith("（北京时间）")
+    assert len(ZH.time_with_zone(now, SHANGHAI)) == len("14:05（北京时间）")
+    assert "2" in EN.time_with_zone(now - timedelta(days=3), SHANGHAI)  # a date then
+
+
+@given(st.decimals(min_value=Decimal("0.01"), max_value=Decimal("99999.99"), places=2))
+def test_amounts_carry_their_direction_and_currency(amount):
+    out, back = ZH.money_signed(amount, "CNY", False), ZH.money_signed(amount, "CNY", True)
+    assert out.startswith("-¥") and back.startswith("+¥")
+    assert EN.money_signed(amount, "USD", False).startswith("-$")
+
+
+def test_facts_carry_the_currency_of_their_amounts():
+    for tr in (ZH, EN):
+        values = facts.values(tr)
+        assert "¥1.00" in values["micro_deposit"]
+        assert "¥0.10" in values["withdrawal_fee"]
+        assert "{" not in "".join(values.values())
