@@ -82,7 +82,7 @@ class DatabasePersistence(BasePersistence[dict[Any, Any], dict[Any, Any], dict[A
         self._written: dict[str, str] = {}
         # What each stored row holds now (this process is the only writer): PTB hands over
         # every user it saw an update from, changed or not, and most updates change nothing.
-        self._rows: dict[str, dict[int, str]] = {"user": {}, "chat": {}}
+        self._stored: dict[str, dict[int, str]] = {"user": {}, "chat": {}}
         self._states: dict[tuple[str, str], str] = {}
 
     async def database(self) -> BotDatabase:
@@ -129,7 +129,7 @@ class DatabasePersistence(BasePersistence[dict[Any, Any], dict[Any, Any], dict[A
 
     async def _load_rows(self, kind: Kind) -> dict[int, dict[Any, Any]]:
         rows = await (await self.rows()).load_all(kind)
-        self._rows[kind] = dict(rows)
+        self._stored[kind] = dict(rows)
         return {id: codec.loads(data) for id, data in rows.items()}
 
     async def get_bot_data(self) -> dict[Any, Any]:
@@ -202,7 +202,7 @@ class DatabasePersistence(BasePersistence[dict[Any, Any], dict[Any, Any], dict[A
     async def _store_row(self, kind: Kind, id: int, data: dict[Any, Any]) -> None:
         # Encode before writing, so a bad value fails without holding the lock.
         text = codec.dumps(data) if data else None
-        stored = self._rows[kind]
+        stored = self._stored[kind]
         if not self._refresh and stored.get(id) == text:
             return  # unchanged (None == None: no row, and none needed)
         await (await self.rows()).store(kind, id, text)
@@ -229,12 +229,12 @@ class DatabasePersistence(BasePersistence[dict[Any, Any], dict[Any, Any], dict[A
     async def drop_user_data(self, user_id: int) -> None:
         """Delete one user's user_data."""
         await (await self.rows()).store("user", user_id, None)
-        self._rows["user"].pop(user_id, None)
+        self._stored["user"].pop(user_id, None)
 
     async def drop_chat_data(self, chat_id: int) -> None:
         """Delete one chat's chat_data."""
         await (await self.rows()).store("chat", chat_id, None)
-        self._rows["chat"].pop(chat_id, None)
+        self._stored["chat"].pop(chat_id, None)
 
     # -- refresh ---------------------------------------------------------------------
     # One process: nobody else writes these rows, so the Application's in-memory copy is
