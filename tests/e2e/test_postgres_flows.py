@@ -48,7 +48,7 @@ from tests.e2e.test_handoff import (  # noqa: F401
     test_other_flows_escalate_with_context_and_priority,
     test_relays_survive_restart_and_telegram_errors,
     test_text_relays_both_ways_and_agents_stay_anonymous,
-    test_user_ends_and_a_message_soon_after_reopens,
+    test_after_a_close_a_new_question_is_a_new_question_and_not_solved_reopens,
 )
 from tests.e2e.test_lookup_refund import (  # noqa: F401
     test_refund_in_chinese_from_the_detail_with_other_reason,
