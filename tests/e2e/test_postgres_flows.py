@@ -38,6 +38,7 @@ from tests.e2e.test_front_door import (  # noqa: F401
 from tests.e2e.test_handoff import (  # noqa: F401
     _open,
     desk,
+    test_after_a_close_a_new_question_is_a_new_question_and_not_solved_reopens,
     test_album_arrives_as_one_album,
     test_claim_transfer_close_and_rating,
     test_group_cap_coalesces_consecutive_user_texts,
@@ -48,7 +49,7 @@ from tests.e2e.test_handoff import (  # noqa: F401
     test_other_flows_escalate_with_context_and_priority,
     test_relays_survive_restart_and_telegram_errors,
     test_text_relays_both_ways_and_agents_stay_anonymous,
-    test_user_ends_and_a_message_soon_after_reopens,
+    test_the_reopen_button_works_within_the_window_only,
 )
 from tests.e2e.test_lookup_refund import (  # noqa: F401
     test_refund_in_chinese_from_the_detail_with_other_reason,
@@ -109,12 +110,15 @@ def _with_password(url: str) -> str:
 
 async def test_tgbot_run_keeps_the_flow_in_postgres_across_stop_and_kill_9(
     server: EmulatorServer,  # noqa: F811
+    children,
     tmp_path,
     postgres_url: str,
 ) -> None:
     url = _with_password(postgres_url)
     emu = server.emulator
-    bot = ProcessBot(server, tmp_path / "wallet.db", tmp_path / "bot.log", TGBOT_DATABASE_URL=url)
+    bot = ProcessBot(
+        server, children, tmp_path / "wallet.db", tmp_path / "bot.log", TGBOT_DATABASE_URL=url
+    )
     alice = emu.add_user("Alice", language_code="en")
     await bot.start()
     emu.user_send(alice.id, "/survey")
@@ -122,7 +126,9 @@ async def test_tgbot_run_keeps_the_flow_in_postgres_across_stop_and_kill_9(
     menu = emu.bot_messages(alice.id)[-1]["message_id"]
 
     # A second instance on the same schema refuses to start, and says why.
-    second = ProcessBot(server, tmp_path / "other.db", tmp_path / "two.log", TGBOT_DATABASE_URL=url)
+    second = ProcessBot(
+        server, children, tmp_path / "other.db", tmp_path / "two.log", TGBOT_DATABASE_URL=url
+    )
     await second.start("tgbot", "run")
     assert await asyncio.wait_for(second.proc.wait(), 30) == 3
     refusal = (tmp_path / "two.log").read_text()
