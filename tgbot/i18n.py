@@ -135,7 +135,7 @@ class Translator:
 
     def money_signed(self, amount: Decimal, currency: str, incoming: bool) -> str:
         """Format an amount with its direction: "+¥100.00" in, "-¥497.08" out."""
-        text = format_currency(abs(amount), currency, locale=self.locale)
+        text = _money(self.locale, abs(amount), currency)
         return ("+" if incoming else "-") + text
 
 
