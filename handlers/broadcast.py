@@ -281,13 +281,13 @@ class Broadcaster:
     async def _sent(self, item: OutboxItem, result: Any) -> None:
         broadcast_id = int(item.ref or 0)
         message_id = getattr(result, "message_id", None)
-        await self._repos.broadcasts.delivered(broadcast_id, item.chat_id, message_id)
-        if message_id is None:
-            return
-        recalled = self._recalled.get(broadcast_id)
+        recalled = self._recalled.get(broadcast_id) if message_id is not None else False
         if recalled is None:  # once per broadcast and process: one instance runs (the lock)
+            # Read before the recipient is written: the broadcast first, then its recipients,
+            # as a cancel or a pause locks them (on PostgreSQL the opposite order deadlocks).
             broadcast = await self._repos.broadcasts.get(broadcast_id)
             recalled = self._recalled[broadcast_id] = bool(broadcast and broadcast.recalled_at)
+        await self._repos.broadcasts.delivered(broadcast_id, item.chat_id, message_id)
         if recalled:
             # In flight when the recall read the sent messages: delete this one too.
             await self._repos.outbox.enqueue_many(

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextvars
 import hashlib
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
 from typing import Any
 
@@ -59,6 +59,7 @@ class PostgresDatabase:
         self._scope = scope
         self._closed = False
         self._instance: asyncpg.Connection | None = None
+        self._trace: Callable[[str], None] | None = None
 
     @property
     def closed(self) -> bool:
@@ -146,8 +147,16 @@ class PostgresDatabase:
         """Whether the calling task runs inside one of its transactions."""
         return self._own() is not None
 
+    async def set_trace(self, callback: Callable[[str], None] | None) -> None:
+        """Call ``callback(sql)`` for every statement run through this object (benchmarks and
+        tests count them); None: stop. Like SQLite's trace, but only this object's own
+        statements: transaction control, locks and migrations are not reported."""
+        self._trace = callback
+
     async def fetchone(self, sql: str, params: Sequence[Any] = ()) -> asyncpg.Record | None:
         """Run a query and return its first row, or None."""
+        if self._trace is not None:
+            self._trace(sql)
         conn = self._own()
         if conn is not None:
             return await conn.fetchrow(sql, *params)
@@ -155,6 +164,8 @@ class PostgresDatabase:
 
     async def fetchall(self, sql: str, params: Sequence[Any] = ()) -> list[asyncpg.Record]:
         """Run a query and return all rows."""
+        if self._trace is not None:
+            self._trace(sql)
         conn = self._own()
         if conn is not None:
             return await conn.fetch(sql, *params)
@@ -167,6 +178,8 @@ class PostgresDatabase:
 
     async def execute(self, sql: str, params: Sequence[Any] = ()) -> int:
         """Run one statement (its own transaction unless inside one); return rows touched."""
+        if self._trace is not None:
+            self._trace(sql)
         conn = self._own()
         if conn is not None:
             return rowcount(await conn.execute(sql, *params))
@@ -179,6 +192,8 @@ class PostgresDatabase:
 
     async def executemany(self, sql: str, rows: Sequence[Sequence[Any]]) -> None:
         """Run one statement for each of ``rows``, all in one transaction."""
+        if self._trace is not None:
+            self._trace(sql)
         async with self.transaction() as conn:
             await conn.executemany(sql, rows)
 

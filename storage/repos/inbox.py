@@ -39,7 +39,12 @@ class InboxRepository:
             (now, json.dumps(items)),
         )
         new = {row[0] for row in rows}
-        return [update_id for update_id, _ in items if update_id in new]
+        stored: list[int] = []
+        for update_id, _ in items:
+            if update_id in new:
+                new.discard(update_id)  # a repeated id in one batch counts once
+                stored.append(update_id)
+        return stored
 
     async def mark_done(self, update_id: int, now: float | None = None) -> None:
         """Mark an update as handled (the first time only)."""

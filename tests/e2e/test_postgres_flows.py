@@ -16,6 +16,7 @@ import sqlite3
 import subprocess
 import sys
 from pathlib import Path
+from types import SimpleNamespace
 
 import asyncpg
 import pytest
@@ -38,6 +39,7 @@ from tests.e2e.test_front_door import (  # noqa: F401
 from tests.e2e.test_handoff import (  # noqa: F401
     _open,
     desk,
+    test_after_a_close_a_new_question_is_a_new_question_and_not_solved_reopens,
     test_album_arrives_as_one_album,
     test_claim_transfer_close_and_rating,
     test_group_cap_coalesces_consecutive_user_texts,
@@ -48,7 +50,7 @@ from tests.e2e.test_handoff import (  # noqa: F401
     test_other_flows_escalate_with_context_and_priority,
     test_relays_survive_restart_and_telegram_errors,
     test_text_relays_both_ways_and_agents_stay_anonymous,
-    test_after_a_close_a_new_question_is_a_new_question_and_not_solved_reopens,
+    test_the_reopen_button_works_within_the_window_only,
 )
 from tests.e2e.test_lookup_refund import (  # noqa: F401
     test_refund_in_chinese_from_the_detail_with_other_reason,
@@ -99,6 +101,77 @@ async def test_two_flushes_at_once_relay_a_line_once(desk) -> None:  # noqa: F81
     assert all(m.outbox_id for m in lines if m.text.startswith("waiting"))
 
 
+async def test_a_notice_delivered_while_its_broadcast_is_cancelled_does_not_deadlock(
+    make_bot,
+) -> None:
+    """The on-sent hook of a notice and a cancel run at once on PostgreSQL: both lock the
+    broadcast and its recipient, so they must do it in the same order (broadcast first) or
+    each waits for the other until PostgreSQL aborts one ("deadlock detected")."""
+    bot = await make_bot()
+    app = bot.app
+    repos = app.repos
+    await app.broadcaster.stop()  # this test plays the feeder's part
+    await repos.users.touch(501, "Ann", "en")
+    broadcast_id = await repos.broadcasts.create(1, "all", None, "Hi", None, status="running")
+    await repos.broadcasts.add_recipients(broadcast_id, "all", "en")
+    await repos.broadcasts.mark(broadcast_id, [501], "queued")
+    sent = await repos.outbox.enqueue(
+        3, 501, "sendMessage", {"chat_id": 501, "text": "Hi"}, kind="broadcast",
+        ref=str(broadcast_id),
+    )  # fmt: skip
+    await repos.outbox.mark_sending([sent])
+    item = await repos.outbox.get(sent)
+    assert item is not None
+
+    async def waiting_for_a_lock() -> int:
+        return await repos.db.fetchval(
+            "SELECT COUNT(*) FROM pg_stat_activity WHERE datname = current_database() "
+            "AND wait_event_type = 'Lock'"
+        )
+
+    async def deliver() -> None:
+        # What the outbox worker does once Telegram accepted the notice.
+        async with repos.db.transaction():
+            await repos.outbox.mark_sent(sent, {"message_id": 77})
+            await app.broadcaster._sent(item, SimpleNamespace(message_id=77))
+
+    # Someone holds the broadcast row; the cancel queues for it, then the delivery does.
+    holder_locked, release = asyncio.Event(), asyncio.Event()
+
+    async def hold() -> None:
+        async with repos.db.transaction():
+            await repos.broadcasts.get(broadcast_id)  # FOR UPDATE inside a transaction
+            holder_locked.set()
+            await release.wait()
+
+    holder = asyncio.create_task(hold())
+    await holder_locked.wait()
+    cancel = asyncio.create_task(app.broadcaster.cancel(broadcast_id))
+    await _until(waiting_for_a_lock, 1)
+    delivery = asyncio.create_task(deliver())
+    await _until(waiting_for_a_lock, 2)
+    release.set()
+    await holder
+    assert await asyncio.wait_for(cancel, 30)
+    await asyncio.wait_for(delivery, 30)
+    assert (await repos.broadcasts.get(broadcast_id)).status == "cancelled"
+    recipient = await repos.db.fetchone(
+        "SELECT status, message_id FROM broadcast_recipients WHERE broadcast_id = $1",
+        (broadcast_id,),
+    )
+    assert tuple(recipient) == ("sent", 77)  # it was delivered: a cancel cannot undo that
+    assert (await repos.outbox.get(sent)).status == "sent"
+
+
+async def _until(read, expected: int, timeout: float = 10.0) -> None:
+    """Wait until ``await read()`` returns ``expected``."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while (value := await read()) != expected:
+        assert loop.time() < deadline, f"still {value}, waiting for {expected}"
+        await asyncio.sleep(0.01)
+
+
 # -- the real CLI with TGBOT_DATABASE_URL ---------------------------------------------
 
 
@@ -109,12 +182,15 @@ def _with_password(url: str) -> str:
 
 async def test_tgbot_run_keeps_the_flow_in_postgres_across_stop_and_kill_9(
     server: EmulatorServer,  # noqa: F811
+    children,
     tmp_path,
     postgres_url: str,
 ) -> None:
     url = _with_password(postgres_url)
     emu = server.emulator
-    bot = ProcessBot(server, tmp_path / "wallet.db", tmp_path / "bot.log", TGBOT_DATABASE_URL=url)
+    bot = ProcessBot(
+        server, children, tmp_path / "wallet.db", tmp_path / "bot.log", TGBOT_DATABASE_URL=url
+    )
     alice = emu.add_user("Alice", language_code="en")
     await bot.start()
     emu.user_send(alice.id, "/survey")
@@ -122,7 +198,9 @@ async def test_tgbot_run_keeps_the_flow_in_postgres_across_stop_and_kill_9(
     menu = emu.bot_messages(alice.id)[-1]["message_id"]
 
     # A second instance on the same schema refuses to start, and says why.
-    second = ProcessBot(server, tmp_path / "other.db", tmp_path / "two.log", TGBOT_DATABASE_URL=url)
+    second = ProcessBot(
+        server, children, tmp_path / "other.db", tmp_path / "two.log", TGBOT_DATABASE_URL=url
+    )
     await second.start("tgbot", "run")
     assert await asyncio.wait_for(second.proc.wait(), 30) == 3
     refusal = (tmp_path / "two.log").read_text()

@@ -123,6 +123,27 @@ async def test_inbox_done_updates_leave_pending(repos: Repositories) -> None:
     assert await repos.inbox.count_pending() == 1
 
 
+async def test_inbox_store_many_counts_an_id_repeated_in_one_batch_once(
+    repos: Repositories,
+) -> None:
+    assert await repos.inbox.store_many([(1, "a"), (1, "again"), (2, "b")]) == [1, 2]
+    assert await repos.inbox.pending() == [(1, "a"), (2, "b")]
+    assert await repos.inbox.store_many([]) == []
+
+
+async def test_inbox_mark_done_many_marks_each_once(repos: Repositories) -> None:
+    await repos.inbox.store_many([(1, "a"), (2, "b"), (3, "c"), (4, "d")], now=1.0)
+    await repos.inbox.mark_done_many([1, 3], now=10.0)
+    assert await repos.inbox.pending() == [(2, "b"), (4, "d")]
+    # Marked again later (a replay), 3 keeps its first done time; 2 is new; 99 unknown.
+    await repos.inbox.mark_done_many([2, 3, 99], now=30.0)
+    await repos.inbox.mark_done_many([], now=30.0)
+    assert await repos.inbox.pending() == [(4, "d")]
+    assert all([await repos.inbox.is_done(i) for i in (1, 2, 3)])
+    assert not await repos.inbox.is_done(99)
+    assert await repos.inbox.prune(older_than=20.0) == 2  # 1 and 3 (done at 10), not 2
+
+
 async def test_inbox_prune_keeps_pending_recent_and_newest(repos: Repositories) -> None:
     await repos.inbox.store_many([(1, "a"), (2, "b"), (3, "c"), (4, "d")], now=1.0)
     for update_id, done_at in [(1, 10.0), (3, 30.0), (4, 10.0)]:
@@ -312,6 +333,43 @@ async def test_next_due_at_can_skip_paused_chats(repos: Repositories) -> None:
     assert await repos.outbox.next_due_at(exclude_chats={1}) == 9.0
 
 
+async def test_due_claim_and_next_due_look_only_at_the_lanes_asked_for(
+    repos: Repositories,
+) -> None:
+    reply = await repos.outbox.enqueue(0, 1, "sendMessage", {}, now=0.0)
+    relay = await repos.outbox.enqueue(1, 2, "sendMessage", {}, not_before=4.0, now=0.0)
+    notice = await repos.outbox.enqueue(2, 3, "sendMessage", {}, not_before=6.0, now=0.0)
+    bulk = await repos.outbox.enqueue(3, 4, "sendMessage", {}, not_before=2.0, now=0.0)
+
+    assert [i.id for i in await repos.outbox.due(now=10.0, lanes=(1, 2))] == [relay, notice]
+    assert [i.id for i in await repos.outbox.due(now=10.0, lanes=(3, 3))] == [bulk]
+    assert [i.id for i in await repos.outbox.due(now=10.0)] == [reply, relay, notice, bulk]
+    assert await repos.outbox.next_due_at(lanes=(1, 3)) == 2.0
+    assert await repos.outbox.next_due_at(lanes=(1, 2)) == 4.0
+    assert await repos.outbox.next_due_at(exclude_chats={2}, lanes=(1, 2)) == 6.0
+    assert await repos.outbox.next_due_at(lanes=(4, 9)) is None
+
+    claimed = await repos.outbox.claim_due(now=10.0, lanes=(2, 3))
+    assert [i.id for i in claimed] == [notice, bulk]
+    assert {i.status for i in claimed} == {"sending"}
+    assert (await repos.outbox.get(reply)).status == "pending"  # type: ignore[union-attr]
+    assert [i.id for i in await repos.outbox.claim_due(now=10.0, lanes=(0, 1))] == [reply, relay]
+
+
+async def test_defer_puts_a_claimed_send_back_without_an_attempt(repos: Repositories) -> None:
+    first = await repos.outbox.enqueue(2, 7, "sendMessage", {"text": "1"}, now=0.0)
+    second = await repos.outbox.enqueue(2, 8, "sendMessage", {"text": "2"}, now=0.0)
+    assert [i.id for i in await repos.outbox.claim_due(now=1.0)] == [first, second]
+    await repos.outbox.defer(first, next_attempt_at=3.0, now=1.0)
+    deferred = await repos.outbox.get(first)
+    assert deferred is not None
+    assert (deferred.status, deferred.attempts, deferred.next_attempt_at) == ("pending", 0, 3.0)
+    assert deferred.last_error is None
+    assert await repos.outbox.due(now=2.0) == []  # not before its time (second is in flight)
+    assert await repos.outbox.next_due_at() == 3.0
+    assert [i.id for i in await repos.outbox.claim_due(now=3.0)] == [first]
+
+
 async def test_prune_sent_removes_old_finished_rows_only(repos: Repositories) -> None:
     old = await repos.outbox.enqueue(0, 1, "sendMessage", {}, dedupe_key="old", now=0.0)
     new = await repos.outbox.enqueue(0, 2, "sendMessage", {}, now=0.0)
@@ -369,8 +427,10 @@ async def test_broadcast_audience_snapshot_in_chunks_is_the_whole_audience_once(
     assert (await repos.broadcasts.get(everyone)).total == 22
     chinese = await repos.broadcasts.create(1, "zh_Hans", "zh", "en", None)
     added = await repos.broadcasts.add_recipients(chinese, "zh_Hans", "en", chunk=3)
+    mark = "?" if repos.db.dialect == "sqlite" else "$1"
     rows = await repos.db.fetchall(
-        "SELECT user_id, language FROM broadcast_recipients WHERE broadcast_id = ?", (chinese,)
+        f"SELECT user_id, language FROM broadcast_recipients WHERE broadcast_id = {mark}",
+        (chinese,),
     )
     expected = {1007} | {1000 + n * 7 for n in range(1, 23) if n % 5 in (0, 4)}
     assert added == len(expected) and {row[0] for row in rows} == expected
@@ -381,6 +441,63 @@ async def test_broadcast_audience_snapshot_in_chunks_is_the_whole_audience_once(
     assert await repos.broadcasts.drop_unstarted_recipients(chinese) == len(expected)
     await repos.broadcasts.set_status(everyone, "running")
     assert await repos.broadcasts.drop_unstarted_recipients(everyone) == 0
+
+
+async def test_broadcast_queued_and_unsent_follow_the_recipients(repos: Repositories) -> None:
+    for user_id in (1, 2, 3):
+        await repos.users.touch(user_id, f"U{user_id}", "en", now=1.0)
+    notice = await repos.broadcasts.create(9, "all", None, "Hi", None)
+    other = await repos.broadcasts.create(9, "all", None, "Other", None)
+    assert await repos.broadcasts.add_recipients(notice, "all", "en") == 3
+    assert await repos.broadcasts.add_recipients(other, "all", "en") == 3
+    assert (
+        await repos.broadcasts.count_queued(notice),
+        await repos.broadcasts.has_unsent(notice),
+    ) == (0, True)
+    await repos.broadcasts.mark(notice, [1, 2], "queued", only_from=("pending",))
+    await repos.broadcasts.mark(other, [1, 2, 3], "queued")
+    assert await repos.broadcasts.count_queued(notice) == 2
+    await repos.broadcasts.delivered(notice, 1, 501)
+    await repos.broadcasts.mark(notice, [3], "failed")
+    assert (
+        await repos.broadcasts.count_queued(notice),
+        await repos.broadcasts.has_unsent(notice),
+    ) == (1, True)
+    await repos.broadcasts.delivered(notice, 2, 502)
+    assert (
+        await repos.broadcasts.count_queued(notice),
+        await repos.broadcasts.has_unsent(notice),
+    ) == (0, False)
+    assert await repos.broadcasts.counts(notice) == {"sent": 2, "failed": 1}
+    assert await repos.broadcasts.has_unsent(other)  # another broadcast's recipients apart
+    assert await repos.broadcasts.count_queued(404) == 0
+    assert not await repos.broadcasts.has_unsent(404)
+
+
+# -- tickets ------------------------------------------------------------------------
+
+
+async def test_ticket_header_card_and_agents_html_are_kept(repos: Repositories) -> None:
+    ticket, created = await repos.tickets.create(7, "TH1", "en", now=1.0)
+    assert created and ticket.header_message_id is None and ticket.is_open
+    await repos.tickets.set_header_message(ticket.id, 4321)
+    assert (await repos.tickets.get(ticket.id)).header_message_id == 4321  # type: ignore[union-attr]
+    reply = await repos.tickets.add_message(
+        ticket.id,
+        "out",
+        "text",
+        sender_id=99,
+        text="See the guide",
+        html='See <a href="https://help.example/x">the guide</a>',
+    )
+    note = await repos.tickets.add_message(ticket.id, "in", "text", sender_id=7, text="thanks")
+    assert reply is not None and note is not None
+    stored = await repos.tickets.get_message(reply)
+    assert stored is not None and stored.text == "See the guide"
+    assert stored.html == 'See <a href="https://help.example/x">the guide</a>'
+    assert [m.html for m in await repos.tickets.transcript(ticket.id)] == [stored.html, None]
+    await repos.tickets.set_header_message(ticket.id, None)
+    assert (await repos.tickets.get(ticket.id)).header_message_id is None  # type: ignore[union-attr]
 
 
 async def test_json_keeps_the_order_it_was_written_in(repos: Repositories) -> None:

@@ -103,27 +103,64 @@ class BroadcastRepository:
             (chat_id, message_id, broadcast_id),
         )
 
-    async def add_recipients(self, broadcast_id: int, audience: str, default_language: str) -> int:
-        """Snapshot the audience into recipients in one statement (no user list in memory);
-        a user's language is their choice, else ``zh*`` from Telegram, else the default."""
+    async def add_recipients(
+        self, broadcast_id: int, audience: str, default_language: str, *, chunk: int = 2000
+    ) -> int:
+        """Snapshot the audience into recipients (no user list in memory); return how many
+        were added. A user's language is their choice, else ``zh*`` from Telegram, else the
+        default.
+
+        The audience is written ``chunk`` users at a time, by user id, each chunk its own
+        short statement (no transaction holding 100,000 new rows and their locks). Adding
+        again adds only who is missing, so a snapshot cut short by a crash is completed by
+        running it again. Inside a caller's transaction it is all one transaction.
+        """
         where = "NOT blocked"
-        params: list[object] = [broadcast_id, default_language]
+        audience_params: list[object] = []
         if audience != "all":
-            where += f" AND {_language('$2')} = $3"
-            params.append(audience)
-        async with self._db.transaction():
-            added = await self._db.execute(
+            audience_params = [default_language, audience]
+            where += f" AND {_language('$1')} = $2"
+        n = len(audience_params)
+        added = 0
+        after = -(2**63)
+        while True:
+            # The chunk's last user id (None: the rest of the audience fits in this chunk).
+            upto = await self._db.fetchval(
+                f"SELECT id FROM users WHERE {where} AND id > ${n + 1} "
+                f"ORDER BY id LIMIT 1 OFFSET ${n + 2}",
+                [*audience_params, after, chunk - 1],
+            )
+            rows = await self._db.write(
                 f"INSERT INTO broadcast_recipients (broadcast_id, user_id, language) "
-                f"SELECT $1, id, {_language('$2')} FROM users WHERE {where} "
-                f"ON CONFLICT DO NOTHING",
-                params,
+                f"SELECT ${n + 1}, id, {_language(f'${n + 2}')} FROM users WHERE {where} "
+                f"AND id > ${n + 3} AND id <= ${n + 4} ON CONFLICT DO NOTHING RETURNING user_id",
+                [
+                    *audience_params,
+                    broadcast_id,
+                    default_language,
+                    after,
+                    2**63 - 1 if upto is None else upto,
+                ],
             )
-            await self._db.execute(
-                "UPDATE broadcasts SET total = (SELECT COUNT(*) FROM broadcast_recipients "
-                "WHERE broadcast_id = $1) WHERE id = $1",
-                (broadcast_id,),
-            )
+            added += len(rows)
+            if upto is None:
+                break
+            after = upto
+        await self._db.execute(
+            "UPDATE broadcasts SET total = (SELECT COUNT(*) FROM broadcast_recipients "
+            "WHERE broadcast_id = $1) WHERE id = $1",
+            (broadcast_id,),
+        )
         return added
+
+    async def drop_unstarted_recipients(self, broadcast_id: int) -> int:
+        """Forget the recipients of a broadcast that never started (e.g. rejected while its
+        audience was being snapshot); return how many."""
+        return await self._db.execute(
+            "DELETE FROM broadcast_recipients WHERE broadcast_id = $1 AND EXISTS (SELECT 1 FROM "
+            "broadcasts WHERE id = $1 AND status IN ('draft', 'awaiting_approval', 'rejected'))",
+            (broadcast_id,),
+        )
 
     async def audience_counts(self, audience: str, default_language: str) -> dict[str, int]:
         """Return how many users a broadcast to ``audience`` would reach, by language."""
@@ -187,8 +224,27 @@ class BroadcastRepository:
             (message_id, broadcast_id, user_id),
         )
 
+    async def count_queued(self, broadcast_id: int) -> int:
+        """Count recipients whose notice is queued (a window: cheap, unlike :meth:`counts`)."""
+        return int(
+            await self._db.fetchval(
+                "SELECT COUNT(*) FROM broadcast_recipients "
+                "WHERE broadcast_id = $1 AND status = 'queued'",
+                (broadcast_id,),
+            )
+        )
+
+    async def has_unsent(self, broadcast_id: int) -> bool:
+        """Whether any recipient is still pending or queued (one index lookup)."""
+        row = await self._db.fetchone(
+            "SELECT 1 FROM broadcast_recipients WHERE broadcast_id = $1 "
+            "AND status IN ('pending', 'queued') LIMIT 1",
+            (broadcast_id,),
+        )
+        return row is not None
+
     async def counts(self, broadcast_id: int) -> dict[str, int]:
-        """Return recipients by status."""
+        """Return recipients by status (reads every recipient)."""
         rows = await self._db.fetchall(
             "SELECT status, COUNT(*) AS n FROM broadcast_recipients WHERE broadcast_id = $1 "
             "GROUP BY status",

@@ -92,7 +92,11 @@ class InboxRepository:
         return bool(rows)
 
     async def store_many(self, items: list[tuple[int, str]], now: float | None = None) -> list[int]:
-        """Store a batch of ``(update_id, payload)`` in one statement; return the new ids."""
+        """Store a batch of ``(update_id, payload)`` in one statement; return the new ids.
+
+        One atomic write for a whole getUpdates batch: either every update of it is stored or
+        none is (and then none may be confirmed to Telegram).
+        """
         if not items:
             return []
         now = time.time() if now is None else now
@@ -121,10 +125,16 @@ class InboxRepository:
 
     async def mark_done(self, update_id: int, now: float | None = None) -> None:
         """Mark an update as handled (the first time only)."""
+        await self.mark_done_many([update_id], now)
+
+    async def mark_done_many(self, update_ids: list[int], now: float | None = None) -> None:
+        """Mark updates as handled (the first time only), in one statement."""
+        if not update_ids:
+            return
         now = time.time() if now is None else now
         await self._db.execute(
-            "UPDATE inbox SET done_at = $1 WHERE update_id = $2 AND done_at IS NULL",
-            (now, update_id),
+            "UPDATE inbox SET done_at = $1 WHERE update_id = ANY($2::bigint[]) AND done_at IS NULL",
+            (now, [int(update_id) for update_id in update_ids]),
         )
 
     async def pending(self) -> list[tuple[int, str]]:

@@ -12,12 +12,13 @@ from collections.abc import Collection, Iterable
 from typing import Any
 
 from storage.postgres.db import PostgresDatabase
-from storage.repos.outbox import _COLUMNS, STATUSES, OutboxItem, Status, _item, _row
+from storage.repos.outbox import _COLUMNS, ALL_LANES, STATUSES, OutboxItem, Status, _item, _row
 
-#: The calls due now (params: now, chat ids to skip, limit), in sending order.
+#: The calls due now (params: now, lowest lane, highest lane, chat ids to skip, limit), in
+#: sending order.
 _DUE = (
     "FROM outbox WHERE status = 'pending' AND next_attempt_at <= $1 "
-    "AND chat_id <> ALL($2::bigint[]) ORDER BY lane, id LIMIT $3"
+    "AND lane BETWEEN $2 AND $3 AND chat_id <> ALL($4::bigint[]) ORDER BY lane, id LIMIT $5"
 )
 _INSERT = (
     "INSERT INTO outbox (lane, chat_id, thread_id, method, params, kind, ref, dedupe_key, "
@@ -116,6 +117,7 @@ class OutboxRepository:
         now: float | None = None,
         limit: int = 100,
         exclude_chats: Collection[int] = frozenset(),
+        lanes: tuple[int, int] = ALL_LANES,
     ) -> list[OutboxItem]:
         """Return pending calls whose time has come, by lane (0 first) then id.
 
@@ -123,10 +125,11 @@ class OutboxRepository:
             now: Current time; defaults to ``time.time()``.
             limit: At most this many items.
             exclude_chats: Chats to skip, e.g. those paused by a RetryAfter.
+            lanes: The lowest and highest lane to look at (both included).
         """
         now = time.time() if now is None else now
         rows = await self._db.fetchall(
-            f"SELECT {_COLUMNS} {_DUE}", (now, _ids(exclude_chats), limit)
+            f"SELECT {_COLUMNS} {_DUE}", (now, *lanes, _ids(exclude_chats), limit)
         )
         return [_item(row) for row in rows]
 
@@ -135,6 +138,7 @@ class OutboxRepository:
         now: float | None = None,
         limit: int = 100,
         exclude_chats: Collection[int] = frozenset(),
+        lanes: tuple[int, int] = ALL_LANES,
     ) -> list[OutboxItem]:
         """Mark the calls :meth:`due` would return as in flight and return them as claimed.
 
@@ -145,18 +149,20 @@ class OutboxRepository:
         rows = await self._db.write(
             f"UPDATE outbox SET status = 'sending', updated_at = $1 "
             f"WHERE id IN (SELECT id {_DUE} FOR UPDATE SKIP LOCKED) RETURNING {_COLUMNS}",
-            (now, _ids(exclude_chats), limit),
+            (now, *lanes, _ids(exclude_chats), limit),
         )
         items = [_item(row) for row in rows]
         items.sort(key=lambda item: (item.lane, item.id))
         return items
 
-    async def next_due_at(self, exclude_chats: Collection[int] = frozenset()) -> float | None:
-        """Return the earliest ``next_attempt_at`` of pending calls, or None if none."""
+    async def next_due_at(
+        self, exclude_chats: Collection[int] = frozenset(), lanes: tuple[int, int] = ALL_LANES
+    ) -> float | None:
+        """Return the earliest ``next_attempt_at`` of pending calls (in ``lanes``), or None."""
         value = await self._db.fetchval(
             "SELECT MIN(next_attempt_at) FROM outbox WHERE status = 'pending' "
-            "AND chat_id <> ALL($1::bigint[])",
-            (_ids(exclude_chats),),
+            "AND lane BETWEEN $1 AND $2 AND chat_id <> ALL($3::bigint[])",
+            (*lanes, _ids(exclude_chats)),
         )
         return None if value is None else float(value)
 
@@ -215,6 +221,11 @@ class OutboxRepository:
             id, "status = 'pending', attempts = attempts + 1, next_attempt_at = $1, "
             "last_error = $2", (next_attempt_at, error), now,
         )  # fmt: skip
+
+    async def defer(self, id: int, next_attempt_at: float, now: float | None = None) -> None:
+        """Put a claimed call back to pending until ``next_attempt_at`` without counting an
+        attempt (its chat's send budget is spent for now; nothing was sent)."""
+        await self._finish(id, "status = 'pending', next_attempt_at = $1", (next_attempt_at,), now)
 
     async def mark_failed(self, id: int, error: str, now: float | None = None) -> None:
         """Give up on a call (e.g. the user blocked the bot), keeping the error."""

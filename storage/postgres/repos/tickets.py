@@ -216,6 +216,10 @@ class TicketRepository:
         except asyncpg.UniqueViolationError:  # the user already has another open ticket
             return False
 
+    async def set_header_message(self, ticket_id: int, message_id: int | None) -> None:
+        """Record the message id of the header card in the ticket's topic."""
+        await self._update(ticket_id, "header_message_id = $1", (message_id,))
+
     async def rate(self, ticket_id: int, rating: int) -> bool:
         """Store the user's 1-5 rating of a closed ticket."""
         return await self._update(ticket_id, "rating = $1", (rating,))
@@ -290,6 +294,7 @@ class TicketRepository:
         *,
         sender_id: int | None = None,
         text: str | None = None,
+        html: str | None = None,
         user_message_id: int | None = None,
         group_message_id: int | None = None,
         media_group_id: str | None = None,
@@ -300,10 +305,10 @@ class TicketRepository:
         ``only_open``, None (nothing stored) if the ticket is closed by now."""
         now = time.time() if now is None else now
         new = await self._db.fetchval(
-            "INSERT INTO ticket_messages (ticket_id, direction, sender_id, kind, text, "
+            "INSERT INTO ticket_messages (ticket_id, direction, sender_id, kind, text, html, "
             "user_message_id, group_message_id, media_group_id, created_at) "
-            "SELECT $1::bigint, $2::text, $3::bigint, $4::text, $5::text, $6::bigint, "
-            "$7::bigint, $8::text, $9::float8 "
+            "SELECT $1::bigint, $2::text, $3::bigint, $4::text, $5::text, $11::text, "
+            "$6::bigint, $7::bigint, $8::text, $9::float8 "
             "WHERE NOT $10::boolean "
             "OR EXISTS (SELECT 1 FROM tickets WHERE id = $1 AND status != 'closed') "
             "RETURNING id",
@@ -318,6 +323,7 @@ class TicketRepository:
                 media_group_id,
                 now,
                 only_open,
+                html,
             ),
         )
         return None if new is None else int(new)
