@@ -25,6 +25,7 @@ from telegram.ext import (
 )
 from telegram.ext import filters as f
 
+from services.desk import group_translator
 from storage import Ticket
 from tgbot import facts
 from tgbot.context import BotContext
@@ -33,7 +34,6 @@ from tgbot.links import links_in_message, refused
 from tgbot.text import escape, plain
 
 from .common import CALLBACK_ID, CONTINUE, STALE_TEXT
-from .desk import _group_tr
 from .handoff import _kind, relay_from_user
 
 _LOGGER = logging.getLogger(__name__)
@@ -142,7 +142,7 @@ async def agent_group_update(update: Update, context: BotContext) -> None:
     """Relay an agent's message in a ticket topic to the user; ignore everyone else."""
     if not _in_agent_group(update, context):
         return
-    context.tr = _group_tr(context.config, update.effective_chat.id)
+    context.tr = group_translator(context.config, update.effective_chat.id)
     query = update.callback_query
     if query is not None:
         if re.match(TICKET_BUTTON, query.data or ""):
@@ -194,7 +194,7 @@ async def _agent_ticket_command(update: Update, context: BotContext):
     """Return (agent, ticket) for an agent command in a ticket topic, or answer why not."""
     if not _in_agent_group(update, context):
         return None, None
-    context.tr = _group_tr(context.config, update.effective_chat.id)
+    context.tr = group_translator(context.config, update.effective_chat.id)
     agent = await _agent_or_none(update, context)
     if agent is None:
         return None, None  # non-agents get nothing, as for any unknown command
@@ -345,7 +345,7 @@ async def _transfer(update, context: BotContext, ticket: Ticket, agent, target_i
 async def ticket_button(update: Update, context: BotContext) -> None:
     """Claim / Close / Transfer buttons: checked against the roster on every press."""
     query = update.callback_query
-    context.tr = _group_tr(context.config, update.effective_chat.id)
+    context.tr = group_translator(context.config, update.effective_chat.id)
     if not _in_agent_group(update, context):
         await query.answer()
         return

@@ -30,6 +30,7 @@ from telegram.error import BadRequest
 from telegram.ext import CallbackQueryHandler, CommandHandler, MessageHandler
 from telegram.ext import filters as f
 
+from services.wording import add_menu_entry, translator_for
 from tgbot import facts
 from tgbot.backend.base import (
     Binding,
@@ -49,7 +50,6 @@ from .common import (
     FLOW_KEY,
     SCRATCH_KEY,
     GuidedFlow,
-    add_menu_entry,
     answer_button,
     answer_expired,
     clear_flow_data,
@@ -58,7 +58,6 @@ from .common import (
     nav_rows,
     scratch,
     send_step,
-    translator_for,
 )
 from .verify import account_gone, human_rows, require_verified, verify_states, wallet_down
 

@@ -25,7 +25,6 @@ import logging
 import time
 import warnings
 from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass
 from typing import Any
 
 from telegram import InlineKeyboardButton, InlineKeyboardMarkup, Message, Update
@@ -42,9 +41,9 @@ from telegram.ext import (
 from telegram.ext import filters as f
 from telegram.warnings import PTBUserWarning
 
+from services.wording import HUMAN_LABEL, MAIN_MENU_LABEL, MENU
 from tgbot.context import BotContext
-from tgbot.i18n import N_, Translator, pick_language, translator
-from tgbot.text import check_callback_data
+from tgbot.i18n import N_
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -56,35 +55,10 @@ MAIN_MENU = "menu:main"
 #: A numeric id in a callback pattern: ASCII digits that always fit SQLite's 64-bit INTEGER
 #: (forged button data with a longer number is not matched, so it answers "expired").
 CALLBACK_ID = r"[0-9]{1,18}"
-#: Shared button labels, translated where shown.
-MAIN_MENU_LABEL = N_("🏠 Main menu")
 BACK_LABEL = N_("⬅️ Back")
 CANCEL_LABEL = N_("✖️ Cancel")
-HUMAN_LABEL = N_("🙋 Talk to a human")
 
 Callback = Callable[[Update, BotContext], Awaitable[object]]
-
-
-@dataclass(frozen=True)
-class MenuEntry:
-    """A main-menu button that starts a flow; flows add theirs with :func:`add_menu_entry`."""
-
-    data: str
-    label: str
-    description: str
-    order: int
-
-
-MENU: list[MenuEntry] = []
-
-
-def add_menu_entry(data: str, label: str, description: str, order: int) -> None:
-    """Register a main-menu button; ``label`` and ``description`` (shown by /help) are marked
-    with ``N_``; ``order`` sorts the menu."""
-    check_callback_data(data)
-    if all(entry.data != data for entry in MENU):
-        MENU.append(MenuEntry(data, label, description, order))
-        MENU.sort(key=lambda entry: entry.order)
 
 
 GREETING = N_("Hello, {name}! I am the official U-Pay support assistant. What can I help you with?")
@@ -158,18 +132,6 @@ async def report_error(update: Update, context: BotContext, exc: Exception) -> N
     """Hand ``exc`` to the error handler and stop: the user gets one apology, not also the
     fallback's "I did not understand" (PTB would go on to later groups)."""
     await context.application.process_error(update, exc)
-
-
-async def translator_for(context: Any, user_id: int) -> Translator:
-    """Return the translator of a user from their stored record (for jobs and errors)."""
-    user = await context.application.repos.users.get(user_id)
-    return translator(
-        pick_language(
-            user.language if user else None,
-            user.telegram_language if user else None,
-            context.application.config.default_language,
-        )
-    )
 
 
 async def answer_button(update: Update, context: BotContext, text: str | None = None) -> None:

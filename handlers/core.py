@@ -19,6 +19,8 @@ from telegram.error import BadRequest, Forbidden, TelegramError
 from telegram.ext import ApplicationHandlerStop, CallbackQueryHandler, MessageHandler, TypeHandler
 from telegram.ext import filters as f
 
+from services.tickets import end_keyboard
+from services.wording import translator_for
 from tgbot.context import BotContext
 from tgbot.i18n import N_, pick_language, translator
 from tgbot.sensitive import classify, mask
@@ -33,9 +35,8 @@ from .common import (
     main_menu_markup,
     make_inert,
     show_main_menu,
-    translator_for,
 )
-from .handoff import end_keyboard, relay_scrubbed
+from .handoff import relay_scrubbed
 from .verify import close_reply_keyboard
 
 _LOGGER = logging.getLogger(__name__)
@@ -325,3 +326,31 @@ def fallback_handlers() -> list:
         MessageHandler(private & f.TEXT, not_understood),
         MessageHandler(private & ~f.TEXT & ~f.StatusUpdate.ALL, text_only),
     ]
+
+
+async def expire_flows(context: BotContext) -> None:
+    """End flows that saw no activity for the configured timeout and tell their users."""
+    app = context.application
+    timeout = app.config.flow_timeout
+    now = time.time()
+    expired = [
+        user_id
+        for user_id, data in app.user_data.items()
+        if data.get(FLOW_KEY) and is_expired(data[FLOW_KEY], timeout, now)
+    ]
+    for user_id in expired:
+        # Telling the previous users awaited: look again, this user may have just acted.
+        record = (app.user_data.get(user_id) or {}).get(FLOW_KEY)
+        if not record or not is_expired(record, timeout, time.time()):
+            continue
+        end_flow_of(app, user_id)
+        context.tr = await translator_for(context, user_id)
+        await app.outbox.enqueue(
+            user_id,
+            "sendMessage",
+            {
+                "text": timed_out_text(context, timeout),
+                "reply_markup": main_menu_markup(context).to_dict(),
+            },
+            kind="flow-timeout",
+        )

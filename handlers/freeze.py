@@ -25,22 +25,15 @@ from telegram import InlineKeyboardButton, Update
 from telegram.ext import CallbackQueryHandler, CommandHandler, MessageHandler
 from telegram.ext import filters as f
 
+from services.tickets import URGENT_PRIORITY
+from services.wording import add_menu_entry
 from tgbot.backend.base import Account, NotFound, OutcomeUnknown, Unavailable
 from tgbot.context import BotContext
 from tgbot.i18n import N_
 from tgbot.text import escape
 
-from .common import (
-    END,
-    GuidedFlow,
-    add_menu_entry,
-    answer_button,
-    flow_record,
-    nav_rows,
-    not_step_input,
-    send_step,
-)
-from .handoff import URGENT_PRIORITY, create_ticket
+from .common import END, GuidedFlow, answer_button, flow_record, nav_rows, not_step_input, send_step
+from .handoff import create_ticket
 from .verify import (
     ANSWERED,
     NO_ACCOUNT,

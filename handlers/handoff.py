@@ -28,22 +28,20 @@ from telegram.ext import (
 )
 from telegram.ext import filters as f
 
+from services.tickets import REOPEN_LABEL, TICKET_OPENED, URGENT_PRIORITY, end_keyboard, queue_text
+from services.wording import HUMAN_LABEL, add_menu_entry
 from storage import Ticket
 from tgbot.context import BotContext
 from tgbot.i18n import LANGUAGES, N_, translator
 from tgbot.intents import asks_for_human, is_complaint, says_not_solved
-from tgbot.lanes import Lane
-from tgbot.text import TOPIC_NAME_LIMIT, plain, truncate
+from tgbot.text import plain, truncate
 
 from .common import (
     CALLBACK_ID,
     END,
-    HUMAN_LABEL,
     LET_GO,
-    MAIN_MENU_LABEL,
     MENU_PROMPT,
     GuidedFlow,
-    add_menu_entry,
     answer_button,
     answer_expired,
     end_flow_of,
@@ -56,25 +54,12 @@ from .common import (
     retire_steps,
     send_step,
     show_main_menu,
-    translator_for,
 )
 from .verify import close_reply_keyboard
 
 _LOGGER = logging.getLogger(__name__)
 
-#: Seconds to wait for the rest of an album before relaying it as one.
-ALBUM_WAIT = 0.8
-#: Handling time assumed before any ticket was closed.
-DEFAULT_HANDLING_SECONDS = 300.0
-#: Agents who acted this recently count as online.
-ONLINE_WINDOW = 1800.0
 
-TICKET_OPENED = N_(
-    "🙋 I have passed your request to our support team. Your ticket number is <b>{code}</b>.\n"
-    "An agent will reply in this chat. U-Pay staff never ask for your password, PIN or a "
-    "verification code, by any means."
-)
-QUEUE_STATUS = N_("You are number {position} in the queue. {wait}")
 OUT_OF_HOURS = N_(
     "Our agents work from {start} to {end} ({zone}). Your ticket is saved and an agent will "
     "reply as soon as we open."
@@ -98,26 +83,6 @@ IN_TICKET_TOAST = N_(
 COMPLAINT_RECEIVED = N_(
     "I am sorry about this. Your complaint goes to our support team with your words as you "
     "wrote them."
-)
-AGENT_JOINED = N_("✅ An agent has taken your request and will reply here.")
-ENDED_BY_USER = N_("You ended the conversation with support (ticket <b>{code}</b>).")
-ENDED_BY_AGENT = N_("Support has closed this conversation (ticket <b>{code}</b>).")
-REOPEN_HINT = N_(
-    "Not solved? Tap “🔄 Not solved, reopen” or write “not solved”: the same agent team "
-    "picks it up again. Anything else you write starts a new question."
-)
-RATE_PROMPT = N_("How would you rate the help you got? 1 = poor, 5 = excellent.")
-ENDED_UNANSWERED = N_(
-    "You ended the conversation (ticket <b>{code}</b>) before an agent replied, so there is "
-    "nothing to rate. If you still need help, tap “🙋 Talk to a human” at any time."
-)
-CLOSED_UNANSWERED = N_(
-    "Support closed this conversation (ticket <b>{code}</b>) before replying. If you still "
-    "need help, tap “🙋 Talk to a human”."
-)
-STAYS_FROZEN = N_(
-    "🧊 Your account stays frozen for your protection. Only an agent can unfreeze it: tap "
-    "“🙋 Talk to a human” when you are ready."
 )
 CONFIRM_END = N_(
     "No agent has replied yet. If you end the conversation now, your request leaves the "
@@ -145,8 +110,6 @@ TOO_LATE_TO_REOPEN = N_(
 )
 # TRANSLATORS: callback answer (max 200)
 ALREADY_RATED = N_("Thank you, your rating is already noted.")
-END_LABEL = N_("✖️ End conversation")
-REOPEN_LABEL = N_("🔄 Not solved, reopen")
 COMMENT_LABEL = N_("✍️ Add a comment")
 SKIP_LABEL = N_("Skip")
 HUMAN_DESCRIPTION = N_("chat with a support agent")
@@ -174,13 +137,6 @@ add_menu_entry("menu:human", HUMAN_LABEL, HUMAN_DESCRIPTION, order=90)
 def _new_code() -> str:
     alphabet = "ABCDEFGHJKLMNPQRSTUVWXYZ23456789"
     return "T" + "".join(secrets.choice(alphabet) for _ in range(5))
-
-
-def end_keyboard(context: BotContext) -> InlineKeyboardMarkup:
-    """Return the "end conversation" button."""
-    return InlineKeyboardMarkup(
-        [[InlineKeyboardButton(context._(END_LABEL), callback_data="tk:end")]]
-    )
 
 
 def route_group(context: BotContext, language: str) -> int | None:
@@ -211,20 +167,6 @@ def is_open_now(context: BotContext, moment: datetime | None = None) -> bool:
     minute = now.hour * 60 + now.minute
     start, end = hours
     return start <= minute < end if start <= end else (minute >= start or minute < end)
-
-
-async def queue_text(context: BotContext, ticket: Ticket) -> tuple[str, int]:
-    """Return the queue position line and the expected wait in minutes."""
-    repos = context.repos
-    position = await repos.tickets.queue_position(ticket)
-    handling = await repos.tickets.median_handling_seconds() or DEFAULT_HANDLING_SECONDS
-    online = max(1, await repos.agents.online_count(time.time() - ONLINE_WINDOW))
-    minutes = max(1, round(position * handling / online / 60))
-    wait = context.ngettext(
-        "Expected wait: about {minutes} minute.", "Expected wait: about {minutes} minutes.", minutes
-    ).format(minutes=context.tr.number(minutes))
-    text = context._(QUEUE_STATUS).format(position=context.tr.number(position), wait=wait)
-    return text, minutes
 
 
 async def flow_context(update: Update, context: BotContext) -> dict[str, Any]:
@@ -548,54 +490,6 @@ async def keep_waiting(update: Update, context: BotContext) -> None:
     raise ApplicationHandlerStop
 
 
-#: Tickets at or above this priority are urgent (a freeze): they never close silently.
-URGENT_PRIORITY = 2
-
-
-def rating_keyboard(ticket_id: int, tr: Any) -> InlineKeyboardMarkup:
-    """Return the closing message's buttons: 1-5 stars, and "not solved, reopen"."""
-    return InlineKeyboardMarkup(
-        [
-            [
-                InlineKeyboardButton("⭐" * n, callback_data=f"tk:rate:{ticket_id}:{n}")
-                for n in range(1, 6)
-            ],
-            [
-                InlineKeyboardButton(
-                    tr.gettext(REOPEN_LABEL), callback_data=f"tk:reopen:{ticket_id}"
-                )
-            ],
-        ]
-    )
-
-
-def closed_view(tr: Any, ticket: Ticket, by_user: bool) -> tuple[str, InlineKeyboardMarkup]:
-    """Return what the user gets when their ticket closes: a rating and a way to reopen when
-    an agent helped; else no rating, a human and the menu (an urgent ticket says the account
-    stays frozen)."""
-    if ticket.first_response_at is None:
-        head = ENDED_UNANSWERED if by_user else CLOSED_UNANSWERED
-        lines = [tr.gettext(head).format(code=ticket.code)]
-        if ticket.priority >= URGENT_PRIORITY:
-            lines.append(tr.gettext(STAYS_FROZEN))
-        keyboard = InlineKeyboardMarkup(
-            [
-                [InlineKeyboardButton(tr.gettext(HUMAN_LABEL), callback_data="menu:human")],
-                [InlineKeyboardButton(tr.gettext(MAIN_MENU_LABEL), callback_data="menu:main")],
-            ]
-        )
-        return "\n\n".join(lines), keyboard
-    head = ENDED_BY_USER if by_user else ENDED_BY_AGENT
-    text = "\n\n".join(
-        [
-            tr.gettext(head).format(code=ticket.code),
-            tr.gettext(RATE_PROMPT),
-            tr.gettext(REOPEN_HINT),
-        ]
-    )
-    return text, rating_keyboard(ticket.id, tr)
-
-
 class Rating(StrEnum):
     """States of the rating flow."""
 
@@ -703,41 +597,3 @@ def command_handlers() -> list:
 def escalation_handlers() -> list:
     """Return the "a human / a complaint, from anywhere" rule (before the flows)."""
     return [MessageHandler(f.ChatType.PRIVATE & f.TEXT & ~f.COMMAND, escalate_anywhere)]
-
-
-def topic_name(ticket: Ticket, first_name: str) -> str:
-    """Return the topic name: code, first name (cut) and the language's own name (中文,
-    English), within 128 characters."""
-    suffix = f" · {LANGUAGES.get(ticket.language, ticket.language)}"
-    head = f"{ticket.code} · "
-    return head + truncate(first_name, TOPIC_NAME_LIMIT - len(head) - len(suffix)) + suffix
-
-
-async def refresh_queue(context: BotContext) -> None:
-    """Job: update each waiting user's queue position and wait when it moved a minute+."""
-    app = context.application
-    for ticket in await app.repos.tickets.open_tickets():
-        if ticket.status != "open" or ticket.queue_message_id is None:
-            continue
-        context.tr = await translator_for(context, ticket.user_id)
-        queue, eta = await queue_text(context, ticket)
-        if ticket.queue_eta_minutes is not None and abs(eta - ticket.queue_eta_minutes) < 1:
-            continue
-        text = context._(TICKET_OPENED).format(code=ticket.code) + "\n\n" + queue
-        async with app.repos.db.transaction():
-            # Claimed or closed while this job went through the list: no queue line then.
-            current = await app.repos.tickets.get(ticket.id)
-            if current is None or current.status != "open":
-                continue
-            await app.outbox.enqueue(
-                ticket.user_id,
-                "editMessageText",
-                {
-                    "message_id": ticket.queue_message_id,
-                    "text": text,
-                    "reply_markup": end_keyboard(context).to_dict(),
-                },
-                lane=Lane.NOTIFY,
-                kind="queue_update",
-            )
-            await app.repos.tickets.set_queue_message(ticket.id, ticket.queue_message_id, eta)

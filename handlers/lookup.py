@@ -29,6 +29,7 @@ from telegram import InlineKeyboardButton, Update
 from telegram.ext import CallbackQueryHandler, CommandHandler, MessageHandler
 from telegram.ext import filters as f
 
+from services.wording import STATUS_NAMES, add_menu_entry, tx_name, tx_title
 from tgbot import facts
 from tgbot.backend.base import NotFound, Transaction, Unavailable
 from tgbot.context import BotContext
@@ -39,7 +40,6 @@ from tgbot.txquery import match_transactions, parse_query
 from .common import (
     END,
     GuidedFlow,
-    add_menu_entry,
     answer_button,
     expect_numbers,
     human_button,
@@ -93,16 +93,6 @@ KINDS = {
     "transfer": N_("Transfer"),
     "topup": N_("Top-up"),
 }
-#: System labels the bot writes itself, in the user's language (not the wallet's free text).
-TOPUP_TITLE = N_("Balance top-up")
-TRANSFER_TITLE = N_("Transfer to {name}")
-STATUS_NAMES = {
-    "success": N_("successful"),
-    "processing": N_("processing"),
-    "failed": N_("failed"),
-    "refunded": N_("refunded"),
-    "partially_refunded": N_("partially refunded"),
-}
 STATUS_ICONS = {
     "success": "✅",
     "processing": "⏳",
@@ -145,23 +135,6 @@ class Lookup(StrEnum):
 
     LIST = "lookup:list"
     DETAIL = "lookup:detail"
-
-
-def tx_name(context: BotContext, tx: Transaction) -> str:
-    """Return what a transaction is called for the user (plain text): the bot's own label
-    for top-ups and transfers, else the merchant's name in the user's language if the
-    wallet has it."""
-    if tx.kind == "topup":
-        return str(context._(TOPUP_TITLE))
-    if tx.kind == "transfer" and tx.counterparty:
-        return str(context._(TRANSFER_TITLE)).format(name=tx.counterparty)
-    tag = context.lang.replace("_", "-")
-    return tx.merchant_names.get(tag) or tx.merchant
-
-
-def tx_title(context: BotContext, tx: Transaction) -> str:
-    """Return :func:`tx_name` escaped for an HTML message."""
-    return escape(tx_name(context, tx))
 
 
 def tx_amount(context: BotContext, tx: Transaction) -> str:

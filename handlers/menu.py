@@ -20,6 +20,7 @@ from telegram.error import BadRequest
 from telegram.ext import Application, CallbackQueryHandler, CommandHandler
 from telegram.ext import filters as f
 
+from services.wording import MENU
 from tgbot.context import BotContext
 from tgbot.i18n import LANGUAGES, N_, translator
 from tgbot.text import escape
@@ -27,7 +28,6 @@ from tgbot.text import escape
 from .common import (
     CANCELLED,
     GREETING,
-    MENU,
     MENU_PROMPT,
     answer_button,
     answer_expired,

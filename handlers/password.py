@@ -23,23 +23,14 @@ from telegram import InlineKeyboardButton, InlineKeyboardMarkup, Update
 from telegram.ext import CallbackQueryHandler, CommandHandler
 from telegram.ext import filters as f
 
+from services.wording import add_menu_entry, translator_for
 from tgbot.backend.base import Frozen, Locked, NotEligible, NotFound, Unavailable
 from tgbot.context import BotContext
 from tgbot.i18n import N_
 from tgbot.lanes import Lane
 from tgbot.text import escape
 
-from .common import (
-    END,
-    GuidedFlow,
-    add_menu_entry,
-    answer_button,
-    human_button,
-    main_menu_row,
-    nav_rows,
-    send_step,
-    translator_for,
-)
+from .common import END, GuidedFlow, answer_button, human_button, main_menu_row, nav_rows, send_step
 from .verify import account_gone, human_rows, require_verified, verify_states, wallet_down
 
 LABEL = N_("🔑 Password / unlock")

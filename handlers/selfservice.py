@@ -50,6 +50,7 @@ from telegram.error import BadRequest
 from telegram.ext import CallbackQueryHandler, MessageHandler
 from telegram.ext import filters as f
 
+from services.wording import HUMAN_LABEL, MAIN_MENU_LABEL
 from storage.repos.answers import ANSWERED, CANDIDATES, AnswerRecord
 from tgbot import facts
 from tgbot.answers import HOURS_ALWAYS, HOURS_RANGE, Article, get_article
@@ -60,14 +61,7 @@ from tgbot.i18n import N_
 from tgbot.text import escape, truncate
 
 from . import freeze, lookup, refund
-from .common import (
-    CONTINUE,
-    HUMAN_LABEL,
-    MAIN_MENU,
-    MAIN_MENU_LABEL,
-    answer_expired,
-    main_menu_markup,
-)
+from .common import CONTINUE, MAIN_MENU, answer_expired, main_menu_markup
 from .handoff import create_ticket
 
 _LOGGER = logging.getLogger(__name__)

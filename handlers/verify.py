@@ -28,6 +28,7 @@ from telegram.error import BadRequest
 from telegram.ext import CallbackQueryHandler, CommandHandler, MessageHandler
 from telegram.ext import filters as f
 
+from services.wording import HUMAN_LABEL
 from tgbot.backend.base import NotEligible, NotFound, OutcomeUnknown, Unavailable
 from tgbot.context import BotContext
 from tgbot.i18n import N_
@@ -36,7 +37,6 @@ from tgbot.text import escape, normalize_input
 from .common import (
     BACK_LABEL,
     END,
-    HUMAN_LABEL,
     answer_button,
     expect_numbers,
     flow_record,

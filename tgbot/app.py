@@ -10,7 +10,6 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-import time
 from typing import Any
 from urllib.parse import urlparse, urlsplit
 
@@ -21,13 +20,13 @@ from telegram.ext import Application, ApplicationBuilder, ContextTypes, Defaults
 from telegram.request import BaseRequest, HTTPXRequest
 
 import handlers
-from handlers.broadcast import Broadcaster
-from handlers.common import FLOW_KEY, end_flow_of, is_expired, main_menu_markup, translator_for
-from handlers.core import timed_out_text
-from handlers.desk import SupportDesk
-from handlers.handoff import refresh_queue
+from handlers.core import expire_flows
 from handlers.menu import set_command_menus
-from handlers.refund import poll_refunds
+from services import jobs
+from services.broadcaster import Broadcaster
+from services.desk import SupportDesk
+from services.queue import refresh_queue
+from services.refunds import poll_refunds
 from storage import (
     BotDatabase,
     Database,
@@ -53,9 +52,6 @@ from .runtime import (
 )
 
 _LOGGER = logging.getLogger(__name__)
-
-#: Done inbox rows are kept this long (Telegram re-sends at most 24 h of backlog).
-INBOX_RETENTION = 3 * 24 * 3600.0
 
 
 class _Storage:
@@ -238,25 +234,25 @@ class WalletApplication(Application):
             _LOGGER.info("Demo wallet pages at %s", self.config.wallet_public_url)
         if self.job_queue is not None:
             self.job_queue.run_repeating(
-                _expire_flows,
+                expire_flows,
                 interval=min(30.0, self.config.flow_timeout / 4),
                 first=1.0,
                 name="expire-flows",
             )
             self.job_queue.run_repeating(
-                _prune_inbox, interval=3600.0, first=60.0, name="prune-inbox"
+                jobs.prune_inbox, interval=3600.0, first=60.0, name="prune-inbox"
             )
             self.job_queue.run_repeating(
-                _check_groups, interval=600.0, first=600.0, name="check-agent-groups"
+                jobs.check_groups, interval=600.0, first=600.0, name="check-agent-groups"
             )
             self.job_queue.run_repeating(
-                _remind_unclaimed, interval=60.0, first=60.0, name="remind-unclaimed"
+                jobs.remind_unclaimed, interval=60.0, first=60.0, name="remind-unclaimed"
             )
             self.job_queue.run_repeating(
                 refresh_queue, interval=30.0, first=30.0, name="refresh-queue"
             )
             self.job_queue.run_repeating(
-                _purge, interval=self.config.retention_purge_interval, first=30.0, name="purge"
+                jobs.purge, interval=self.config.retention_purge_interval, first=30.0, name="purge"
             )
             self.job_queue.run_repeating(
                 poll_refunds,
@@ -330,55 +326,6 @@ class WalletApplication(Application):
 
     async def _write_done_marks(self, update_ids: list[int]) -> None:
         await self.repos.inbox.mark_done_many(update_ids)
-
-
-async def _expire_flows(context: BotContext) -> None:
-    """End flows that saw no activity for the configured timeout and tell their users."""
-    app: WalletApplication = context.application  # type: ignore[assignment]
-    timeout = app.config.flow_timeout
-    now = time.time()
-    expired = [
-        user_id
-        for user_id, data in app.user_data.items()
-        if data.get(FLOW_KEY) and is_expired(data[FLOW_KEY], timeout, now)
-    ]
-    for user_id in expired:
-        # Telling the previous users awaited: look again, this user may have just acted.
-        record = (app.user_data.get(user_id) or {}).get(FLOW_KEY)
-        if not record or not is_expired(record, timeout, time.time()):
-            continue
-        end_flow_of(app, user_id)
-        context.tr = await translator_for(context, user_id)
-        await app.outbox.enqueue(
-            user_id,
-            "sendMessage",
-            {
-                "text": timed_out_text(context, timeout),
-                "reply_markup": main_menu_markup(context).to_dict(),
-            },
-            kind="flow-timeout",
-        )
-
-
-async def _check_groups(context: BotContext) -> None:
-    """Re-check the agents' groups (rights can be taken away at any time)."""
-    await context.application.desk.check_groups()
-
-
-async def _remind_unclaimed(context: BotContext) -> None:
-    """Remind agents of tickets nobody claimed in time."""
-    await context.application.desk.remind_unclaimed()
-
-
-async def _prune_inbox(context: BotContext) -> None:
-    """Forget handled updates older than Telegram's replay window."""
-    app: WalletApplication = context.application  # type: ignore[assignment]
-    await app.repos.inbox.prune(time.time() - INBOX_RETENTION)
-
-
-async def _purge(context: BotContext) -> None:
-    """Forget what is older than the retention settings (privacy)."""
-    await context.application.privacy.purge()
 
 
 def _make_backend(config: Config, db: Database | None) -> Any:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from markupsafe import Markup
 from telegram.ext import CallbackContext, ExtBot
@@ -12,10 +12,24 @@ from .i18n import Translator, translator
 if TYPE_CHECKING:
     from storage import Repositories, User
 
-    from .app import WalletApplication
     from .backend.base import WalletBackend
     from .config import Config
     from .outbox import OutboxWorker
+
+
+class BotApplication(Protocol):
+    """What handlers and services may use of the running application (``tgbot.app``
+    assembles it; this layer does not import the assembly)."""
+
+    repos: Repositories
+    config: Config
+    backend: WalletBackend
+    outbox: OutboxWorker
+    #: The long-lived services (``services``), typed loosely: they sit above this module.
+    desk: Any
+    broadcaster: Any
+    privacy: Any
+    flows: dict[str, Any]
 
 
 class BotContext(CallbackContext[ExtBot, dict, dict, dict]):
@@ -41,7 +55,7 @@ class BotContext(CallbackContext[ExtBot, dict, dict, dict]):
         self._translator: Translator | None = None
 
     @property
-    def app(self) -> WalletApplication:
+    def app(self) -> BotApplication:
         """Return the running application."""
         return self.application  # type: ignore[return-value]
 

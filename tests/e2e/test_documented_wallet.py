@@ -19,8 +19,8 @@ from decimal import Decimal
 import pytest
 
 import handlers.cards as cards_module
-import handlers.refund as refund_module
-from handlers.refund import poll_refunds
+import services.refunds as refunds_service
+from services.refunds import poll_refunds
 from storage import Database, WalletRepository, migrate
 from tests.backend.fake_server import TEST_KEY, FakeWalletApi
 from tests.backend.spec import checked_client
@@ -145,7 +145,7 @@ async def test_a_refund_created_in_the_app_is_told_with_every_status(make_bot, w
     context = BotContext(bot.app)
     # A refund younger than the grace is held back (its bot flow may be about to record it);
     # this one is from the app, and the test does not wait the 30 s.
-    monkeypatch.setattr(refund_module, "UNRECORDED_GRACE", timedelta(seconds=0))
+    monkeypatch.setattr(refunds_service, "UNRECORDED_GRACE", timedelta(seconds=0))
     assert await poll_refunds(context) == 3
     await bot.settle()
     told = [t for t in alice.texts if made.id in t]

@@ -3,9 +3,10 @@
 import logging
 import re
 
-from handlers.common import LANGUAGE_LABEL, MENU, MENU_PROMPT
+from handlers.common import LANGUAGE_LABEL, MENU_PROMPT
 from handlers.core import ERROR_TEXT
 from handlers.menu import COMMANDS, HELP_SAFETY, HELP_TITLE, LANGUAGE_SET
+from services.wording import MENU
 from tgbot.i18n import translator
 
 ZH = translator("zh_Hans")

@@ -614,7 +614,7 @@ async def test_admins_manage_the_roster_and_others_get_nothing(desk):
 
 
 async def test_queue_position_and_wait_are_refreshed_when_they_change(desk):
-    from handlers.handoff import refresh_queue
+    from services.queue import refresh_queue
     from tgbot.context import BotContext
 
     first, second = desk.bot.user("First"), desk.bot.user("Second")
@@ -843,7 +843,7 @@ async def test_no_unclaimed_reminder_for_a_ticket_claimed_since_the_list_was_rea
 
 
 async def test_no_queue_position_for_a_ticket_claimed_since_the_job_read_the_queue(desk):
-    from handlers.handoff import refresh_queue
+    from services.queue import refresh_queue
     from tgbot.context import BotContext
 
     alice = desk.bot.user("Alice")

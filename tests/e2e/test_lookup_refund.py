@@ -7,7 +7,7 @@ from datetime import UTC, datetime, timedelta
 
 from babel.numbers import format_currency
 
-from handlers.refund import poll_refunds
+from services.refunds import poll_refunds
 from tgbot.context import BotContext
 
 ALICE, LILEI, BOB = "+14155550103", "+8613800138001", "+447700900104"

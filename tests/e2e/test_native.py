@@ -15,8 +15,8 @@ import pytest
 from handlers import cards as cards_module
 from handlers import password as password_module
 from handlers.common import STALE_TEXT, USE_BUTTONS
-from handlers.desk import URGENT_ENDED_ADMINS
 from handlers.lookup import LEGEND
+from services.desk.texts import URGENT_ENDED_ADMINS
 from tests.e2e.test_handoff import RIGHTS, Desk
 from tests.harness import TOKEN, UserSession
 from tgbot.i18n import translator

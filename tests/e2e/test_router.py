@@ -11,10 +11,11 @@ from decimal import Decimal
 import pytest
 
 from handlers import selfservice
-from handlers.common import HUMAN_LABEL, LANGUAGE_LABEL, MAIN_MENU_LABEL
+from handlers.common import LANGUAGE_LABEL
 from handlers.freeze import CONFIRM as FREEZE_CONFIRM
 from handlers.freeze import LABEL as FREEZE_LABEL
 from handlers.verify import ASK_CONTACT
+from services.wording import HUMAN_LABEL, MAIN_MENU_LABEL
 from tgbot.answers import get_article
 from tgbot.answers.router import Decision
 from tgbot.i18n import translator

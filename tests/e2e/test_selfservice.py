@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import re
 
-from handlers.common import HUMAN_LABEL, MAIN_MENU_LABEL
 from handlers.core import NOT_UNDERSTOOD
 from handlers.freeze import CONFIRM as FREEZE_CONFIRM
 from handlers.selfservice import (
@@ -18,6 +17,7 @@ from handlers.selfservice import (
     THANKS,
     YES_LABEL,
 )
+from services.wording import HUMAN_LABEL, MAIN_MENU_LABEL
 from tgbot import facts
 from tgbot.answers import get_article
 from tgbot.answers.articles import LOOKUP_LABEL

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import pytest
 
-from handlers.refund import FEED_CURSOR, poll_refunds
+from services.refunds import FEED_CURSOR, poll_refunds
 from tgbot.backend.base import (
     Frozen,
     Locked,

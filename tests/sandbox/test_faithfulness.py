@@ -136,9 +136,13 @@ def methods_in_source(text: str) -> set[str]:
 
 
 def bot_code_files() -> list[Path]:
-    """Return the bot's own Python files: tgbot/ (not the sandbox) and handlers/."""
+    """Return the bot's own Python files: tgbot/ (not the sandbox), handlers/ and services/."""
     files = [p for p in sorted((REPO / "tgbot").rglob("*.py")) if "sandbox" not in p.parts]
-    return files + sorted((REPO / "handlers").rglob("*.py"))
+    return (
+        files
+        + sorted((REPO / "handlers").rglob("*.py"))
+        + sorted((REPO / "services").rglob("*.py"))
+    )
 
 
 def ptb_framework_files() -> list[Path]:
