@@ -340,18 +340,23 @@ class GuidedFlow(ConversationHandler):
         menu: str | None = None,
         owns: Sequence[str] = (),
         escalate: bool = True,
+        urgent: bool = False,
     ) -> None:
         """Args:
         menu: the main-menu button that starts the flow (offered again on a stale press).
         owns: callback-data namespaces of its buttons (``"cards"`` for ``"cards:add"``).
         escalate: whether "转人工" / "agent" typed at a step reaches a human (not while an
             admin types a notice whose text may be anything).
+        urgent: whether the flow's typed entry words (the freeze's theft words) win over
+            another flow's step that takes typed text, as asking for a human does; they
+            still yield to a step with ``escalate=False`` (an admin typing a notice).
         """
         # Who may start the flow (e.g. admins); others get what an unknown command gets.
         self._allowed = allowed
         self.menu = menu
         self.owns = tuple(owns)
         self.escalate = escalate
+        self.urgent = urgent
         #: Every guided flow of the application (set by ``handlers.register``).
         self.peers: list[GuidedFlow] = []
         states = {
@@ -389,8 +394,9 @@ class GuidedFlow(ConversationHandler):
 
     def check_update(self, update: object) -> Any:
         """Take only private-chat updates that are not edits; then PTB's rules apply, except
-        that typed text never starts this flow (e.g. freeze words) while another flow's
-        current step takes that text as its own input (an admin typing a notice)."""
+        that typed text never starts this flow while another flow's current step takes that
+        text as its own input; an ``urgent`` flow's words (theft) yield only to a step that
+        does not escalate (an admin typing a notice)."""
         if not isinstance(update, Update) or update.edited_message is not None:
             return None
         chat = update.effective_chat
@@ -402,7 +408,11 @@ class GuidedFlow(ConversationHandler):
             and update.message is not None
             and result[2] in self.entry_points
             and isinstance(result[2], MessageHandler)
-            and any(peer.takes_as_input(update) for peer in self.peers if peer is not self)
+            and any(
+                peer.takes_as_input(update) and not (self.urgent and peer.escalate)
+                for peer in self.peers
+                if peer is not self
+            )
         ):
             return None
         return result

@@ -214,6 +214,7 @@ def freeze_flow() -> GuidedFlow:
             ],
         },
         allowed=_may_start,
+        urgent=True,
         menu="menu:freeze",
         owns=("freeze",),
     )

@@ -132,7 +132,7 @@ async def test_a_code_past_its_expiry_is_refused_even_if_the_wallet_would_accept
     await alice.share_contact()
     assert "6-digit code" in alice.last_message.text
     await alice.send(CODE)
-    assert alice.last_message.text == "That code has expired. Tap “🔁 Send a new code”."
+    assert alice.last_message.text.startswith("❌ That code has expired. Tap “🔁 Send a new code”.")
     assert not any(t.startswith("✅ Verified") for t in alice.texts)
     user = await bot.app.repos.users.get(alice.user_id)
     assert user.wallet_account_id is None  # not linked by an expired code

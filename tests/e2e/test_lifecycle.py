@@ -119,7 +119,9 @@ async def test_inactivity_ends_the_flow_politely_after_a_restart(make_bot):
     await bot2.wait_until(lambda: alice.last_message.text.startswith(closed), "the timeout")
     assert LANGUAGE_LABEL in alice.buttons  # the menu comes with it: a way forward
     await alice.send("kiwi")
-    assert "did not understand" in alice.last_message.text
+    # The survey is over: the word is not its answer; she gets the main menu (how the
+    # router reads a lone "kiwi" is not this test's business).
+    assert "Step 3/3" not in alice.last_message.text and LANGUAGE_LABEL in alice.buttons
 
 
 class Clock:
@@ -181,7 +183,9 @@ async def test_start_and_cancel_leave_a_running_flow(bot):
     await alice.send("/start")
     assert alice.last_message.text.startswith("Hello, Alice!")
     await alice.send("kiwi")
-    assert "did not understand" in alice.last_message.text
+    # The survey is over: the word is not its answer; she gets the main menu (how the
+    # router reads a lone "kiwi" is not this test's business).
+    assert "Step 3/3" not in alice.last_message.text and LANGUAGE_LABEL in alice.buttons
     await alice.send("/cancel")
     assert alice.last_message.text == "There is nothing to cancel."
 

@@ -72,7 +72,8 @@ async def test_detail_escapes_the_merchant_and_formats_money_and_status(bot):
 async def test_chinese_lookup_by_phrase_finds_the_payment(bot):
     li = await verified(bot, "李雷", LILEI, "zh-hans")
     pages = -(-(await all_transactions(bot, "U1001")).total // 5)
-    assert li.last_message.text.startswith(f"您的交易记录，最近 30 天——第 1/{pages} 页：")
+    # One message after the verification: its line, then the list.
+    assert f"\n\n您最近30天的交易——第1/{pages}页：\n\n" in li.last_message.text
     page = await all_transactions(bot, "U1001", days=60)
     zone = bot.app.config.zone
     # A payment whose amount is unique on its day.
@@ -92,7 +93,7 @@ async def test_another_users_transaction_reveals_nothing(bot):
     await alice.send(other.id)
     assert alice.last_message.text == "I cannot find this transaction in your account."
     query = await alice.press_forged(alice.messages[-2].message_id, f"tx:open:{other.id}")
-    assert alice.answer_of(query) == "This menu has expired. Here is a fresh one."
+    assert alice.answer_of(query) == "This button belongs to an earlier step and no longer works."
     assert alice.last_message.text == "I cannot find this transaction in your account."
     assert other.merchant not in " ".join(alice.texts[-2:])
     await alice.send(f"/start refund_{other.id}")
@@ -113,7 +114,10 @@ async def test_refund_partial_amount_with_bad_inputs_then_confirm_once(bot):
         assert alice.last_message.text.startswith("Please type an amount like ")
     await alice.send("１")  # full-width digit
     confirm = alice.last_message
-    assert f"Refund: {format_currency(1, currency, locale='en')}\n" in confirm.text
+    refund_line = (
+        f"Refund: {format_currency(1, currency, locale='en')}, back to your U-Pay balance\n"
+    )
+    assert refund_line in confirm.text
     await alice.click("✅ Request the refund", message_id=confirm.message_id)
     created = alice.last_message.text
     assert created.startswith("✅ Refund requested: ") and "Reference: " in created
@@ -140,7 +144,8 @@ async def test_typing_exactly_what_remains_refundable_is_accepted(bot):
     assert confirm.text.startswith("Please confirm your refund request:")
     assert f"Refund: {format_currency(remaining, tx.currency, locale='en')}" in confirm.text
     await alice.click("✅ Request the refund")
-    assert alice.last_message.text.startswith("✅ Refund requested. Reference:")
+    assert alice.last_message.text.startswith("✅ Refund requested: ")
+    assert "Reference: " in alice.last_message.text
     (refund,) = await backend.list_refunds("U1003")
     assert refund.transaction_id == tx.id and refund.amount == remaining
 
@@ -258,8 +263,8 @@ async def test_english_phrase_search_with_a_weekday_and_amount(bot):
     phrase = f"{day.strftime('%A')} {amount}"
     await alice.send(phrase)
     detail = alice.last_message.text
-    assert f"Transaction id: {tx.id}" in detail, (phrase, detail)
-    assert detail.startswith(tx.merchant)
+    assert f"Transaction ID: {tx.id}" in detail, (phrase, detail)
+    assert detail.startswith(tx.merchant_names["en"])  # her language's name
 
 
 async def test_signed_refund_webhook_triggers_the_notification(make_bot):

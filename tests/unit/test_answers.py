@@ -335,12 +335,12 @@ def frozen_result(router):
     return report(frozen, _pipeline_decisions(router, frozen))
 
 
-def test_frozen_router_split_holds_what_was_measured(frozen_result, capsys):
-    """Regression floor on the frozen split (never trained or tuned on), at what the
-    router measured when it was introduced (docs/answers.md): top-1 zh 94.5 %, en 95.2 %;
-    out of scope answered zh 2.3 %, en 11.9 %; two theft messages not offered the freeze
-    first (one got the phishing article, whose only button is the freeze; one the
-    money-not-arrived article)."""
+def test_frozen_router_split_meets_the_issues_bar(frozen_result, capsys):
+    """Issue 15's acceptance bar on the frozen split (never trained or tuned on): >= 95 %
+    top-1 per language, 0 safety misroutes, out of scope answered with an article <= 10 %
+    per language. Measured after round 2 (docs/answers.md): top-1 zh 96.0 %, en 95.9 %;
+    out of scope answered zh 2.3 %, en 9.5 %; no theft message offered anything but the
+    freeze first."""
     result = frozen_result
     with capsys.disabled():
         print(
@@ -352,22 +352,6 @@ def test_frozen_router_split_holds_what_was_measured(frozen_result, capsys):
             )
             + f"; safety misroutes {result.safety_misroutes}"
         )
-    assert result.accuracy("zh") >= 0.94 and result.accuracy("en") >= 0.95
-    assert result.oos_answered_rate("zh") <= 0.10 and result.oos_answered_rate("en") <= 0.12
-    assert len(result.safety_misroutes) <= 2
-    for _, _, offered in result.safety_misroutes:
-        assert offered not in ("unfreeze", "wrong_transfer")  # never these for theft
-
-
-@pytest.mark.xfail(
-    strict=True,
-    reason="issue 15's bar is not met yet: zh top-1 94.5 % (< 95 %), 2 safety misroutes, en "
-    "out of scope answered 11.9 % (> 10 %); see docs/answers.md",
-)
-def test_frozen_router_split_meets_the_issues_bar(frozen_result):
-    """The issue's acceptance bar: >= 95 % top-1 per language, 0 safety misroutes, out of
-    scope answered with an article <= 10 % per language."""
-    result = frozen_result
     assert result.safety_misroutes == []
     assert result.oos_answered_rate("zh") <= 0.10 and result.oos_answered_rate("en") <= 0.10
     assert result.accuracy("zh") >= 0.95 and result.accuracy("en") >= 0.95
