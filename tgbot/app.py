@@ -69,6 +69,10 @@ class _Storage:
         return self.db
 
 
+#: Seconds after start-up before a stop signal that came during it is delivered.
+_AFTER_STARTUP = 0.05
+
+
 class WalletApplication(Application):
     """PTB's Application plus the support bot's storage, outbox and flow registry."""
 
@@ -157,9 +161,12 @@ class WalletApplication(Application):
         and a SystemExit raised before that callback ran (a signal handled in the same loop
         iteration) would leave it behind to stop the loop under PTB's next
         ``run_until_complete`` ("Event loop stopped before Future completed", then aiosqlite's
-        "Event loop is closed"). A timer comes after it: the ready queue runs it first.
+        "Event loop is closed"). A timer comes after it: asyncio runs the ready queue
+        before a zero-delay timer, but uvloop (``tgbot run``'s loop) may run libuv's timers
+        first, so the timer waits a moment (the stop callback is already ready; while
+        ``run_until_complete`` has returned and ``run_forever`` has not begun, no timer runs).
         """
-        asyncio.get_running_loop().call_later(0, self._startup_done)
+        asyncio.get_running_loop().call_later(_AFTER_STARTUP, self._startup_done)
 
     def _startup_done(self) -> None:
         self._startup_complete = True
