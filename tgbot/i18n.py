@@ -101,25 +101,6 @@ class Translator:
         """Format ``moment`` in ``zone`` for this locale."""
         return _datetime(self.locale, moment, zone, fmt)
 
-
-# Babel's formatters cost 15-100 us a call (format_currency ~100 us in English), and a step
-# shows the same few amounts and dates again and again (a transaction's amount appears in the
-# list, its detail, the refund question and the confirmation): the results are pure functions
-# of their arguments, so they are cached. Bounded, so memory stays flat.
-@lru_cache(maxsize=8192)
-def _money(locale: Locale, amount: Decimal, currency: str) -> str:
-    return format_currency(amount, currency, locale=locale)
-
-
-@lru_cache(maxsize=4096)
-def _number(locale: Locale, value: Decimal | int | float) -> str:
-    return format_decimal(value, locale=locale)
-
-
-@lru_cache(maxsize=8192)
-def _datetime(locale: Locale, moment: datetime, zone: ZoneInfo, fmt: str) -> str:
-    return babel_format_datetime(moment, fmt, tzinfo=zone, locale=locale)
-
     def zone_name(self, zone: ZoneInfo) -> str:
         """Return the name users know for ``zone``: 北京时间 / Beijing time for China, else the
         locale's long name (e.g. "Central European Time")."""
@@ -154,8 +135,27 @@ def _datetime(locale: Locale, moment: datetime, zone: ZoneInfo, fmt: str) -> str
 
     def money_signed(self, amount: Decimal, currency: str, incoming: bool) -> str:
         """Format an amount with its direction: "+¥100.00" in, "-¥497.08" out."""
-        text = format_currency(abs(amount), currency, locale=self.locale)
+        text = _money(self.locale, abs(amount), currency)
         return ("+" if incoming else "-") + text
+
+
+# Babel's formatters cost 15-100 us a call (format_currency ~100 us in English), and a step
+# shows the same few amounts and dates again and again (a transaction's amount appears in the
+# list, its detail, the refund question and the confirmation): the results are pure functions
+# of their arguments, so they are cached. Bounded, so memory stays flat.
+@lru_cache(maxsize=8192)
+def _money(locale: Locale, amount: Decimal, currency: str) -> str:
+    return format_currency(amount, currency, locale=locale)
+
+
+@lru_cache(maxsize=4096)
+def _number(locale: Locale, value: Decimal | int | float) -> str:
+    return format_decimal(value, locale=locale)
+
+
+@lru_cache(maxsize=8192)
+def _datetime(locale: Locale, moment: datetime, zone: ZoneInfo, fmt: str) -> str:
+    return babel_format_datetime(moment, fmt, tzinfo=zone, locale=locale)
 
 
 @cache
