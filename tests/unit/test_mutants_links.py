@@ -55,6 +55,7 @@ BOT = "upay_support_bot"
         ("https://evilupay.com/", "evilupay.com", "host"),
         ("https://t.me/someone_else_bot", "t.me", "telegram"),
         ("https://t.me/upay_support_botx", "t.me", "telegram"),
+        ("https://t.me/Xupay_support_bot", "t.me", "telegram"),
         ("https://t.me/upay_support_bot/a/b", "t.me", None),
         ("https://t.me/upay_support_bot?start=x", "t.me", None),
         ("tg://resolve?domain=someone_else_bot", None, "telegram"),
@@ -154,6 +155,15 @@ def test_every_kind_of_entity_gives_its_target():
         "evil.example/x",
         "https://evil.example/t",
         "tg://user?id=42",
+    ]
+
+
+def test_a_mention_keeps_every_letter_and_plain_text_links_count():
+    text = "@Xevil_bot or see https://evil.example/x"
+    mention = MessageEntity(MessageEntity.MENTION, 0, 10)
+    assert links_in_message(_message([mention], text=text)) == [
+        "https://t.me/Xevil_bot",
+        "https://evil.example/x",
     ]
 
 
