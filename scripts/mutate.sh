@@ -14,14 +14,16 @@
 set -eu
 cd "$(dirname "$0")/.."
 
-# module | files to mutate | tests that judge them (plus tests/unit/test_mutants_<module>.py)
+# module | files to mutate | pytest arguments selecting the tests that judge them (plus
+# tests/*/test_mutants_<module>.py). The storage modules mutate the SQLite repositories, so their
+# tests run on SQLite only (the PostgreSQL runs of the same tests exercise storage/postgres/).
 MODULES='
 secrets|tgbot/sensitive.py|tests/unit/test_sensitive_properties.py tests/unit/test_text.py
 links|tgbot/links.py|tests/unit/test_links_properties.py
 lanes|tgbot/lanes.py|tests/unit/test_lanes.py
 txquery|tgbot/txquery.py|tests/unit/test_txquery.py
-inbox|storage/repos/inbox.py|tests/storage/test_repositories.py
-outbox|storage/repos/outbox.py|tests/storage/test_repositories.py
+inbox|storage/repos/inbox.py|tests/storage/test_repositories.py tests/storage/test_privacy_repository.py -k "not postgresql"
+outbox|storage/repos/outbox.py|tests/storage/test_repositories.py tests/storage/test_privacy_repository.py tests/storage/test_db.py -k "not postgresql"
 '
 
 usage() {
@@ -37,21 +39,23 @@ run_module() {
   row=$(echo "$MODULES" | grep "^$1|") || usage
   files=$(echo "$row" | cut -d'|' -f2)
   tests=$(echo "$row" | cut -d'|' -f3)
-  extra="tests/unit/test_mutants_$1.py"
-  [ -f "$extra" ] && tests="$tests $extra"
+  for extra in tests/*/test_mutants_"$1".py; do
+    [ -f "$extra" ] && tests="$extra $tests"
+  done
   echo "== $1: mutating $files against $tests"
   rm -rf mutants
   # mutmut reads its configuration from pyproject.toml only; the driver replaces the two lists
   # that differ per module before mutmut starts (its workers are forked from this process).
   MUTATE_FILES="$files" MUTATE_TESTS="$tests" .venv/bin/python - "${MUTATE_CHILDREN:-2}" <<'EOF'
 import os
+import shlex
 import sys
 
 from mutmut import configuration
 
 cfg = configuration.config()
 cfg.only_mutate = os.environ["MUTATE_FILES"].split()
-cfg.pytest_add_cli_args_test_selection = os.environ["MUTATE_TESTS"].split()
+cfg.pytest_add_cli_args_test_selection = shlex.split(os.environ["MUTATE_TESTS"])
 
 from mutmut.__main__ import cli  # noqa: E402  (after the configuration is replaced)
 

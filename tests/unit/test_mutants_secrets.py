@@ -152,3 +152,24 @@ def test_password_disclosure_at_its_edges(text, disclosed):
 )
 def test_the_cheap_filter_at_four_digits_and_hidden_keywords(text, maybe):
     assert might_be_sensitive(text) is maybe
+
+
+def test_a_luhn_valid_unionpay_card_wins_over_its_longer_window_with_the_cvv_glued():
+    # 6212345678901232 passes Luhn; with its CVV glued on, the 19 digits are a 62 number too
+    # (UnionPay counts without Luhn), but the Luhn-valid 16 digits are the card.
+    assert luhn_ok("6212345678901232")
+    assert not luhn_ok("6212345678901232123")
+    assert find_card_numbers("6212345678901232123") == ["6212345678901232"]
+    assert mask("6212345678901232123") == "6212 **** **** 1232***"
+
+
+@pytest.mark.parametrize(
+    ("text", "cards"),
+    [
+        ("12 4111111111111111", ["4111111111111111"]),  # the group after a start with no card
+        ("4111111111111111 5555555555554444", ["4111111111111111", "5555555555554444"]),
+        ("4111 1111 1111 1111 5555555555554444", ["4111111111111111", "5555555555554444"]),
+    ],
+)
+def test_a_card_right_after_a_group_is_found(text, cards):
+    assert find_card_numbers(text) == cards
