@@ -175,20 +175,18 @@ def _cn_int(text: str) -> int | None:
         return int("".join(str(_CN_DIGITS[ch]) for ch in text))
     total = section = num = 0
     last_unit = 1
-    prev = ""
     for ch in text:
         if ch in _CN_DIGITS:
             num = _CN_DIGITS[ch]
         elif ch in _CN_UNITS:
-            if num == 0 and prev not in _CN_DIGITS:
-                num = 1  # "十五" is 15
+            if num == 0:
+                num = 1  # "十五" is 15, "一千零十" is 1010
             section += num * _CN_UNITS[ch]
             num, last_unit = 0, _CN_UNITS[ch]
         else:  # 万
             total += ((section + num) or 1) * 10000
             section = num = 0
             last_unit = 10000
-        prev = ch
     if num and len(text) >= 2 and text[-2] in "百千万":
         num *= last_unit // 10  # colloquial "一百五" = 150, "两千五" = 2500
     return total + section + num
