@@ -220,3 +220,42 @@ async def test_unopenable_path_gives_a_clear_error(tmp_path: Path) -> None:
     missing = tmp_path / "no-such-dir" / "bot.db"
     with pytest.raises(StorageError, match="Cannot open database"):
         await Database.open(missing)
+
+
+async def test_a_transaction_on_one_database_does_not_own_another(tmp_path: Path) -> None:
+    # The bot's database and the demo wallet's are two files: a task inside a transaction of
+    # one must not join another task's open transaction on the other (a write there would
+    # be rolled back with that task's work).
+    bot_db = await Database.open(tmp_path / "bot.db")
+    wallet_db = await Database.open(tmp_path / "wallet.db")
+    try:
+        await wallet_db.write("CREATE TABLE t (x INTEGER)")
+        holding = asyncio.Event()
+        in_bot_transaction = asyncio.Event()
+        release = asyncio.Event()
+
+        async def other_task_rolls_back() -> None:
+            with pytest.raises(RuntimeError):
+                async with wallet_db.transaction() as conn:
+                    await conn.execute("INSERT INTO t VALUES (1)")
+                    holding.set()
+                    await release.wait()
+                    raise RuntimeError("rolled back")
+
+        async def writes_inside_bot_transaction() -> None:
+            await holding.wait()
+            async with bot_db.transaction():
+                in_bot_transaction.set()
+                # Sent to the wallet's connection before the other task can roll back.
+                await wallet_db.write("INSERT INTO t VALUES (2)")
+
+        other = asyncio.create_task(other_task_rolls_back())
+        writer = asyncio.create_task(writes_inside_bot_transaction())
+        await in_bot_transaction.wait()
+        release.set()
+        await asyncio.gather(other, writer)
+        assert [row[0] for row in await wallet_db.fetchall("SELECT x FROM t")] == [2]
+    finally:
+        await bot_db.close()
+        await wallet_db.close()
+
