@@ -198,7 +198,7 @@ class SlowWallet:
 
 
 def _synthetic_accounts(count: int, now: float, tx_per_account: int) -> tuple[list, list]:
-    from storage.repos.wallet import WalletAccount, WalletTransaction
+    from tgbot.backend.demo_store import WalletAccount, WalletTransaction
 
     rng = random.Random(7)
     merchants = ("美团外卖", "星巴克", "京东商城", "Amazon", "Uber", "Tesco")
@@ -223,15 +223,22 @@ def _synthetic_accounts(count: int, now: float, tx_per_account: int) -> tuple[li
 
 
 async def prepare_database(db_path: Path, accounts: int = 0, tx_per_account: int = 6) -> None:
-    """Create and migrate the database; seed the demo wallet plus ``accounts`` synthetic
-    active accounts ``B0000000``... with ``tx_per_account`` recent refundable payments each."""
-    from storage import Database, WalletRepository, migrate
+    """Create and migrate the bot's database; seed the demo wallet (its own file beside it,
+    ``<db>.wallet.db``) plus ``accounts`` synthetic active accounts ``B0000000``... with
+    ``tx_per_account`` recent refundable payments each."""
+    from storage import Database, migrate
     from tgbot.backend.demo import build_seed
+    from tgbot.backend.demo_store import WalletStore, open_wallet_database
+    from tgbot.config import demo_wallet_beside
 
-    db = await Database.open(db_path)
+    bot_db = await Database.open(db_path)
     try:
-        await migrate(db)
-        repo = WalletRepository(db)
+        await migrate(bot_db)
+    finally:
+        await bot_db.close()
+    db = await open_wallet_database(demo_wallet_beside(db_path))
+    try:
+        repo = WalletStore(db)
         pepper = await repo.meta_setdefault("card_pepper", "bench-pepper")
         now = float(int(time.time()))
         demo_accounts, cards, transactions, tokens = build_seed(now, pepper)

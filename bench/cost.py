@@ -99,20 +99,23 @@ def _act(emu: Any, watcher: Watcher, user: Any, index: int, action: str, what: s
         emu.user_press(user.id, user.id, found[0], found[1])
 
 
+_BOOKKEEPING = ("BEGIN", "COMMIT", "SAVEPOINT", "RELEASE", "ROLLBACK")
+
+
 class _SqlCounter:
-    """Count the statements run on the bot's connection, by whose tables they touch."""
+    """Count the statements run on the bot's connection and on the demo wallet's own."""
 
     def __init__(self) -> None:
         self.bot = 0
         self.wallet = 0
 
-    def __call__(self, statement: str) -> None:
-        if statement.startswith(("BEGIN", "COMMIT", "SAVEPOINT", "RELEASE", "ROLLBACK")):
-            return
-        if " demo_" in statement:
-            self.wallet += 1
-        else:
+    def on_bot(self, statement: str) -> None:
+        if not statement.startswith(_BOOKKEEPING):
             self.bot += 1
+
+    def on_wallet(self, statement: str) -> None:
+        if not statement.startswith(_BOOKKEEPING):
+            self.wallet += 1
 
 
 async def measure_bot(
@@ -148,7 +151,8 @@ async def measure_bot(
         ).start()
         counter = _SqlCounter()
         if count_sql:
-            await bot.app.db.set_trace(counter)
+            await bot.app.db.set_trace(counter.on_bot)
+            await bot.app.backend.store.db.set_trace(counter.on_wallet)
         watcher = Watcher(emu)
         # First use loads the answer index (jieba's dictionary) and the catalogs: not a cost
         # per update, so it happens before measuring. The first warm-up user's steps are

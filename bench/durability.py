@@ -40,6 +40,7 @@ from bench._common import (
     walk_refund,
     workdir,
 )
+from tgbot.config import demo_wallet_beside
 
 STATUS_BY_EMOJI = {"🔎": "reviewing", "✅": "approved", "❌": "rejected", "💰": "refunded"}
 
@@ -156,7 +157,7 @@ async def refund_run(users: int, step: float, poll: float, seed: int) -> dict[st
                 await asyncio.sleep(0.1)
             await asyncio.sleep(max(2 * poll, due_by - time.time()))
             await child.stop()
-        with contextlib.closing(sqlite3.connect(db)) as conn:
+        with contextlib.closing(sqlite3.connect(demo_wallet_beside(db))) as conn:
             refunds = conn.execute(
                 "SELECT id, created_at, status, amount FROM demo_refunds"
             ).fetchall()

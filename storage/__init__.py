@@ -38,7 +38,6 @@ from storage.repos import (
     UserRepository,
     Verification,
     VerificationRepository,
-    WalletRepository,
 )
 
 __all__ = [
@@ -74,7 +73,6 @@ __all__ = [
     "UserRepository",
     "Verification",
     "VerificationRepository",
-    "WalletRepository",
     "is_postgres_url",
     "latest_version",
     "migrate",

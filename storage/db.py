@@ -15,12 +15,6 @@ import aiosqlite
 
 from storage.errors import StorageError
 
-# The task that currently owns the write transaction. A nested ``transaction()``
-# in the same task joins it through a SAVEPOINT instead of deadlocking on the lock.
-_owner: contextvars.ContextVar[asyncio.Task[Any] | None] = contextvars.ContextVar(
-    "storage_transaction_owner", default=None
-)
-
 Params = Sequence[Any] | dict[str, Any]
 
 
@@ -40,6 +34,13 @@ class Database:
         self.path = path
         self._conn = conn
         self._lock = asyncio.Lock()
+        # The task that currently owns this database's write transaction. A nested
+        # ``transaction()`` in the same task joins it through a SAVEPOINT instead of
+        # deadlocking on the lock. One per database: a task inside a transaction of one
+        # (the bot's) owns nothing of another (the demo wallet's own file).
+        self._owner: contextvars.ContextVar[asyncio.Task[Any] | None] = contextvars.ContextVar(
+            f"storage_transaction_owner_{id(self)}", default=None
+        )
         self._savepoints = 0
         self._closed = False
 
@@ -95,12 +96,12 @@ class Database:
         group several repository calls into one atomic unit.
         """
         task = asyncio.current_task()
-        if task is not None and _owner.get() is task:
+        if task is not None and self._owner.get() is task:
             async with self._savepoint():
                 yield self._conn
             return
         async with self._lock:
-            token = _owner.set(task)
+            token = self._owner.set(task)
             try:
                 await self._conn.execute("BEGIN IMMEDIATE")
                 try:
@@ -113,7 +114,7 @@ class Database:
                     raise
                 await self._conn.execute("COMMIT")
             finally:
-                _owner.reset(token)
+                self._owner.reset(token)
 
     async def write(self, sql: str, params: Params = ()) -> list[aiosqlite.Row]:
         """Run one writing statement as its own transaction; return its RETURNING rows.
@@ -124,7 +125,7 @@ class Database:
         the calling task's own transaction it simply joins it.
         """
         task = asyncio.current_task()
-        if task is not None and _owner.get() is task:
+        if task is not None and self._owner.get() is task:
             return list(await self._conn.execute_fetchall(sql, params))
         async with self._lock:
             return list(await self._conn.execute_fetchall(sql, params))

@@ -30,10 +30,10 @@ def load_migrations() -> tuple[Migration, ...]:
     return read_migrations("storage")
 
 
-def read_migrations(package: str) -> tuple[Migration, ...]:
-    """Read ``<package>/migrations/NNNN_name.sql``, checking they are numbered 1..N."""
+def read_migrations(package: str, folder: str = "migrations") -> tuple[Migration, ...]:
+    """Read ``<package>/<folder>/NNNN_name.sql``, checking they are numbered 1..N."""
     found: list[Migration] = []
-    for entry in resources.files(package).joinpath("migrations").iterdir():
+    for entry in resources.files(package).joinpath(folder).iterdir():
         match = _NAME.match(entry.name)
         if match:
             found.append(Migration(int(match[1]), entry.name, entry.read_text("utf-8")))
@@ -80,7 +80,20 @@ async def migrate(db: Database | BotDatabase) -> tuple[int, int]:
         from storage.postgres.migrations import migrate as migrate_postgres
 
         return await migrate_postgres(db)  # type: ignore[arg-type]
-    migrations = load_migrations()
+    return await apply_migrations(db, load_migrations())  # type: ignore[arg-type]
+
+
+async def apply_migrations(db: Database, migrations: tuple[Migration, ...]) -> tuple[int, int]:
+    """Bring a SQLite database to the last of ``migrations`` (numbered 1..N, see
+    :func:`read_migrations`), each in its own transaction; the version is ``PRAGMA
+    user_version``, so one database file follows one series of migrations.
+
+    Returns:
+        ``(from_version, to_version)``; equal when nothing was pending.
+
+    Raises:
+        StorageError: the database is newer than ``migrations``, or a migration failed.
+    """
     latest = len(migrations)
     start = await _user_version(db)
     _refuse_newer(db, start, latest)

@@ -148,8 +148,9 @@ class UserSession:
 class BotHarness:
     """The real bot wired to the emulator, started and stopped by tests.
 
-    Its records are in the SQLite file ``db_path``, or with ``database_url`` in PostgreSQL
-    (``db_path`` is then only the demo wallet's own file), as ``TGBOT_DATABASE_URL`` does.
+    Its records are in the SQLite file ``db_path``, or with ``database_url`` in PostgreSQL,
+    as ``TGBOT_DATABASE_URL`` does; the demo wallet keeps its own file beside ``db_path``
+    (``bot.db`` -> ``bot.wallet.db``).
     """
 
     def __init__(

@@ -1,6 +1,7 @@
-"""After the whole suite: every file the bot wrote (its databases with their WAL, the logs
-of the session at every level, transcripts, the demo's files) holds none of the secrets the
-tests typed into it (DESIGN 6, rules 4 and 8; "Prove it" of the security review)."""
+"""After the whole suite: every file the bot wrote (its databases with their WAL, the demo
+wallet's own database, the logs of the session at every level, transcripts, the demo's files)
+holds none of the secrets the tests typed into it (DESIGN 6, rules 4 and 8; "Prove it" of the
+security review)."""
 
 from __future__ import annotations
 
@@ -38,6 +39,7 @@ def test_no_secret_typed_during_the_suite_is_in_any_file_the_bot_wrote(tmp_path_
     files = _files(base)
     assert any(p.name == SESSION_LOG for p in files)
     assert any(p.name.endswith(".db-wal") or p.name.endswith(".db") for p in files)
+    assert any(p.name.endswith(".wallet.db") for p in files)  # the demo wallet's own files too
     needles = {form: secret for secret in TYPED_SECRETS for form in _forms(secret)}
     found = []
     for path in files:

@@ -60,7 +60,7 @@ class _Storage:
     def __init__(self) -> None:
         self.db: BotDatabase | None = None
         self.repos: Repositories | None = None
-        #: The demo wallet's own SQLite file when the bot's records are in PostgreSQL.
+        #: The demo wallet's own SQLite file (the demo backend only).
         self.wallet_db: Database | None = None
 
     def database(self) -> BotDatabase:
@@ -120,7 +120,7 @@ class WalletApplication(Application):
             if before != after:
                 _LOGGER.info("Database migrated from version %s to %s", before, after)
             self._storage.repos = Repositories(db)
-            self.backend = _make_backend(self.config, await self._wallet_database(db))
+            self.backend = _make_backend(self.config, await self._wallet_database())
             assert isinstance(self.update_queue, InboxQueue)
             self.update_queue.inbox = self.repos.inbox
             self.outbox = OutboxWorker(self.bot, self.repos)
@@ -186,16 +186,15 @@ class WalletApplication(Application):
         self._storage.db = db
         return db
 
-    async def _wallet_database(self, db: BotDatabase) -> Database:
-        """Return the SQLite database the demo wallet keeps its accounts in: the bot's own,
-        or with PostgreSQL the file of TGBOT_DB_PATH (the demo wallet is not the bot's)."""
-        if isinstance(db, Database):
-            return db
+    async def _wallet_database(self) -> Database | None:
+        """Open the demo wallet's own database (``Config.demo_wallet_file``, never the bot's);
+        None for a real wallet."""
         if self.config.backend != "demo":
-            return None  # type: ignore[return-value]  # the http backend has no database
-        wallet = await Database.open(self.config.db_path)
+            return None  # the http backend has no database
+        from tgbot.backend.demo_store import open_wallet_database
+
+        wallet = await open_wallet_database(self.config.demo_wallet_file)
         self._storage.wallet_db = wallet
-        await migrate(wallet)
         return wallet
 
     async def _replay_inbox(self) -> None:

@@ -203,8 +203,11 @@ class Config:
     api_file_url: str = "https://api.telegram.org/file/bot"
     db_path: Path = Path("tgbot.db")
     #: The bot's records in PostgreSQL (``postgresql://user:password@host/db``); None: in the
-    #: SQLite file ``db_path``. With a URL, ``db_path`` is only the demo wallet's own file.
+    #: SQLite file ``db_path``.
     database_url: str | None = None
+    #: The demo wallet's own SQLite file (``:memory:``: none); None: ``<db_path>.wallet.db``
+    #: beside the bot's (see :meth:`demo_wallet_file`). Never the bot's own database.
+    demo_wallet_db_path: Path | None = None
     admin_ids: frozenset[int] = frozenset()
     #: Agents' forum supergroups, each with the language its team handles (None: any).
     agent_chats: tuple[tuple[int, str | None], ...] = ()
@@ -305,6 +308,12 @@ class Config:
         """Return the configured time zone."""
         return ZoneInfo(self.timezone)
 
+    @property
+    def demo_wallet_file(self) -> Path:
+        """Return where the demo wallet keeps its own database (:func:`demo_wallet_beside`
+        unless ``demo_wallet_db_path`` says otherwise)."""
+        return self.demo_wallet_db_path or demo_wallet_beside(self.db_path)
+
     def replace(self, **changes: Any) -> Config:
         """Return a copy with ``changes`` applied."""
         return dataclasses.replace(self, **changes)
@@ -317,6 +326,7 @@ _FIELDS: dict[str, tuple[str, Callable[[str, str], Any]]] = {
     "API_FILE_URL": ("api_file_url", _url),
     "DB_PATH": ("db_path", _path),
     "DATABASE_URL": ("database_url", _database_url),
+    "DEMO_WALLET_DB_PATH": ("demo_wallet_db_path", _path),
     "ADMIN_IDS": ("admin_ids", _int_set),
     "AGENT_CHAT_ID": ("agent_chats", _agent_chats),
     "BUSINESS_HOURS": ("business_hours", _hours),
@@ -434,6 +444,14 @@ def load_config(
     if problem:
         raise ConfigError(problem)
     return config
+
+
+def demo_wallet_beside(db_path: Path) -> Path:
+    """Return the demo wallet's own file beside the bot's database ``db_path``:
+    ``tgbot.db`` -> ``tgbot.wallet.db`` (an in-memory bot: an in-memory wallet)."""
+    if str(db_path) == ":memory:":
+        return db_path
+    return db_path.with_name(f"{db_path.stem}.wallet{db_path.suffix or '.db'}")
 
 
 def webhook_problem(config: Config) -> str | None:

@@ -18,7 +18,6 @@ from storage.repos.stats import StatsRepository
 from storage.repos.tickets import Agent, AgentRepository, Ticket, TicketMessage, TicketRepository
 from storage.repos.users import User, UserRepository
 from storage.repos.verifications import Verification, VerificationRepository
-from storage.repos.wallet import WalletRepository
 
 __all__ = [
     "Agent",
@@ -59,8 +58,8 @@ class Repositories:
     """All repositories over one database, e.g. ``repos.users.get(user_id)``.
 
     The database decides the implementation: SQLite's here, PostgreSQL's in
-    :mod:`storage.postgres.repos` (the same classes, methods and results). The demo wallet's
-    repository exists on SQLite only (the demo wallet keeps its own SQLite file).
+    :mod:`storage.postgres.repos` (the same classes, methods and results). The demo wallet
+    is not here: it keeps its own database (:mod:`tgbot.backend.demo_store`).
     """
 
     users: UserRepository
@@ -84,8 +83,6 @@ class Repositories:
         impl: Any = sys.modules[__name__]
         if db.dialect == "postgresql":
             from storage.postgres import repos as impl
-        else:
-            self.wallet = WalletRepository(db)  # type: ignore[arg-type]
         self.users = impl.UserRepository(db)
         self.audit = impl.AuditRepository(db)
         self.inbox = impl.InboxRepository(db)

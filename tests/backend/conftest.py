@@ -1,4 +1,5 @@
-"""Fixtures: a migrated database, a demo wallet on a fake clock, the API server, backends."""
+"""Fixtures: the demo wallet's own database, the demo wallet on a fake clock, the API server,
+backends."""
 
 from __future__ import annotations
 
@@ -7,11 +8,12 @@ from pathlib import Path
 
 import pytest
 
-from storage import Database, WalletRepository, migrate
+from storage import Database
 from tests.backend.fake_server import TEST_KEY, FakeWalletApi
 from tests.backend.spec import checked_client
 from tgbot.backend.base import WalletBackend
 from tgbot.backend.demo import DemoWallet
+from tgbot.backend.demo_store import WalletStore, open_wallet_database
 from tgbot.backend.http import HttpWallet
 
 #: 2026-09-21 14:13:20 UTC: the demo data is seeded relative to this "now".
@@ -41,16 +43,15 @@ def clock() -> FakeClock:
 
 @pytest.fixture
 def db_path(tmp_path: Path) -> Path:
-    """Return where the test database lives."""
-    return tmp_path / "bot.db"
+    """Return where the demo wallet's own database lives."""
+    return tmp_path / "wallet.db"
 
 
 @pytest.fixture
 async def db(db_path: Path) -> AsyncIterator[Database]:
-    """Yield an open, migrated database; close it afterwards."""
-    database = await Database.open(db_path)
+    """Yield the demo wallet's own database, open and migrated; close it afterwards."""
+    database = await open_wallet_database(db_path)
     try:
-        await migrate(database)
         yield database
     finally:
         await database.close()
@@ -59,7 +60,7 @@ async def db(db_path: Path) -> AsyncIterator[Database]:
 @pytest.fixture
 async def demo(db: Database, clock: FakeClock) -> DemoWallet:
     """Return a seeded demo wallet with the default fixed codes."""
-    wallet = DemoWallet(WalletRepository(db), public_url=PUBLIC_URL, clock=clock)
+    wallet = DemoWallet(WalletStore(db), public_url=PUBLIC_URL, clock=clock)
     await wallet.seed()
     return wallet
 

@@ -9,10 +9,11 @@ from pathlib import Path
 
 import pytest
 
-from storage import Database, WalletRepository, migrate
+from storage import Database
 from tests.backend.conftest import PUBLIC_URL, FakeClock
 from tgbot.backend import NotEligible, Transaction, create_backend
 from tgbot.backend.demo import DemoWallet
+from tgbot.backend.demo_store import WalletStore, open_wallet_database
 
 PHONES = ("+8613800138001", "+8613800138002", "+14155550103", "+447700900104")
 
@@ -61,10 +62,9 @@ async def test_seed_includes_merchants_that_need_escaping(demo: DemoWallet):
 async def test_seeding_is_idempotent_and_deterministic(tmp_path: Path, demo: DemoWallet, clock):
     assert await demo.seed() is False
     before = await demo.list_transactions("U1001", limit=100)
-    other = await Database.open(tmp_path / "other.db")
+    other = await open_wallet_database(tmp_path / "other.db")
     try:
-        await migrate(other)
-        twin = DemoWallet(WalletRepository(other), public_url=PUBLIC_URL, clock=clock)
+        twin = DemoWallet(WalletStore(other), public_url=PUBLIC_URL, clock=clock)
         assert await twin.seed() is True
         assert await twin.list_transactions("U1001", limit=100) == before
         ids = [t.id for a in ("U1001", "U1002", "U1003", "U1004", "U1005")
@@ -75,7 +75,7 @@ async def test_seeding_is_idempotent_and_deterministic(tmp_path: Path, demo: Dem
 
 
 async def test_random_codes_never_reach_the_disk(db: Database, db_path: Path, clock: FakeClock):
-    wallet = DemoWallet(WalletRepository(db), public_url=PUBLIC_URL, clock=clock, fixed_codes={})
+    wallet = DemoWallet(WalletStore(db), public_url=PUBLIC_URL, clock=clock, fixed_codes={})
     await wallet.send_code("U1001", "k1")
     (sms,) = await wallet.sms_outbox("+8613800138001")
     code = re.search(r"\d{6}", sms.text)[0]  # type: ignore[index]

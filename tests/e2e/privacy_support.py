@@ -8,9 +8,10 @@ import sqlite3
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from storage import Database, WalletRepository, migrate
+from storage import Database
 from tests.backend.fake_server import FakeWalletApi
 from tgbot.backend.demo import DemoWallet
+from tgbot.backend.demo_store import WalletStore, open_wallet_database
 
 CODE = "246810"
 RIGHTS = {"can_manage_topics": True, "can_delete_messages": True}
@@ -104,9 +105,8 @@ ZH = Persona(
 async def start_wallet(path: Path) -> tuple[FakeWalletApi, Database]:
     """Start the demo wallet's API on its own database (so the bot's files hold only the bot's
     records, and a scan of them means something)."""
-    db = await Database.open(path)
-    await migrate(db)
-    wallet = DemoWallet(WalletRepository(db), public_url="http://wallet.test")
+    db = await open_wallet_database(path)
+    wallet = DemoWallet(WalletStore(db), public_url="http://wallet.test")
     await wallet.seed()
     return await FakeWalletApi(wallet).start(), db
 

@@ -122,7 +122,7 @@ async def test_a_code_past_its_expiry_is_refused_even_if_the_wallet_would_accept
     wallet itself would still take it."""
     bot.app.backend = create_backend(
         "demo",
-        db=bot.app.db,
+        db=bot.app.backend.store.db,  # the demo wallet's own database, on another clock
         public_url=bot.app.config.wallet_public_url,
         fixed_codes={ALICE: CODE},
         clock=lambda: time.time() - 360,
@@ -322,7 +322,10 @@ async def test_no_card_number_or_code_in_database_or_logs(make_bot, tmp_path, ca
         await bot.app.backend.submit_card(session, "4242424242424242")
         await alice.send("my card is 5555 5555 5555 4444")
     await bot.stop()
-    blob = b"".join(p.read_bytes() for p in tmp_path.glob("bot.db*"))
+    # The bot's database and the demo wallet's own file (where the card was bound).
+    files = [*tmp_path.glob("bot.db*"), *tmp_path.glob("bot.wallet.db*")]
+    assert tmp_path / "bot.wallet.db" in files
+    blob = b"".join(p.read_bytes() for p in files)
     logs = caplog.text
     for secret in ("4242424242424242", "5555555555554444", "5555 5555 5555 4444", code):
         assert secret.encode() not in blob

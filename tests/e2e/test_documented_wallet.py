@@ -21,11 +21,11 @@ import pytest
 import handlers.cards as cards_module
 import services.refunds as refunds_service
 from services.refunds import poll_refunds
-from storage import Database, WalletRepository, migrate
 from tests.backend.fake_server import TEST_KEY, FakeWalletApi
 from tests.backend.spec import checked_client
 from tests.backend.test_contract import refundable
 from tgbot.backend.demo import DemoWallet
+from tgbot.backend.demo_store import WalletStore, open_wallet_database
 from tgbot.backend.http import HttpWallet
 from tgbot.context import BotContext
 
@@ -53,9 +53,8 @@ class DocumentedWallet:
 
 @pytest.fixture
 async def wallet(tmp_path) -> AsyncIterator[DocumentedWallet]:
-    db = await Database.open(tmp_path / "wallet.db")
-    await migrate(db)
-    demo = DemoWallet(WalletRepository(db), public_url="http://wallet.test")
+    db = await open_wallet_database(tmp_path / "wallet.db")
+    demo = DemoWallet(WalletStore(db), public_url="http://wallet.test")
     await demo.seed()
     api = await FakeWalletApi(demo).start()
     documented = DocumentedWallet(demo, api)

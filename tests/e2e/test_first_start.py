@@ -65,7 +65,7 @@ async def test_demo_prints_only_its_address_and_serves_the_page_once_seeded(tmp_
         url = text.split("open ", 1)[1].split()[0]
         async with httpx.AsyncClient(timeout=30) as client:
             page = await client.get(url)
-            seeded = _seeded_accounts(tmp_path / "tgbot-demo.db")
+            seeded = _seeded_accounts(tmp_path / "tgbot-demo.wallet.db")
             wallet = (await client.get(url + "demo/api/wallet")).json()
         assert page.status_code == 200
         assert "<html" in page.text.lower()
@@ -80,7 +80,12 @@ async def test_demo_prints_only_its_address_and_serves_the_page_once_seeded(tmp_
     # Stopped after it was up: it says so, and nothing else.
     assert err.decode().strip() == "Stopping the demo...", err.decode()
     # The demo's own files sit in the working directory; its log went to a file.
-    assert {"tgbot-demo.db", "tgbot-demo.log"} <= {p.name for p in tmp_path.iterdir()}
+    files = {p.name for p in tmp_path.iterdir()}
+    assert {"tgbot-demo.db", "tgbot-demo.wallet.db", "tgbot-demo.log"} <= files
+    with sqlite3.connect(tmp_path / "tgbot-demo.db") as conn:  # the bot's records only
+        names = [row[0] for row in conn.execute("SELECT name FROM sqlite_master")]
+    conn.close()
+    assert "users" in names and not [name for name in names if name.startswith("demo_")]
     log = (tmp_path / "tgbot-demo.log").read_text()
     assert "Demo wallet seeded" in log
 

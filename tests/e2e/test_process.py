@@ -20,6 +20,7 @@ from pathlib import Path
 import pytest
 
 from tests.harness import TOKEN
+from tgbot.config import demo_wallet_beside
 from tgbot.sandbox.emulator import TelegramEmulator
 from tgbot.sandbox.models import Caps, Faults
 from tgbot.sandbox.server import EmulatorServer
@@ -381,7 +382,8 @@ async def test_a_refund_confirmed_just_before_a_crash_is_created_once(server, pr
     )
     await bot.kill()
     wallet_refunds = "SELECT COUNT(*) FROM demo_refunds WHERE transaction_id = ?"
-    assert on_disk(bot.db_path, wallet_refunds, tx_id) == 1
+    wallet_file = demo_wallet_beside(bot.db_path)  # the demo wallet's own database
+    assert on_disk(wallet_file, wallet_refunds, tx_id) == 1
     assert on_disk(bot.db_path, "SELECT COUNT(*) FROM inbox WHERE done_at IS NULL") == 1
 
     emu.faults = Faults()
@@ -390,11 +392,13 @@ async def test_a_refund_confirmed_just_before_a_crash_is_created_once(server, pr
         lambda: on_disk(bot.db_path, "SELECT COUNT(*) FROM inbox WHERE done_at IS NULL") == 0,
         what="the press handled again",
     )
-    assert on_disk(bot.db_path, wallet_refunds, tx_id) == 1  # not a second refund
-    with sqlite3.connect(bot.db_path) as db:
+    assert on_disk(wallet_file, wallet_refunds, tx_id) == 1  # not a second refund
+    with sqlite3.connect(wallet_file) as db:
         (refund_id,) = db.execute(
             "SELECT id FROM demo_refunds WHERE transaction_id = ?", (tx_id,)
         ).fetchone()
+    db.close()
+    with sqlite3.connect(bot.db_path) as db:
         mine = db.execute("SELECT id FROM refunds WHERE user_id = ?", (alice.id,)).fetchall()
     assert mine == [(refund_id,)]
     shown = emu.message(alice.id, confirm).data["text"]

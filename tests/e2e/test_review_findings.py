@@ -449,7 +449,7 @@ async def test_f08_a_contact_handled_again_after_a_restart_asks_to_share_again(m
 )
 async def test_f10_wallet_display_names_never_become_markup(bot, name):
     await bot.app.backend.seed()
-    async with bot.app.repos.db.transaction() as conn:
+    async with bot.app.backend.store.db.transaction() as conn:  # the demo wallet's own file
         await conn.execute("UPDATE demo_accounts SET display_name = ? WHERE id = 'U1003'", (name,))
     alice = person(bot, "Alice", ALICE)
     await alice.send("/password")

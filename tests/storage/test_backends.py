@@ -39,17 +39,17 @@ def test_each_postgres_repository_has_the_sqlite_ones_methods(name: str) -> None
 async def test_the_facade_builds_the_repositories_of_its_database(sqlite_db, postgres_db) -> None:
     on_sqlite, on_postgres = Repositories(sqlite_db), Repositories(postgres_db)
     names = [name for name, value in vars(on_postgres).items() if name != "db"]
-    assert names  # every repository the bot uses, the demo wallet's aside
+    assert names  # every repository the bot uses (the demo wallet's is not the bot's)
     for name in names:
         assert type(getattr(on_sqlite, name)).__module__.startswith("storage.repos.")
         assert type(getattr(on_postgres, name)).__module__.startswith("storage.postgres.repos.")
         assert type(getattr(on_sqlite, name)).__name__ == type(getattr(on_postgres, name)).__name__
-    assert set(vars(on_sqlite)) - set(vars(on_postgres)) == {"wallet"}
+    assert set(vars(on_sqlite)) == set(vars(on_postgres))
 
 
 #: Tables only one engine has, and why: SQLite keeps leases in memory (one process per
-#: file) and counts migrations in PRAGMA user_version; the demo wallet's tables stay on
-#: SQLite (``demo_*``); ``sqlite_sequence`` is SQLite's AUTOINCREMENT bookkeeping.
+#: file) and counts migrations in PRAGMA user_version; ``sqlite_sequence`` is SQLite's
+#: AUTOINCREMENT bookkeeping. No ``demo_*`` table on either: the demo wallet has its own file.
 _SQLITE_ONLY = {"sqlite_sequence"}
 _POSTGRES_ONLY = {"leases", "schema_migrations"}
 
@@ -61,7 +61,7 @@ async def test_both_migrated_schemas_have_the_same_tables_and_columns(
     row-to-dataclass mapping) shows here, before a query on the other engine misses it."""
     on_sqlite: dict[str, set[str]] = {}
     for (table,) in await sqlite_db.fetchall("SELECT name FROM sqlite_master WHERE type = 'table'"):
-        if table.startswith("demo_") or table in _SQLITE_ONLY:
+        if table in _SQLITE_ONLY:
             continue
         # table_xinfo: generated columns too (SQLite computes inbox.user_id from the payload).
         rows = await sqlite_db.fetchall("SELECT name FROM pragma_table_xinfo(?)", (table,))

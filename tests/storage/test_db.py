@@ -220,3 +220,91 @@ async def test_unopenable_path_gives_a_clear_error(tmp_path: Path) -> None:
     missing = tmp_path / "no-such-dir" / "bot.db"
     with pytest.raises(StorageError, match="Cannot open database"):
         await Database.open(missing)
+
+
+async def test_a_transaction_on_one_database_does_not_own_another(tmp_path: Path) -> None:
+    # The bot's database and the demo wallet's are two files: a task inside a transaction of
+    # one must not join another task's open transaction on the other (a write there would
+    # be rolled back with that task's work).
+    bot_db = await Database.open(tmp_path / "bot.db")
+    wallet_db = await Database.open(tmp_path / "wallet.db")
+    try:
+        await wallet_db.write("CREATE TABLE t (x INTEGER)")
+        holding = asyncio.Event()
+        in_bot_transaction = asyncio.Event()
+        release = asyncio.Event()
+
+        async def other_task_rolls_back() -> None:
+            with pytest.raises(RuntimeError):
+                async with wallet_db.transaction() as conn:
+                    await conn.execute("INSERT INTO t VALUES (1)")
+                    holding.set()
+                    await release.wait()
+                    raise RuntimeError("rolled back")
+
+        async def writes_inside_bot_transaction() -> None:
+            await holding.wait()
+            async with bot_db.transaction():
+                in_bot_transaction.set()
+                # Sent to the wallet's connection before the other task can roll back.
+                await wallet_db.write("INSERT INTO t VALUES (2)")
+
+        other = asyncio.create_task(other_task_rolls_back())
+        writer = asyncio.create_task(writes_inside_bot_transaction())
+        await in_bot_transaction.wait()
+        release.set()
+        await asyncio.gather(other, writer)
+        assert [row[0] for row in await wallet_db.fetchall("SELECT x FROM t")] == [2]
+    finally:
+        await bot_db.close()
+        await wallet_db.close()
+
+
+async def test_the_bots_database_holds_no_demo_wallet_table(sqlite_db: Database) -> None:
+    assert {t for t in await tables(sqlite_db) if t.startswith("demo_")} == set()
+
+
+@pytest.mark.parametrize("demo_in_use", [True, False])
+async def test_migrating_an_older_database_drops_the_demo_wallet_and_keeps_the_bots_rows(
+    db_path: Path, demo_in_use: bool
+) -> None:
+    # Databases migrated before 0011 have the demo wallet's tables, with demo data: they
+    # go (the demo wallet seeds its own file afresh), the bot's records stay. The refund
+    # feed's cursor goes with the demo wallet that issued it; a real wallet's stays.
+    db = await Database.open(db_path)
+    try:
+        await migrations_module.apply_migrations(db, migrations_module.load_migrations()[:10])
+        async with db.transaction() as conn:
+            await conn.execute("INSERT INTO settings VALUES ('refunds.feed_cursor', '57')")
+            if demo_in_use:
+                await conn.execute("INSERT INTO demo_meta VALUES ('card_pepper', 'p')")
+            await conn.execute(
+                "INSERT INTO users (id, first_name, telegram_language, wallet_account_id, "
+                "created_at, last_seen_at) VALUES (7, 'Li', 'zh', 'U1001', 1, 1)"
+            )
+            await conn.execute(
+                "INSERT INTO demo_accounts (id, display_name, phone, created_at, updated_at) "
+                "VALUES ('U1001', '李雷', '+8613800138001', 1, 1)"
+            )
+            await conn.execute(
+                "INSERT INTO demo_transactions (id, account_id, created_at, amount, currency, "
+                "merchant, status) VALUES ('T1', 'U1001', 1, '9.90', 'CNY', 'Shop', 'success')"
+            )
+            await conn.execute(
+                "INSERT INTO demo_refunds (id, account_id, transaction_id, amount, currency, "
+                "reason, status, created_at, updated_at) "
+                "VALUES ('R1', 'U1001', 'T1', '9.90', 'CNY', 'x', 'submitted', 1, 1)"
+            )
+            await conn.execute(
+                "INSERT INTO demo_refund_changes (refund_id, status, changed_at) "
+                "VALUES ('R1', 'submitted', 1)"
+            )
+        assert "demo_refund_changes" in await tables(db)
+        assert await migrate(db) == (10, latest_version())
+        assert {t for t in await tables(db) if t.startswith("demo_")} == set()
+        row = await db.fetchone("SELECT wallet_account_id FROM users WHERE id = 7")
+        assert row is not None and row[0] == "U1001"
+        cursor = await Repositories(db).settings.get("refunds.feed_cursor")
+        assert cursor == (None if demo_in_use else "57")
+    finally:
+        await db.close()

@@ -24,6 +24,7 @@ def test_environment_values_are_parsed():
             "TGBOT_TOKEN": "123:abc",
             "TGBOT_API_BASE_URL": "http://127.0.0.1:8081/bot",
             "TGBOT_DB_PATH": "/tmp/x.db",
+            "TGBOT_DEMO_WALLET_DB_PATH": "/tmp/w.sqlite",
             "TGBOT_ADMIN_IDS": "1, 2;3",
             "TGBOT_AGENT_CHAT_ID": "-1001, -1002:zh-Hans",
             "TGBOT_BUSINESS_HOURS": "09:00-21:30",
@@ -33,6 +34,7 @@ def test_environment_values_are_parsed():
         }
     )
     assert config.token == "123:abc"
+    assert config.demo_wallet_file == Path("/tmp/w.sqlite")
     assert config.api_file_url == "http://127.0.0.1:8081/file/bot"
     assert config.admin_ids == frozenset({1, 2, 3})
     assert config.agent_chat_ids == (-1001, -1002)

@@ -4,6 +4,10 @@ From the top: the assembly (``tgbot.app``, ``tgbot.cli``, the sandbox demo that 
 bot), the flows (``handlers``), the services (``services``, ``tgbot.privacy``), the
 foundation (the rest of ``tgbot``: context, config, i18n, outbox, backend adapters...) and
 ``storage``. Every import counts, also one inside a function or under ``TYPE_CHECKING``.
+
+Inside the foundation, the wallet adapters (``tgbot.backend``) reach storage only for its
+SQLite connection and migration runner: the demo wallet keeps its own database, never the
+bot's repositories; and ``storage`` (the bot's records only) imports no wallet.
 """
 
 from __future__ import annotations
@@ -39,6 +43,11 @@ PREFIXES: list[tuple[str, int]] = [
 ]
 
 
+#: What the wallet adapters may import of ``storage``: the connection and the migration
+#: runner for the demo wallet's own database, not the bot's records.
+BACKEND_MAY_USE = ("storage.db", "storage.migrations", "storage.errors")
+
+
 @dataclass(frozen=True)
 class Violation:
     """An import that runs against the layers."""
@@ -52,6 +61,19 @@ class Violation:
             f"{self.module}:{self.line} ({LAYER_NAMES[layer_of(self.module)]}) imports "
             f"{self.imported} ({LAYER_NAMES[layer_of(self.imported)]})"
         )
+
+
+def _within(module: str, prefix: str) -> bool:
+    return module == prefix or module.startswith(prefix + ".")
+
+
+def wallet_violation(module: str, imported: str) -> bool:
+    """Whether the import crosses the wall between the bot's storage and the wallet: a wallet
+    adapter importing storage beyond :data:`BACKEND_MAY_USE` (the bot's repositories, its
+    facade ``storage``), or storage importing a wallet adapter."""
+    if _within(module, "tgbot.backend") and _within(imported, "storage"):
+        return not any(_within(imported, allowed) for allowed in BACKEND_MAY_USE)
+    return _within(module, "storage") and _within(imported, "tgbot.backend")
 
 
 def layer_of(module: str) -> int:
@@ -96,13 +118,14 @@ def imported_modules(root: Path, path: Path) -> list[tuple[int, str]]:
 
 
 def violations(root: Path) -> list[Violation]:
-    """Return every import under ``root`` that goes to a layer above the importer's."""
+    """Return every import under ``root`` that goes to a layer above the importer's, or
+    across the wall between the bot's storage and the wallet adapters."""
     bad = []
     for package in PACKAGES:
         for path in sorted((root / package).rglob("*.py")):
             module = module_name(root, path)
             for line, imported in imported_modules(root, path):
-                if layer_of(imported) > layer_of(module):
+                if layer_of(imported) > layer_of(module) or wallet_violation(module, imported):
                     bad.append(Violation(module, line, imported))
     return bad
 
@@ -151,7 +174,15 @@ def test_a_planted_wrong_import_is_caught(tmp_path: Path) -> None:
             "handlers/flow.py": "def f():\n    from tgbot import app\n",
             "storage/repo.py": "from tgbot.config import Config\nfrom . import db\n",
             "storage/db.py": "",
+            "storage/migrations.py": "",
+            "storage/repos/__init__.py": "",
+            "storage/repos/wallet.py": "from tgbot.backend.demo_store import WalletStore\n",
             "tgbot/config.py": "",
+            "tgbot/backend/__init__.py": "from storage import Database\n",
+            "tgbot/backend/demo.py": "from storage.repos.wallet import WalletStore\n",
+            "tgbot/backend/demo_store.py": (
+                "from storage.db import Database\nfrom storage.migrations import migrate\n"
+            ),
         },
     )
     found = {(v.module, v.imported) for v in violations(root)}
@@ -160,4 +191,8 @@ def test_a_planted_wrong_import_is_caught(tmp_path: Path) -> None:
         ("services.desk", "handlers.common"),
         ("handlers.flow", "tgbot.app"),  # inside a function too
         ("storage.repo", "tgbot.config"),
+        # The wall between the bot's records and the demo wallet's own database.
+        ("storage.repos.wallet", "tgbot.backend.demo_store"),
+        ("tgbot.backend", "storage"),  # the facade brings the bot's repositories
+        ("tgbot.backend.demo", "storage.repos.wallet"),
     }

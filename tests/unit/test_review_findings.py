@@ -74,11 +74,10 @@ def test_f01_webhook_secret_must_be_what_telegram_accepts(secret):
 
 
 async def test_f05_wallet_pages_of_tgbot_run_have_no_sms_outbox(tmp_path):
-    from storage import Database, WalletRepository, migrate
+    from tgbot.backend.demo_store import WalletStore, open_wallet_database
 
-    db = await Database.open(tmp_path / "wallet.db")
-    await migrate(db)
-    wallet = DemoWallet(WalletRepository(db), public_url="http://127.0.0.1:1")
+    db = await open_wallet_database(tmp_path / "wallet.db")
+    wallet = DemoWallet(WalletStore(db), public_url="http://127.0.0.1:1")
     await wallet.seed()
     await wallet.send_code("U1001", "sms-1")
     assert await wallet.sms_outbox()  # a live code exists: the page would show it

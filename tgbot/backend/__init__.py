@@ -32,7 +32,7 @@ from .base import (
 )
 
 if TYPE_CHECKING:
-    from storage import Database
+    from storage.db import Database
 
 #: Where the demo wallet's pages are served unless configured otherwise.
 DEFAULT_PUBLIC_URL = "http://127.0.0.1:8766"
@@ -51,9 +51,10 @@ def create_backend(
     """Return the wallet backend of ``kind``.
 
     Args:
-        kind: ``"demo"`` (needs ``db``, a migrated database; seeded at first use) or
-            ``"http"`` (needs ``base_url``).
-        db: the bot's database, for the demo wallet's tables.
+        kind: ``"demo"`` (needs ``db``; seeded at first use) or ``"http"`` (needs
+            ``base_url``).
+        db: the demo wallet's own database, from
+            :func:`~tgbot.backend.demo_store.open_wallet_database` (never the bot's).
         base_url: the wallet API root, for ``"http"``.
         api_key: the wallet API key, for ``"http"``.
         public_url: where the demo wallet's pages are served (reset and card links).
@@ -64,13 +65,12 @@ def create_backend(
     """
     if kind == "demo":
         if db is None:
-            raise ValueError("the demo backend needs the bot's database (db=...)")
-        from storage.repos.wallet import WalletRepository
-
+            raise ValueError("the demo backend needs its own database (db=...)")
         from .demo import DemoWallet
+        from .demo_store import WalletStore
 
         return DemoWallet(
-            WalletRepository(db),
+            WalletStore(db),
             public_url=public_url,
             fixed_codes=fixed_codes,
             **options,  # type: ignore[arg-type]

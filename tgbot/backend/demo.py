@@ -1,4 +1,4 @@
-"""The demo wallet: a self-contained :class:`WalletBackend` in the bot's own database.
+"""The demo wallet: a self-contained :class:`WalletBackend` with its own database.
 
 Seeded at first use with the accounts in ``docs/demo-accounts.md`` (cards, ~50 transactions
 each over the last 90 days in every status). Its SMS go to an outbox the sandbox page shows;
@@ -23,16 +23,6 @@ from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any, TypeVar
 
-from storage.repos.wallet import (
-    WalletAccount,
-    WalletBinding,
-    WalletCard,
-    WalletRefund,
-    WalletRepository,
-    WalletToken,
-    WalletTransaction,
-)
-
 from .base import (
     Account,
     Binding,
@@ -52,6 +42,15 @@ from .base import (
     TransactionPage,
 )
 from .cards import BANK_REFUSED_NUMBER, bank_of, card_hash, digits_only, luhn_valid
+from .demo_store import (
+    WalletAccount,
+    WalletBinding,
+    WalletCard,
+    WalletRefund,
+    WalletStore,
+    WalletToken,
+    WalletTransaction,
+)
 from .wire import from_wire, to_wire
 
 log = logging.getLogger(__name__)
@@ -185,7 +184,8 @@ class DemoWallet:
     """A self-contained demo wallet (see the module docstring and ``docs/demo-accounts.md``).
 
     Args:
-        repo: the demo wallet's tables in the bot's (migrated) database.
+        repo: the demo wallet's own database
+            (:func:`~tgbot.backend.demo_store.open_wallet_database`).
         public_url: where :mod:`tgbot.backend.pages` is served, for reset and card links.
         fixed_codes: phone -> one-time code for demo/test numbers; None gives every demo
             phone :data:`DEFAULT_DEMO_CODE`, ``{}`` makes all codes random.
@@ -197,7 +197,7 @@ class DemoWallet:
 
     def __init__(
         self,
-        repo: WalletRepository,
+        repo: WalletStore,
         *,
         public_url: str,
         fixed_codes: Mapping[str, str] | None = None,
@@ -838,8 +838,13 @@ class DemoWallet:
         merged = sorted([*stored, *volatile], key=lambda m: m.sent_at)
         return merged[-limit:]
 
+    @property
+    def store(self) -> WalletStore:
+        """Return the demo wallet's own database (for the sandbox, benchmarks and tests)."""
+        return self._repo
+
     async def close(self) -> None:
-        """Nothing to release: the database belongs to the application."""
+        """Nothing to release: whoever opened the wallet's database closes it."""
 
 
 # -- conversions ---------------------------------------------------------------------------

@@ -140,6 +140,7 @@ def demo_config(config: Config, server: EmulatorServer, world: DemoWorld, db_pat
         api_file_url=server.base_file_url,
         db_path=db_path,
         database_url=None,  # the demo's own file, never a real bot's PostgreSQL
+        demo_wallet_db_path=None,  # the demo wallet's own file beside it (<db>.wallet.db)
         admin_ids=frozenset({world.admin.user_id}),
         webhook_url=None,
         demo=True,
@@ -207,7 +208,7 @@ async def start_demo(
         config: the bot's configuration (token, URLs, group and admin are replaced).
         host: the address to listen on (loopback unless you mean to share the page).
         port: the port of the page and of the emulated Bot API (0 picks a free one).
-        db_path: the demo's own database.
+        db_path: the demo's own database (the demo wallet's is ``<db>.wallet.db`` beside it).
         emu: an emulator to use (tests pass one with caps off); a fresh strict one by default.
         poll_timeout: the long-polling timeout in seconds, as with Telegram.
     """

@@ -1,8 +1,12 @@
-"""The demo wallet's records: accounts, cards, transactions, codes, tokens, bindings, refunds.
+"""The demo wallet's own database: accounts, cards, transactions, codes, tokens, bindings,
+refunds.
 
-Only :mod:`tgbot.backend.demo` uses this repository; a real wallet keeps these in its own
-systems. Amounts are ``Decimal`` (stored as text), times unix seconds. One-time codes are
-stored as salted hashes and card numbers only as a keyed hash plus bank and last four digits.
+Only :mod:`tgbot.backend.demo` uses it; a real wallet keeps these in its own systems, and the
+bot's database (``storage``) never holds them. The demo wallet's SQLite file (or ``:memory:``)
+has its own numbered migrations, ``tgbot/backend/demo_migrations/``, run by
+:func:`open_wallet_database`. Amounts are ``Decimal`` (stored as text), times unix seconds.
+One-time codes are stored as salted hashes and card numbers only as a keyed hash plus bank and
+last four digits.
 """
 
 from __future__ import annotations
@@ -11,11 +15,14 @@ from collections.abc import AsyncIterator, Iterable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, fields
 from decimal import Decimal
+from functools import cache
+from pathlib import Path
 from typing import Any
 
 import aiosqlite
 
 from storage.db import Database
+from storage.migrations import Migration, apply_migrations, read_migrations
 
 
 @dataclass(frozen=True, slots=True)
@@ -201,8 +208,31 @@ def _refund(row: aiosqlite.Row) -> WalletRefund:
 _BINDING_FIELDS = frozenset(_names(WalletBinding)) - {"id", "account_id", "session"}
 
 
-class WalletRepository:
-    """The demo wallet's tables (``demo_*``).
+@cache
+def wallet_migrations() -> tuple[Migration, ...]:
+    """Return the demo wallet's migrations (``demo_migrations/NNNN_name.sql``)."""
+    return read_migrations(__package__ or "tgbot.backend", "demo_migrations")
+
+
+async def open_wallet_database(path: str | Path) -> Database:
+    """Open (creating if needed) the demo wallet's SQLite file, or ``":memory:"``, and bring
+    it to the last of its migrations.
+
+    Raises:
+        StorageError: it cannot be opened, or it is not a demo wallet's database (e.g. the
+            bot's own file, whose schema version is higher).
+    """
+    db = await Database.open(path)
+    try:
+        await apply_migrations(db, wallet_migrations())
+    except BaseException:
+        await db.close()
+        raise
+    return db
+
+
+class WalletStore:
+    """The demo wallet's tables (``demo_*``) in its own database.
 
     Each mutating method is one transaction; :meth:`atomic` groups several into one
     (transactions nest through savepoints), e.g. an idempotency check with the work it guards.
@@ -210,6 +240,11 @@ class WalletRepository:
 
     def __init__(self, db: Database) -> None:
         self._db = db
+
+    @property
+    def db(self) -> Database:
+        """Return the demo wallet's database."""
+        return self._db
 
     @asynccontextmanager
     async def atomic(self) -> AsyncIterator[None]:
