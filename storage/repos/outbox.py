@@ -315,13 +315,24 @@ class OutboxRepository:
             f"UPDATE outbox SET {assignments}, updated_at = ? WHERE id = ?", (*params, now, id)
         )
 
-    async def reset_in_flight(self, now: float | None = None) -> int:
-        """Return calls left ``sending`` by a crash to ``pending``; call once at start-up."""
+    async def reset_in_flight(
+        self,
+        now: float | None = None,
+        *,
+        lanes: tuple[int, int] = ALL_LANES,
+        claimed_before: float | None = None,
+    ) -> int:
+        """Return calls left ``sending`` by a crash to ``pending``; return how many.
+
+        Called once at start-up (one process per SQLite file); ``lanes`` and
+        ``claimed_before`` narrow it as on PostgreSQL, where several workers send.
+        """
         now = time.time() if now is None else now
         async with self._db.transaction() as conn:
             cursor = await conn.execute(
-                "UPDATE outbox SET status = 'pending', updated_at = ? WHERE status = 'sending'",
-                (now,),
+                "UPDATE outbox SET status = 'pending', updated_at = ? WHERE status = 'sending' "
+                "AND lane BETWEEN ? AND ? AND updated_at < ?",
+                (now, *lanes, now + 1 if claimed_before is None else claimed_before),
             )
             return cursor.rowcount
 
