@@ -125,10 +125,13 @@ class WalletApplication(Application):
             if before != after:
                 _LOGGER.info("Database migrated from version %s to %s", before, after)
             self._storage.repos = Repositories(db)
+            if self.cluster is not None:
+                self.cluster.open()
             self.backend = _make_backend(self.config, await self._wallet_database(db))
             assert isinstance(self.update_queue, InboxQueue)
             self.update_queue.inbox = self.repos.inbox
             self.outbox = OutboxWorker(self.bot, self.repos)
+            self.outbox.whole_chats = self.cluster is not None
             self.desk = SupportDesk(self.bot, self.repos, self.outbox, self.config)
             self.broadcaster = Broadcaster(self, self.repos, self.outbox)
             self.privacy = PrivacyService(self, self.repos)

@@ -34,7 +34,8 @@ import os
 import socket
 import time
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections import Counter
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from contextlib import asynccontextmanager
 from typing import Any
 
@@ -86,6 +87,24 @@ class Cluster:
         self._conversations: list[ConversationHandler] | None = None
         #: How many updates this worker handled that another worker had received.
         self.adopted = 0
+        #: Chats and users this worker holds now (it may write their persistence rows).
+        self._held: Counter[int] = Counter()
+
+    def may_write(self, id: int) -> bool:
+        """Whether this worker holds the chat (or the user's chat) ``id`` right now."""
+        return self._held[id] > 0
+
+    @contextlib.contextmanager
+    def _holding(self, *ids: int | None) -> Iterator[None]:
+        held = [id for id in ids if id is not None]
+        self._held.update(held)
+        try:
+            yield
+        finally:
+            self._held.subtract(held)
+            for id in held:
+                if self._held[id] <= 0:
+                    del self._held[id]
 
     # -- per update ------------------------------------------------------------------
 
@@ -102,22 +121,29 @@ class Cluster:
         try:
             while True:
                 async with self.locks.hold(*key):
-                    if await self.app.repos.inbox.is_done(update.update_id):
-                        return  # another worker handled it (this one was slow): not twice
-                    earlier = await self._earlier(key, update.update_id)
-                    if not earlier or loop.time() >= give_up_waiting:
-                        for stored in earlier:
-                            await self._handle_stored(stored)
-                        await self._refresh_states(update)
-                        await coroutine
-                        coroutine = None  # type: ignore[assignment]
-                        await self._finish(update)
-                        return
+                    with self._holding(*self._ids(update)):
+                        if await self.app.repos.inbox.is_done(update.update_id):
+                            return  # another worker handled it (this one was slow): not twice
+                        earlier = await self._earlier(key, update.update_id)
+                        if not earlier or loop.time() >= give_up_waiting:
+                            for stored in earlier:
+                                await self._handle_stored(stored)
+                            await self._refresh_states(update)
+                            _LOGGER.debug("Handling update %s of chat %s", update.update_id, key)
+                            await coroutine
+                            coroutine = None  # type: ignore[assignment]
+                            await self._finish(update)
+                            return
                 # The chat's earlier update is another worker's: let it go first.
                 await asyncio.sleep(0.005)
         finally:
             if coroutine is not None and hasattr(coroutine, "close"):
                 coroutine.close()  # never awaited: handled elsewhere
+
+    @staticmethod
+    def _ids(update: Update) -> tuple[int | None, ...]:
+        user, chat = update.effective_user, update.effective_chat
+        return (user.id if user else None, chat.id if chat else None)
 
     async def _earlier(self, key: tuple[int, int | None], update_id: int) -> list[Update]:
         rows = await self.app.repos.inbox.pending_in_chat(key[0], update_id)
@@ -132,12 +158,17 @@ class Cluster:
         """Handle an update another worker stored (from the inbox's copy of it)."""
         self.adopted += 1
         _LOGGER.info("Handling update %s that another worker received", update.update_id)
-        await self._refresh_states(update)
-        await self.app.process_update(update)
-        await self._finish(update)
+        with self._holding(*self._ids(update)):
+            await self._refresh_states(update)
+            await self.app.process_update(update)
+            await self._finish(update)
 
     async def _finish(self, update: object) -> None:
         """Write the update's states and data through, then mark it done (chat still held)."""
+        if isinstance(update, Update) and update.effective_user is not None:
+            # PTB marks an update's user for writing only when no handler raised
+            # ApplicationHandlerStop, which every flow step does.
+            self.app.mark_data_for_update_persistence(user_ids=update.effective_user.id)
         await self.app.update_persistence()
         if isinstance(update, Update):
             await self.app.repos.inbox.mark_done(update.update_id)
@@ -184,22 +215,24 @@ class Cluster:
         an update, e.g. a job ending a flow); write them through at the end."""
         assert self.locks is not None, "the cluster is not open"
         async with self.locks.hold(chat_id):
-            await self.app.persistence.refresh_user_data(user_id, self.app.user_data[user_id])
-            keyed = []
-            for handler in self._persistent_conversations():
-                key = tuple(
-                    part
-                    for part, used in (
-                        (chat_id, handler.per_chat),
-                        (user_id, handler.per_user),
-                    )
-                    if used
-                )
-                if key and not handler.per_message:
-                    keyed.append((handler, key))
-            await self._refresh_keys(keyed)
-            yield
-            await self.app.update_persistence()
+            with self._holding(user_id, chat_id):
+                await self._user_loaded(user_id, chat_id)
+                yield
+                self.app.mark_data_for_update_persistence(user_ids=user_id)
+                await self.app.update_persistence()
+
+    async def _user_loaded(self, user_id: int, chat_id: int) -> None:
+        await self.app.persistence.refresh_user_data(user_id, self.app.user_data[user_id])
+        keyed = []
+        for handler in self._persistent_conversations():
+            key = tuple(
+                part
+                for part, used in ((chat_id, handler.per_chat), (user_id, handler.per_user))
+                if used
+            )
+            if key and not handler.per_message:
+                keyed.append((handler, key))
+        await self._refresh_keys(keyed)
 
     async def stored_user_data(self) -> dict[int, dict[Any, Any]]:
         """Return every user's stored data (the other workers' users too)."""
@@ -207,11 +240,15 @@ class Cluster:
 
     # -- duties ----------------------------------------------------------------------
 
+    def open(self) -> None:
+        """Make the chat locks (before the first update: the webhook serves before start)."""
+        self.locks = ChatLocks(self.app.db)
+        self.app.persistence.may_write = self.may_write
+
     async def start(
         self, gain: Callable[[], Awaitable[None]], lose: Callable[[], Awaitable[None]]
     ) -> None:
-        """Open the chat locks and start competing for the duties lease."""
-        self.locks = ChatLocks(self.app.db)
+        """Start competing for the duties lease."""
         self._gain, self._lose = gain, lose
         await self._tick()  # the first worker takes the duties before it serves
         self._task = asyncio.create_task(self._run(), name="cluster-duties")

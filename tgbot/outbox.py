@@ -89,6 +89,8 @@ class OutboxWorker:
         self._busy = 0
         self._stopping = False
         self._halted = [False for _ in _LOOPS]
+        #: Several workers: claim whole chats (one chat's sends never in two workers).
+        self.whole_chats = False
 
     def on_sent(self, kind: str, hook: SentHook) -> None:
         """Call ``hook(item, result)`` after each message of ``kind`` is sent."""
@@ -221,7 +223,10 @@ class OutboxWorker:
                 # Cleared before claiming: a wake during the claim is not lost.
                 self._wakes[index].clear()
                 items = await self._repos.outbox.claim_due(
-                    limit=_BATCH, exclude_chats=self._blocked_chats(), lanes=lanes
+                    limit=_BATCH,
+                    exclude_chats=self._blocked_chats(),
+                    lanes=lanes,
+                    whole_chats=self.whole_chats,
                 )
                 if items:
                     self._busy += 1

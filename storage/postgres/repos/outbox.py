@@ -146,16 +146,24 @@ class OutboxRepository:
         limit: int = 100,
         exclude_chats: Collection[int] = frozenset(),
         lanes: tuple[int, int] = ALL_LANES,
+        whole_chats: bool = False,
     ) -> list[OutboxItem]:
         """Mark the calls :meth:`due` would return as in flight and return them as claimed.
 
         Rows another worker is claiming (or changing) right now are skipped, not waited for,
-        and a row is claimed by one worker only (``FOR UPDATE SKIP LOCKED``). Whole chats:
-        a chat with a call of these lanes in flight is skipped, and claims of one lane range
-        take turns (a transaction advisory lock), so two workers never send one chat's
-        messages at once, out of order.
+        and a row is claimed by one worker only (``FOR UPDATE SKIP LOCKED``). With
+        ``whole_chats`` (several workers), a chat with a call of these lanes in flight is
+        skipped, and claims of one lane range take turns (a transaction advisory lock), so
+        two workers never send one chat's messages at once, out of order.
         """
         now = time.time() if now is None else now
+        if not whole_chats:
+            rows = await self._db.write(
+                f"UPDATE outbox SET status = 'sending', updated_at = $1 "
+                f"WHERE id IN (SELECT id {_DUE} FOR UPDATE SKIP LOCKED) RETURNING {_COLUMNS}",
+                (now, *lanes, _ids(exclude_chats), limit),
+            )
+            return sorted((_item(row) for row in rows), key=lambda item: (item.lane, item.id))
         async with self._db.transaction():
             await self._db.execute(
                 "SELECT pg_advisory_xact_lock($1)", (self._db.key("outbox-claim", *lanes),)
