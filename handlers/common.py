@@ -24,7 +24,7 @@ import functools
 import logging
 import time
 import warnings
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from typing import Any
 
 from telegram import InlineKeyboardButton, InlineKeyboardMarkup, Message, Update
@@ -292,6 +292,19 @@ def clear_flow_data(application: Any, user_id: int) -> None:
     if data:
         data.clear()
         application.mark_data_for_update_persistence(user_ids=user_id)
+
+
+@contextlib.asynccontextmanager
+async def user_in_sync(application: Any, user_id: int) -> AsyncIterator[None]:
+    """Hold a user's private chat with their flow as stored, for work outside their updates
+    (a job): several workers share the database (``application.cluster``), and another may
+    have moved the user on. Nothing to do for one process."""
+    cluster = getattr(application, "cluster", None)
+    if cluster is None:
+        yield
+        return
+    async with cluster.user(user_id, user_id):
+        yield
 
 
 def end_flow_of(application: Any, user_id: int, chat_id: int | None = None) -> str | None:

@@ -35,6 +35,7 @@ from .common import (
     main_menu_markup,
     make_inert,
     show_main_menu,
+    user_in_sync,
 )
 from .handoff import relay_scrubbed
 from .verify import close_reply_keyboard
@@ -333,24 +334,28 @@ async def expire_flows(context: BotContext) -> None:
     app = context.application
     timeout = app.config.flow_timeout
     now = time.time()
+    cluster = getattr(app, "cluster", None)
+    # Several workers: the flows of users other workers served are in the database only.
+    users = await cluster.stored_user_data() if cluster is not None else app.user_data
     expired = [
         user_id
-        for user_id, data in app.user_data.items()
+        for user_id, data in users.items()
         if data.get(FLOW_KEY) and is_expired(data[FLOW_KEY], timeout, now)
     ]
     for user_id in expired:
-        # Telling the previous users awaited: look again, this user may have just acted.
-        record = (app.user_data.get(user_id) or {}).get(FLOW_KEY)
-        if not record or not is_expired(record, timeout, time.time()):
-            continue
-        end_flow_of(app, user_id)
-        context.tr = await translator_for(context, user_id)
-        await app.outbox.enqueue(
-            user_id,
-            "sendMessage",
-            {
-                "text": timed_out_text(context, timeout),
-                "reply_markup": main_menu_markup(context).to_dict(),
-            },
-            kind="flow-timeout",
-        )
+        async with user_in_sync(app, user_id):
+            # Telling the previous users awaited: look again, this user may have just acted.
+            record = (app.user_data.get(user_id) or {}).get(FLOW_KEY)
+            if not record or not is_expired(record, timeout, time.time()):
+                continue
+            end_flow_of(app, user_id)
+            context.tr = await translator_for(context, user_id)
+            await app.outbox.enqueue(
+                user_id,
+                "sendMessage",
+                {
+                    "text": timed_out_text(context, timeout),
+                    "reply_markup": main_menu_markup(context).to_dict(),
+                },
+                kind="flow-timeout",
+            )

@@ -41,6 +41,9 @@ class Broadcaster:
         self._task: asyncio.Task | None = None
         self._last_progress: dict[int, float] = {}
         self._recalled: dict[int, bool] = {}  # broadcast id -> recalled (read once, kept)
+        #: Several workers share the database: a recall may come from another process, so
+        #: "not recalled" is never kept (read again for each delivered notice).
+        self.shared = False
         outbox.on_sent("broadcast", self._sent)
         outbox.on_failed("broadcast", self._failed)
 
@@ -138,11 +141,16 @@ class Broadcaster:
         broadcast_id = int(item.ref or 0)
         message_id = getattr(result, "message_id", None)
         recalled = self._recalled.get(broadcast_id) if message_id is not None else False
-        if recalled is None:  # once per broadcast and process: one instance runs (the lock)
+        if recalled is None:
             # Read before the recipient is written: the broadcast first, then its recipients,
             # as a cancel or a pause locks them (on PostgreSQL the opposite order deadlocks).
+            # Inside the hook's transaction this read locks the broadcast (PostgreSQL): a
+            # recall committing meanwhile, in any worker, is either seen here or sees this
+            # delivery in the sent messages it deletes.
             broadcast = await self._repos.broadcasts.get(broadcast_id)
-            recalled = self._recalled[broadcast_id] = bool(broadcast and broadcast.recalled_at)
+            recalled = bool(broadcast and broadcast.recalled_at)
+            if recalled or not self.shared:  # one process: only its own cancel recalls
+                self._recalled[broadcast_id] = recalled
         await self._repos.broadcasts.delivered(broadcast_id, item.chat_id, message_id)
         if recalled:
             # In flight when the recall read the sent messages: delete this one too.

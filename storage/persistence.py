@@ -84,6 +84,11 @@ class DatabasePersistence(BasePersistence[dict[Any, Any], dict[Any, Any], dict[A
         # every user it saw an update from, changed or not, and most updates change nothing.
         self._stored: dict[str, dict[int, str]] = {"user": {}, "chat": {}}
         self._states: dict[tuple[str, str], str] = {}
+        #: Several workers: whether this process may write a user's (or conversation's
+        #: chat's) rows now, i.e. it holds that chat (tgbot.cluster). A write at another
+        #: time (PTB's timer after a task it started ended) would put back an older copy
+        #: over what another worker wrote meanwhile.
+        self.may_write: Callable[[int], bool] | None = None
 
     async def database(self) -> BotDatabase:
         """Return the database, calling the constructor's opener if none is open."""
@@ -181,6 +186,8 @@ class DatabasePersistence(BasePersistence[dict[Any, Any], dict[Any, Any], dict[A
         """Store a conversation's new state; None (ended) deletes its row. With one writer,
         unchanged states (PTB hands over every conversation an update touched) are not
         written again; with several (refresh_from_database) every state is written."""
+        if self.may_write is not None and key and not self.may_write(key[0]):  # type: ignore[arg-type]
+            return
         key_json = _key_json(key)
         state = None if new_state is None else codec.dumps(new_state)
         if not self._refresh and self._states.get((name, key_json)) == state:
@@ -200,6 +207,8 @@ class DatabasePersistence(BasePersistence[dict[Any, Any], dict[Any, Any], dict[A
         await self._store_row("chat", chat_id, data)
 
     async def _store_row(self, kind: Kind, id: int, data: dict[Any, Any]) -> None:
+        if self.may_write is not None and not self.may_write(id):
+            return
         # Encode before writing, so a bad value fails without holding the lock.
         text = codec.dumps(data) if data else None
         stored = self._stored[kind]
@@ -228,6 +237,8 @@ class DatabasePersistence(BasePersistence[dict[Any, Any], dict[Any, Any], dict[A
 
     async def drop_user_data(self, user_id: int) -> None:
         """Delete one user's user_data."""
+        if self.may_write is not None and not self.may_write(user_id):
+            return
         await (await self.rows()).store("user", user_id, None)
         self._stored["user"].pop(user_id, None)
 

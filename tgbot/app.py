@@ -38,6 +38,7 @@ from storage import (
 )
 from storage.batch import GroupCommit
 
+from .cluster import Cluster
 from .config import Config
 from .context import BotContext
 from .lanes import LaneRateLimiter
@@ -98,6 +99,14 @@ class WalletApplication(Application):
         self._stop_requested = False
         self._startup_complete = False
         self._done_marks: GroupCommit[int] = GroupCommit(self._write_done_marks)
+        #: Several workers on PostgreSQL (webhook mode): this worker's part; None for one
+        #: process (SQLite, or polling).
+        self.cluster: Cluster | None = None
+        if config.database_url and config.webhook_url:
+            self.cluster = Cluster(
+                self, lease_ttl=config.lease_ttl, recover_after=config.recover_after
+            )
+        self._duty_jobs: list[Any] = []
 
     @property
     def db(self) -> BotDatabase:
@@ -120,16 +129,22 @@ class WalletApplication(Application):
             if before != after:
                 _LOGGER.info("Database migrated from version %s to %s", before, after)
             self._storage.repos = Repositories(db)
+            if self.cluster is not None:
+                self.cluster.open()
             self.backend = _make_backend(self.config, await self._wallet_database())
             assert isinstance(self.update_queue, InboxQueue)
             self.update_queue.inbox = self.repos.inbox
             self.outbox = OutboxWorker(self.bot, self.repos)
+            self.outbox.whole_chats = self.cluster is not None
             self.desk = SupportDesk(self.bot, self.repos, self.outbox, self.config)
             self.broadcaster = Broadcaster(self, self.repos, self.outbox)
             self.privacy = PrivacyService(self, self.repos)
             await self.privacy.load()  # the privacy gate knows whom to hold back at once
             await super().initialize()
-            await self._replay_inbox()
+            if self.cluster is None:
+                # Several workers: a live worker's unfinished updates are its own; those of
+                # a dead one are handed out by the duties holder (tgbot.cluster).
+                await self._replay_inbox()
         except BaseException:
             await self._close_storage()
             raise
@@ -179,7 +194,8 @@ class WalletApplication(Application):
         if self.config.database_url:
             db = await open_database(self.config.database_url)
             self._storage.db = db
-            await db.lock_instance()  # type: ignore[attr-defined]
+            if self.cluster is None:  # polling: one consumer (webhook: workers share it)
+                await db.lock_instance()  # type: ignore[attr-defined]
             return db
         self._lock.acquire()
         db = await Database.open(self.config.db_path)
@@ -206,18 +222,36 @@ class WalletApplication(Application):
         await self.update_queue.replay(updates)  # type: ignore[attr-defined]
 
     async def start(self) -> None:
-        """Start PTB, the outbox worker and the housekeeping jobs."""
+        """Start PTB, the outbox worker and the housekeeping jobs (with several workers,
+        the once-per-deployment ones only while this worker holds the duties lease)."""
         if self._stop_requested:  # stopped while the updater was starting: start nothing
             self._stop_after_startup()
             return
         await super().start()
         assert self.outbox is not None
-        await self.outbox.start()
+        await self.outbox.start(bulk=self.cluster is None)
         await self._publish_commands()
         assert self.desk is not None and self.broadcaster is not None
         await self.desk.start()
+        if self.cluster is None:
+            await self._start_duties()
+        else:
+            self.broadcaster.shared = True
+            await self.cluster.start(self._start_duties, self._stop_duties)
+        self._stop_after_startup()
+
+    async def _start_duties(self) -> None:
+        """Start what runs once per deployment: the broadcast feeder, resumed erasures, the
+        wallet's webhook and pages, the scheduled jobs (the refund poller among them), and
+        with several workers the bulk send lanes."""
+        assert self.broadcaster is not None and self.privacy is not None
+        assert self.outbox is not None
+        if self.cluster is not None:
+            await self.outbox.start_bulk()
         await self.broadcaster.start()
-        assert self.privacy is not None
+        if self.cluster is not None:
+            # Resume what another worker's stop (or death) interrupted.
+            await self.privacy.load()
         await self.privacy.start()  # erasures a stop interrupted resume
         if self.config.refund_webhook_secret:
             from .context import BotContext
@@ -239,44 +273,44 @@ class WalletApplication(Application):
             )
             _LOGGER.info("Demo wallet pages at %s", self.config.wallet_public_url)
         if self.job_queue is not None:
-            self.job_queue.run_repeating(
-                expire_flows,
-                interval=min(30.0, self.config.flow_timeout / 4),
-                first=1.0,
-                name="expire-flows",
-            )
-            self.job_queue.run_repeating(
-                jobs.prune_inbox, interval=3600.0, first=60.0, name="prune-inbox"
-            )
-            self.job_queue.run_repeating(
-                jobs.check_groups, interval=600.0, first=600.0, name="check-agent-groups"
-            )
-            self.job_queue.run_repeating(
-                jobs.remind_unclaimed, interval=60.0, first=60.0, name="remind-unclaimed"
-            )
-            self.job_queue.run_repeating(
-                refresh_queue, interval=30.0, first=30.0, name="refresh-queue"
-            )
-            self.job_queue.run_repeating(
-                jobs.purge, interval=self.config.retention_purge_interval, first=30.0, name="purge"
-            )
-            self.job_queue.run_repeating(
-                poll_refunds,
-                interval=self.config.refund_poll_interval,
-                first=min(5.0, self.config.refund_poll_interval),
-                name="poll-refunds",
-            )
-        self._stop_after_startup()
+            queue = self.job_queue
+            self._duty_jobs = [
+                queue.run_repeating(
+                    expire_flows,
+                    interval=min(30.0, self.config.flow_timeout / 4),
+                    first=1.0,
+                    name="expire-flows",
+                ),
+                queue.run_repeating(
+                    jobs.prune_inbox, interval=3600.0, first=60.0, name="prune-inbox"
+                ),
+                queue.run_repeating(
+                    jobs.check_groups, interval=600.0, first=600.0, name="check-agent-groups"
+                ),
+                queue.run_repeating(
+                    jobs.remind_unclaimed, interval=60.0, first=60.0, name="remind-unclaimed"
+                ),
+                queue.run_repeating(refresh_queue, interval=30.0, first=30.0, name="refresh-queue"),
+                queue.run_repeating(
+                    jobs.purge,
+                    interval=self.config.retention_purge_interval,
+                    first=30.0,
+                    name="purge",
+                ),
+                queue.run_repeating(
+                    poll_refunds,
+                    interval=self.config.refund_poll_interval,
+                    first=min(5.0, self.config.refund_poll_interval),
+                    name="poll-refunds",
+                ),
+            ]
 
-    async def _publish_commands(self) -> None:
-        """Publish the per-language command menus (cosmetic: a failure only logs)."""
-        try:
-            await set_command_menus(self)
-        except TelegramError as exc:
-            _LOGGER.warning("Could not set the command menus: %s", exc)
-
-    async def stop(self) -> None:
-        """Stop the outbox worker, then PTB (which writes persistence one last time)."""
+    async def _stop_duties(self) -> None:
+        """Stop what :meth:`_start_duties` started (a broadcast, an erasure resume at the
+        next start, on whichever worker holds the duties then)."""
+        for job in self._duty_jobs:
+            job.schedule_removal()
+        self._duty_jobs = []
         if self._wallet_pages is not None:
             await self._wallet_pages.stop()
             self._wallet_pages = None
@@ -288,9 +322,28 @@ class WalletApplication(Application):
             await self.broadcaster.stop()  # a broadcast resumes at the next start
         if self.privacy is not None:
             await self.privacy.stop()  # an erasure resumes at the next start
+        if self.cluster is not None and self.outbox is not None:
+            await self.outbox.stop_bulk()
+
+    async def _publish_commands(self) -> None:
+        """Publish the per-language command menus (cosmetic: a failure only logs)."""
+        try:
+            await set_command_menus(self)
+        except TelegramError as exc:
+            _LOGGER.warning("Could not set the command menus: %s", exc)
+
+    async def stop(self) -> None:
+        """Stop the duties and the outbox worker, then PTB (which writes persistence one
+        last time); with several workers, the chat locks go last."""
+        if self.cluster is not None:
+            await self.cluster.stop()  # the duties lease is released for another worker
+        else:
+            await self._stop_duties()
         if self.outbox is not None:
             await self.outbox.stop()
         await super().stop()
+        if self.cluster is not None:
+            await self.cluster.close()
 
     async def shutdown(self) -> None:
         """Let PTB shut down, then close the database and release the lock."""
@@ -394,7 +447,8 @@ def build_application(
         await app_ref["app"].mark_update_done(update)
 
     queue = InboxQueue()
-    if config.concurrent_updates > 1:
+    several_workers = bool(config.database_url and config.webhook_url)
+    if config.concurrent_updates > 1 or several_workers:
         processor: Any = ChatOrderedUpdateProcessor(
             config.concurrent_updates, on_done, queue.finished
         )
@@ -434,6 +488,8 @@ def build_application(
                 storage.database,
                 update_interval=config.persistence_interval,
                 store_data=PersistenceInput(bot_data=False, chat_data=False, callback_data=False),
+                # Other workers write these rows too: re-read the user's before each update.
+                refresh_from_database=several_workers,
             )
         )
     )
@@ -441,5 +497,7 @@ def build_application(
         builder = builder.request(request)
     app: WalletApplication = builder.build()  # type: ignore[assignment]
     app_ref["app"] = app
+    if app.cluster is not None:
+        processor.handle = app.cluster.handle
     handlers.register(app, extra_flows)
     return app

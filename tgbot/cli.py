@@ -8,6 +8,7 @@ import logging
 import os
 import sys
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlparse
 
 from telegram import Update
@@ -51,7 +52,15 @@ def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="tgbot", description="U-Pay support bot")
     parser.add_argument("--config", help="TOML file with settings (TGBOT_* variables win)")
     sub = parser.add_subparsers(dest="command", required=True)
-    sub.add_parser("run", help="run the bot (long polling; webhook if TGBOT_WEBHOOK_URL is set)")
+    run = sub.add_parser(
+        "run", help="run the bot (long polling; webhook if TGBOT_WEBHOOK_URL is set)"
+    )
+    run.add_argument(
+        "--workers",
+        type=int,
+        default=1,
+        help="worker processes sharing the webhook port (PostgreSQL and webhook mode only)",
+    )
     sub.add_parser("migrate", help="apply database migrations and exit")
     backup = sub.add_parser("backup", help="copy the database with SQLite's online backup")
     backup.add_argument("dest", help="file to write")
@@ -69,6 +78,40 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
+def workers_problem(config: Config, workers: int) -> str | None:
+    """Return why ``tgbot run --workers N`` may not start, or None."""
+    if workers < 1:
+        return "--workers: must be at least 1"
+    if workers == 1:
+        return None
+    if not config.database_url:
+        return (
+            "--workers: several workers need PostgreSQL (TGBOT_DATABASE_URL); a SQLite "
+            "file serves one process"
+        )
+    if not config.webhook_url:
+        return (
+            "--workers: several workers need webhook mode (TGBOT_WEBHOOK_URL); long polling "
+            "has one consumer"
+        )
+    return None
+
+
+def run_workers(config: Config, workers: int, argv: list[str]) -> int:
+    """Run ``workers`` bot processes on the shared webhook port until interrupted; a worker
+    that dies is started again. Return the exit code."""
+    from .workers import supervise
+
+    if not config.token:
+        print("config error: TGBOT_TOKEN: required to run against Telegram", file=sys.stderr)
+        return 2
+    problem = webhook_problem(config) or demo_wallet_problem(config)
+    if problem:
+        print(f"config error: {problem}", file=sys.stderr)
+        return 2
+    return supervise(workers, argv)
+
+
 def run_bot(config: Config) -> int:
     """Run the bot until interrupted; return the exit code."""
     from .app import build_application
@@ -83,8 +126,27 @@ def run_bot(config: Config) -> int:
     _use_uvloop()
     app = build_application(config)
     app.serve_wallet_pages = config.backend == "demo"
+    return serve(app, config)
+
+
+def serve(app: Any, config: Config) -> int:
+    """Run a built application (webhook if configured, else long polling) until stopped;
+    return the exit code."""
     try:
-        if config.webhook_url:
+        if config.webhook_url and config.database_url:
+            # Several workers may serve this port (tgbot run --workers N, or separate
+            # processes): each binds it with SO_REUSEPORT and the kernel spreads the
+            # connections. Stored before acknowledged, as below.
+            from .workers import shared_port
+
+            app.run_webhook(
+                url_path=urlparse(config.webhook_url).path.lstrip("/"),
+                webhook_url=config.webhook_url,
+                secret_token=config.webhook_secret,
+                allowed_updates=Update.ALL_TYPES,
+                unix=shared_port(config.webhook_listen, config.webhook_port),
+            )
+        elif config.webhook_url:
             # PTB's webhook handler awaits update_queue.put() before answering 200, and our
             # queue stores the update in the inbox inside put(): stored before acknowledged.
             app.run_webhook(
@@ -170,6 +232,13 @@ def main(argv: list[str] | None = None) -> int:
 
             return run_i18n(args.action)
         if args.command == "run":
+            problem = workers_problem(config, args.workers)
+            if problem:
+                print(f"error: {problem}", file=sys.stderr)
+                return 2
+            if args.workers > 1:
+                child_args = ["--config", args.config] if args.config else []
+                return run_workers(config, args.workers, [*child_args, "run"])
             return run_bot(config)
         if args.command == "migrate":
             before, after = asyncio.run(_migrate(config))

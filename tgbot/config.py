@@ -225,6 +225,11 @@ class Config:
     concurrent_updates: int = 64
     #: Seconds between persistence writes (conversation state on disk within a second).
     persistence_interval: float = 0.5
+    #: Several workers (PostgreSQL, webhook): seconds the duties lease lasts unless renewed
+    #: (a dead holder's duties resume elsewhere within about this long), and seconds after
+    #: which an update a worker stored and never finished is handled by another.
+    lease_ttl: float = 10.0
+    recover_after: float = 15.0
     #: Telegram's limits (tgbot/lanes.py). The bulk budget is shared by notifications the
     #: user did not trigger and free broadcasts only; replies are limited per chat.
     rate_bulk_per_second: float = 30.0
@@ -344,6 +349,8 @@ _FIELDS: dict[str, tuple[str, Callable[[str, str], Any]]] = {
     "BUTTON_TTL": ("button_ttl", _positive_float),
     "CONCURRENT_UPDATES": ("concurrent_updates", _positive_int),
     "PERSISTENCE_INTERVAL": ("persistence_interval", _positive_float),
+    "LEASE_TTL": ("lease_ttl", _positive_float),
+    "RECOVER_AFTER": ("recover_after", _positive_float),
     "RATE_BULK_PER_SECOND": ("rate_bulk_per_second", _positive_float),
     "RATE_GROUP_PER_MINUTE": ("rate_group_per_minute", _positive_float),
     "RATE_CHAT_PER_SECOND": ("rate_chat_per_second", _positive_float),

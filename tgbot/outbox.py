@@ -88,6 +88,9 @@ class OutboxWorker:
         self._failed_hooks: dict[str, FailedHook] = {}
         self._busy = 0
         self._stopping = False
+        self._halted = [False for _ in _LOOPS]
+        #: Several workers: claim whole chats (one chat's sends never in two workers).
+        self.whole_chats = False
 
     def on_sent(self, kind: str, hook: SentHook) -> None:
         """Call ``hook(item, result)`` after each message of ``kind`` is sent."""
@@ -131,18 +134,58 @@ class OutboxWorker:
         for event in self._wakes:
             event.set()
 
-    async def start(self) -> None:
-        """Requeue messages that were in flight at the last stop and start sending."""
-        requeued = await self._repos.outbox.reset_in_flight()
+    async def start(self, *, bulk: bool = True) -> None:
+        """Requeue messages that were in flight at the last stop and start sending.
+
+        Args:
+            bulk: also send the bulk lanes (notifications, broadcasts). Several workers:
+                only the one holding the duties lease does (:meth:`start_bulk`), so the
+                bulk budget is spent once; every worker sends replies and relays, and then
+                nothing is requeued at start (the claims of live workers are theirs).
+        """
+        requeued = await self._repos.outbox.reset_in_flight() if bulk else 0
         if requeued:
             _LOGGER.info(
                 "Outbox: %d messages in flight at the last stop will be sent again", requeued
             )
         self._stopping = False
-        self._tasks = [
-            asyncio.create_task(self._run(index, lanes), name=f"outbox-worker-{index}")
-            for index, lanes in enumerate(_LOOPS)
-        ]
+        self._tasks = [self._spawn(0)]
+        if bulk:
+            self._tasks.append(self._spawn(1))
+
+    def _spawn(self, index: int) -> asyncio.Task:
+        self._halted[index] = False
+        return asyncio.create_task(self._run(index, _LOOPS[index]), name=f"outbox-worker-{index}")
+
+    async def start_bulk(self) -> None:
+        """Send the bulk lanes too (this worker took the duties lease); bulk messages a
+        previous holder left in flight are sent again."""
+        if any(task.get_name() == "outbox-worker-1" for task in self._tasks):
+            return
+        requeued = await self._repos.outbox.reset_in_flight(lanes=_LOOPS[1])
+        if requeued:
+            _LOGGER.info("Outbox: %d bulk messages left in flight will be sent again", requeued)
+        self._tasks.append(self._spawn(1))
+
+    async def stop_bulk(self) -> None:
+        """Stop sending the bulk lanes after the messages being sent now."""
+        self._halted[1] = True
+        self._wakes[1].set()
+        for task in [t for t in self._tasks if t.get_name() == "outbox-worker-1"]:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+            self._tasks.remove(task)
+
+    async def recover_in_flight(self, older_than: float) -> int:
+        """Send again replies and relays claimed more than ``older_than`` seconds ago and
+        still in flight: a worker died while sending them (several workers)."""
+        requeued = await self._repos.outbox.reset_in_flight(
+            lanes=_LOOPS[0], claimed_before=time.time() - older_than
+        )
+        if requeued:
+            _LOGGER.info("Outbox: %d messages a stopped worker had in flight sent again", requeued)
+            self.wake()
+        return requeued
 
     async def stop(self) -> None:
         """Stop after the messages being sent now."""
@@ -175,12 +218,15 @@ class OutboxWorker:
         return set(self._blocked)
 
     async def _run(self, index: int, lanes: tuple[int, int]) -> None:
-        while not self._stopping:
+        while not self._stopping and not self._halted[index]:
             try:
                 # Cleared before claiming: a wake during the claim is not lost.
                 self._wakes[index].clear()
                 items = await self._repos.outbox.claim_due(
-                    limit=_BATCH, exclude_chats=self._blocked_chats(), lanes=lanes
+                    limit=_BATCH,
+                    exclude_chats=self._blocked_chats(),
+                    lanes=lanes,
+                    whole_chats=self.whole_chats,
                 )
                 if items:
                     self._busy += 1

@@ -398,6 +398,9 @@ class ChatOrderedUpdateProcessor(BaseUpdateProcessor):
         self._in_progress = 0
         self._idle = asyncio.Event()
         self._idle.set()
+        #: Several workers (tgbot.cluster): handles each update in place of awaiting its
+        #: coroutine, and marks it done itself.
+        self.handle: Callable[[object, Awaitable[Any]], Awaitable[None]] | None = None
 
     @property
     def lock_count(self) -> int:
@@ -421,15 +424,21 @@ class ChatOrderedUpdateProcessor(BaseUpdateProcessor):
         try:
             if key is None:
                 async with self._slots:
-                    await coroutine
+                    if self.handle is not None:
+                        await self.handle(update, coroutine)
+                    else:
+                        await coroutine
             else:
                 await self._locks.acquire(key)
                 try:
                     async with self._slots:
-                        await coroutine
+                        if self.handle is not None:
+                            await self.handle(update, coroutine)
+                        else:
+                            await coroutine
                 finally:
                     self._locks.release(key)
-            if self._on_done is not None:
+            if self._on_done is not None and self.handle is None:
                 await self._on_done(update)
         finally:
             self._in_progress -= 1

@@ -72,6 +72,29 @@ class InboxRepository:
         )
         return [(row[0], row[1]) for row in rows]
 
+    async def pending_in_chat(self, chat_id: int, before: int) -> list[tuple[int, str, float]]:
+        """Return the chat's unfinished updates older than ``before`` (an update_id) as
+        ``(update_id, payload, received_at)``, oldest first (see the PostgreSQL one: SQLite
+        runs one process, where it is always empty once that process handles in order)."""
+        rows = await self._db.fetchall(
+            "SELECT update_id, payload, received_at FROM inbox WHERE done_at IS NULL "
+            "AND chat_id = ? AND update_id < ? ORDER BY update_id",
+            (chat_id, before),
+        )
+        return [(row[0], row[1], row[2]) for row in rows]
+
+    async def stale_pending(
+        self, received_before: float, limit: int = 100
+    ) -> list[tuple[int, str]]:
+        """Return up to ``limit`` unfinished updates received before ``received_before`` as
+        ``(update_id, payload)``, oldest first."""
+        rows = await self._db.fetchall(
+            "SELECT update_id, payload FROM inbox WHERE done_at IS NULL AND received_at < ? "
+            "ORDER BY update_id LIMIT ?",
+            (received_before, limit),
+        )
+        return [(row[0], row[1]) for row in rows]
+
     async def is_done(self, update_id: int) -> bool:
         """Whether this update was stored and handled."""
         row = await self._db.fetchone(

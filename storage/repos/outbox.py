@@ -201,17 +201,27 @@ class OutboxRepository:
         limit: int = 100,
         exclude_chats: Collection[int] = frozenset(),
         lanes: tuple[int, int] = ALL_LANES,
+        whole_chats: bool = False,
     ) -> list[OutboxItem]:
         """Mark the calls :meth:`due` would return as in flight and return them as claimed.
 
         One transaction: a coalesced line appended (:meth:`append_text`) or a cancel made
         after a separate read but before the claim would otherwise be sent stale or at all.
+        With ``whole_chats``, chats with a call of these lanes in flight are skipped (as on
+        PostgreSQL, where several workers claim).
         """
         now = time.time() if now is None else now
+        due = _DUE
+        if whole_chats:
+            due = due.replace(
+                " ORDER BY",
+                " AND chat_id NOT IN (SELECT chat_id FROM outbox WHERE status = 'sending' "
+                "AND lane BETWEEN ?3 AND ?4) ORDER BY",
+            )
         async with self._db.transaction() as conn:
             cursor = await conn.execute(
                 f"UPDATE outbox SET status = 'sending', updated_at = ? "
-                f"WHERE id IN (SELECT id {_DUE}) RETURNING {_COLUMNS}",
+                f"WHERE id IN (SELECT id {due}) RETURNING {_COLUMNS}",
                 (now, now, *lanes, _ids_json(exclude_chats), limit),
             )
             rows = await cursor.fetchall()
@@ -315,13 +325,24 @@ class OutboxRepository:
             f"UPDATE outbox SET {assignments}, updated_at = ? WHERE id = ?", (*params, now, id)
         )
 
-    async def reset_in_flight(self, now: float | None = None) -> int:
-        """Return calls left ``sending`` by a crash to ``pending``; call once at start-up."""
+    async def reset_in_flight(
+        self,
+        now: float | None = None,
+        *,
+        lanes: tuple[int, int] = ALL_LANES,
+        claimed_before: float | None = None,
+    ) -> int:
+        """Return calls left ``sending`` by a crash to ``pending``; return how many.
+
+        Called once at start-up (one process per SQLite file); ``lanes`` and
+        ``claimed_before`` narrow it as on PostgreSQL, where several workers send.
+        """
         now = time.time() if now is None else now
         async with self._db.transaction() as conn:
             cursor = await conn.execute(
-                "UPDATE outbox SET status = 'pending', updated_at = ? WHERE status = 'sending'",
-                (now,),
+                "UPDATE outbox SET status = 'pending', updated_at = ? WHERE status = 'sending' "
+                "AND lane BETWEEN ? AND ? AND updated_at < ?",
+                (now, *lanes, now + 1 if claimed_before is None else claimed_before),
             )
             return cursor.rowcount
 

@@ -204,3 +204,30 @@ async def test_a_worker_reads_the_conversation_state_another_worker_wrote(worker
     assert user_data == {"tx": "T1"}
     await one.update_conversation("refund", (42, 42), None)  # ended on worker one
     assert await two.conversation_states(keys) == {}
+
+
+async def test_whole_chat_claims_never_give_one_chat_to_two_workers(workers) -> None:
+    outbox = Repositories(workers[0]).outbox
+    items = [
+        {"lane": 1, "chat_id": 100 + i % 10, "method": "sendMessage", "params": {"n": i}}
+        for i in range(200)
+    ]
+    assert await outbox.enqueue_many(items, now=0.0) == 200
+    holders: dict[int, int] = {}  # chat -> sender holding a claim of it
+    order: dict[int, list[int]] = {}
+
+    async def sender(index: int, db: PostgresDatabase) -> None:
+        repo = Repositories(db).outbox
+        while batch := await repo.claim_due(now=1.0, limit=7, whole_chats=True):
+            for item in batch:
+                assert holders.setdefault(item.chat_id, index) == index  # nobody else has it
+            await asyncio.sleep(0)
+            for chat in {item.chat_id for item in batch}:
+                del holders[chat]  # its rows stay "sending" until marked: still ours
+                for item in (item for item in batch if item.chat_id == chat):
+                    order.setdefault(chat, []).append(item.id)
+                    await repo.mark_sent(item.id, {})
+
+    await asyncio.gather(*(sender(i, db) for i, db in enumerate(workers * 2)))
+    assert sum(len(ids) for ids in order.values()) == 200
+    assert all(ids == sorted(ids) for ids in order.values())  # each chat in order

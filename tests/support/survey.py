@@ -165,6 +165,10 @@ def main() -> int:
             asyncio.get_running_loop().call_soon(app._raise_system_exit)
 
         app.start = start_then_stop_signal  # type: ignore[method-assign]
+    if config.webhook_url:  # as `tgbot run` serves it (several workers: tests/e2e/test_workers)
+        from tgbot.cli import serve
+
+        return serve(app, config)
     app.run_polling(allowed_updates=Update.ALL_TYPES)
     return 0
 

@@ -133,6 +133,19 @@ WEBHOOK_ACTIVE = (
 )
 
 
+def _update_chat(update: dict[str, Any]) -> Any:
+    """Return whose an update is (its chat, else its sender), for in-order delivery."""
+    for value in update.values():
+        if isinstance(value, dict):
+            chat = value.get("chat") or (value.get("message") or {}).get("chat")
+            if isinstance(chat, dict):
+                return chat.get("id")
+            sender = value.get("from")
+            if isinstance(sender, dict):
+                return sender.get("id")
+    return None
+
+
 class TelegramEmulator(ClientActions):
     """Telegram as seen by one bot: answers Bot API calls and produces updates.
 
@@ -202,6 +215,9 @@ class TelegramEmulator(ClientActions):
         self.menu_buttons: dict[int | None, dict[str, Any]] = {}
         self.webhook: dict[str, Any] | None = None
         self.webhook_retry_delay = 0.2
+        #: Connections the webhook is delivered on at once (Telegram's max_connections);
+        #: above 1 each update goes on a new connection and one chat's wait for each other.
+        self.webhook_connections = 1
         self._updates: list[dict[str, Any]] = []
         self._next_update_id = 1
         self._delivered_upto = 0
@@ -510,6 +526,9 @@ class TelegramEmulator(ClientActions):
         return info
 
     async def _webhook_loop(self) -> None:
+        if self.webhook_connections > 1:
+            await self._webhook_loop_parallel()
+            return
         async with httpx.AsyncClient(timeout=10.0) as client:
             while self.webhook is not None and not self._closed:
                 hook = self.webhook
@@ -518,32 +537,84 @@ class TelegramEmulator(ClientActions):
                     await self._wait_change(None)
                     continue
                 update = batch[0]
-                headers = {"Content-Type": "application/json"}
-                if hook["secret_token"]:
-                    headers["X-Telegram-Bot-Api-Secret-Token"] = hook["secret_token"]
-                try:
-                    response = await client.post(
-                        hook["url"], content=json.dumps(update), headers=headers
-                    )
-                    error = (
-                        None
-                        if 200 <= response.status_code < 300
-                        else f"Wrong response from the webhook: {response.status_code} "
-                        f"{response.reason_phrase}"
-                    )
-                except httpx.HTTPError as exc:
-                    error = f"Connection failed: {exc.__class__.__name__}"
-                if error is None and self.faults.webhook_answers_lost > 0:
-                    self.faults.webhook_answers_lost -= 1
-                    error = "Connection failed: the answer was lost"
-                if error is None:
+                if await self._post_update(client, hook, update):
                     self._mark_delivered([update])
                     self._confirm(update["update_id"] + 1)
                     self._wake()
                 else:
-                    hook["last_error_date"] = int(self.now())
-                    hook["last_error_message"] = error
                     await asyncio.sleep(self.webhook_retry_delay)
+
+    async def _post_update(
+        self, client: httpx.AsyncClient, hook: dict[str, Any], update: dict[str, Any]
+    ) -> bool:
+        """POST one update to the webhook; return whether the bot answered 2xx."""
+        headers = {"Content-Type": "application/json"}
+        if hook["secret_token"]:
+            headers["X-Telegram-Bot-Api-Secret-Token"] = hook["secret_token"]
+        try:
+            response = await client.post(hook["url"], content=json.dumps(update), headers=headers)
+            error = (
+                None
+                if 200 <= response.status_code < 300
+                else f"Wrong response from the webhook: {response.status_code} "
+                f"{response.reason_phrase}"
+            )
+        except httpx.HTTPError as exc:
+            error = f"Connection failed: {exc.__class__.__name__}"
+        if error is None and self.faults.webhook_answers_lost > 0:
+            self.faults.webhook_answers_lost -= 1
+            error = "Connection failed: the answer was lost"
+        if error is not None:
+            hook["last_error_date"] = int(self.now())
+            hook["last_error_message"] = error
+        return error is None
+
+    async def _webhook_loop_parallel(self) -> None:
+        """Deliver on up to ``webhook_connections`` connections at once, each update on a
+        new connection (several workers behind one port each get some), one chat's
+        updates one at a time and in order."""
+        in_flight: set[int] = set()
+        busy: set[Any] = set()
+        tasks: set[asyncio.Task[None]] = set()
+
+        async def deliver(client: httpx.AsyncClient, hook: dict[str, Any], update: dict) -> None:
+            chat = _update_chat(update)
+            try:
+                while not await self._post_update(client, hook, update):
+                    if self.webhook is not hook or self._closed:
+                        return
+                    await asyncio.sleep(self.webhook_retry_delay)
+                self._updates = [u for u in self._updates if u is not update]
+                self._mark_delivered([update])
+            finally:
+                in_flight.discard(update["update_id"])
+                busy.discard(chat)
+                self._wake()
+
+        limits = httpx.Limits(max_keepalive_connections=0)
+        async with httpx.AsyncClient(timeout=10.0, limits=limits) as client:
+            try:
+                while self.webhook is not None and not self._closed:
+                    hook = self.webhook
+                    picked = None
+                    if len(in_flight) < self.webhook_connections:
+                        for update in self._take(len(self._updates) or 1, hook["allowed_updates"]):
+                            chat = _update_chat(update)
+                            if update["update_id"] not in in_flight and chat not in busy:
+                                picked = update
+                                break
+                    if picked is None:
+                        await self._wait_change(None)
+                        continue
+                    in_flight.add(picked["update_id"])
+                    busy.add(_update_chat(picked))
+                    task = asyncio.get_running_loop().create_task(deliver(client, hook, picked))
+                    tasks.add(task)
+                    task.add_done_callback(tasks.discard)
+            finally:
+                for task in list(tasks):
+                    task.cancel()
+                await asyncio.gather(*tasks, return_exceptions=True)
 
     # ----------------------------------------------------------------- bot identity
 

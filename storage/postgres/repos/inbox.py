@@ -144,6 +144,30 @@ class InboxRepository:
         )
         return [(row[0], row[1]) for row in rows]
 
+    async def pending_in_chat(self, chat_id: int, before: int) -> list[tuple[int, str, float]]:
+        """Return the chat's unfinished updates older than ``before`` (an update_id) as
+        ``(update_id, payload, received_at)``, oldest first: the ones a worker must see
+        handled before the chat's update ``before`` (several workers keep a chat's order)."""
+        rows = await self._db.fetchall(
+            "SELECT update_id, payload, received_at FROM inbox WHERE done_at IS NULL "
+            "AND chat_id = $1 AND update_id < $2 ORDER BY update_id",
+            (chat_id, before),
+        )
+        return [(row[0], row[1], row[2]) for row in rows]
+
+    async def stale_pending(
+        self, received_before: float, limit: int = 100
+    ) -> list[tuple[int, str]]:
+        """Return up to ``limit`` unfinished updates received before ``received_before`` as
+        ``(update_id, payload)``, oldest first: with several workers, the updates of a worker
+        that died after storing them (or that is far behind)."""
+        rows = await self._db.fetchall(
+            "SELECT update_id, payload FROM inbox WHERE done_at IS NULL AND received_at < $1 "
+            "ORDER BY update_id LIMIT $2",
+            (received_before, limit),
+        )
+        return [(row[0], row[1]) for row in rows]
+
     async def is_done(self, update_id: int) -> bool:
         """Whether this update was stored and handled."""
         row = await self._db.fetchone(

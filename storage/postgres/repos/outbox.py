@@ -20,6 +20,13 @@ _DUE = (
     "FROM outbox WHERE status = 'pending' AND next_attempt_at <= $1 "
     "AND lane BETWEEN $2 AND $3 AND chat_id <> ALL($4::bigint[]) ORDER BY lane, id LIMIT $5"
 )
+#: Due calls of chats with nothing of these lanes in flight (see claim_due).
+_DUE_WHOLE_CHATS = (
+    "FROM outbox o WHERE status = 'pending' AND next_attempt_at <= $1 "
+    "AND lane BETWEEN $2 AND $3 AND chat_id <> ALL($4::bigint[]) "
+    "AND NOT EXISTS (SELECT 1 FROM outbox s WHERE s.status = 'sending' "
+    "AND s.chat_id = o.chat_id AND s.lane BETWEEN $2 AND $3) ORDER BY lane, id LIMIT $5"
+)
 _INSERT = (
     "INSERT INTO outbox (lane, chat_id, thread_id, method, params, kind, ref, dedupe_key, "
     "next_attempt_at, created_at, updated_at) "
@@ -139,18 +146,34 @@ class OutboxRepository:
         limit: int = 100,
         exclude_chats: Collection[int] = frozenset(),
         lanes: tuple[int, int] = ALL_LANES,
+        whole_chats: bool = False,
     ) -> list[OutboxItem]:
         """Mark the calls :meth:`due` would return as in flight and return them as claimed.
 
-        One statement: rows another worker is claiming (or changing) right now are skipped,
-        not waited for, and a row is claimed by one worker only (``FOR UPDATE SKIP LOCKED``).
+        Rows another worker is claiming (or changing) right now are skipped, not waited for,
+        and a row is claimed by one worker only (``FOR UPDATE SKIP LOCKED``). With
+        ``whole_chats`` (several workers), a chat with a call of these lanes in flight is
+        skipped, and claims of one lane range take turns (a transaction advisory lock), so
+        two workers never send one chat's messages at once, out of order.
         """
         now = time.time() if now is None else now
-        rows = await self._db.write(
-            f"UPDATE outbox SET status = 'sending', updated_at = $1 "
-            f"WHERE id IN (SELECT id {_DUE} FOR UPDATE SKIP LOCKED) RETURNING {_COLUMNS}",
-            (now, *lanes, _ids(exclude_chats), limit),
-        )
+        if not whole_chats:
+            rows = await self._db.write(
+                f"UPDATE outbox SET status = 'sending', updated_at = $1 "
+                f"WHERE id IN (SELECT id {_DUE} FOR UPDATE SKIP LOCKED) RETURNING {_COLUMNS}",
+                (now, *lanes, _ids(exclude_chats), limit),
+            )
+            return sorted((_item(row) for row in rows), key=lambda item: (item.lane, item.id))
+        async with self._db.transaction():
+            await self._db.execute(
+                "SELECT pg_advisory_xact_lock($1)", (self._db.key("outbox-claim", *lanes),)
+            )
+            rows = await self._db.write(
+                f"UPDATE outbox SET status = 'sending', updated_at = $1 "
+                f"WHERE id IN (SELECT id {_DUE_WHOLE_CHATS} FOR UPDATE SKIP LOCKED) "
+                f"RETURNING {_COLUMNS}",
+                (now, *lanes, _ids(exclude_chats), limit),
+            )
         items = [_item(row) for row in rows]
         items.sort(key=lambda item: (item.lane, item.id))
         return items
@@ -243,12 +266,24 @@ class OutboxRepository:
             (*params, now, id),
         )
 
-    async def reset_in_flight(self, now: float | None = None) -> int:
-        """Return calls left ``sending`` by a crash to ``pending``; call once at start-up."""
+    async def reset_in_flight(
+        self,
+        now: float | None = None,
+        *,
+        lanes: tuple[int, int] = ALL_LANES,
+        claimed_before: float | None = None,
+    ) -> int:
+        """Return calls left ``sending`` by a crash to ``pending``; return how many.
+
+        One process calls it once at start-up. Several workers: only for ``lanes`` no live
+        worker sends, or for calls claimed before ``claimed_before`` (a worker that died
+        mid-send; a live one finishes a claim within seconds).
+        """
         now = time.time() if now is None else now
         return await self._db.execute(
-            "UPDATE outbox SET status = 'pending', updated_at = $1 WHERE status = 'sending'",
-            (now,),
+            "UPDATE outbox SET status = 'pending', updated_at = $1 WHERE status = 'sending' "
+            "AND lane BETWEEN $2 AND $3 AND updated_at < $4",
+            (now, *lanes, now + 1 if claimed_before is None else claimed_before),
         )
 
     async def append_text(self, id: int, text: str, ref: str, now: float | None = None) -> bool:

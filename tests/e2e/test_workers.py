@@ -1,0 +1,180 @@
+"""Three workers on one PostgreSQL database behind one webhook port; one is killed -9 under
+load (issue 22): no update lost, duplicates at most those in flight, every chat in order,
+the once-per-deployment duties resumed by another worker within the lease time."""
+
+from __future__ import annotations
+
+import asyncio
+import re
+import time
+
+import asyncpg
+
+from tests.e2e.test_process import ProcessBot, _free_port, _texts, server, wait_until  # noqa: F401
+from tgbot.sandbox.server import EmulatorServer
+
+USERS = 24
+BURST = 4
+LEASE_TTL = 3.0
+FLOW_TIMEOUT = 20.0
+
+
+def _worker_env(postgres_url: str, port: int) -> dict[str, str]:
+    return {
+        "TGBOT_DATABASE_URL": postgres_url,
+        "TGBOT_WEBHOOK_URL": f"http://127.0.0.1:{port}/hook",
+        "TGBOT_WEBHOOK_PORT": str(port),
+        "TGBOT_WEBHOOK_SECRET": "workers-test-secret",
+        "TGBOT_LEASE_TTL": str(LEASE_TTL),
+        "TGBOT_RECOVER_AFTER": "4",
+        "TGBOT_FLOW_TIMEOUT": str(FLOW_TIMEOUT),
+        "SLOW_SECONDS": "0.05",
+    }
+
+
+async def _walk(emu, user, word: str) -> None:
+    """One user's session: the survey through three workers, then a burst of commands."""
+    emu.user_send(user.id, "/survey")
+    await wait_until(lambda: "Step 1/3: pick a colour" in _texts(emu, user.id), 60, "step 1")
+    menu = emu.bot_messages(user.id)[-1]["message_id"]
+    emu.press_button(user.id, user.id, menu, "Red")
+    await wait_until(lambda: "Step 2/3: type a word" in _texts(emu, user.id), 60, "step 2")
+    emu.user_send(user.id, word)
+    await wait_until(lambda: f"Step 3/3: red {word}?" in _texts(emu, user.id), 60, "step 3")
+    for n in range(1, BURST + 1):  # without waiting: several in flight for one chat
+        emu.user_send(user.id, f"/slow {n}")
+    done = [f"slow {n} done" for n in range(1, BURST + 1)]
+    await wait_until(lambda: all(d in _texts(emu, user.id) for d in done), 60, "the burst")
+
+
+async def _holder(conn: asyncpg.Connection) -> tuple[str, int] | None:
+    row = await conn.fetchrow(
+        "SELECT holder, token FROM leases WHERE name = 'duties' "
+        "AND expires_at > extract(epoch FROM clock_timestamp())"
+    )
+    return (row["holder"], row["token"]) if row else None
+
+
+async def test_three_workers_lose_nothing_when_one_is_killed(
+    server: EmulatorServer,  # noqa: F811
+    postgres_url: str,  # before children: the workers are killed before the schema is dropped
+    children,
+    tmp_path,
+) -> None:
+    emu = server.emulator
+    emu.webhook_connections = 8  # as Telegram: several connections, each to any worker
+    port = _free_port()
+    env = _worker_env(postgres_url, port)
+    workers = [
+        ProcessBot(server, children, tmp_path / f"wallet{i}.db", tmp_path / f"w{i}.log", **env)
+        for i in range(3)
+    ]
+    for worker in workers:
+        await worker.start()
+    conn = await asyncpg.connect(postgres_url)
+    try:
+        for worker in workers:
+            await wait_until(
+                lambda w=worker: "Application started" in w.log_path.read_text(),
+                60,
+                "a worker to start",
+            )
+        deadline = time.monotonic() + 60
+        while (holder := await _holder(conn)) is None:
+            assert time.monotonic() < deadline, "no worker took the duties"
+            await asyncio.sleep(0.05)
+        by_pid = {worker.proc.pid: worker for worker in workers}
+        leader = by_pid[int(holder[0].split(":")[1])]
+
+        # A user left mid-flow: only the duties holder's job ends it, after FLOW_TIMEOUT.
+        idler = emu.add_user("Idler", language_code="en")
+        emu.user_send(idler.id, "/survey")
+        await wait_until(lambda: "Step 1/3: pick a colour" in _texts(emu, idler.id), 60, "idler")
+
+        users = [emu.add_user(f"User{i}", language_code="en") for i in range(USERS)]
+        walks = [asyncio.create_task(_walk(emu, user, f"w{i}")) for i, user in enumerate(users)]
+        # Kill the duties holder once a third of the answers are out.
+        expected = USERS * (3 + BURST)
+        await wait_until(
+            lambda: sum(len(emu.bot_messages(u.id)) for u in users) >= expected // 3,
+            60,
+            "load to build up",
+        )
+        await leader.kill()
+        killed_at = time.monotonic()
+        in_flight = await conn.fetchval("SELECT COUNT(*) FROM inbox WHERE done_at IS NULL")
+
+        # The duties move to another worker within the lease time (plus one renewal step).
+        async def taken_over() -> bool:
+            current = await _holder(conn)
+            return current is not None and current[0] != holder[0]
+
+        while not await taken_over():
+            assert time.monotonic() - killed_at < 2 * LEASE_TTL + 2, "duties not taken over"
+            await asyncio.sleep(0.05)
+        takeover = time.monotonic() - killed_at
+        assert takeover <= LEASE_TTL + LEASE_TTL / 3 + 2
+
+        await asyncio.gather(*walks)  # every user got every answer (else a wait times out)
+
+        for i, user in enumerate(users):
+            texts = _texts(emu, user.id)
+            # In order: each step after the one before, and the burst in the order sent.
+            steps = [
+                "Step 1/3: pick a colour",
+                "Step 2/3: type a word",
+                f"Step 3/3: red w{i}?",
+                *[f"slow {n} done" for n in range(1, BURST + 1)],
+            ]
+            firsts = [texts.index(step) for step in steps if step in texts]
+            assert firsts == sorted(firsts), (user.id, texts)
+            slows = [t for t in texts if re.fullmatch(r"slow \d+ done", t)]
+            assert sorted(set(slows), key=slows.index) == steps[3:], (user.id, texts)
+        # What the killed worker stored and never finished is handled by the duties holder.
+        deadline = time.monotonic() + 60
+        while await conn.fetchval("SELECT COUNT(*) FROM inbox WHERE done_at IS NULL"):
+            assert time.monotonic() < deadline, "updates left unfinished"
+            await asyncio.sleep(0.1)
+        await server.emulator.settle(quiet=0.5, timeout=30)
+        # Duplicates: only answers to updates the killed worker had in flight.
+        sent = sum(len(_texts(emu, user.id)) for user in users)
+        distinct = sum(len(set(_texts(emu, user.id))) for user in users)
+        assert sent - distinct <= in_flight
+
+        # The scheduled job runs on the new holder: the idle flow ends.
+        await wait_until(
+            lambda: len(emu.bot_messages(idler.id)) >= 2, FLOW_TIMEOUT + 30, "the idle flow's end"
+        )
+        logs = "".join(w.log_path.read_text() for w in workers)
+        assert "Traceback" not in logs
+        print(
+            f"takeover {takeover:.1f}s, in flight at kill {in_flight}, duplicates {sent - distinct}"
+        )
+    finally:
+        await conn.close()
+
+
+def test_several_workers_on_sqlite_are_refused_in_one_line(tmp_path) -> None:
+    import subprocess
+    import sys
+
+    env = {
+        "PATH": "/usr/bin:/bin",
+        "TGBOT_TOKEN": "123456:TEST",
+        "TGBOT_DB_PATH": str(tmp_path / "bot.db"),
+        "TGBOT_WEBHOOK_URL": "https://bot.example/hook",
+        "TGBOT_WEBHOOK_SECRET": "workers-test-secret",
+    }
+    done = subprocess.run(
+        [sys.executable, "-m", "tgbot", "run", "--workers", "2"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 2
+    assert done.stderr.strip().splitlines() == [
+        "error: --workers: several workers need PostgreSQL (TGBOT_DATABASE_URL); a SQLite "
+        "file serves one process"
+    ]
+    assert not (tmp_path / "bot.db").exists()  # refused before opening anything
