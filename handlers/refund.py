@@ -362,12 +362,20 @@ async def full_amount(update: Update, context: BotContext) -> object:
     return await ask_confirm(update, context)
 
 
+def acceptable_amount(text: str, maximum: Decimal) -> Decimal | None:
+    """Return the amount typed in ``text`` if it is more than 0 and at most ``maximum``."""
+    amount = parse_amount(text)
+    if amount is None or amount <= 0 or amount > maximum:
+        return None
+    return amount
+
+
 async def amount_typed(update: Update, context: BotContext) -> object:
     """Check a typed amount: a number, more than 0, at most what remains, 2 decimals."""
     data = scratch(context)
     maximum = Decimal(data["max"])
-    amount = parse_amount(update.message.text)
-    if amount is None or amount <= 0 or amount > maximum:
+    amount = acceptable_amount(update.message.text, maximum)
+    if amount is None:
         await update.message.reply_text(
             context._(BAD_AMOUNT).format(
                 max=context.tr.money(maximum, data["currency"]), example=_example(data)

@@ -399,7 +399,7 @@ def verify_states(*continuations: Continuation) -> dict[object, list]:
         if len(typed) != 6:
             await _code_problem(update, context, context._(CODE_FORMAT))
             return None
-        if state.code_expires_at is None or time.time() > state.code_expires_at:
+        if state.code_expired():
             await _code_problem(update, context, context._(CODE_EXPIRED))
             return None
         try:

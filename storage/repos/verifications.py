@@ -30,6 +30,11 @@ class Verification:
         """Return True if the user verified within ``max_age`` seconds."""
         return self.verified_at is not None and (now or time.time()) - self.verified_at <= max_age
 
+    def code_expired(self, now: float | None = None) -> bool:
+        """Return True if no code is pending or its time is over (a typed code is refused)."""
+        now = time.time() if now is None else now
+        return self.code_expires_at is None or now > self.code_expires_at
+
 
 class VerificationRepository:
     """Verification counters and times, one row per user."""
