@@ -29,6 +29,7 @@ BENCHES = (
     "state_scale",
     "profile",
     "router",
+    "workers",
 )
 
 
@@ -218,3 +219,27 @@ def test_router(results):
     assert r["decisions"] == r["questions"] > 0
     assert 0 < r["ms_p50"] <= r["ms_p95"] <= r["ms_max"]
     assert r["startup_s"] >= r["models_s"] > 0 and r["trained_at_start"] is False
+
+
+def test_workers(results):
+    r = results["workers"]
+    _common(r, "workers")
+    if "skipped" in r:  # no PostgreSQL server binaries here (as the PostgreSQL tests skip)
+        pytest.skip(r["skipped"])
+    assert set(r["results"]) == {"1", "2"}
+    for count, summary in r["results"].items():
+        assert summary["stopped_with"] == 0, count  # Ctrl-C stopped every worker cleanly
+        trial = summary["trials"][0]
+        walks = trial["walks"]
+        assert walks["started"] == walks["done"] + walks["stuck"] + walks["timeout"]
+        assert walks["done"] > 0, (count, trial)
+        assert trial["updates"] == trial["latency_ms"]["n"] > 0
+        _latency(trial["latency_ms"])
+        assert trial["drained_after"] is True  # every update delivered and handled
+        # The workers and the PostgreSQL server both did the work (CPU read from /proc).
+        assert trial["workers_cpu_ms_per_update"] > 0 and trial["postgres_cpu_ms_per_update"] > 0
+        assert trial["workers_rss_mb"] > 0
+        assert summary["saturation"]["at_rate"] == trial["rate_users_per_s"]
+        assert "max_rate_p99_under_1s" in summary
+    assert r["params"]["postgres_durable"] is True
+    assert len(r["load_avg_before"]) == len(r["load_avg_after"]) == 3

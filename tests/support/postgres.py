@@ -79,8 +79,14 @@ class PostgresServer:
                 f"{result.stdout}{result.stderr}{log}"
             )
 
-    def start(self) -> PostgresServer:
-        """Create the cluster and start the server; return self."""
+    def start(self, durable: bool = False) -> PostgresServer:
+        """Create the cluster and start the server; return self.
+
+        Args:
+            durable: keep PostgreSQL's own durability settings (fsync, synchronous commit,
+                full page writes), as a production server runs; a benchmark wants them, a
+                test does not.
+        """
         if os.geteuid() == 0:
             shutil.chown(self.root, "postgres", "postgres")
         self._run(
@@ -89,10 +95,10 @@ class PostgresServer:
         )  # fmt: skip
         options = (
             f"-k {self.root} -c listen_addresses='' -p {self.port} "
-            # A test server: nothing needs to survive a crash of the machine.
-            "-c fsync=off -c synchronous_commit=off -c full_page_writes=off "
             "-c max_connections=300 -c shared_buffers=64MB"
         )
+        if not durable:  # a test server: nothing needs to survive a crash of the machine
+            options += " -c fsync=off -c synchronous_commit=off -c full_page_writes=off"
         self._run("pg_ctl", "-D", str(self.data), "-l", str(self.log), "-w", "-o", options, "start")
         self.running = True
         return self
@@ -103,6 +109,13 @@ class PostgresServer:
             self.running = False
             self._run("pg_ctl", "-D", str(self.data), "-m", "immediate", "-w", "stop")
         shutil.rmtree(self.root, ignore_errors=True)
+
+    def postmaster_pid(self) -> int | None:
+        """Return the process id of the running server (the parent of every backend)."""
+        try:
+            return int((self.data / "postmaster.pid").read_text().split()[0])
+        except (OSError, ValueError, IndexError):
+            return None
 
     def url(self, database: str = "postgres", schema: str | None = None) -> str:
         """Return a ``postgresql://`` URL of a database (and schema) on this server."""
