@@ -23,6 +23,10 @@ _LOGGER = logging.getLogger(__name__)
 RESTART_DELAY = 1.0
 
 
+#: Seconds the workers have to stop by themselves before the supervisor passes the stop on.
+FORWARD_AFTER = 5.0
+
+
 def shared_port(listen: str, port: int) -> socket.socket:
     """Return a listening socket on ``listen:port`` that other processes may bind too."""
     from tornado.netutil import bind_sockets
@@ -69,6 +73,13 @@ def supervise(workers: int, argv: list[str]) -> int:
                 _LOGGER.info("Worker %d started (pid %d)", index + 1, procs[index].pid)
             time.sleep(0.2)
     finally:
+        # A Ctrl-C in a terminal (or systemd's stop) signals the whole process group: the
+        # workers got it too and are stopping gracefully. A second signal would make a worker
+        # still starting up stop at once, so the stop is passed on only to workers still
+        # running after a grace period (the supervisor alone was signalled).
+        grace = time.monotonic() + FORWARD_AFTER
+        while time.monotonic() < grace and any(p is not None and p.poll() is None for p in procs):
+            time.sleep(0.1)
         for proc in procs:
             if proc is not None and proc.poll() is None:
                 proc.send_signal(signal.SIGTERM)
