@@ -47,6 +47,7 @@ def supervise(workers: int, argv: list[str]) -> int:
     previous = {sig: signal.signal(sig, stop) for sig in (signal.SIGINT, signal.SIGTERM)}
     procs: list[subprocess.Popen | None] = [None] * workers
     started = [0.0] * workers
+    reported = [False] * workers
     try:
         while not stopping:
             for index in range(workers):
@@ -54,12 +55,14 @@ def supervise(workers: int, argv: list[str]) -> int:
                 if proc is not None and proc.poll() is None:
                     continue
                 if proc is not None:
-                    _LOGGER.warning(
-                        "Worker %d (pid %d) exited with %s; starting it again",
-                        index + 1,
-                        proc.pid,
-                        proc.returncode,
-                    )
+                    if not reported[index]:  # once per exit, not at every look while waiting
+                        reported[index] = True
+                        _LOGGER.warning(
+                            "Worker %d (pid %d) exited with %s; starting it again",
+                            index + 1,
+                            proc.pid,
+                            proc.returncode,
+                        )
                     if proc.returncode in (2, 3):  # a configuration error: not by restarting
                         stopping = failed = True
                         break
@@ -70,6 +73,7 @@ def supervise(workers: int, argv: list[str]) -> int:
                     env=os.environ.copy(),
                 )
                 started[index] = time.monotonic()
+                reported[index] = False
                 _LOGGER.info("Worker %d started (pid %d)", index + 1, procs[index].pid)
             time.sleep(0.2)
     finally:
