@@ -40,6 +40,7 @@ _PRIORITY = {
 _NAMED_ENTITIES = {"lt": "<", "gt": ">", "amp": "&", "quot": '"'}
 _ENTITY_RE = re.compile(r"&(?:#(\d{1,7})|#[xX]([0-9a-fA-F]{1,6})|([a-zA-Z]+));")
 _SPACE = " \t\r\n\f\v"
+_MARKUP_RE = re.compile(r"[<&]")
 _BOT_COMMAND_RE = re.compile(r"(?<![\w/])/[A-Za-z0-9_]{1,32}(?:@[A-Za-z0-9_]{3,32})?(?![\w/])")
 
 
@@ -86,6 +87,9 @@ def parse_html(source: str) -> tuple[str, list[dict[str, Any]]]:
     Raises:
         EntityParseError: the markup is invalid; the text matches Telegram's description.
     """
+    # A plain str: a markupsafe.Markup (the bot's escaped text, in-process) would make every
+    # index below a new Markup object.
+    source = str(source)
     text: list[str] = []
     offset = 0  # UTF-16 units emitted so far
     entities: list[dict[str, Any]] = []
@@ -101,9 +105,13 @@ def parse_html(source: str) -> tuple[str, list[dict[str, Any]]]:
                 i = decoded[1]
                 continue
         if char != "<":
-            text.append(char)
-            offset += utf16_len(char)
-            i += 1
+            # Plain text up to the next tag or entity, in one piece.
+            found = _MARKUP_RE.search(source, i + 1)
+            end = found.start() if found else n
+            chunk = source[i:end]
+            text.append(chunk)
+            offset += utf16_len(chunk)
+            i = end
             continue
         begin = i
         if i + 1 < n and source[i + 1] == "/":
