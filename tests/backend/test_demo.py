@@ -137,3 +137,32 @@ async def test_factory_builds_both_kinds(db: Database):
     await http.close()
     with pytest.raises(ValueError):
         create_backend("ftp")
+
+
+async def test_refunds_move_when_due_each_status_logged_once(demo: DemoWallet, clock: FakeClock):
+    """The wallet advances only refunds due for their next status: refunds created at
+    different times each reach the status their age says, none skips or repeats a status
+    in the change feed, and a call when nothing is due changes nothing."""
+    step = demo.refund_step_seconds
+    accounts = ("U1001", "U1002", "U1003", "U1004")
+    refunds = []
+    for index, account_id in enumerate(accounts):
+        tx = await first_refundable(demo, account_id)
+        amount = Decimal("0.99") if index == 3 else Decimal("1.00")
+        refunds.append(await demo.create_refund(account_id, tx.id, amount, "why", f"k{index}"))
+        clock.advance(step * 0.6)  # each one created 0.6 steps after the one before
+    expected_paths = {
+        0: ["submitted", "reviewing", "approved", "refunded"],
+        3: ["submitted", "reviewing", "rejected"],
+    }
+    for _ in range(12):
+        clock.advance(step * 0.35)
+        for refund, account_id in zip(refunds, accounts, strict=True):
+            now = await demo.get_refund(account_id, refund.id)
+            age = clock() - refund.created_at.timestamp()
+            path = expected_paths.get(accounts.index(account_id), expected_paths[0])
+            assert now.status == path[min(int(age // step), len(path) - 1)], (age, now)
+    feed = await demo.refund_changes("0", limit=100)
+    for index, refund in enumerate(refunds):
+        logged = [c.status for c in feed.changes if c.refund.id == refund.id]
+        assert logged == expected_paths.get(index, expected_paths[0])

@@ -796,11 +796,10 @@ class DemoWallet:
         """Move refunds along by the clock; each step is dated when it was due."""
         now = self._now()
         step = self.refund_step_seconds
-        unfinished = await self._repo.unfinished_refunds()
-        if not unfinished:
-            return
+        if not await self._repo.due_refunds(now, step):
+            return  # nothing due: one indexed look, not every unfinished refund
         async with self._repo.atomic():
-            for refund in await self._repo.unfinished_refunds():
+            for refund in await self._repo.due_refunds(now, step):
                 # Deterministic outcome: amounts ending in .99 are rejected by the merchant.
                 rejected = _money(refund.amount) % 1 == Decimal("0.99")
                 path = ["submitted", "reviewing", "rejected" if rejected else "approved"]

@@ -621,11 +621,15 @@ class WalletStore:
         )
         return [_refund(row) for row in rows]
 
-    async def unfinished_refunds(self) -> list[WalletRefund]:
-        """Return refunds still moving (not rejected or refunded), oldest first."""
+    async def due_refunds(self, now: float, step: float) -> list[WalletRefund]:
+        """Return refunds still moving whose next status is due at ``now`` (a refund moves
+        one status every ``step`` seconds from its creation), oldest first."""
         rows = await self._db.fetchall(
             "SELECT * FROM demo_refunds WHERE status NOT IN ('rejected', 'refunded') "
-            "ORDER BY created_at, id"
+            "AND created_at <= ? AND created_at + ? * "
+            "(CASE status WHEN 'submitted' THEN 1 WHEN 'reviewing' THEN 2 ELSE 3 END) <= ? "
+            "ORDER BY created_at, id",
+            (now - step, step, now),
         )
         return [_refund(row) for row in rows]
 
