@@ -541,19 +541,27 @@ async def typing_while_slow(context: BotContext, chat_id: int):
         return
 
     async def show() -> None:
-        await asyncio.sleep(TYPING_AFTER)
         while True:
             with contextlib.suppress(TelegramError):
                 await context.bot.send_chat_action(chat_id, ChatAction.TYPING)
             await asyncio.sleep(TYPING_EVERY)
 
-    task = asyncio.create_task(show(), name=f"typing-{chat_id}")
+    # Most steps end well before TYPING_AFTER: a timer, not a task, until one does not.
+    task: asyncio.Task | None = None
+
+    def slow() -> None:
+        nonlocal task
+        task = asyncio.create_task(show(), name=f"typing-{chat_id}")
+
+    timer = asyncio.get_running_loop().call_later(TYPING_AFTER, slow)
     try:
         yield
     finally:
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
+        timer.cancel()
+        if task is not None:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
 
 
 # TRANSLATORS: callback answer (max 200)
