@@ -213,6 +213,8 @@ class DemoWallet:
         self.fixed_codes = {normalize_phone(p): c for p, c in fixed_codes.items()}
         self._clock = clock
         self.refund_step_seconds = refund_step_seconds
+        #: No refund is due for its next status before this time (see _advance_refunds).
+        self._refunds_quiet_until = 0.0
         self.resend_cooldown = resend_cooldown
         self.log_sms = log_sms
         self._seeded = False
@@ -714,9 +716,8 @@ class DemoWallet:
         idempotency_key: str,
     ) -> Refund:
         """Create a refund request; the same key returns the same refund."""
-        await self._account(account_id)
 
-        async def work() -> Refund:
+        async def work() -> Refund:  # (the account is checked by _transaction)
             tx = await self._transaction(account_id, transaction_id)
             eligibility = await self._eligibility(tx)
             if not eligibility.eligible:
@@ -795,9 +796,17 @@ class DemoWallet:
     async def _advance_refunds(self) -> None:
         """Move refunds along by the clock; each step is dated when it was due."""
         now = self._now()
+        if now < self._refunds_quiet_until:
+            return
         step = self.refund_step_seconds
-        if not await self._repo.due_refunds(now, step):
-            return  # nothing due: one indexed look, not every unfinished refund
+        next_due = await self._repo.next_refund_due(step)
+        if next_due is None or next_due > now:
+            # Nothing moves before the next known due time, nor before a refund created from
+            # now on (by any process sharing the file) is due: one step from now at the least.
+            self._refunds_quiet_until = (
+                now + step if next_due is None else min(next_due, now + step)
+            )
+            return
         async with self._repo.atomic():
             for refund in await self._repo.due_refunds(now, step):
                 # Deterministic outcome: amounts ending in .99 are rejected by the merchant.

@@ -621,6 +621,16 @@ class WalletStore:
         )
         return [_refund(row) for row in rows]
 
+    async def next_refund_due(self, step: float) -> float | None:
+        """Return when the next status of a refund still moving is due (None: none moves)."""
+        row = await self._db.fetchone(
+            "SELECT MIN(created_at + ? * "
+            "(CASE status WHEN 'submitted' THEN 1 WHEN 'reviewing' THEN 2 ELSE 3 END)) "
+            "FROM demo_refunds WHERE status NOT IN ('rejected', 'refunded')",
+            (step,),
+        )
+        return None if row is None or row[0] is None else float(row[0])
+
     async def due_refunds(self, now: float, step: float) -> list[WalletRefund]:
         """Return refunds still moving whose next status is due at ``now`` (a refund moves
         one status every ``step`` seconds from its creation), oldest first."""
