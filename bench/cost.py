@@ -15,19 +15,27 @@ difference is the bot's stack, not the size of its messages). The bot's steps:
   answers with an article and buttons); the first button under the answer ("Did this solve
   it?": answer + edit); ``/help``. The comparison the issue's goal is about:
   ``light_button_ratio`` = bot button / bare button, and the same for command and text.
-* wallet walk (linked, verified users, the demo wallet in the same SQLite file):
-  ``/transactions`` -> open -> refund -> reason -> full amount -> confirm. Its button steps
-  include the demo wallet's own queries; ``sql_per_update`` splits the statements per update
-  into the bot's and the demo wallet's (``demo_*`` tables), counted in a separate small round.
+* wallet walk (linked, verified users, the demo wallet in the bot's process, on its own
+  SQLite file): ``/transactions`` -> open -> refund -> reason -> full amount -> confirm. Its
+  button steps include the demo wallet's own work; ``sql_per_update`` splits the statements
+  per update into the bot's and the demo wallet's, counted in a separate small round, and
+  ``demo_wallet_sql_thread_cpu_ms_per_update`` is the CPU of the demo wallet's SQLite thread
+  (read from that thread's own clock), taken off in ``bot_without_demo_wallet_sql...``.
+* ``--http-wallet``: the walk again with the demo wallet in a child process behind its
+  documented HTTP API (``bench._wallet_server``), as a real wallet: the bot pays for its HTTP
+  client (httpx) instead of the wallet's queries.
 
-    python -m bench.cost            # 200 users a step, best of 3 rounds
-    python -m bench.cost --small    # 10 users, 1 round
+    python -m bench.cost                  # 200 users a step, best of 3 rounds
+    python -m bench.cost --http-wallet    # and the walk with the wallet over HTTP
+    python -m bench.cost --small          # 10 users, 1 round
 """
 
 from __future__ import annotations
 
 import asyncio
+import sys
 import time
+from pathlib import Path
 from typing import Any
 
 from telegram import InlineKeyboardButton, InlineKeyboardMarkup, Update
@@ -57,6 +65,9 @@ from bench._common import (
     quiet_logs,
     workdir,
 )
+from tgbot.config import demo_wallet_beside
+
+ROOT = Path(__file__).resolve().parent.parent
 
 #: The light path: (step name, action, what). "answer" presses the first button of the
 #: bot's latest message that has buttons.
@@ -99,6 +110,41 @@ def _act(emu: Any, watcher: Watcher, user: Any, index: int, action: str, what: s
         emu.user_press(user.id, user.id, found[0], found[1])
 
 
+def _thread_cpu(thread: Any) -> float:
+    """Return a running thread's CPU seconds so far (Linux: its own CPU clock); 0 without
+    one."""
+    if thread is None:
+        return 0.0
+    return time.clock_gettime(time.pthread_getcpuclockid(thread.ident))
+
+
+async def _start_wallet_server(path: Any) -> tuple[Any, dict[str, Any]]:
+    """Start ``bench._wallet_server`` on the demo wallet's file; return the process and the
+    bot's backend settings for it."""
+    from bench._wallet_server import KEY
+
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "bench._wallet_server", str(path),
+        stdout=asyncio.subprocess.PIPE, cwd=ROOT, start_new_session=True,
+    )  # fmt: skip
+    assert proc.stdout is not None
+    line = (await asyncio.wait_for(proc.stdout.readline(), 30)).decode()
+    if not line.startswith("PORT "):
+        proc.kill()
+        raise RuntimeError(f"the wallet server did not start: {line!r}")
+    url = f"http://127.0.0.1:{int(line.split()[1])}/api/v1"
+    return proc, {"backend": "http", "backend_url": url, "backend_api_key": KEY}
+
+
+async def _stop_wallet_server(proc: Any) -> None:
+    proc.terminate()
+    try:
+        await asyncio.wait_for(proc.wait(), 10)
+    except TimeoutError:
+        proc.kill()
+        await proc.wait()
+
+
 _BOOKKEEPING = ("BEGIN", "COMMIT", "SAVEPOINT", "RELEASE", "ROLLBACK")
 
 
@@ -124,12 +170,19 @@ async def measure_bot(
     count_sql: bool = False,
     templates: dict[str, list[tuple[str, dict[str, Any]]]] | None = None,
     refunds_out: list[int] | None = None,
+    wallet_out: dict[str, float] | None = None,
+    http_wallet: bool = False,
 ) -> dict[str, Any]:
     """Return CPU ms per update for the light path and each step of the refund walk (or,
     with ``count_sql``, SQL statements per update instead). ``templates`` receives the Bot
     API calls the bot answered each light step with; ``refunds_out`` receives how many refunds
-    the measured walks created (one per walker when every step did its work)."""
+    the measured walks created (one per walker when every step did its work); ``wallet_out``
+    receives, per step, the CPU ms per update of the demo wallet's own SQLite thread (part of
+    the process CPU above: the in-process demo wallet's queries, not the bot's). With
+    ``http_wallet`` the demo wallet runs in a child process behind its documented HTTP API
+    (as a real wallet would: the bot pays for its HTTP client only)."""
     costs: dict[str, list[float]] = {}
+    wallet_costs: dict[str, list[float]] = {}
     sql: dict[str, dict[str, float]] = {}
     with workdir() as tmp:
         db = tmp / "bot.db"
@@ -146,10 +199,16 @@ async def measure_bot(
             emu.add_user(f"W{i}", language_code=QUESTIONS[i % len(QUESTIONS)][0])
             for i in range(len(QUESTIONS))
         ]
+        backend: dict[str, Any] = {}
+        server = None
+        if http_wallet:
+            server, backend = await _start_wallet_server(demo_wallet_beside(db))
         bot = await InProcessBot(
-            db, emu, verification_max_age=86400.0, refund_poll_interval=3600.0, **UNCAPPED
-        ).start()
+            db, emu, verification_max_age=86400.0, refund_poll_interval=3600.0,
+            **backend, **UNCAPPED,
+        ).start()  # fmt: skip
         counter = _SqlCounter()
+        wallet_thread = None if http_wallet else bot.app.backend.store.db.worker_thread
         if count_sql:
             await bot.app.db.set_trace(counter.on_bot)
             await bot.app.backend.store.db.set_trace(counter.on_wallet)
@@ -197,13 +256,16 @@ async def measure_bot(
                     group = people[r * users : (r + 1) * users]
                     before = {u.id: watcher.count(u.id) for u in group}
                     counter.bot = counter.wallet = 0
-                    cpu0 = time.process_time()
+                    cpu0, wallet0 = time.process_time(), _thread_cpu(wallet_thread)
                     for index, user in enumerate(group):
                         _act(emu, watcher, user, index, action, what)
                     await _wait_counts(watcher, before)
                     await bot.settle()
                     costs.setdefault(name, []).append(
                         (time.process_time() - cpu0) * 1000 / len(group)
+                    )
+                    wallet_costs.setdefault(name, []).append(
+                        (_thread_cpu(wallet_thread) - wallet0) * 1000 / len(group)
                     )
                     sql[name] = {
                         "bot": round(counter.bot / len(group), 2),
@@ -213,11 +275,18 @@ async def measure_bot(
         finally:
             await bot.stop()
             await emu.aclose()
+            if server is not None:
+                await _stop_wallet_server(server)
     if count_sql:
         return sql
     result: dict[str, Any] = {name: round(min(values), 3) for name, values in costs.items()}
     if refunds_out is not None:
         refunds_out.append(refunds)
+    if wallet_out is not None:
+        # The round the figure above comes from (the cheapest one).
+        for name, values in costs.items():
+            best = values.index(min(values))
+            wallet_out[name] = round(wallet_costs[name][best], 3)
     return result
 
 
@@ -338,9 +407,22 @@ async def main_async(args: Any) -> dict[str, Any]:
     bare = await measure_bare_ptb(users, rounds)
     templates: dict[str, list[tuple[str, dict[str, Any]]]] = {}
     refunds: list[int] = []
-    bot = await measure_bot(users, rounds, templates=templates, refunds_out=refunds)
+    wallet_sql: dict[str, float] = {}
+    bot = await measure_bot(
+        users, rounds, templates=templates, refunds_out=refunds, wallet_out=wallet_sql
+    )
+    # The bot without the demo wallet's SQLite thread: a real wallet runs elsewhere (its
+    # Python, run on the bot's event loop in the demo, stays counted).
+    own = {step: round(bot[step] - wallet_sql.get(step, 0.0), 3) for step in bot}
+    own_walk = [own[s] for s in STEP_NAMES[1:]]
+    own_walk_mean = sum(own_walk) / len(own_walk)
     same = await measure_bare_ptb(users, rounds, templates)
     sql = await measure_bot(min(users, 20), 1, count_sql=True)
+    http: dict[str, Any] | None = None
+    if args.http_wallet:
+        http_refunds: list[int] = []
+        http = await measure_bot(users, rounds, http_wallet=True, refunds_out=http_refunds)
+        http["refunds_created"] = http_refunds[0]
     walk_buttons = [bot[s] for s in STEP_NAMES[1:]]
     walk_mean = sum(walk_buttons) / len(walk_buttons)
     bare_button = bare["button_answer_edit"]
@@ -375,7 +457,17 @@ async def main_async(args: Any) -> dict[str, Any]:
         "wallet_walk_ratios_same_traffic": {
             step: _ratio(bot[step], same.get(step)) for step in STEP_NAMES
         },
+        "demo_wallet_sql_thread_cpu_ms_per_update": wallet_sql,
+        "bot_without_demo_wallet_sql_cpu_ms_per_update": own,
+        "without_demo_wallet_sql": {
+            "mean_wallet_button_step_ms": round(own_walk_mean, 3),
+            "wallet_walk_button_ratio": _ratio(own_walk_mean, bare_button),
+            "wallet_walk_ratios_same_traffic": {
+                step: _ratio(own[step], same.get(step)) for step in STEP_NAMES
+            },
+        },
         "sql_per_update": sql,
+        "bot_http_wallet_cpu_ms_per_update": http,
         "refunds_created": refunds[0],
         "duration_s": round(time.monotonic() - started, 1),
         "peak_rss_mb": peak_rss_mb(),
@@ -385,6 +477,11 @@ async def main_async(args: Any) -> dict[str, Any]:
 def main() -> None:
     p = parser(__doc__.splitlines()[0])
     p.add_argument("--users", type=int, help="users per step")
+    p.add_argument(
+        "--http-wallet",
+        action="store_true",
+        help="also measure the bot with the demo wallet in a child process behind its HTTP API",
+    )
     p.add_argument("--uvloop", action="store_true", help="run on uvloop (measuring it)")
     p.add_argument(
         "--orjson", action="store_true", help="parse Bot API answers with orjson (measuring it)"

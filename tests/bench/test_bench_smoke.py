@@ -45,7 +45,10 @@ def results(tmp_path_factory) -> dict[str, dict]:
     with contextlib.ExitStack() as stack:
         procs = {}
         for name in BENCHES:
-            extra = ["--out", str(tmp / "profile.txt")] if name == "profile" else []
+            extra = {
+                "profile": ["--out", str(tmp / "profile.txt")],
+                "cost": ["--http-wallet"],
+            }.get(name, [])
             with (tmp / f"{name}.err").open("wb") as err:
                 procs[name] = stack.enter_context(
                     popen_group(
@@ -104,6 +107,16 @@ def test_cost(results):
     buttons = [bot[s] for s in ("detail", "refund", "reason", "amount", "confirm")]
     assert r["bot_mean_wallet_button_step_ms"] == round(sum(buttons) / len(buttons), 3)
     assert r["peak_rss_mb"] > 0
+    # The demo wallet's SQLite thread works on the wallet steps only, and the bot's own
+    # figure is the whole one less that thread's.
+    wallet_sql = r["demo_wallet_sql_thread_cpu_ms_per_update"]
+    assert wallet_sql["confirm"] > 0 and wallet_sql["start"] == 0
+    own = r["bot_without_demo_wallet_sql_cpu_ms_per_update"]
+    assert own["confirm"] == round(bot["confirm"] - wallet_sql["confirm"], 3)
+    # With the wallet over HTTP every step of the walk still did its work.
+    http = dict(r["bot_http_wallet_cpu_ms_per_update"])
+    assert http.pop("refunds_created") == r["refunds_created"]
+    assert set(http) == light | walk and all(v > 0 for v in http.values())
 
 
 def test_capacity(results):
