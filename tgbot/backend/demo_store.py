@@ -583,20 +583,15 @@ class WalletStore:
     # -- refunds ---------------------------------------------------------------------------
 
     async def add_refund(self, refund: WalletRefund) -> None:
-        """Store a new refund request (and log its first status in the change feed)."""
-        async with self._db.transaction() as conn:
-            await conn.execute(
-                "INSERT INTO demo_refunds (id, account_id, transaction_id, amount, currency, "
-                "reason, status, note, created_at, updated_at) "
-                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                (refund.id, refund.account_id, refund.transaction_id, str(refund.amount),
-                 refund.currency, refund.reason, refund.status, refund.note,
-                 refund.created_at, refund.updated_at),
-            )  # fmt: skip
-            await conn.execute(
-                "INSERT INTO demo_refund_changes (refund_id, status, changed_at) VALUES (?, ?, ?)",
-                (refund.id, refund.status, refund.created_at),
-            )
+        """Store a new refund request (a trigger logs its first status in the change feed)."""
+        await self._db.write(
+            "INSERT INTO demo_refunds (id, account_id, transaction_id, amount, currency, "
+            "reason, status, note, created_at, updated_at) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (refund.id, refund.account_id, refund.transaction_id, str(refund.amount),
+             refund.currency, refund.reason, refund.status, refund.note,
+             refund.created_at, refund.updated_at),
+        )  # fmt: skip
 
     async def refund(self, account_id: str, refund_id: str) -> WalletRefund | None:
         """Return one of the account's refunds."""
@@ -673,17 +668,13 @@ class WalletStore:
     async def set_refund_status(
         self, refund_id: str, status: str, updated_at: float, note: str | None = None
     ) -> None:
-        """Move a refund to a new status (``note`` kept unless given) and log the change."""
-        async with self._db.transaction() as conn:
-            await conn.execute(
-                "UPDATE demo_refunds SET status = ?, updated_at = ?, note = COALESCE(?, note) "
-                "WHERE id = ?",
-                (status, updated_at, note, refund_id),
-            )
-            await conn.execute(
-                "INSERT INTO demo_refund_changes (refund_id, status, changed_at) VALUES (?, ?, ?)",
-                (refund_id, status, updated_at),
-            )
+        """Move a refund to a new status (``note`` kept unless given); a trigger logs the
+        change."""
+        await self._db.write(
+            "UPDATE demo_refunds SET status = ?, updated_at = ?, note = COALESCE(?, note) "
+            "WHERE id = ?",
+            (status, updated_at, note, refund_id),
+        )
 
     # -- idempotency -----------------------------------------------------------------------
 
@@ -699,9 +690,8 @@ class WalletStore:
         self, operation: str, key: str, fingerprint: str, result: str, now: float
     ) -> None:
         """Store the result of an operation under its idempotency key."""
-        async with self._db.transaction() as conn:
-            await conn.execute(
-                "INSERT INTO demo_idempotency (operation, key, fingerprint, result, created_at) "
-                "VALUES (?, ?, ?, ?, ?)",
-                (operation, key, fingerprint, result, now),
-            )
+        await self._db.write(
+            "INSERT INTO demo_idempotency (operation, key, fingerprint, result, created_at) "
+            "VALUES (?, ?, ?, ?, ?)",
+            (operation, key, fingerprint, result, now),
+        )
