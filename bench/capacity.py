@@ -338,7 +338,8 @@ async def search_flow(
             trials[subject].append(result)
             print(
                 f"# {flow} {subject} {rate}/s: p99 {result['latency_ms']['p99']} ms, "
-                f"{result['updates_per_s']} updates/s, ok {result['ok']}",
+                f"{result['updates_per_s']} updates/s, ok {result['ok']}, "
+                f"passes {passes(result)}, walks {result['walks']}",
                 file=sys.stderr,
             )
             if not passes(result):
@@ -347,8 +348,8 @@ async def search_flow(
             break
     for _ in range(bisect):
         for subject in subjects:
-            passed = [t["rate_users_per_s"] for t in trials[subject] if passes(subject, t)]
-            failed = [t["rate_users_per_s"] for t in trials[subject] if not passes(subject, t)]
+            passed = [t["rate_users_per_s"] for t in trials[subject] if passes(t)]
+            failed = [t["rate_users_per_s"] for t in trials[subject] if not passes(t)]
             if not passed or not failed:
                 continue
             low = max(passed)
