@@ -200,6 +200,8 @@ class TelegramEmulator(ClientActions):
         self._files_by_path: dict[str, StoredFile] = {}
         self.calls: list[tuple[str, dict[str, Any]]] = []
         self.violations: list[str] = []
+        #: 429s the flood caps answered (not injected faults).
+        self.cap_429s = 0
         #: Injected faults so far, by kind: "5xx", "429", "timeout", "timeout_delivered".
         self.fault_counts: collections.Counter[str] = collections.Counter()
         #: The latest injected 429s: (emulator time, "429", method, chat_id).
@@ -1085,6 +1087,7 @@ class TelegramEmulator(ClientActions):
                 waits.append(window[0] + span - now if window else span)
         if waits:
             retry = max(1, math.ceil(max(waits)))
+            self.cap_429s += 1
             raise ApiError(429, f"Too Many Requests: retry after {retry}", retry)
         if bulk:
             overall.extend([now] * count)
