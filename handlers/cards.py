@@ -21,9 +21,12 @@ stateDiagram-v2
 from __future__ import annotations
 
 import contextlib
+import logging
 import re
+import time
 from decimal import Decimal, InvalidOperation
 from enum import StrEnum
+from typing import Any
 
 from telegram import InlineKeyboardButton, InlineKeyboardMarkup, Update
 from telegram.error import BadRequest
@@ -58,6 +61,7 @@ from .common import (
     nav_rows,
     scratch,
     send_step,
+    user_in_sync,
 )
 from .verify import account_gone, human_rows, require_verified, verify_states, wallet_down
 
@@ -118,6 +122,8 @@ DEPOSIT_UNSURE = N_(
     "The U-Pay service did not confirm in time whether the amount was right. Please type it "
     "again in a moment."
 )
+
+_LOGGER = logging.getLogger(__name__)
 
 add_menu_entry("menu:cards", LABEL, DESCRIPTION, order=20)
 
@@ -336,6 +342,10 @@ def _watch_binding(
     queue = context.job_queue
     if queue is None:
         return
+    if getattr(context.application, "cluster", None) is not None:
+        # Several workers: the duties holder watches every user on the secure page from the
+        # database (watch_bindings), so the watch outlives this worker.
+        return
     name = f"watch-binding:{user_id}"
     for job in queue.get_jobs_by_name(name):
         job.schedule_removal()
@@ -350,20 +360,25 @@ def _watch_binding(
     )
 
 
+def _waits_for(app: Any, key: tuple[int, int], binding_id: str) -> bool:
+    """Whether the user of ``key`` is still on the secure page of this binding."""
+    flow = app.flows.get("cards")
+    user_data = app.user_data.get(key[1]) or {}
+    return (
+        flow is not None
+        and flow.state_of(key) == Cards.WAITING
+        and (user_data.get(SCRATCH_KEY) or {}).get("binding") == binding_id
+    )
+
+
 async def watch_binding(context: BotContext) -> None:
     """Job: once the wallet shows the card entered on the secure page, move the user's flow
     on and tell them (ask for the deposit, or say bound / failed)."""
     job = context.job
     data = job.data
     app = context.application
-    flow = app.flows.get("cards")
     key = (data["chat"], data["user"])
-    user_data = app.user_data.get(data["user"]) or {}
-    if (
-        flow is None
-        or flow.state_of(key) != Cards.WAITING
-        or (user_data.get(SCRATCH_KEY) or {}).get("binding") != data["binding"]
-    ):
+    if not _waits_for(app, key, data["binding"]):
         job.schedule_removal()  # the user moved on (or pressed the button first)
         return
     try:
@@ -373,7 +388,57 @@ async def watch_binding(context: BotContext) -> None:
     if binding.status == "waiting_for_card":
         return
     job.schedule_removal()
-    context.tr = await translator_for(context, data["user"])
+    await _binding_moved(context, key, binding)
+
+
+async def watch_bindings(context: BotContext) -> None:
+    """Job of the duties holder with several workers: the watch of :func:`watch_binding` for
+    every user on the secure page, found in the database (their flow state and scratch), so
+    it does not depend on the worker that opened the page. The wallet is asked without
+    holding the chat; a change is acted on holding it, with the flow as stored."""
+    app = context.application
+    flow = app.flows.get("cards")
+    if flow is None:
+        return
+    now = time.time()
+    for key, state in (await app.persistence.running_conversations(flow.name)).items():
+        if state != Cards.WAITING:
+            continue
+        try:
+            await _watch_stored(context, (int(key[0]), int(key[1])), now)
+        except Exception:  # one user's trouble (Telegram, the database) never stops the others
+            _LOGGER.exception("Watching a card binding failed; trying again in a moment")
+
+
+async def _watch_stored(context: BotContext, key: tuple[int, int], now: float) -> None:
+    app = context.application
+    stored = await app.persistence.stored_user_data(key[1])
+    binding_id = (stored.get(SCRATCH_KEY) or {}).get("binding")
+    record = stored.get(FLOW_KEY)
+    # As the one-process watch, for at most the secure session's lifetime.
+    if not binding_id or record is None or now - record["last"] > BINDING_WATCH_SECONDS:
+        return
+    user = await app.repos.users.get(key[1])
+    if user is None or not user.wallet_account_id:
+        return
+    try:
+        binding = await app.backend.get_binding(user.wallet_account_id, binding_id)
+    except (Unavailable, NotFound):
+        return  # looked at again next time; the button still works
+    if binding.status == "waiting_for_card":
+        return
+    async with user_in_sync(app, key[1]):
+        if _waits_for(app, key, binding_id):  # the user may have pressed the button meanwhile
+            await _binding_moved(context, key, binding)
+
+
+async def _binding_moved(context: BotContext, key: tuple[int, int], binding: Binding) -> None:
+    """Move the flow of a user whose card was entered on, and tell them."""
+    app = context.application
+    chat_id, user_id = key
+    flow = app.flows["cards"]
+    user_data = app.user_data.get(user_id) or {}
+    context.tr = await translator_for(context, user_id)
     card = binding.card
     bank, last4 = (escape(card.bank), card.last4) if card else ("?", "????")
     record = user_data.get(FLOW_KEY)
@@ -385,9 +450,9 @@ async def watch_binding(context: BotContext) -> None:
         markup = InlineKeyboardMarkup(nav_rows(context))
     elif binding.status == "bound":
         flow.end_for(key)
-        clear_flow_data(app, data["user"])
+        clear_flow_data(app, user_id)
         record = None
-        await app.repos.audit.record(data["user"], "card.bind", binding.id, {"last4": last4})
+        await app.repos.audit.record(user_id, "card.bind", binding.id, {"last4": last4})
         text = context._(BOUND).format(bank=bank, last4=last4)
         markup = InlineKeyboardMarkup([main_menu_row(context)])
     else:
@@ -396,14 +461,14 @@ async def watch_binding(context: BotContext) -> None:
         text, rows = _failed_view(context, binding)
         markup = InlineKeyboardMarkup(rows)
     stale = list(record["msgs"]) if record is not None else []
-    message = await app.bot.send_message(data["chat"], text, reply_markup=markup)
+    message = await app.bot.send_message(chat_id, text, reply_markup=markup)
     # The secure-page step above is over: its buttons go.
     for message_id in stale:
         with contextlib.suppress(BadRequest):
-            await app.bot.edit_message_reply_markup(data["chat"], message_id, reply_markup=None)
+            await app.bot.edit_message_reply_markup(chat_id, message_id, reply_markup=None)
     if record is not None:
         record["msgs"] = [message.message_id]
-    app.mark_data_for_update_persistence(user_ids=data["user"])
+    app.mark_data_for_update_persistence(user_ids=user_id)
 
 
 async def card_entered(update: Update, context: BotContext) -> object:

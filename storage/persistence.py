@@ -178,6 +178,18 @@ class DatabasePersistence(BasePersistence[dict[Any, Any], dict[Any, Any], dict[A
         rows = await (await self.rows()).conversation_states(list(wanted))
         return {wanted[pair]: codec.loads(state) for pair, state in rows.items()}
 
+    async def running_conversations(self, name: str) -> dict[ConversationKey, object]:
+        """Return the stored states of the ConversationHandler ``name``'s running
+        conversations (what every worker wrote), without touching what this process holds."""
+        rows = await (await self.rows()).conversations(name)
+        return {tuple(json.loads(key)): codec.loads(state) for key, state in rows.items()}
+
+    async def stored_user_data(self, user_id: int) -> dict[Any, Any]:
+        """Return one user's stored user_data (empty if none), without touching this
+        process's copy."""
+        text = await (await self.rows()).load_one("user", user_id)
+        return codec.loads(text) if text is not None else {}
+
     # -- writing (every update_interval and at shutdown) --------------------------
 
     async def update_conversation(

@@ -20,6 +20,8 @@ from telegram.ext import Application, ApplicationBuilder, ContextTypes, Defaults
 from telegram.request import BaseRequest, HTTPXRequest
 
 import handlers
+from handlers import cards
+from handlers.cards import watch_bindings
 from handlers.core import expire_flows
 from handlers.menu import set_command_menus
 from services import jobs
@@ -243,7 +245,7 @@ class WalletApplication(Application):
     async def _start_duties(self) -> None:
         """Start what runs once per deployment: the broadcast feeder, resumed erasures, the
         wallet's webhook and pages, the scheduled jobs (the refund poller among them), and
-        with several workers the bulk send lanes."""
+        with several workers the bulk send lanes and the card-binding watch."""
         assert self.broadcaster is not None and self.privacy is not None
         assert self.outbox is not None
         if self.cluster is not None:
@@ -304,6 +306,17 @@ class WalletApplication(Application):
                     name="poll-refunds",
                 ),
             ]
+            if self.cluster is not None:
+                # Several workers: users on the secure card page are watched from the
+                # database here, not by the worker that opened the page (it may die).
+                self._duty_jobs.append(
+                    queue.run_repeating(
+                        watch_bindings,
+                        interval=cards.BINDING_POLL_SECONDS,
+                        first=cards.BINDING_POLL_SECONDS,
+                        name="watch-bindings",
+                    )
+                )
 
     async def _stop_duties(self) -> None:
         """Stop what :meth:`_start_duties` started (a broadcast, an erasure resume at the
