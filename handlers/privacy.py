@@ -259,7 +259,7 @@ async def gate(update: Update, context: BotContext) -> None:
     """While a user's data is being erased, record nothing about them: answer and stop."""
     user = update.effective_user
     service = context.app.privacy
-    language = service.erasing(user.id) if user is not None and service is not None else None
+    language = await service.gate_language(user.id) if user is not None and service else None
     if language is None:
         return
     text = translator(language).gettext(BEING_DELETED)

@@ -21,7 +21,8 @@ dropped there), and handles the updates it received. What a worker adds to that,
   and sends the bulk lanes (so the bulk budget is spent once). It renews the lease every
   third of its time; when it dies, another worker takes the lease over once it expires. The
   holder also hands out the work a dead worker left: updates stored and never finished
-  (older than ``recover_after``), and sends left in flight.
+  (older than ``recover_after``), and sends left in flight; and it runs the users' erasures,
+  whichever worker recorded them.
 """
 
 from __future__ import annotations
@@ -221,6 +222,14 @@ class Cluster:
                 self.app.mark_data_for_update_persistence(user_ids=user_id)
                 await self.app.update_persistence()
 
+    @asynccontextmanager
+    async def chat(self, chat_id: int) -> AsyncIterator[None]:
+        """Hold a chat, loading and writing nothing (for work that must not interleave with
+        the chat's updates, e.g. an erasure's steps)."""
+        assert self.locks is not None, "the cluster is not open"
+        async with self.locks.hold(chat_id):
+            yield
+
     async def _user_loaded(self, user_id: int, chat_id: int) -> None:
         await self.app.persistence.refresh_user_data(user_id, self.app.user_data[user_id])
         keyed = []
@@ -313,8 +322,11 @@ class Cluster:
             _LOGGER.exception("Stopping the duties failed")
 
     async def _recover(self) -> None:
-        """Handle what dead workers left: stored updates never finished, sends in flight."""
+        """Handle what other workers left: erasures, stored updates never finished, sends in
+        flight."""
         try:
+            # Erasures other workers recorded (or left when they died) run here.
+            await self.app.privacy.adopt()
             await self.app.outbox.recover_in_flight(max(30.0, self.recover_after))
             stale = await self.app.repos.inbox.stale_pending(time.time() - self.recover_after)
             for _, payload in stale:

@@ -20,6 +20,14 @@ as done), so a restart resumes it where it stood:
 
 While an erasure runs, nothing from the user is recorded (the handlers' privacy gate answers
 "being deleted" instead). Logs name the erasure, never the user.
+
+Several workers (``application.cluster``): the gate asks the database (the erasure's row,
+through a unique index on its user), read while the worker holds the user's chat; erasures
+run on the worker that holds the duties lease, which picks up every unfinished one at each
+renewal step (those other workers recorded, and those a worker left when it died), and the
+steps that end the user's menus and erase their records hold the user's chat, so no update
+of theirs is half-handled across them (a worker that read the data before the erasure could
+otherwise write it back after).
 """
 
 from __future__ import annotations
@@ -28,6 +36,7 @@ import asyncio
 import contextlib
 import logging
 import time
+from collections.abc import AsyncIterator
 from typing import Any
 
 from telegram import InlineKeyboardButton, InlineKeyboardMarkup
@@ -49,6 +58,9 @@ TOPIC_ERASED = N_(
     "🗑 Data deleted at the user's request. The bot removed the messages with the user's data "
     "from this topic; the ticket's details and transcript are gone from its records."
 )
+
+#: Steps from which the user is served as anyone new (the gate no longer answers them).
+_SERVED_AGAIN = frozenset({"notify", "finish"})
 
 #: Seconds between looks at a step that waits for something (a send in flight).
 WAIT = 0.2
@@ -100,6 +112,8 @@ class PrivacyService:
         """Resume every erasure a stop (or a crash) interrupted."""
         self._stopping = False
         for erasure in self._resume:
+            if erasure.id in self._tasks:
+                continue  # several workers: requested here while the duties were starting
             _LOGGER.info("Resuming erasure %s at step %s", erasure.id, erasure.step)
             self._spawn(erasure.id)
         self._resume = []
@@ -125,8 +139,20 @@ class PrivacyService:
         return True
 
     def erasing(self, user_id: int) -> str | None:
-        """Return the language of a user whose data is being erased, else None."""
+        """Return the language of a user whose data is being erased by this process (or
+        whose erasure it found unfinished at its start), else None."""
         return self._erasing.get(user_id)
+
+    async def gate_language(self, user_id: int) -> str | None:
+        """Return the language of a user whose data is being erased, else None: for the
+        gate. One process knows its own erasures; with several workers, any of them may run
+        it, so the database says (until the step that tells the user it is done)."""
+        if self._cluster is None:
+            return self.erasing(user_id)
+        erasure = await self._repos.privacy.erasure_of(user_id)
+        if erasure is None or erasure.step in _SERVED_AGAIN:
+            return None
+        return erasure.language or self._config.default_language
 
     async def request_erasure(self, user_id: int, language: str) -> Erasure:
         """Start erasing a user's data (or return the erasure already running)."""
@@ -137,9 +163,36 @@ class PrivacyService:
                 None, "privacy.erasure_requested", f"erasure:{erasure.id}"
             )
             _LOGGER.info("Erasure %s requested", erasure.id)
-        if erasure.id not in self._tasks:
+        # Several workers: the duties holder runs it (see :meth:`adopt`).
+        runs_here = self._cluster is None or self._cluster.holds_duties
+        if runs_here and erasure.id not in self._tasks:
             self._spawn(erasure.id)
         return erasure
+
+    async def adopt(self) -> None:
+        """Run every unfinished erasure not running here yet (several workers: called on the
+        duties holder at each renewal step, so an erasure another worker recorded, or left
+        when it died, runs within a step)."""
+        if self._stopping:
+            return
+        for erasure in await self._repos.privacy.unfinished_erasures():
+            if erasure.id not in self._tasks:
+                _LOGGER.info("Running erasure %s from step %s", erasure.id, erasure.step)
+                self._spawn(erasure.id)
+
+    @property
+    def _cluster(self) -> Any:
+        return getattr(self._app, "cluster", None)
+
+    @contextlib.asynccontextmanager
+    async def _holding(self, user_id: int) -> AsyncIterator[None]:
+        """Hold the user's chat while a step changes what their updates read (several
+        workers; one process handles updates and steps in one loop, a step never waits)."""
+        if self._cluster is None:
+            yield
+            return
+        async with self._cluster.chat(user_id):
+            yield
 
     def _spawn(self, erasure_id: int) -> None:
         task = asyncio.get_running_loop().create_task(
@@ -186,14 +239,15 @@ class PrivacyService:
     async def _close(self, erasure: Erasure) -> None:
         user_id = self._user(erasure)
         tickets = self._repos.tickets
-        ticket = await tickets.open_for_user(user_id)
-        if ticket is not None and await tickets.close(ticket.id, None):
-            await self._repos.audit.record(
-                None, "ticket.close", ticket.id, {"by_user": False, "reason": "erasure"}
-            )
-        await self._repos.privacy.cancel_pending_sends(user_id)
-        self._forget_in_memory(user_id)
-        await self._repos.privacy.set_step(erasure.id, "collect")
+        async with self._holding(user_id):
+            ticket = await tickets.open_for_user(user_id)
+            if ticket is not None and await tickets.close(ticket.id, None):
+                await self._repos.audit.record(
+                    None, "ticket.close", ticket.id, {"by_user": False, "reason": "erasure"}
+                )
+            await self._repos.privacy.cancel_pending_sends(user_id)
+            self._forget_in_memory(user_id)
+            await self._repos.privacy.set_step(erasure.id, "collect")
 
     async def _collect(self, erasure: Erasure) -> None:
         user_id = self._user(erasure)
@@ -213,10 +267,11 @@ class PrivacyService:
     async def _erase(self, erasure: Erasure) -> None:
         user_id = self._user(erasure)
         privacy = self._repos.privacy
-        async with self._repos.db.transaction():
-            counts = await privacy.erase_user(user_id, erasure.pseudonym)
-            await privacy.set_step(erasure.id, "delete_posts", counts)
-        self._forget_in_memory(user_id)
+        async with self._holding(user_id):
+            async with self._repos.db.transaction():
+                counts = await privacy.erase_user(user_id, erasure.pseudonym)
+                await privacy.set_step(erasure.id, "delete_posts", counts)
+            self._forget_in_memory(user_id)
         _LOGGER.info("Erasure %s: storage erased", erasure.id)
 
     async def _delete_posts(self, erasure: Erasure) -> None:
