@@ -3,8 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import contextvars
 import hashlib
+import logging
+import os
+import socket
 from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
 from typing import Any
@@ -13,6 +17,8 @@ import asyncpg
 
 from storage.base import redact_url
 from storage.errors import AlreadyRunning, StorageError
+
+_LOGGER = logging.getLogger(__name__)
 
 # The task that owns an open transaction and its connection. Only that task joins it (a
 # task it starts inherits the variable but must not share the connection: asyncpg runs one
@@ -23,6 +29,21 @@ _owner: contextvars.ContextVar[tuple[asyncio.Task[Any], asyncpg.Connection] | No
 
 #: Errors that mean the server could not be reached or refused us (not a bug in a query).
 CONNECT_ERRORS = (OSError, asyncio.TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError)
+
+
+#: Seconds a new poller waits for the previous one to finish the updates it had fetched
+#: (it lost the lock but still runs) before it starts anyway.
+DRAIN_WAIT = 30.0
+
+
+def _instance_name() -> str:
+    """Return the application_name of the instance locks' connections: which process on
+    which host holds them (operators and a waiting standby read it in pg_stat_activity)."""
+    return f"tgbot-instance {socket.gethostname()}:{os.getpid()}"[:63]
+
+
+async def _try_lock(conn: asyncpg.Connection, key: int) -> bool:
+    return bool(await conn.fetchval("SELECT pg_try_advisory_lock($1)", key))
 
 
 def rowcount(status: str) -> int:
@@ -59,6 +80,7 @@ class PostgresDatabase:
         self._scope = scope
         self._closed = False
         self._instance: asyncpg.Connection | None = None
+        self._work: asyncpg.Connection | None = None
         self._trace: Callable[[str], None] | None = None
 
     @property
@@ -201,52 +223,183 @@ class PostgresDatabase:
         """Borrow a pool connection for work that spans transactions (``async with``)."""
         return self._pool.acquire()
 
-    async def connect(self) -> asyncpg.Connection:
+    async def connect(
+        self, application_name: str = "tgbot-locks", timeout: float = 60
+    ) -> asyncpg.Connection:
         """Open a dedicated connection (not from the pool), e.g. to hold session locks."""
         try:
             return await asyncpg.connect(
-                self.url, server_settings={"application_name": "tgbot-locks"}
+                self.url,
+                timeout=timeout,
+                server_settings={"application_name": application_name},
             )
         except CONNECT_ERRORS as exc:
             raise StorageError(f"Cannot open database {self.path}: {exc}") from exc
 
     # -- one running instance --------------------------------------------------------
 
-    async def lock_instance(self) -> None:
+    async def lock_instance(self, drain: float = 0.0) -> None:
         """Take the one-instance lock of this database and schema, or raise AlreadyRunning.
 
-        A session advisory lock on a dedicated connection: PostgreSQL drops it when the
-        process dies (its connection closes), so a crash never leaves a stale lock. Several
-        workers of one bot (a later step) will share the database under leases instead.
+        Two session advisory locks, each on a dedicated connection: PostgreSQL drops them
+        when the process dies (its connections close), so a crash never leaves a stale lock.
+        ``instance`` says who polls Telegram (the poller; :meth:`wait_instance` makes a
+        standby); ``instance-work`` is held until the process has finished its work, so a
+        poller that lost ``instance`` (its connection cut) and still finishes the updates it
+        had fetched keeps the next one from starting on them. Several workers in webhook mode
+        share the database without either (leases and chat locks, ``tgbot.cluster``).
+
+        Args:
+            drain: seconds to wait for a previous holder still finishing its work; past them
+                (a process that lost ``instance`` cannot poll any more) start anyway. 0:
+                refuse while it works (``tgbot migrate``).
         """
         if self._instance is not None:
             return
-        conn = await self.connect()
+        conn = await self.connect(_instance_name(), timeout=10)
         try:
-            got = await conn.fetchval("SELECT pg_try_advisory_lock($1)", self.key("instance"))
-            if not got:
-                holder = await conn.fetchval(
-                    "SELECT string_agg(a.pid::text || ' on ' || "
-                    "COALESCE(host(a.client_addr), 'local socket'), ', ') "
-                    "FROM pg_locks l JOIN pg_stat_activity a USING (pid) "
-                    "WHERE l.locktype = 'advisory' AND l.granted "
-                    "AND ((l.classid::bigint << 32) | l.objid::bigint) = $1",
-                    self.key("instance"),
-                )
+            if not await _try_lock(conn, self.key("instance")):
+                holder = await self._holder(conn, "instance")
                 raise AlreadyRunning(
-                    f"Another instance is already running on {self.path} "
-                    f"({self._scope}; server process {holder or 'unknown'})"
+                    f"Another instance is already running on {self.path} ({self._scope}; {holder})"
+                )
+            work = await self._take_work_lock(drain)
+            if work is None and not drain:
+                raise AlreadyRunning(
+                    f"The previous instance on {self.path} is still finishing its work "
+                    f"({self._scope}; {await self._holder(conn, 'instance-work')})"
+                )
+            if work is None:
+                _LOGGER.warning(
+                    "The previous instance on %s still works after %.0f s (%s); it lost the "
+                    "lock, so it cannot poll: starting anyway",
+                    self.path,
+                    drain,
+                    await self._holder(conn, "instance-work"),
                 )
         except BaseException:
             await conn.close()
             raise
-        self._instance = conn
+        self._instance, self._work = conn, work
+
+    async def wait_instance(
+        self,
+        retry: float,
+        stop: asyncio.Event,
+        *,
+        waiting: Callable[[str], None],
+        drain: float = DRAIN_WAIT,
+    ) -> bool:
+        """Take the one-instance lock, waiting as a standby while another process holds it.
+
+        Tries every ``retry`` seconds (also while the server cannot be reached); calls
+        ``waiting(why)`` when it starts to wait and whenever the reason changes (another
+        holder, the server down). Once it holds ``instance``, it waits up to ``drain`` seconds
+        for the previous holder to finish its work (``instance-work``). Returns True when
+        held, False if ``stop`` was set first.
+        """
+        said = None
+        stopped = asyncio.ensure_future(stop.wait())
+        try:
+            while not stop.is_set():
+                attempt = asyncio.ensure_future(self.lock_instance(drain))
+                # A stop ends the wait at once, also a connection attempt or the drain.
+                await asyncio.wait({attempt, stopped}, return_when=asyncio.FIRST_COMPLETED)
+                if not attempt.done():
+                    attempt.cancel()
+                    with contextlib.suppress(asyncio.CancelledError, Exception):
+                        await attempt
+                    break
+                try:
+                    attempt.result()
+                    if stop.is_set():
+                        await self.release_instance()
+                        break
+                    return True
+                except AlreadyRunning as exc:
+                    why = str(exc)
+                except StorageError as exc:
+                    why = f"cannot reach the database: {exc}"
+                except CONNECT_ERRORS as exc:
+                    why = f"cannot reach the database: {type(exc).__name__}: {exc}"
+                if why != said:
+                    said = why
+                    waiting(why)
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(asyncio.shield(stopped), retry)
+        finally:
+            stopped.cancel()
+        return False
+
+    async def _take_work_lock(self, wait: float) -> asyncpg.Connection | None:
+        """Take ``instance-work`` at once if free, else within ``wait`` seconds (the previous
+        holder finishing); None if it was still held."""
+        work = await self.connect(_instance_name(), timeout=10)
+        try:
+            deadline = asyncio.get_running_loop().time() + wait
+            said = False
+            while not await _try_lock(work, self.key("instance-work")):
+                if wait and not said:
+                    said = True
+                    _LOGGER.info(
+                        "Holding the poller lock; waiting up to %.0f s for the previous poller "
+                        "to finish the updates it had fetched (%s)",
+                        wait,
+                        await self._holder(work, "instance-work"),
+                    )
+                if asyncio.get_running_loop().time() >= deadline:
+                    await work.close()
+                    return None
+                await asyncio.sleep(0.05)
+        except BaseException:
+            await work.close()
+            raise
+        return work
+
+    async def _holder(self, conn: asyncpg.Connection, name: str) -> str:
+        holder = await conn.fetchval(
+            "SELECT string_agg('server process ' || a.pid::text || ' (' || "
+            "a.application_name || ') on ' || COALESCE(host(a.client_addr), 'local socket'), "
+            "', ') FROM pg_locks l JOIN pg_stat_activity a USING (pid) "
+            "WHERE l.locktype = 'advisory' AND l.granted "
+            "AND ((l.classid::bigint << 32) | l.objid::bigint) = $1",
+            self.key(name),
+        )
+        return holder or "server process unknown"
+
+    def on_instance_lost(self, callback: Callable[[], None]) -> None:
+        """Call ``callback`` as soon as the held ``instance`` lock's connection ends other than
+        by :meth:`release_instance` (the server restarted, the backend was terminated, the
+        network closed it): the lock is gone, and another process may take it."""
+        conn = self._instance
+        assert conn is not None, "the instance lock is not held"
+
+        def ended(closed: object) -> None:
+            if self._instance is closed:
+                callback()
+
+        conn.add_termination_listener(ended)
+
+    async def check_instance(self, timeout: float) -> bool:
+        """Return whether the ``instance`` lock is still held: its session answers within
+        ``timeout`` seconds (a session holds its advisory locks until it ends)."""
+        conn = self._instance
+        if conn is None or conn.is_closed():
+            return False
+        try:
+            return await conn.fetchval("SELECT 1", timeout=timeout) == 1
+        except (*CONNECT_ERRORS, asyncpg.InterfaceError):
+            return False
 
     async def release_instance(self) -> None:
         """Release the one-instance lock; safe to call when not held."""
         conn, self._instance = self._instance, None
-        if conn is not None:
-            await conn.close()  # the session ends, and its advisory locks with it
+        work, self._work = self._work, None
+        for held in (conn, work):
+            if held is not None:
+                # The session ends, and its advisory locks with it.
+                with contextlib.suppress(*CONNECT_ERRORS):
+                    await held.close(timeout=5)
 
     # -- maintenance -----------------------------------------------------------------
 

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import os
+import socket
 
 import pytest
 
@@ -145,6 +147,96 @@ async def test_a_second_instance_on_the_same_schema_is_refused(postgres_server) 
             await db.close()
         for url in (first_url, other_url):
             await postgres_server.drop_schema(url)
+
+
+async def test_a_standby_waits_for_the_lock_and_takes_it_when_freed(postgres_server) -> None:
+    """``wait_instance``: says who holds the lock, tries every ``retry`` seconds, takes it
+    once the holder's session ends; a stop ends the wait at once, holding nothing."""
+    url = await postgres_server.new_schema()
+    poller, standby, other = [await PostgresDatabase.open(url) for _ in range(3)]
+    try:
+        await poller.lock_instance()
+        said: list[str] = []
+        told = asyncio.Event()
+
+        def waiting_because(why: str) -> None:
+            said.append(why)
+            told.set()
+
+        stop = asyncio.Event()
+        waiting = asyncio.create_task(standby.wait_instance(0.05, stop, waiting=waiting_because))
+        await asyncio.wait_for(told.wait(), 5)
+        assert "Another instance is already running" in said[0]
+        assert f"tgbot-instance {socket.gethostname()}:{os.getpid()}" in said[0]  # the holder
+        # Still waiting after several tries; it said so once (the reason did not change).
+        done, _ = await asyncio.wait({waiting}, timeout=0.3)
+        assert not done and len(said) == 1
+        await poller.close()
+        assert await asyncio.wait_for(waiting, 5) is True
+        with pytest.raises(AlreadyRunning):
+            await other.lock_instance()  # the standby holds it now
+        assert await standby.check_instance(timeout=1)
+
+        # A stopped standby returns False at once and holds nothing.
+        stop = asyncio.Event()
+        tried = asyncio.Event()
+        stopped = asyncio.create_task(
+            other.wait_instance(10.0, stop, waiting=lambda why: tried.set())
+        )
+        await asyncio.wait_for(tried.wait(), 5)
+        stop.set()
+        assert await asyncio.wait_for(stopped, 2) is False
+        assert other._instance is None and other._work is None
+    finally:
+        for db in (poller, standby, other):
+            await db.close()
+        await postgres_server.drop_schema(url)
+
+
+async def test_a_poller_whose_lock_session_ends_learns_it_and_its_work_holds_the_next(
+    postgres_server,
+) -> None:
+    """The lock's session terminated (a server restart, a network cut): the holder is told at
+    once and its check fails; a standby takes ``instance`` but starts only once the old
+    holder has finished its work (``instance-work``), and ``tgbot migrate``'s lock refuses
+    meanwhile."""
+    url = await postgres_server.new_schema()
+    poller, standby, migrator = [await PostgresDatabase.open(url) for _ in range(3)]
+    try:
+        await poller.lock_instance()
+        lost = asyncio.Event()
+        poller.on_instance_lost(lost.set)
+        assert await poller.check_instance(timeout=1)
+        backend = await poller.fetchval(
+            "SELECT pid FROM pg_locks WHERE locktype = 'advisory' AND granted "
+            "AND ((classid::bigint << 32) | objid::bigint) = $1",
+            (poller.key("instance"),),
+        )
+        await poller.fetchval("SELECT pg_terminate_backend($1)", (backend,))
+        await asyncio.wait_for(lost.wait(), 5)
+        assert not await poller.check_instance(timeout=1)
+
+        # The old holder still finishes its work: the next one waits for it.
+        taking = asyncio.create_task(
+            standby.wait_instance(0.05, asyncio.Event(), waiting=lambda why: None, drain=30)
+        )
+        done, _ = await asyncio.wait({taking}, timeout=0.3)
+        assert not done
+        with pytest.raises(AlreadyRunning):
+            await migrator.lock_instance()
+        await poller.release_instance()  # its work is done
+        assert await asyncio.wait_for(taking, 5) is True
+
+        # Past the drain time a new holder starts anyway (the old one cannot poll).
+        await standby.release_instance()
+        await poller.lock_instance()
+        await poller._instance.close()  # lost `instance`, still working
+        await migrator.lock_instance(drain=0.2)
+        assert migrator._work is None  # started without the old holder's work lock
+    finally:
+        for db in (poller, standby, migrator):
+            await db.close()
+        await postgres_server.drop_schema(url)
 
 
 # -- transactions -----------------------------------------------------------------------
