@@ -81,3 +81,29 @@ def popen_group(argv: list[str], **kwargs: Any) -> Iterator[subprocess.Popen]:
     finally:
         kill_group(proc.pid)
         proc.wait()
+
+
+def socket_owner(local_port: int, remote_port: int, pids: set[int]) -> int | None:
+    """Return which of ``pids`` owns the TCP socket from ``local_port`` to ``remote_port`` on
+    127.0.0.1 (the client end of a connection a test server sees), from /proc; None if none."""
+    inode = None
+    with contextlib.suppress(OSError):
+        for line in Path("/proc/net/tcp").read_text().splitlines()[1:]:
+            fields = line.split()
+            local, remote = fields[1], fields[2]
+            if (
+                int(local.split(":")[1], 16) == local_port
+                and int(remote.split(":")[1], 16) == remote_port
+            ):
+                inode = fields[9]
+                break
+    if inode is None:
+        return None
+    target = f"socket:[{inode}]"
+    for pid in pids:
+        with contextlib.suppress(OSError):
+            for fd in Path(f"/proc/{pid}/fd").iterdir():
+                with contextlib.suppress(OSError):
+                    if os.readlink(fd) == target:
+                        return pid
+    return None

@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import json
 import logging
+from collections.abc import Callable
 from typing import Any
 
 import tornado.httpserver
@@ -93,6 +94,10 @@ class BotApiHandler(_EmulatorHandler):
                 400, {"ok": False, "error_code": 400, "description": "Bad Request: invalid JSON"}
             )
             return
+        if self.server.on_request is not None:
+            # Who asks: the client's address and port (tests map it to a process).
+            address = getattr(self.request.connection, "context", None)
+            self.server.on_request(method, getattr(address, "address", None))
         self._task = asyncio.ensure_future(self.emulator.call(method, params, files))
         try:
             status, envelope = await self._task
@@ -149,6 +154,9 @@ class EmulatorServer:
         #: The tornado Application (handlers can be added while it runs).
         self.app: tornado.web.Application | None = None
         self._stopping = asyncio.Event()
+        #: Called with (method as requested, the client's ``(host, port)``) as each Bot API
+        #: request arrives, before it is answered: tests tell which process polls by it.
+        self.on_request: Callable[[str, Any], None] | None = None
 
     def handlers(self) -> list[HandlerSpec]:
         """Return the Bot API URL specs (append to them to extend the Application)."""
