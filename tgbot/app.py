@@ -8,6 +8,7 @@ persistence; :meth:`~WalletApplication.shutdown` closes it after PTB's last pers
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 from typing import Any
@@ -75,6 +76,16 @@ class _Storage:
 #: Seconds after start-up before a stop signal that came during it is delivered.
 _AFTER_STARTUP = 0.05
 
+#: Long polling on PostgreSQL: seconds between checks that the poller lock's session still
+#: answers, and how long an answer may take. A connection that closes is noticed at once; a
+#: silent one (a network cut) within the sum, long before the server drops a silent client
+#: (TCP keepalive: hours by default) and with it the lock.
+POLLER_CHECK = 2.0
+POLLER_CHECK_TIMEOUT = 5.0
+
+#: Exit code of a poller that lost its lock and stopped (a standby polls now).
+LOST_POLLER_LOCK = 4
+
 
 class WalletApplication(Application):
     """PTB's Application plus the support bot's storage, outbox and flow registry."""
@@ -109,6 +120,18 @@ class WalletApplication(Application):
                 self, lease_ttl=config.lease_ttl, recover_after=config.recover_after
             )
         self._duty_jobs: list[Any] = []
+        #: Long polling on PostgreSQL: one process polls (it holds the poller lock), others
+        #: wait as standbys until it is free (docs/postgres.md).
+        self.poller_lock = bool(config.database_url and not config.webhook_url)
+        #: The getUpdates transport (build_application sets it): fenced when the lock is lost.
+        self.polling_transport: CommitBeforePoll | None = None
+        #: Set by a stop signal (a waiting standby ends its wait at once).
+        self._stop_event = asyncio.Event()
+        self._standby_waiting = False
+        #: This process held the poller lock and lost it: it stopped polling.
+        self.poller_lock_lost = False
+        self._poller_watch: asyncio.Task | None = None
+        self._fence_task: asyncio.Task | None = None
 
     @property
     def db(self) -> BotDatabase:
@@ -127,6 +150,10 @@ class WalletApplication(Application):
             return
         try:
             db = await self._open_database()
+            if db is None:  # a standby stopped while it waited: nothing was started
+                await self._close_storage()
+                self.stop_running()
+                return
             before, after = await migrate(db)
             if before != after:
                 _LOGGER.info("Database migrated from version %s to %s", before, after)
@@ -150,7 +177,7 @@ class WalletApplication(Application):
         except BaseException:
             await self._close_storage()
             raise
-        if self._stop_requested:
+        if self._stop_requested or self.poller_lock_lost:
             # Stopped while initializing: PTB's run_polling/run_webhook return right after
             # initialize (without starting the updater) when this is set.
             self.stop_running()
@@ -168,6 +195,10 @@ class WalletApplication(Application):
         if self._startup_complete or self._stop_requested:
             raise SystemExit
         self._stop_requested = True
+        self._stop_event.set()
+        if self._standby_waiting:
+            _LOGGER.info("Standby stopping (it never polled)")
+            return
         _LOGGER.info("Stopping as soon as start-up is complete (a second signal stops at once)")
 
     def _stop_after_startup(self) -> None:
@@ -189,20 +220,75 @@ class WalletApplication(Application):
         self._startup_complete = True
         if self._stop_requested:
             raise SystemExit
+        if self.poller_lock_lost:  # lost during start-up: the transport asked nothing since
+            self._fence_task = asyncio.create_task(self._fence(), name="poller-fence")
 
-    async def _open_database(self) -> BotDatabase:
+    async def _open_database(self) -> BotDatabase | None:
         """Open the bot's database (PostgreSQL if a URL is configured, else the SQLite file)
-        holding its one-instance lock: a second instance refuses to start."""
+        holding its one-instance lock: on SQLite a second instance refuses to start; on
+        PostgreSQL with long polling it waits as a standby until the lock is free (None: it
+        was stopped while waiting)."""
         if self.config.database_url:
             db = await open_database(self.config.database_url)
             self._storage.db = db
-            if self.cluster is None:  # polling: one consumer (webhook: workers share it)
-                await db.lock_instance()  # type: ignore[attr-defined]
+            # Polling: one consumer (webhook: the workers share the database).
+            if self.poller_lock and not await self._take_poller_lock(db):
+                return None
             return db
         self._lock.acquire()
         db = await Database.open(self.config.db_path)
         self._storage.db = db
         return db
+
+    async def _take_poller_lock(self, db: Any) -> bool:
+        """Hold the poller lock, waiting as a standby while another process polls; watch it
+        from then on. Return False if stopped while waiting."""
+        retry = self.config.standby_retry
+
+        def waiting(why: str) -> None:
+            _LOGGER.info(
+                "Standby: not polling, touching nothing; trying the poller lock every %g s. %s",
+                retry,
+                why,
+            )
+
+        self._standby_waiting = True
+        try:
+            if not await db.wait_instance(retry, self._stop_event, waiting=waiting):
+                return False
+        finally:
+            self._standby_waiting = False
+        _LOGGER.info("Holding the poller lock on %s: this process polls Telegram", db.path)
+        db.on_instance_lost(self._lose_poller_lock)
+        self._poller_watch = asyncio.create_task(self._watch_poller_lock(db), name="poller-lock")
+        return True
+
+    async def _watch_poller_lock(self, db: Any) -> None:
+        """Check every POLLER_CHECK seconds that the poller lock's session still answers."""
+        while not self.poller_lock_lost:
+            await asyncio.sleep(POLLER_CHECK)
+            if not await db.check_instance(timeout=POLLER_CHECK_TIMEOUT):
+                self._lose_poller_lock()
+
+    def _lose_poller_lock(self) -> None:
+        """Stop polling at once: the lock is gone, and a standby may be polling already."""
+        if self.poller_lock_lost:
+            return
+        self.poller_lock_lost = True
+        if self.polling_transport is not None:
+            self.polling_transport.fenced = True  # not one more getUpdates from here
+        _LOGGER.error(
+            "Lost the poller lock (its database connection ended or stopped answering): "
+            "stopping, so that a standby polls instead"
+        )
+        if self._startup_complete:
+            self._fence_task = asyncio.create_task(self._fence(), name="poller-fence")
+        # Still starting: the end of initialize, or of start-up, sees the flag and stops.
+
+    async def _fence(self) -> None:
+        if self.updater is not None and self.updater.running:
+            await self.updater.stop()
+        self.stop_running()
 
     async def _wallet_database(self) -> Database | None:
         """Open the demo wallet's own database (``Config.demo_wallet_file``, never the bot's);
@@ -366,6 +452,11 @@ class WalletApplication(Application):
             await self._close_storage()
 
     async def _close_storage(self) -> None:
+        if self._poller_watch is not None:
+            self._poller_watch.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._poller_watch
+            self._poller_watch = None
         if self.backend is not None:
             await self.backend.close()
             self.backend = None
@@ -510,6 +601,7 @@ def build_application(
         builder = builder.request(request)
     app: WalletApplication = builder.build()  # type: ignore[assignment]
     app_ref["app"] = app
+    app.polling_transport = polling_transport
     if app.cluster is not None:
         processor.handle = app.cluster.handle
     handlers.register(app, extra_flows)

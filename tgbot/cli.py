@@ -162,6 +162,15 @@ def serve(app: Any, config: Config) -> int:
     except AlreadyRunning as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 3
+    if getattr(app, "poller_lock_lost", False):
+        from .app import LOST_POLLER_LOCK
+
+        print(
+            "error: lost the poller lock (its PostgreSQL connection ended): stopped polling; "
+            "a standby polls now (start this one again to make it a standby)",
+            file=sys.stderr,
+        )
+        return LOST_POLLER_LOCK
     return 0
 
 

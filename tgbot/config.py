@@ -230,6 +230,9 @@ class Config:
     #: which an update a worker stored and never finished is handled by another.
     lease_ttl: float = 10.0
     recover_after: float = 15.0
+    #: Long polling on PostgreSQL: seconds between a standby's tries of the poller lock
+    #: (it takes over within about this long after the poller dies).
+    standby_retry: float = 1.0
     #: Telegram's limits (tgbot/lanes.py). The bulk budget is shared by notifications the
     #: user did not trigger and free broadcasts only; replies are limited per chat.
     rate_bulk_per_second: float = 30.0
@@ -351,6 +354,7 @@ _FIELDS: dict[str, tuple[str, Callable[[str, str], Any]]] = {
     "PERSISTENCE_INTERVAL": ("persistence_interval", _positive_float),
     "LEASE_TTL": ("lease_ttl", _positive_float),
     "RECOVER_AFTER": ("recover_after", _positive_float),
+    "STANDBY_RETRY": ("standby_retry", _positive_float),
     "RATE_BULK_PER_SECOND": ("rate_bulk_per_second", _positive_float),
     "RATE_GROUP_PER_MINUTE": ("rate_group_per_minute", _positive_float),
     "RATE_CHAT_PER_SECOND": ("rate_chat_per_second", _positive_float),

@@ -332,6 +332,9 @@ class CommitBeforePoll(BaseRequest):
     def __init__(self, inner: BaseRequest, queue: InboxQueue) -> None:
         self._inner = inner
         self._queue = queue
+        #: This process lost the poller lock (long polling on PostgreSQL): it never asks
+        #: Telegram for updates again, another process polls now.
+        self.fenced = False
 
     @property
     def read_timeout(self) -> float | None:
@@ -360,6 +363,14 @@ class CommitBeforePoll(BaseRequest):
         the next batch."""
         await self._queue.commit_batch()
         await self._queue.wait_room(self._queue.backlog)
+        if self.fenced:
+            # Answered here with no updates, as Telegram answers an empty poll, so PTB's
+            # stop (whose last getUpdates confirms what was fetched) asks nothing and
+            # confirms nothing: Telegram keeps every unconfirmed update for the new poller,
+            # whose inbox drops those stored here. The pause keeps a polling loop that has
+            # not seen the stop yet from spinning.
+            await asyncio.sleep(0.1)
+            return 200, b'{"ok":true,"result":[]}'
         result = await self._inner.do_request(
             url,
             method,

@@ -12,6 +12,7 @@ passes here too; it is left out of this module to keep CI short.)
 from __future__ import annotations
 
 import asyncio
+import signal
 import sqlite3
 import subprocess
 import sys
@@ -202,12 +203,17 @@ async def test_tgbot_run_keeps_the_flow_in_postgres_across_stop_and_kill_9(
     await wait_until(lambda: "Step 1/3: pick a colour" in _texts(emu, alice.id), what="step 1")
     menu = emu.bot_messages(alice.id)[-1]["message_id"]
 
-    # A second instance on the same schema refuses to start, and says why.
+    # A second instance on the same schema waits as a standby (docs/postgres.md), says who
+    # polls (without the password), and a stop ends its wait.
     second = ProcessBot(
         server, children, tmp_path / "other.db", tmp_path / "two.log", TGBOT_DATABASE_URL=url
     )
     await second.start("tgbot", "run")
-    assert await asyncio.wait_for(second.proc.wait(), 30) == 3
+    await wait_until(
+        lambda: "Standby: not polling" in (tmp_path / "two.log").read_text(), 60, "the standby"
+    )
+    second.proc.send_signal(signal.SIGTERM)
+    assert await asyncio.wait_for(second.proc.wait(), 30) == 0
     refusal = (tmp_path / "two.log").read_text()
     assert "Another instance is already running" in refusal and "Traceback" not in refusal
 

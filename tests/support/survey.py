@@ -165,7 +165,9 @@ def main() -> int:
             asyncio.get_running_loop().call_soon(app._raise_system_exit)
 
         app.start = start_then_stop_signal  # type: ignore[method-assign]
-    if config.webhook_url:  # as `tgbot run` serves it (several workers: tests/e2e/test_workers)
+    if config.webhook_url or config.database_url:
+        # As `tgbot run` serves it (several workers: tests/e2e/test_workers; a poller and its
+        # standbys: tests/e2e/test_standby).
         from tgbot.cli import serve
 
         return serve(app, config)
