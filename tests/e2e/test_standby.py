@@ -106,6 +106,7 @@ async def test_a_standby_takes_over_a_killed_poller_and_loses_nothing(
     third = _bot(server, children, tmp_path, "third", env)
     await third.start("tgbot", "run")
     assert third.proc is not None
+    log.pids.add(third.proc.pid)
     await _started_as(third, "Standby: not polling")
     third.proc.send_signal(signal.SIGTERM)
     stopping = time.monotonic()
@@ -115,6 +116,7 @@ async def test_a_standby_takes_over_a_killed_poller_and_loses_nothing(
     third_log = third.log_path.read_text()
     assert "Standby stopping (it never polled)" in third_log and "Traceback" not in third_log
     assert "Application started" not in third_log
+    assert log.any_by(third.proc.pid) == []  # it never asked Telegram anything
 
     users = [emu.add_user(f"User{i}", language_code="en") for i in range(USERS)]
     writers = [asyncio.create_task(_write(emu, user, 0.1)) for user in users]
@@ -161,7 +163,8 @@ async def test_a_standby_takes_over_a_killed_poller_and_loses_nothing(
             f"takeover {takeover:.2f}s (kill -9 to the standby's first getUpdates), "
             f"first answer after {first_answer:.2f}s, "
             f"in flight at the kill {in_flight}, duplicates {sent - expected}, "
-            f"standby stopped by SIGTERM in {third_stop:.2f}s"
+            f"standby stopped by SIGTERM in {third_stop:.2f}s, "
+            f"getUpdates of no known process {sum(pid is None for _, pid in log.polls)}"
         )
     finally:
         await conn.close()
