@@ -16,14 +16,17 @@ stateDiagram-v2
 
 from __future__ import annotations
 
+import time
 from datetime import UTC, datetime
 from enum import StrEnum
+from typing import Any
 
 from telegram import InlineKeyboardButton, InlineKeyboardMarkup, Update
 from telegram.ext import CallbackQueryHandler, CommandHandler
 from telegram.ext import filters as f
 
 from services.wording import add_menu_entry, translator_for
+from storage.repos.audit import AuditEntry
 from tgbot.backend.base import Frozen, Locked, NotEligible, NotFound, Unavailable
 from tgbot.context import BotContext
 from tgbot.i18n import N_
@@ -137,7 +140,11 @@ async def _reset_link(update: Update, context: BotContext, account_id: str) -> o
     except Unavailable as exc:
         await wallet_down(update, context, exc)
         return None
-    await context.repos.audit.record(user_id, "password.reset_link", account_id)
+    # Stored before the user can act on the link: the watch below reads it from the database,
+    # so a restart, or with several workers another worker, still sends the notice.
+    await context.repos.audit.record(
+        user_id, "password.reset_link", account_id, {"until": link.expires_at.timestamp()}
+    )
     keyboard = [
         [InlineKeyboardButton(context._(OPEN_LINK_LABEL), url=link.url)],
         main_menu_row(context),
@@ -150,7 +157,6 @@ async def _reset_link(update: Update, context: BotContext, account_id: str) -> o
         minutes,
     ).format(minutes=context.tr.number(minutes), time=until)
     await send_step(update, context, context._(LINK_SENT).format(validity=validity), keyboard)
-    _watch_password(context, update.effective_chat.id, user_id, account_id, link.expires_at)
     return END
 
 
@@ -196,49 +202,53 @@ async def _locked_refused(update: Update, context: BotContext, error: Locked) ->
 #: After sending a reset link the bot looks at the account every this many seconds, while the
 #: link is valid, to tell the user once the password was changed.
 PASSWORD_POLL_SECONDS = 3.0
+#: ... and for this long after the link expired (a reset finished at the last moment).
+PASSWORD_WATCH_GRACE = 60.0
+#: Links older than this are not looked at, whatever their validity says.
+PASSWORD_WATCH_MAX = 3600.0
 
 
-def _watch_password(
-    context: BotContext, chat_id: int, user_id: int, account_id: str, until: datetime
-) -> None:
-    queue = context.job_queue
-    if queue is None:
-        return
-    name = f"watch-password:{user_id}"
-    for job in queue.get_jobs_by_name(name):
-        job.schedule_removal()
-    data = {
-        "chat": chat_id,
-        "user": user_id,
-        "account": account_id,
-        "since": datetime.now(UTC).timestamp(),
-    }
-    last = max(PASSWORD_POLL_SECONDS, (until - datetime.now(UTC)).total_seconds())
-    queue.run_repeating(
-        watch_password,
-        interval=PASSWORD_POLL_SECONDS,
-        first=PASSWORD_POLL_SECONDS,
-        last=last,
-        data=data,
-        name=name,
-    )
+async def watch_passwords(context: BotContext) -> None:
+    """Job (the duties' holder): for every reset link sent and still valid, with no notice
+    yet, look at the account; once the wallet shows a password change after the link was
+    sent, send the user the security notice (once), with a way to freeze the account if it
+    was not them.
 
-
-async def watch_password(context: BotContext) -> None:
-    """Job: once the wallet shows a password change after the reset link was sent, send the
-    user the security notice (once), with a way to freeze the account if it was not them."""
-    job = context.job
-    data = job.data
+    The links come from the audit log (written before the link was sent), so a restart or a
+    dead worker loses no watch; an erased user's entries name nobody and are skipped.
+    """
     app = context.application
-    try:
-        account = await app.backend.get_account(data["account"])
-    except (Unavailable, NotFound):
-        return  # looked at again next time
-    changed = account.password_changed_at
-    if changed is None or changed.timestamp() < data["since"]:
-        return
-    job.schedule_removal()
-    context.tr = await translator_for(context, data["user"])
+    now = time.time()
+    entries = await app.repos.audit.since(
+        ("password.reset_link", "password.changed"), now - PASSWORD_WATCH_MAX
+    )
+    pending: dict[tuple[int, str], AuditEntry] = {}
+    for entry in entries:  # oldest first: a notice ends the links sent before it
+        if entry.actor_id is None or entry.actor_id <= 0 or entry.target is None:
+            continue
+        if entry.action == "password.reset_link":
+            pending[(entry.actor_id, entry.target)] = entry
+        else:
+            pending.pop((entry.actor_id, entry.target), None)
+    for (user_id, account_id), link in pending.items():
+        until = float(link.details.get("until", link.at + PASSWORD_WATCH_MAX))
+        if now > until + PASSWORD_WATCH_GRACE or app.privacy.erasing(user_id):
+            continue
+        try:
+            account = await app.backend.get_account(account_id)
+        except (Unavailable, NotFound):
+            continue  # looked at again next time
+        changed = account.password_changed_at
+        if changed is None or changed.timestamp() < link.at:
+            continue
+        await _notify_password_changed(context, user_id, account_id, account, changed)
+
+
+async def _notify_password_changed(
+    context: BotContext, user_id: int, account_id: str, account: Any, changed: datetime
+) -> None:
+    app = context.application
+    context.tr = await translator_for(context, user_id)
     text = context._(PASSWORD_CHANGED).format(
         name=escape(account.display_name),
         time=context.tr.time_with_zone(changed, app.config.zone),
@@ -249,15 +259,17 @@ async def watch_password(context: BotContext) -> None:
             [human_button(context)],
         ]
     )
-    await app.repos.audit.record(data["user"], "password.changed", data["account"])
+    # Queued (once, by its key) before the watch ends: a crash between the two sends the
+    # notice and looks again, never the other way round.
     await app.outbox.enqueue(
-        data["chat"],
+        user_id,  # the user's private chat
         "sendMessage",
         {"text": text, "reply_markup": markup.to_dict()},
         lane=Lane.NOTIFY,
         kind="password_changed",
-        dedupe_key=f"password-changed:{data['account']}:{int(changed.timestamp())}",
+        dedupe_key=f"password-changed:{account_id}:{int(changed.timestamp())}",
     )
+    await app.repos.audit.record(user_id, "password.changed", account_id)
 
 
 def password_flow() -> GuidedFlow:

@@ -21,7 +21,7 @@ from telegram.ext import Application, ApplicationBuilder, ContextTypes, Defaults
 from telegram.request import BaseRequest, HTTPXRequest
 
 import handlers
-from handlers import cards
+from handlers import cards, password
 from handlers.cards import watch_bindings
 from handlers.core import expire_flows
 from handlers.menu import set_command_menus
@@ -392,6 +392,15 @@ class WalletApplication(Application):
                     name="poll-refunds",
                 ),
             ]
+            # Reset links sent (from the audit log): the "password changed" notice.
+            self._duty_jobs.append(
+                queue.run_repeating(
+                    password.watch_passwords,
+                    interval=password.PASSWORD_POLL_SECONDS,
+                    first=password.PASSWORD_POLL_SECONDS,
+                    name="watch-passwords",
+                )
+            )
             if self.cluster is not None:
                 # Several workers: users on the secure card page are watched from the
                 # database here, not by the worker that opened the page (it may die).

@@ -464,8 +464,9 @@ async def test_a_refused_card_offers_another_card(bot, monkeypatch):
     assert alice.last_message.text.startswith("Tap the button to open U-Pay's secure page")
 
 
-async def test_after_a_reset_the_user_gets_a_password_changed_notice(bot, monkeypatch):
-    monkeypatch.setattr(password_module, "PASSWORD_POLL_SECONDS", 0.05)
+async def test_after_a_reset_the_user_gets_a_password_changed_notice(make_bot, monkeypatch):
+    monkeypatch.setattr(password_module, "PASSWORD_POLL_SECONDS", 0.05)  # before the start
+    bot = await make_bot()
     li = person(bot, "李雷", LILEI, "zh-hans")
     await li.send("/start link_demo_lilei")
     await li.send("/password")
@@ -482,6 +483,32 @@ async def test_after_a_reset_the_user_gets_a_password_changed_notice(bot, monkey
     assert notice.text.startswith("🔐 安全提醒：您的U钱包账户李雷已于")
     assert "（北京时间）修改了登录密码" in notice.text
     assert notice.buttons == ["🧊 冻结我的账户", "🙋 联系人工客服"]
+    # Once: the watch ended with the notice.
+    await asyncio.sleep(0.3)
+    await bot.settle()
+    assert sum(m.text.startswith("🔐 安全提醒") for m in li.messages) == 1
+
+
+async def test_the_password_changed_notice_survives_a_restart(make_bot, monkeypatch):
+    """The reset link's watch is in the database: a bot restarted after sending the link (a
+    deploy, a crash) still tells the user once the password is changed."""
+    monkeypatch.setattr(password_module, "PASSWORD_POLL_SECONDS", 0.05)
+    first = await make_bot()
+    alice = person(first, "Alice", ALICE)
+    await alice.send("/start link_demo_alice")
+    await alice.send("/password")
+    await alice.click("🔗 Send me a reset link")
+    url = alice.last_message.raw["reply_markup"]["inline_keyboard"][0][0]["url"]
+    await first.close()  # nothing of the first bot's memory goes on
+    again = await make_bot(emu=first.emu)
+    alice = UserSession(again, alice.user_id, "Alice")
+    await again.app.backend.complete_password_reset(url.rsplit("/", 1)[-1], "n3wPassword")
+    await again.wait_until(
+        lambda: alice.last_message.text.startswith("🔐 Security notice"), "the notice"
+    )
+    await again.settle()
+    assert alice.last_message.buttons == ["🧊 Freeze my account", "🙋 Talk to a human"]
+    assert sum(m.text.startswith("🔐 Security notice") for m in alice.messages) == 1
 
 
 async def test_a_slow_wallet_shows_typing(bot, monkeypatch):

@@ -97,6 +97,20 @@ async def test_audit_recent_is_newest_first(repos: Repositories) -> None:
     assert [e.id for e in await repos.audit.recent(limit=1)] == [second]
 
 
+async def test_audit_since_gives_the_named_actions_from_a_time_oldest_first(
+    repos: Repositories,
+) -> None:
+    await repos.audit.record(5, "password.reset_link", "A1", {"until": 90.0}, now=1.0)
+    link = await repos.audit.record(5, "password.reset_link", "A1", {"until": 99.0}, now=10.0)
+    await repos.audit.record(5, "agent.add", target=9, now=11.0)
+    changed = await repos.audit.record(5, "password.changed", "A1", now=12.0)
+    entries = await repos.audit.since(("password.reset_link", "password.changed"), 5.0)
+    assert [e.id for e in entries] == [link, changed]
+    assert entries[0].details == {"until": 99.0} and entries[0].target == "A1"
+    assert await repos.audit.since(("password.changed",), 12.5) == []
+    assert await repos.audit.since((), 0.0) == []
+
+
 # -- inbox --------------------------------------------------------------------------
 
 

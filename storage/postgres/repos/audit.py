@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Sequence
 from typing import Any
 
 from storage.postgres.db import PostgresDatabase
@@ -47,6 +48,27 @@ class AuditRepository:
                 ),
             )
         )
+
+    async def since(self, actions: Sequence[str], since: float) -> list[AuditEntry]:
+        """Return the entries of ``actions`` recorded at or after ``since``, oldest first."""
+        if not actions:
+            return []
+        rows = await self._db.fetchall(
+            "SELECT id, at, actor_id, action, target, details FROM audit_log "
+            "WHERE at >= $1 AND action = ANY($2::text[]) ORDER BY at, id",
+            (since, list(actions)),
+        )
+        return [
+            AuditEntry(
+                id=row["id"],
+                at=row["at"],
+                actor_id=row["actor_id"],
+                action=row["action"],
+                target=row["target"],
+                details=json.loads(row["details"]),
+            )
+            for row in rows
+        ]
 
     async def recent(self, limit: int = 20) -> list[AuditEntry]:
         """Return the latest entries, newest first."""
