@@ -23,6 +23,18 @@ class AuditEntry:
     details: dict[str, Any] = field(default_factory=dict)
 
 
+def _entry(row: Any) -> AuditEntry:
+    """Return an audit entry from its row (SQLite's or PostgreSQL's)."""
+    return AuditEntry(
+        id=row["id"],
+        at=row["at"],
+        actor_id=row["actor_id"],
+        action=row["action"],
+        target=row["target"],
+        details=json.loads(row["details"]),
+    )
+
+
 class AuditRepository:
     """Append-only audit log."""
 
@@ -69,17 +81,7 @@ class AuditRepository:
             f"WHERE at >= ? AND action IN ({', '.join('?' * len(actions))}) ORDER BY at, id",
             (since, *actions),
         )
-        return [
-            AuditEntry(
-                id=row["id"],
-                at=row["at"],
-                actor_id=row["actor_id"],
-                action=row["action"],
-                target=row["target"],
-                details=json.loads(row["details"]),
-            )
-            for row in rows
-        ]
+        return [_entry(row) for row in rows]
 
     async def recent(self, limit: int = 20) -> list[AuditEntry]:
         """Return the latest entries, newest first."""
@@ -88,14 +90,4 @@ class AuditRepository:
             "ORDER BY id DESC LIMIT ?",
             (limit,),
         )
-        return [
-            AuditEntry(
-                id=row["id"],
-                at=row["at"],
-                actor_id=row["actor_id"],
-                action=row["action"],
-                target=row["target"],
-                details=json.loads(row["details"]),
-            )
-            for row in rows
-        ]
+        return [_entry(row) for row in rows]

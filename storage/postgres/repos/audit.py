@@ -8,7 +8,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from storage.postgres.db import PostgresDatabase
-from storage.repos.audit import AuditEntry
+from storage.repos.audit import AuditEntry, _entry
 
 
 class AuditRepository:
@@ -58,17 +58,7 @@ class AuditRepository:
             "WHERE at >= $1 AND action = ANY($2::text[]) ORDER BY at, id",
             (since, list(actions)),
         )
-        return [
-            AuditEntry(
-                id=row["id"],
-                at=row["at"],
-                actor_id=row["actor_id"],
-                action=row["action"],
-                target=row["target"],
-                details=json.loads(row["details"]),
-            )
-            for row in rows
-        ]
+        return [_entry(row) for row in rows]
 
     async def recent(self, limit: int = 20) -> list[AuditEntry]:
         """Return the latest entries, newest first."""
@@ -77,14 +67,4 @@ class AuditRepository:
             "ORDER BY id DESC LIMIT $1",
             (limit,),
         )
-        return [
-            AuditEntry(
-                id=row["id"],
-                at=row["at"],
-                actor_id=row["actor_id"],
-                action=row["action"],
-                target=row["target"],
-                details=json.loads(row["details"]),
-            )
-            for row in rows
-        ]
+        return [_entry(row) for row in rows]
