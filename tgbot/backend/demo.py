@@ -717,8 +717,8 @@ class DemoWallet:
     ) -> Refund:
         """Create a refund request; the same key returns the same refund."""
 
-        async def work() -> Refund:  # (the account is checked by _transaction)
-            tx = await self._transaction(account_id, transaction_id)
+        async def work() -> Refund:
+            tx = await self._transaction(account_id, transaction_id)  # checks the account too
             eligibility = await self._eligibility(tx)
             if not eligibility.eligible:
                 raise NotEligible(eligibility.reason or "not_eligible")

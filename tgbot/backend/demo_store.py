@@ -208,6 +208,15 @@ def _refund(row: aiosqlite.Row) -> WalletRefund:
 _BINDING_FIELDS = frozenset(_names(WalletBinding)) - {"id", "account_id", "session"}
 
 
+#: Refunds still moving (the partial index ``demo_refunds_moving`` covers them).
+_MOVING = "status NOT IN ('rejected', 'refunded')"
+#: When a moving refund's next status is due: one step per status from its creation (the
+#: step, in seconds, is the parameter).
+_NEXT_STATUS_AT = (
+    "created_at + ? * (CASE status WHEN 'submitted' THEN 1 WHEN 'reviewing' THEN 2 ELSE 3 END)"
+)
+
+
 @cache
 def wallet_migrations() -> tuple[Migration, ...]:
     """Return the demo wallet's migrations (``demo_migrations/NNNN_name.sql``)."""
@@ -619,10 +628,7 @@ class WalletStore:
     async def next_refund_due(self, step: float) -> float | None:
         """Return when the next status of a refund still moving is due (None: none moves)."""
         row = await self._db.fetchone(
-            "SELECT MIN(created_at + ? * "
-            "(CASE status WHEN 'submitted' THEN 1 WHEN 'reviewing' THEN 2 ELSE 3 END)) "
-            "FROM demo_refunds WHERE status NOT IN ('rejected', 'refunded')",
-            (step,),
+            f"SELECT MIN({_NEXT_STATUS_AT}) FROM demo_refunds WHERE {_MOVING}", (step,)
         )
         return None if row is None or row[0] is None else float(row[0])
 
@@ -630,10 +636,8 @@ class WalletStore:
         """Return refunds still moving whose next status is due at ``now`` (a refund moves
         one status every ``step`` seconds from its creation), oldest first."""
         rows = await self._db.fetchall(
-            "SELECT * FROM demo_refunds WHERE status NOT IN ('rejected', 'refunded') "
-            "AND created_at <= ? AND created_at + ? * "
-            "(CASE status WHEN 'submitted' THEN 1 WHEN 'reviewing' THEN 2 ELSE 3 END) <= ? "
-            "ORDER BY created_at, id",
+            f"SELECT * FROM demo_refunds WHERE {_MOVING} AND created_at <= ? "
+            f"AND {_NEXT_STATUS_AT} <= ? ORDER BY created_at, id",
             (now - step, step, now),
         )
         return [_refund(row) for row in rows]
