@@ -22,7 +22,6 @@ from telegram.request import BaseRequest, HTTPXRequest
 
 import handlers
 from handlers import cards, password
-from handlers.cards import watch_bindings
 from handlers.core import expire_flows
 from handlers.menu import set_command_menus
 from services import jobs
@@ -406,7 +405,7 @@ class WalletApplication(Application):
                 # database here, not by the worker that opened the page (it may die).
                 self._duty_jobs.append(
                     queue.run_repeating(
-                        watch_bindings,
+                        cards.watch_bindings,
                         interval=cards.BINDING_POLL_SECONDS,
                         first=cards.BINDING_POLL_SECONDS,
                         name="watch-bindings",
