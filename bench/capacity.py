@@ -235,6 +235,19 @@ def _stranded_only_by_wallet(t: dict[str, Any]) -> bool:
     return unfinished <= (t.get("wallet_timeouts") or 0)
 
 
+def _not_degraded(t: dict[str, Any], baseline: float | None) -> bool:
+    """Whether a trial is "not degraded": p99 within NOT_DEGRADED x ``baseline``, no walk
+    timed out, and no walk stranded but by an injected wallet timeout."""
+    p99 = t["latency_ms"]["p99"]
+    return bool(
+        baseline is not None
+        and p99 is not None
+        and p99 <= NOT_DEGRADED * baseline
+        and t["walks"]["timeout"] == 0
+        and _stranded_only_by_wallet(t)
+    )
+
+
 def _summary(trials: list[dict[str, Any]], floor_p99_ms: float | None = None) -> dict[str, Any]:
     """Reduce one subject's trials of one flow to its capacity figures ("not degraded":
     p99 within 1.25x of the wallet's own floor, else of the subject's lowest-rate p99)."""
@@ -242,15 +255,7 @@ def _summary(trials: list[dict[str, Any]], floor_p99_ms: float | None = None) ->
     ok = [t for t in trials if t["ok"]]
     lowest = trials[0]["latency_ms"]["p99"] if trials else None
     baseline = floor_p99_ms if floor_p99_ms is not None else lowest
-    not_degraded = [
-        t
-        for t in trials
-        if baseline is not None
-        and t["latency_ms"]["p99"] is not None
-        and t["latency_ms"]["p99"] <= NOT_DEGRADED * baseline
-        and t["walks"]["timeout"] == 0
-        and _stranded_only_by_wallet(t)
-    ]
+    not_degraded = [t for t in trials if _not_degraded(t, baseline)]
     best = max(ok, key=lambda t: t["rate_users_per_s"]) if ok else None
     calm = max(not_degraded, key=lambda t: t["rate_users_per_s"]) if not_degraded else None
     return {
@@ -328,13 +333,7 @@ async def search_flow(
         # within 1.25x of what the wallet alone gives (``floor_p99_ms``).
         if flow != "wallet" or floor_p99_ms is None:
             return bool(t["ok"])
-        p99 = t["latency_ms"]["p99"]
-        return bool(
-            p99 is not None
-            and p99 <= NOT_DEGRADED * floor_p99_ms
-            and t["walks"]["timeout"] == 0
-            and _stranded_only_by_wallet(t)
-        )
+        return _not_degraded(t, floor_p99_ms)
 
     async def best_of(subject: str, rate: float) -> dict[str, Any]:
         # Other work on a shared machine only ever adds latency: the best of ``repeat`` runs
