@@ -19,7 +19,6 @@ from __future__ import annotations
 import time
 from datetime import UTC, datetime
 from enum import StrEnum
-from typing import Any
 
 from telegram import InlineKeyboardButton, InlineKeyboardMarkup, Update
 from telegram.ext import CallbackQueryHandler, CommandHandler
@@ -27,7 +26,7 @@ from telegram.ext import filters as f
 
 from services.wording import add_menu_entry, translator_for
 from storage.repos.audit import AuditEntry
-from tgbot.backend.base import Frozen, Locked, NotEligible, NotFound, Unavailable
+from tgbot.backend.base import Account, Frozen, Locked, NotEligible, NotFound, Unavailable
 from tgbot.context import BotContext
 from tgbot.i18n import N_
 from tgbot.lanes import Lane
@@ -232,8 +231,8 @@ async def watch_passwords(context: BotContext) -> None:
             pending.pop((entry.actor_id, entry.target), None)
     for (user_id, account_id), link in pending.items():
         until = float(link.details.get("until", link.at + PASSWORD_WATCH_MAX))
-        if now > until + PASSWORD_WATCH_GRACE or app.privacy.erasing(user_id):
-            continue
+        if now > until + PASSWORD_WATCH_GRACE or await app.privacy.gate_language(user_id):
+            continue  # expired; or being erased (the gate's own test, any worker's erasure)
         try:
             account = await app.backend.get_account(account_id)
         except (Unavailable, NotFound):
@@ -245,7 +244,7 @@ async def watch_passwords(context: BotContext) -> None:
 
 
 async def _notify_password_changed(
-    context: BotContext, user_id: int, account_id: str, account: Any, changed: datetime
+    context: BotContext, user_id: int, account_id: str, account: Account, changed: datetime
 ) -> None:
     app = context.application
     context.tr = await translator_for(context, user_id)
