@@ -335,3 +335,28 @@ async def test_paid_broadcast_is_not_held_by_the_free_budget():
         2.0,
     )
     assert len(sent) == 20
+
+
+@pytest.mark.parametrize(
+    ("endpoint", "answer", "expected"),
+    [
+        # An edit's echoed message is not handed to PTB to parse: the bot never reads it.
+        ("editMessageText", {"message_id": 5, "text": "x"}, True),
+        ("editMessageReplyMarkup", {"message_id": 5}, True),
+        ("editMessageCaption", {"message_id": 5}, True),
+        # An inline message's edit answers True itself.
+        ("editMessageText", True, True),
+        # A sent message is read (its id is recorded), and so is everything else.
+        ("sendMessage", {"message_id": 6, "text": "x"}, {"message_id": 6, "text": "x"}),
+        ("getChat", {"id": 1}, {"id": 1}),
+        ("deleteMessage", True, True),
+    ],
+)
+async def test_an_edit_answers_true_and_other_results_pass_through(endpoint, answer, expected):
+    limiter = LaneRateLimiter(bulk_per_second=1000, chat_per_second=1000)
+
+    async def callback():
+        return answer
+
+    result = await limiter.process_request(callback, (), {}, endpoint, {"chat_id": 3}, None)
+    assert result == expected
