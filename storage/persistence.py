@@ -14,8 +14,9 @@ from telegram.ext._utils.types import CDCData, ConversationDict, ConversationKey
 
 from storage import codec
 from storage.base import BotDatabase
+from storage.batch import GroupCommit
 from storage.errors import StorageError
-from storage.repos.state import Kind, StateRepository
+from storage.repos.state import Kind, StateRepository, Write
 
 DatabaseSource = BotDatabase | Callable[[], BotDatabase | Awaitable[BotDatabase]]
 
@@ -23,10 +24,12 @@ DatabaseSource = BotDatabase | Callable[[], BotDatabase | Awaitable[BotDatabase]
 class DatabasePersistence(BasePersistence[dict[Any, Any], dict[Any, Any], dict[Any, Any]]):
     """Store conversation states and user/chat/bot/callback data in the bot's database.
 
-    Every ``update_*`` call writes through at once, so nothing is buffered and
+    Every ``update_*`` call returns once its row is written, so nothing is buffered and
     :meth:`flush` has nothing to do; the Application calls them every
     ``update_interval`` seconds (0.5 s by default: a conversation state is on
-    disk within a second, as the design asks) and once more at shutdown.
+    disk within a second, as the design asks) and once more at shutdown. The calls of
+    one run (PTB starts them all at once) are written together, in one transaction
+    (:class:`~storage.batch.GroupCommit`).
 
     Values are stored as tagged JSON (:mod:`storage.codec`): plain JSON types
     plus tuple, set, datetime, date, time, timedelta and Decimal round-trip;
@@ -89,6 +92,7 @@ class DatabasePersistence(BasePersistence[dict[Any, Any], dict[Any, Any], dict[A
         #: time (PTB's timer after a task it started ended) would put back an older copy
         #: over what another worker wrote meanwhile.
         self.may_write: Callable[[int], bool] | None = None
+        self._writes = GroupCommit(self._write)
 
     async def database(self) -> BotDatabase:
         """Return the database, calling the constructor's opener if none is open."""
@@ -204,7 +208,7 @@ class DatabasePersistence(BasePersistence[dict[Any, Any], dict[Any, Any], dict[A
         state = None if new_state is None else codec.dumps(new_state)
         if not self._refresh and self._states.get((name, key_json)) == state:
             return
-        await (await self.rows()).store_conversation(name, key_json, state)
+        await self._writes.add(Write("conversation", (name, key_json), state))
         if state is None:
             self._states.pop((name, key_json), None)
         else:
@@ -226,11 +230,14 @@ class DatabasePersistence(BasePersistence[dict[Any, Any], dict[Any, Any], dict[A
         stored = self._stored[kind]
         if not self._refresh and stored.get(id) == text:
             return  # unchanged (None == None: no row, and none needed)
-        await (await self.rows()).store(kind, id, text)
+        await self._writes.add(Write(kind, id, text))
         if text is None:
             stored.pop(id, None)
         else:
             stored[id] = text
+
+    async def _write(self, writes: list[Write]) -> None:
+        await (await self.rows()).store_many(writes)
 
     async def update_bot_data(self, data: dict[Any, Any]) -> None:
         """Store bot_data if it changed since it was last loaded or written."""
@@ -251,12 +258,12 @@ class DatabasePersistence(BasePersistence[dict[Any, Any], dict[Any, Any], dict[A
         """Delete one user's user_data."""
         if self.may_write is not None and not self.may_write(user_id):
             return
-        await (await self.rows()).store("user", user_id, None)
+        await self._writes.add(Write("user", user_id, None))
         self._stored["user"].pop(user_id, None)
 
     async def drop_chat_data(self, chat_id: int) -> None:
         """Delete one chat's chat_data."""
-        await (await self.rows()).store("chat", chat_id, None)
+        await self._writes.add(Write("chat", chat_id, None))
         self._stored["chat"].pop(chat_id, None)
 
     # -- refresh ---------------------------------------------------------------------

@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Sequence
-from typing import Literal
+from collections.abc import Callable, Sequence
+from typing import Any, Literal, NamedTuple
 
 from storage.db import Database
 
@@ -19,6 +19,58 @@ _TABLES: dict[str, tuple[str, str]] = {
     "user": ("ptb_user_data", "user_id"),
     "chat": ("ptb_chat_data", "chat_id"),
 }
+
+
+class Write(NamedTuple):
+    """One persisted value to store. ``kind`` is ``"user"`` or ``"chat"`` (``key``: the id)
+    or ``"conversation"`` (``key``: ``(handler name, key as JSON)``); ``data`` None deletes."""
+
+    kind: str
+    key: int | tuple[str, str]
+    data: str | None
+
+
+def plan(writes: Sequence[Write], now: float) -> dict[tuple[str, str], list[tuple[Any, ...]]]:
+    """Group ``writes`` by ``("upsert" | "delete", kind)`` into statement parameters
+    (upsert rows end with ``now``). The last write of a key wins, so the groups may run in
+    any order."""
+    last = {(w.kind, w.key): w for w in writes}
+    groups: dict[tuple[str, str], list[tuple[Any, ...]]] = {}
+    for w in last.values():
+        key = w.key if isinstance(w.key, tuple) else (w.key,)
+        if w.data is None:
+            groups.setdefault(("delete", w.kind), []).append(key)
+        else:
+            groups.setdefault(("upsert", w.kind), []).append((*key, w.data, now))
+    return groups
+
+
+def _statements(placeholder: Callable[[int], str]) -> dict[tuple[str, str], str]:
+    """Return the SQL of each ``plan`` group, with ``placeholder(n)`` for parameter n."""
+    p = placeholder
+    sql = {
+        ("upsert", "conversation"): (
+            f"INSERT INTO ptb_conversations (name, key, state, updated_at) "
+            f"VALUES ({p(1)}, {p(2)}, {p(3)}, {p(4)}) ON CONFLICT (name, key) DO UPDATE SET "
+            "state = excluded.state, updated_at = excluded.updated_at"
+        ),
+        ("delete", "conversation"): (
+            f"DELETE FROM ptb_conversations WHERE name = {p(1)} AND key = {p(2)}"
+        ),
+    }
+    for kind, (table, column) in _TABLES.items():
+        sql["upsert", kind] = (
+            f"INSERT INTO {table} ({column}, data, updated_at) VALUES ({p(1)}, {p(2)}, {p(3)}) "
+            f"ON CONFLICT ({column}) DO UPDATE SET "
+            "data = excluded.data, updated_at = excluded.updated_at"
+        )
+        sql["delete", kind] = f"DELETE FROM {table} WHERE {column} = {p(1)}"
+    return sql
+
+
+#: SQLite's statements for :func:`plan`'s groups (PostgreSQL's: ``$n`` placeholders).
+STATEMENTS = _statements(lambda n: "?")
+POSTGRES_STATEMENTS = _statements(lambda n: f"${n}")
 
 
 class StateRepository:
@@ -39,18 +91,17 @@ class StateRepository:
         row = await self._db.fetchone(f"SELECT data FROM {table} WHERE {column} = ?", (id,))
         return None if row is None else row[0]
 
-    async def store(self, kind: Kind, id: int, data: str | None) -> None:
-        """Store one user's (or chat's) data; None removes the row."""
-        table, column = _TABLES[kind]
-        if data is None:
-            await self._db.write(f"DELETE FROM {table} WHERE {column} = ?", (id,))
+    async def store_many(self, writes: Sequence[Write]) -> None:
+        """Store user/chat data and conversation states (``data`` None: delete) in one
+        transaction, one statement per kind of write: a persistence run of many users is a
+        few jobs on the connection's thread, not one per user."""
+        groups = plan(writes, time.time())
+        if len(groups) == 1 and len(rows := next(iter(groups.values()))) == 1:
+            await self._db.write(STATEMENTS[next(iter(groups))], rows[0])
             return
-        await self._db.write(
-            f"INSERT INTO {table} ({column}, data, updated_at) VALUES (?, ?, ?) "
-            f"ON CONFLICT ({column}) DO UPDATE SET "
-            "data = excluded.data, updated_at = excluded.updated_at",
-            (id, data, time.time()),
-        )
+        async with self._db.transaction() as conn:
+            for group, rows in groups.items():
+                await conn.executemany(STATEMENTS[group], rows)
 
     async def load_document(self, name: str) -> str | None:
         """Return the stored ``bot_data`` or ``callback_data`` document, or None."""
@@ -86,17 +137,3 @@ class StateRepository:
             (json.dumps([list(pair) for pair in keys]),),
         )
         return {(row[0], row[1]): row[2] for row in rows}
-
-    async def store_conversation(self, name: str, key: str, state: str | None) -> None:
-        """Store a conversation's state; None (ended) deletes its row."""
-        if state is None:
-            await self._db.write(
-                "DELETE FROM ptb_conversations WHERE name = ? AND key = ?", (name, key)
-            )
-            return
-        await self._db.write(
-            "INSERT INTO ptb_conversations (name, key, state, updated_at) "
-            "VALUES (?, ?, ?, ?) ON CONFLICT (name, key) DO UPDATE SET "
-            "state = excluded.state, updated_at = excluded.updated_at",
-            (name, key, state, time.time()),
-        )

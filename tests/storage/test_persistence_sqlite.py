@@ -11,6 +11,8 @@ from typing import Any
 
 import asyncpg
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 from telegram import Update
 from telegram.ext import (
     Application,
@@ -23,8 +25,16 @@ from telegram.ext import (
 )
 from telegram.request import BaseRequest, RequestData
 
-from storage import BotDatabase, Database, SQLitePersistence, StorageError, migrate
+from storage import (
+    BotDatabase,
+    Database,
+    DatabasePersistence,
+    SQLitePersistence,
+    StorageError,
+    migrate,
+)
 from storage.postgres import PostgresDatabase
+from storage.repos.state import STATEMENTS, Write, plan
 
 USER_ID = 42
 
@@ -389,3 +399,84 @@ async def test_a_fresh_process_does_not_rewrite_what_it_loaded(db: Database) -> 
     finally:
         await db.set_trace(None)
     assert [s for s in statements if s.startswith(("INSERT", "DELETE"))] == []
+
+
+async def test_a_persistence_run_of_many_users_is_one_transaction(db: BotDatabase) -> None:
+    """PTB starts a run's writes all at once; they go to the database together (a few
+    statements, not one per user), and each call returns once its own row is stored."""
+    p = DatabasePersistence(db)
+    await p.update_user_data(700, {"flow": "old"})
+    await p.update_conversation("refund", (700, 700), "refund:reason")
+    statements: list[str] = []
+    await db.set_trace(statements.append)
+    try:
+        await asyncio.gather(
+            *(p.update_user_data(i, {"step": i}) for i in range(100)),
+            *(p.update_conversation("refund", (i, i), f"refund:{i}") for i in range(100)),
+            p.drop_user_data(700),
+            p.update_conversation("refund", (700, 700), None),
+        )
+    finally:
+        await db.set_trace(None)
+    if db.dialect == "sqlite":  # (SQLite's trace shows each row's statement and the BEGIN)
+        writes = [s for s in statements if s.startswith(("INSERT", "DELETE", "UPDATE"))]
+        assert len(writes) == 202
+        assert statements[0] == "BEGIN IMMEDIATE" and statements[-1] == "COMMIT"
+        assert statements.count("BEGIN IMMEDIATE") == 1
+    fresh = DatabasePersistence(db)
+    assert await fresh.get_user_data() == {i: {"step": i} for i in range(100)}
+    assert await fresh.get_conversations("refund") == {(i, i): f"refund:{i}" for i in range(100)}
+
+
+async def test_a_failed_run_fails_every_call_in_it_and_keeps_nothing_half_written(
+    sqlite_db: Database,
+) -> None:
+    p = DatabasePersistence(sqlite_db)
+    await p.update_user_data(1, {"step": 1})
+    await sqlite_db.fetchall("DROP TABLE ptb_conversations")
+    results = await asyncio.gather(
+        p.update_user_data(1, {"step": 2}),
+        p.update_conversation("refund", (1, 1), "refund:reason"),
+        return_exceptions=True,
+    )
+    assert all(isinstance(r, Exception) for r in results), results
+    # The run is one transaction: user 1's new data did not land without the state.
+    assert await DatabasePersistence(sqlite_db).get_user_data() == {1: {"step": 1}}
+    # And the next run writes it (the cache did not record the failed write as done).
+    await p.update_user_data(1, {"step": 2})
+    assert await DatabasePersistence(sqlite_db).get_user_data() == {1: {"step": 2}}
+
+
+_writes = st.lists(
+    st.builds(
+        Write,
+        kind=st.sampled_from(["user", "chat", "conversation"]),
+        key=st.integers(0, 3),
+        data=st.one_of(st.none(), st.text(max_size=3)),
+    ).map(lambda w: w._replace(key=("flow", str(w.key))) if w.kind == "conversation" else w),
+    max_size=30,
+)
+
+
+@given(writes=_writes)
+def test_a_planned_run_leaves_what_the_writes_one_by_one_would(writes: list[Write]) -> None:
+    """Grouped by statement, a run may apply its writes in another order; the last write of
+    each key wins either way."""
+    one_by_one: dict[tuple[str, object], str] = {}
+    for w in writes:
+        if w.data is None:
+            one_by_one.pop((w.kind, w.key), None)
+        else:
+            one_by_one[w.kind, w.key] = w.data
+    planned: dict[tuple[str, object], str] = {}
+    groups = plan(writes, now=1.0)
+    for (action, kind), rows in sorted(groups.items(), reverse=True):  # deletes last
+        for row in rows:
+            key = row[0] if kind != "conversation" else (row[0], row[1])
+            if action == "delete":
+                planned.pop((kind, key), None)
+            else:
+                assert row[-1] == 1.0
+                planned[kind, key] = row[-2]
+    assert planned == one_by_one
+    assert set(STATEMENTS) >= set(groups)

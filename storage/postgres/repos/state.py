@@ -6,7 +6,7 @@ import time
 from collections.abc import Sequence
 
 from storage.postgres.db import PostgresDatabase
-from storage.repos.state import _TABLES, Kind
+from storage.repos.state import _TABLES, POSTGRES_STATEMENTS, Kind, Write, plan
 
 
 class StateRepository:
@@ -26,18 +26,16 @@ class StateRepository:
         table, column = _TABLES[kind]
         return await self._db.fetchval(f"SELECT data FROM {table} WHERE {column} = $1", (id,))
 
-    async def store(self, kind: Kind, id: int, data: str | None) -> None:
-        """Store one user's (or chat's) data; None removes the row."""
-        table, column = _TABLES[kind]
-        if data is None:
-            await self._db.execute(f"DELETE FROM {table} WHERE {column} = $1", (id,))
+    async def store_many(self, writes: Sequence[Write]) -> None:
+        """Store user/chat data and conversation states in one transaction (see
+        storage.repos.state)."""
+        groups = plan(writes, time.time())
+        if len(groups) == 1 and len(rows := next(iter(groups.values()))) == 1:
+            await self._db.execute(POSTGRES_STATEMENTS[next(iter(groups))], rows[0])
             return
-        await self._db.execute(
-            f"INSERT INTO {table} ({column}, data, updated_at) VALUES ($1, $2, $3) "
-            f"ON CONFLICT ({column}) DO UPDATE SET "
-            "data = excluded.data, updated_at = excluded.updated_at",
-            (id, data, time.time()),
-        )
+        async with self._db.transaction() as conn:
+            for group, rows in groups.items():
+                await conn.executemany(POSTGRES_STATEMENTS[group], rows)
 
     async def load_document(self, name: str) -> str | None:
         """Return the stored ``bot_data`` or ``callback_data`` document, or None."""
@@ -72,17 +70,3 @@ class StateRepository:
             ([name for name, _ in keys], [key for _, key in keys]),
         )
         return {(row[0], row[1]): row[2] for row in rows}
-
-    async def store_conversation(self, name: str, key: str, state: str | None) -> None:
-        """Store a conversation's state; None (ended) deletes its row."""
-        if state is None:
-            await self._db.execute(
-                "DELETE FROM ptb_conversations WHERE name = $1 AND key = $2", (name, key)
-            )
-            return
-        await self._db.execute(
-            "INSERT INTO ptb_conversations (name, key, state, updated_at) "
-            "VALUES ($1, $2, $3, $4) ON CONFLICT (name, key) DO UPDATE SET "
-            "state = excluded.state, updated_at = excluded.updated_at",
-            (name, key, state, time.time()),
-        )
