@@ -126,7 +126,12 @@ class Database:
         the calling task's own transaction it simply joins it.
         """
         task = asyncio.current_task()
-        if task is not None and self._owner.get() is task:
+        if (task is not None and self._owner.get() is task) or not self._lock.locked():
+            # Inside the caller's own transaction it joins it. With no transaction open, no
+            # lock is needed: the statement is queued on the connection's thread at once
+            # (before this call first yields), so a transaction begun after it queues its
+            # BEGIN behind it. Waiting for the lock there cost each of many concurrent writes
+            # a hand-off of the lock (a loop iteration) on top of its thread round trip.
             return list(await self._conn.execute_fetchall(sql, params))
         async with self._lock:
             return list(await self._conn.execute_fetchall(sql, params))

@@ -151,6 +151,30 @@ async def test_transactions_run_one_at_a_time(sqlite_db: Database) -> None:
     assert (await db.fetchone("SELECT COUNT(*) FROM audit_log"))[0] == 5
 
 
+async def test_a_write_never_lands_in_another_tasks_transaction(sqlite_db: Database) -> None:
+    """A single write goes straight to the connection's queue when no transaction is open,
+    and waits while one is: issued at any moment around transactions that roll back, every
+    write stays and nothing of the transactions does."""
+    db = sqlite_db
+
+    async def doomed(i: int) -> None:
+        with pytest.raises(RuntimeError):
+            async with db.transaction() as conn:
+                await conn.execute("INSERT INTO audit_log (at, action) VALUES (?, 'doomed')", (i,))
+                await asyncio.sleep(0)  # other tasks issue their writes while it is open
+                await conn.execute("INSERT INTO audit_log (at, action) VALUES (?, 'doomed')", (i,))
+                raise RuntimeError("roll back")
+
+    async def single(i: int) -> None:
+        for _ in range(i % 5):
+            await asyncio.sleep(0)
+        await db.write("INSERT INTO audit_log (at, action) VALUES (?, 'single')", (i,))
+
+    await asyncio.gather(*(doomed(i) for i in range(20)), *(single(i) for i in range(200)))
+    rows = await db.fetchall("SELECT action, COUNT(*) FROM audit_log GROUP BY action")
+    assert {row[0]: row[1] for row in rows} == {"single": 200}
+
+
 async def test_reads_are_never_torn_by_another_tasks_writes(sqlite_db: Database) -> None:
     """A read runs as one job: another task's UPDATE on the shared connection cannot land
     between its execute and its fetch (SQLite leaves such rows undefined: a broadcast once
