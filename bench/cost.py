@@ -21,6 +21,10 @@ difference is the bot's stack, not the size of its messages). The bot's steps:
   per update into the bot's and the demo wallet's, counted in a separate small round, and
   ``demo_wallet_sql_thread_cpu_ms_per_update`` is the CPU of the demo wallet's SQLite thread
   (read from that thread's own clock), taken off in ``bot_without_demo_wallet_sql...``.
+* wallet apart (always): the walk again with the same demo wallet on an event loop and a
+  thread of its own (``bench._wallet_thread``): each wallet call crosses threads and back, as
+  a fast network would, and all of the wallet's CPU (its Python too, not only its SQLite
+  thread) is read from its threads' clocks and taken off: ``wallet_apart`` is the bot's own.
 * ``--http-wallet``: the walk again with the demo wallet in a child process behind its
   documented HTTP API (``bench._wallet_server``), as a real wallet: the bot pays for its HTTP
   client (httpx) instead of the wallet's queries.
@@ -33,6 +37,7 @@ difference is the bot's stack, not the size of its messages). The bot's steps:
 from __future__ import annotations
 
 import asyncio
+import functools
 import sys
 import time
 from pathlib import Path
@@ -65,6 +70,7 @@ from bench._common import (
     quiet_logs,
     workdir,
 )
+from bench._wallet_thread import ThreadWallet
 from tgbot.config import demo_wallet_beside
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -172,6 +178,7 @@ async def measure_bot(
     refunds_out: list[int] | None = None,
     wallet_out: dict[str, float] | None = None,
     http_wallet: bool = False,
+    threaded_wallet: bool = False,
 ) -> dict[str, Any]:
     """Return CPU ms per update for the light path and each step of the refund walk (or,
     with ``count_sql``, SQL statements per update instead). ``templates`` receives the Bot
@@ -180,7 +187,9 @@ async def measure_bot(
     receives, per step, the CPU ms per update of the demo wallet's own SQLite thread (part of
     the process CPU above: the in-process demo wallet's queries, not the bot's). With
     ``http_wallet`` the demo wallet runs in a child process behind its documented HTTP API
-    (as a real wallet would: the bot pays for its HTTP client only)."""
+    (as a real wallet would: the bot pays for its HTTP client only). With ``threaded_wallet``
+    it runs on its own event loop and thread (:mod:`bench._wallet_thread`), and
+    ``wallet_out`` receives all of its CPU (its loop's thread and its SQLite thread)."""
     costs: dict[str, list[float]] = {}
     wallet_costs: dict[str, list[float]] = {}
     sql: dict[str, dict[str, float]] = {}
@@ -209,6 +218,12 @@ async def measure_bot(
         ).start()  # fmt: skip
         counter = _SqlCounter()
         wallet_thread = None if http_wallet else bot.app.backend.store.db.worker_thread
+        wallet_cpu = functools.partial(_thread_cpu, wallet_thread)
+        threaded = None
+        if threaded_wallet:
+            threaded = await ThreadWallet(demo_wallet_beside(db)).start()
+            bot.app.backend = threaded
+            wallet_cpu = threaded.cpu_seconds
         if count_sql:
             await bot.app.db.set_trace(counter.on_bot)
             await bot.app.backend.store.db.set_trace(counter.on_wallet)
@@ -256,7 +271,7 @@ async def measure_bot(
                     group = people[r * users : (r + 1) * users]
                     before = {u.id: watcher.count(u.id) for u in group}
                     counter.bot = counter.wallet = 0
-                    cpu0, wallet0 = time.process_time(), _thread_cpu(wallet_thread)
+                    cpu0, wallet0 = time.process_time(), wallet_cpu()
                     for index, user in enumerate(group):
                         _act(emu, watcher, user, index, action, what)
                     await _wait_counts(watcher, before)
@@ -265,7 +280,7 @@ async def measure_bot(
                         (time.process_time() - cpu0) * 1000 / len(group)
                     )
                     wallet_costs.setdefault(name, []).append(
-                        (_thread_cpu(wallet_thread) - wallet0) * 1000 / len(group)
+                        (wallet_cpu() - wallet0) * 1000 / len(group)
                     )
                     sql[name] = {
                         "bot": round(counter.bot / len(group), 2),
@@ -277,6 +292,8 @@ async def measure_bot(
             await emu.aclose()
             if server is not None:
                 await _stop_wallet_server(server)
+            if threaded is not None:
+                await threaded.stop()
     if count_sql:
         return sql
     result: dict[str, Any] = {name: round(min(values), 3) for name, values in costs.items()}
@@ -418,6 +435,17 @@ async def main_async(args: Any) -> dict[str, Any]:
     own_walk_mean = sum(own_walk) / len(own_walk)
     same = await measure_bare_ptb(users, rounds, templates)
     sql = await measure_bot(min(users, 20), 1, count_sql=True)
+    # The wallet on a loop and thread of its own: all of its CPU is measured apart, and what
+    # remains is the bot's (its calls to the wallet cross threads, as a fast network would).
+    apart_wallet: dict[str, float] = {}
+    apart_refunds: list[int] = []
+    apart_process = await measure_bot(
+        users, rounds, refunds_out=apart_refunds, wallet_out=apart_wallet, threaded_wallet=True
+    )
+    apart = {
+        step: round(apart_process[step] - apart_wallet.get(step, 0.0), 3) for step in apart_process
+    }
+    apart_walk_mean = sum(apart[s] for s in STEP_NAMES[1:]) / len(STEP_NAMES[1:])
     http: dict[str, Any] | None = None
     if args.http_wallet:
         http_refunds: list[int] = []
@@ -465,6 +493,18 @@ async def main_async(args: Any) -> dict[str, Any]:
             "wallet_walk_ratios_same_traffic": {
                 step: _ratio(own[step], same.get(step)) for step in STEP_NAMES
             },
+        },
+        "wallet_apart": {
+            "process_cpu_ms_per_update": apart_process,
+            "wallet_threads_cpu_ms_per_update": apart_wallet,
+            "bot_cpu_ms_per_update": apart,
+            "mean_wallet_button_step_ms": round(apart_walk_mean, 3),
+            "wallet_walk_button_ratio": _ratio(apart_walk_mean, bare_button),
+            "light_button_ratio": _ratio(apart["answer_button"], bare_button),
+            "wallet_walk_ratios_same_traffic": {
+                step: _ratio(apart[step], same.get(step)) for step in STEP_NAMES
+            },
+            "refunds_created": apart_refunds[0],
         },
         "sql_per_update": sql,
         "bot_http_wallet_cpu_ms_per_update": http,

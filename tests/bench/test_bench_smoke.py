@@ -113,6 +113,16 @@ def test_cost(results):
     assert wallet_sql["confirm"] > 0 and wallet_sql["start"] == 0
     own = r["bot_without_demo_wallet_sql_cpu_ms_per_update"]
     assert own["confirm"] == round(bot["confirm"] - wallet_sql["confirm"], 3)
+    # With the wallet on its own loop and thread, its CPU is measured apart (the wallet
+    # steps only), the bot's figure is the process's less it, and every walk did its work.
+    apart = r["wallet_apart"]
+    assert apart["refunds_created"] == r["refunds_created"]
+    wallet = apart["wallet_threads_cpu_ms_per_update"]
+    assert wallet["confirm"] > 0 and wallet["start"] == 0
+    process = apart["process_cpu_ms_per_update"]
+    assert apart["bot_cpu_ms_per_update"]["confirm"] == round(
+        process["confirm"] - wallet["confirm"], 3
+    )
     # With the wallet over HTTP every step of the walk still did its work.
     http = dict(r["bot_http_wallet_cpu_ms_per_update"])
     assert http.pop("refunds_created") == r["refunds_created"]
