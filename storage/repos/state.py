@@ -25,7 +25,7 @@ class Write(NamedTuple):
     """One persisted value to store. ``kind`` is ``"user"`` or ``"chat"`` (``key``: the id)
     or ``"conversation"`` (``key``: ``(handler name, key as JSON)``); ``data`` None deletes."""
 
-    kind: str
+    kind: Literal["user", "chat", "conversation"]
     key: int | tuple[str, str]
     data: str | None
 
@@ -50,7 +50,7 @@ def _statements(placeholder: Callable[[int], str]) -> dict[tuple[str, str], str]
     p = placeholder
     sql = {
         ("upsert", "conversation"): (
-            f"INSERT INTO ptb_conversations (name, key, state, updated_at) "
+            "INSERT INTO ptb_conversations (name, key, state, updated_at) "
             f"VALUES ({p(1)}, {p(2)}, {p(3)}, {p(4)}) ON CONFLICT (name, key) DO UPDATE SET "
             "state = excluded.state, updated_at = excluded.updated_at"
         ),
