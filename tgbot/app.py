@@ -510,6 +510,7 @@ def _make_backend(config: Config, db: Database | None) -> Any:
             base_url=config.backend_url,
             api_key=config.backend_api_key,
             api_key_file=config.backend_api_key_file,
+            max_in_flight=config.backend_max_in_flight,
         )
     code = config.demo_fixed_code
     return create_backend(

@@ -266,6 +266,9 @@ class Config:
     #: A file holding the wallet API key, re-read after a 401 (a rotated key); wins over
     #: ``backend_api_key``.
     backend_api_key_file: Path | None = None
+    #: Requests sent to the wallet at once (more wait their turn, at most the request
+    #: timeout): bounds a burst's load on the wallet and keeps the HTTP client's pool small.
+    backend_max_in_flight: int = 16
     #: Where the demo wallet's own pages (reset link, secure card entry) are served.
     wallet_public_url: str = "http://127.0.0.1:8766"
     #: Seconds a verification stays good for sensitive actions (reset, unlock, cards).
@@ -365,6 +368,7 @@ _FIELDS: dict[str, tuple[str, Callable[[str, str], Any]]] = {
     "BACKEND_URL": ("backend_url", _optional_url),
     "BACKEND_API_KEY": ("backend_api_key", _optional_str),
     "BACKEND_API_KEY_FILE": ("backend_api_key_file", _path),
+    "BACKEND_MAX_IN_FLIGHT": ("backend_max_in_flight", _positive_int),
     "WALLET_PUBLIC_URL": ("wallet_public_url", _url),
     "VERIFICATION_MAX_AGE": ("verification_max_age", _positive_float),
     "DEMO_FIXED_CODE": ("demo_fixed_code", _fixed_code),

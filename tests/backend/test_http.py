@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import inspect
 import re
 import socket
@@ -336,3 +337,52 @@ async def test_the_phone_lookup_changes_nothing_so_its_failure_is_not_unknown(ap
     with pytest.raises(Unavailable) as down:
         await make_wallet().account_by_phone("+8613800138001")
     assert not isinstance(down.value, OutcomeUnknown)
+
+
+def held(release: asyncio.Event, seen: list[int], inside: list[int]) -> httpx.AsyncClient:
+    """A wallet that answers 404 once ``release`` is set, recording how many requests it held
+    at once (``inside``: now, ``seen``: the most)."""
+
+    async def handler(request: httpx.Request) -> httpx.Response:
+        inside[0] += 1
+        seen[0] = max(seen[0], inside[0])
+        await release.wait()
+        inside[0] -= 1
+        return httpx.Response(404, json={"error": {"reason": "account_not_found"}})
+
+    return httpx.AsyncClient(transport=httpx.MockTransport(handler))
+
+
+async def test_at_most_max_in_flight_requests_reach_the_wallet_at_once():
+    release, seen, inside = asyncio.Event(), [0], [0]
+    async with held(release, seen, inside) as client:
+        wallet = HttpWallet("http://wallet.test/api", client=client, max_in_flight=3)
+        calls = [asyncio.create_task(wallet.get_account(f"U{i}")) for i in range(10)]
+        while inside[0] < 3:  # noqa: ASYNC110 -- waits for the handler's own counter
+            await asyncio.sleep(0.001)
+        await asyncio.sleep(0.05)  # the seven others had every chance to go out
+        assert inside[0] == 3
+        release.set()
+        results = await asyncio.gather(*calls, return_exceptions=True)
+    assert seen[0] == 3
+    assert all(isinstance(r, NotFound) for r in results), results
+
+
+async def test_a_write_that_never_got_a_place_is_unavailable_not_unknown():
+    """Waiting for a place longer than the pool timeout sends nothing: the refund surely was
+    not created, so the user is told the wallet is busy, not "it may have happened"."""
+    release, seen, inside = asyncio.Event(), [0], [0]
+    async with held(release, seen, inside) as client:
+        wallet = HttpWallet(
+            "http://wallet.test/api", client=client, max_in_flight=1, timeout=0.2, retries=0
+        )
+        first = asyncio.create_task(wallet.get_account("U1"))
+        while inside[0] < 1:  # noqa: ASYNC110 -- waits for the handler's own counter
+            await asyncio.sleep(0.001)
+        with pytest.raises(Unavailable) as busy:
+            await wallet.create_refund("U1", "TX1", Decimal("1.00"), "not received", "key-1")
+        assert not isinstance(busy.value, OutcomeUnknown)
+        assert seen[0] == 1  # the refund request never reached the wallet
+        release.set()
+        with pytest.raises(NotFound):
+            await first

@@ -16,6 +16,7 @@ def test_defaults_without_environment():
     assert config.default_language == "en"
     assert config.timezone == "Asia/Shanghai"
     assert config.db_path == Path("tgbot.db")
+    assert config.backend_max_in_flight == 16
 
 
 def test_environment_values_are_parsed():
@@ -31,9 +32,11 @@ def test_environment_values_are_parsed():
             "TGBOT_LINK_ALLOWLIST": "upay.com, help.upay.com",
             "TGBOT_DEFAULT_LANGUAGE": "zh-Hans",
             "TGBOT_TIMEZONE": "Europe/Berlin",
+            "TGBOT_BACKEND_MAX_IN_FLIGHT": "40",
         }
     )
     assert config.token == "123:abc"
+    assert config.backend_max_in_flight == 40
     assert config.demo_wallet_file == Path("/tmp/w.sqlite")
     assert config.api_file_url == "http://127.0.0.1:8081/file/bot"
     assert config.admin_ids == frozenset({1, 2, 3})
@@ -59,6 +62,7 @@ def test_environment_values_are_parsed():
         ("TGBOT_AGENT_CHAT_ID", "-1001:fr"),
         ("TGBOT_BUSINESS_HOURS", "9-5"),
         ("TGBOT_LINK_ALLOWLIST", "http://x.com/a"),
+        ("TGBOT_BACKEND_MAX_IN_FLIGHT", "0"),
     ],
 )
 def test_bad_value_names_the_variable(name, value):

@@ -174,6 +174,13 @@ class HttpWallet:
         deadline: seconds one logical call may take with all its attempts and waits.
         breaker_threshold: failed attempts in a row that open a group's circuit breaker.
         breaker_cooldown: seconds a breaker stays open before a trial call.
+        max_in_flight: requests sent to the wallet at once; more wait their turn (for at most
+            ``timeout`` seconds, then the attempt fails as "never sent"). The client made here
+            keeps that many connections open. It bounds the load a burst of users puts on the
+            wallet, and it keeps httpcore's connection pool small: the pool looks at every
+            connection and every waiting request on each request (quadratic, encode/httpcore
+            #1035), which cost the bot about a millisecond of CPU per call with 200 users at
+            once and the default 100 connections (docs/performance.md).
         client: an httpx client to use (the caller closes it); by default one is made here
             and closed by :meth:`close`.
         clock: monotonic seconds, for the breakers (injectable for tests).
@@ -191,6 +198,7 @@ class HttpWallet:
         deadline: float = 12.0,
         breaker_threshold: int = 5,
         breaker_cooldown: float = 30.0,
+        max_in_flight: int = 16,
         client: httpx.AsyncClient | None = None,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
@@ -207,7 +215,13 @@ class HttpWallet:
         self._set_key(self._read_key_file() or api_key)
         self._owns_client = client is None
         self._timeout = httpx.Timeout(timeout, connect=min(timeout, 3.0))
-        self._client = client or httpx.AsyncClient(timeout=self._timeout)
+        self._in_flight = asyncio.Semaphore(max(max_in_flight, 1))
+        self._client = client or httpx.AsyncClient(
+            timeout=self._timeout,
+            limits=httpx.Limits(
+                max_connections=max_in_flight, max_keepalive_connections=max_in_flight
+            ),
+        )
 
     async def close(self) -> None:
         """Close the http client if this object made it."""
@@ -284,10 +298,7 @@ class HttpWallet:
         while True:
             try:
                 try:
-                    response = await self._client.request(
-                        method, url, json=body, params=query, headers=headers,
-                        timeout=self._attempt_timeout(started),
-                    )  # fmt: skip
+                    response = await self._send(method, url, body, query, headers, started)
                 except (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout) as exc:
                     # Never reached the wallet: nothing can have been done.
                     raise _Attempt(f"connection:{type(exc).__name__}", maybe_applied=False) from exc
@@ -327,6 +338,30 @@ class HttpWallet:
                 reason, "The wallet may or may not have done it; ask again with the same key."
             )
         raise Unavailable(reason, "The wallet is not answering; try again later.")
+
+    async def _send(
+        self,
+        method: str,
+        url: str,
+        body: dict[str, Any] | None,
+        query: dict[str, Any],
+        headers: dict[str, str],
+        started: float,
+    ) -> httpx.Response:
+        """Send one attempt when one of the ``max_in_flight`` places is free; waiting longer
+        than the pool timeout is httpx's ``PoolTimeout`` (nothing was sent)."""
+        try:
+            async with asyncio.timeout(self._timeout.pool):
+                await self._in_flight.acquire()
+        except TimeoutError:
+            raise httpx.PoolTimeout("every place for a wallet request stayed busy") from None
+        try:
+            return await self._client.request(
+                method, url, json=body, params=query, headers=headers,
+                timeout=self._attempt_timeout(started),
+            )  # fmt: skip
+        finally:
+            self._in_flight.release()
 
     def _attempt_timeout(self, started: float) -> httpx.Timeout:
         left = max(self.deadline - (time.monotonic() - started), 0.1)
