@@ -542,6 +542,45 @@ REFUND_WALK: tuple[tuple[str, str], ...] = (
 STEP_NAMES = ("list", "detail", "refund", "reason", "amount", "confirm")
 
 
+async def open_loop(
+    rng: random.Random,
+    rate: float,
+    duration: float,
+    users: int,
+    walk: Callable[[int], Any],
+    drain: float,
+    every_20: Callable[[], None],
+) -> tuple[dict[str, int], float]:
+    """Start user ``i``'s walk (``walk(i)``, a coroutine ending in "done", "stuck" or
+    "timeout") at random (Poisson) arrivals of ``rate`` a second for ``duration`` seconds (or
+    until ``users`` have come), calling ``every_20`` after every 20th; then give the walks
+    ``drain`` seconds to finish. Return how the walks ended (a walk still running counts as
+    a timeout) and the seconds from the first arrival to the end of the drain."""
+    tasks: list[asyncio.Task] = []
+    start = time.monotonic()
+    next_arrival = start
+    while True:
+        next_arrival += rng.expovariate(rate)
+        if next_arrival - start > duration or len(tasks) >= users:
+            break
+        await asyncio.sleep(max(0.0, next_arrival - time.monotonic()))
+        tasks.append(asyncio.create_task(walk(len(tasks))))
+        if len(tasks) % 20 == 0:
+            every_20()
+    done, pending = await asyncio.wait(tasks, timeout=drain) if tasks else (set(), set())
+    for task in pending:
+        task.cancel()
+    elapsed = time.monotonic() - start
+    outcomes = [t.result() for t in done if not t.cancelled()]
+    walks = {
+        "started": len(tasks),
+        "done": outcomes.count("done"),
+        "stuck": outcomes.count("stuck"),
+        "timeout": outcomes.count("timeout") + len(pending),
+    }
+    return walks, elapsed
+
+
 async def walk_refund(
     emu: TelegramEmulator,
     watcher: Watcher,

@@ -60,6 +60,7 @@ from bench._common import (
     machine,
     machine_cpu_ticks,
     make_emulator,
+    open_loop,
     parser,
     peak_rss_mb,
     percentiles,
@@ -145,60 +146,38 @@ async def trial(
             watcher = Watcher(emu)
             latencies: list[float] = []
             per_step: dict[str, list[float]] = {}
-            tasks: list[asyncio.Task] = []
             peak_child_rss = 0.0
+
+            def think_time() -> float:
+                return rng.uniform(*think)
+
+            def walk(index: int) -> Any:
+                user_id = people[index].id
+                if flow == "wallet":
+                    return walk_refund(
+                        emu, watcher, user_id, think_time, latencies, per_step,
+                        step_timeout=drain,
+                    )  # fmt: skip
+                question = QUESTIONS[index % len(QUESTIONS)][1]
+                return walk_light(
+                    emu, watcher, user_id, question, think_time, latencies, per_step,
+                    step_timeout=drain,
+                )  # fmt: skip
+
+            def every_20() -> None:
+                nonlocal peak_child_rss
+                peak_child_rss = max(peak_child_rss, child.rss()["rss_mb"] or 0.0)
+                trim_emulator_log(emu)
+
             bench_cpu0 = cpu_seconds()
             ticks0 = machine_cpu_ticks()
-            start = time.monotonic()
-            next_arrival = start
-            index = 0
-            while True:
-                next_arrival += rng.expovariate(rate)
-                if next_arrival - start > duration or index >= len(people):
-                    break
-                await asyncio.sleep(max(0.0, next_arrival - time.monotonic()))
-                user = people[index]
-                if flow == "wallet":
-                    walk = walk_refund(
-                        emu,
-                        watcher,
-                        user.id,
-                        lambda: rng.uniform(*think),
-                        latencies,
-                        per_step,
-                        step_timeout=drain,
-                    )
-                else:
-                    walk = walk_light(
-                        emu,
-                        watcher,
-                        user.id,
-                        QUESTIONS[index % len(QUESTIONS)][1],
-                        lambda: rng.uniform(*think),
-                        latencies,
-                        per_step,
-                        step_timeout=drain,
-                    )
-                tasks.append(asyncio.create_task(walk))
-                index += 1
-                if index % 20 == 0:
-                    peak_child_rss = max(peak_child_rss, child.rss()["rss_mb"] or 0.0)
-                    trim_emulator_log(emu)
-            done, pending = await asyncio.wait(tasks, timeout=drain) if tasks else (set(), set())
-            for task in pending:
-                task.cancel()
-            elapsed = time.monotonic() - start
+            walks, elapsed = await open_loop(
+                rng, rate, duration, len(people), walk, drain, every_20
+            )
             bench_cpu = cpu_seconds() - bench_cpu0
             machine_busy = busy_between(ticks0, machine_cpu_ticks())
             peak_child_rss = max(peak_child_rss, child.rss()["rss_mb"] or 0.0)
             report = await child.stop()
-    outcomes = [t.result() for t in done if not t.cancelled()]
-    walks = {
-        "started": len(tasks),
-        "done": outcomes.count("done"),
-        "stuck": outcomes.count("stuck"),
-        "timeout": outcomes.count("timeout") + len(pending),
-    }
     # A walk that never got its reply counts as an infinitely slow step.
     lat = percentiles(latencies + [float("inf")] * walks["timeout"])
     updates = len(latencies)

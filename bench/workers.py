@@ -52,6 +52,7 @@ from bench._common import (
     machine,
     machine_cpu_ticks,
     make_emulator,
+    open_loop,
     parser,
     percentiles,
     rss_mb,
@@ -210,38 +211,27 @@ async def trial(
     watcher = Watcher(emu)
     latencies: list[float] = []
     per_step: dict[str, list[float]] = {}
-    tasks: list[asyncio.Task] = []
     workers_cpu0, pg_cpu0, bench_cpu0 = workers.cpu(), tree_cpu(pg_pid)[0], cpu_seconds()
     ticks0 = machine_cpu_ticks()
     peak_rss = 0.0
-    start = time.monotonic()
-    next_arrival = start
-    index = 0
+
+    def think_time() -> float:
+        return rng.uniform(*think)
+
+    def walk(index: int) -> Any:
+        question = QUESTIONS[index % len(QUESTIONS)][1]
+        return walk_light(
+            emu, watcher, people[index].id, question, think_time, latencies, per_step,
+            step_timeout=drain,
+        )  # fmt: skip
+
+    def every_20() -> None:
+        nonlocal peak_rss
+        peak_rss = max(peak_rss, workers.rss_mb())
+        trim_emulator_log(emu)
+
     try:
-        while True:
-            next_arrival += rng.expovariate(rate)
-            if next_arrival - start > duration or index >= len(people):
-                break
-            await asyncio.sleep(max(0.0, next_arrival - time.monotonic()))
-            walk = walk_light(
-                emu,
-                watcher,
-                people[index].id,
-                QUESTIONS[index % len(QUESTIONS)][1],
-                lambda: rng.uniform(*think),
-                latencies,
-                per_step,
-                step_timeout=drain,
-            )
-            tasks.append(asyncio.create_task(walk))
-            index += 1
-            if index % 20 == 0:
-                peak_rss = max(peak_rss, workers.rss_mb())
-                trim_emulator_log(emu)
-        done, pending = await asyncio.wait(tasks, timeout=drain) if tasks else (set(), set())
-        for task in pending:
-            task.cancel()
-        elapsed = time.monotonic() - start
+        walks, elapsed = await open_loop(rng, rate, duration, len(people), walk, drain, every_20)
         workers_cpu = workers.cpu() - workers_cpu0
         pg_cpu = tree_cpu(pg_pid)[0] - pg_cpu0
         bench_cpu = cpu_seconds() - bench_cpu0
@@ -249,13 +239,6 @@ async def trial(
         peak_rss = max(peak_rss, workers.rss_mb())
     finally:
         watcher.unsubscribe()
-    outcomes = [t.result() for t in done if not t.cancelled()]
-    walks = {
-        "started": len(tasks),
-        "done": outcomes.count("done"),
-        "stuck": outcomes.count("stuck"),
-        "timeout": outcomes.count("timeout") + len(pending),
-    }
     lat = percentiles(latencies + [float("inf")] * walks["timeout"])
     updates = len(latencies)
     drained = await _drain(emu, deployment["conn"], drain)
