@@ -70,6 +70,15 @@ async def _started_as(bot: ProcessBot, text: str) -> None:
     await wait_until(lambda: text in bot.log_path.read_text(), 90, f"{bot.log_path.name}: {text}")
 
 
+async def _launch(bot: ProcessBot, log: PollLog, text: str, *command: str) -> None:
+    """Start ``bot`` (``command``: what it runs, the test bot by default), attribute its
+    Bot API requests to it in ``log``, and wait until its log says ``text``."""
+    await bot.start(*command)
+    assert bot.proc is not None
+    log.pids.add(bot.proc.pid)
+    await _started_as(bot, text)
+
+
 async def _write(emu, user, gap: float) -> None:
     """One user writes ``/slow 1`` .. ``/slow N``, a message every ``gap`` seconds."""
     for n in range(1, MESSAGES + 1):
@@ -90,24 +99,15 @@ async def test_a_standby_takes_over_a_killed_poller_and_loses_nothing(
     env = _env(postgres_url, 1.0)  # the default retry: the takeover measured is the default's
     poller = _bot(server, children, tmp_path, "poller", env)
     standby = _bot(server, children, tmp_path, "standby", env)
-    await poller.start()
-    assert poller.proc is not None
-    log.pids.add(poller.proc.pid)
-    await _started_as(poller, "Application started")
+    await _launch(poller, log, "Application started")
     assert "Holding the poller lock" in poller.log_path.read_text()
-    await standby.start()
-    assert standby.proc is not None
-    log.pids.add(standby.proc.pid)
-    await _started_as(standby, "Standby: not polling")
+    await _launch(standby, log, "Standby: not polling")
     # The standby names the holder: the poller's host and process id.
     assert re.search(rf"tgbot-instance \S+:{poller.proc.pid}\)", standby.log_path.read_text())
 
     # A third instance, `tgbot run` itself, waits too; SIGTERM ends its wait at once.
     third = _bot(server, children, tmp_path, "third", env)
-    await third.start("tgbot", "run")
-    assert third.proc is not None
-    log.pids.add(third.proc.pid)
-    await _started_as(third, "Standby: not polling")
+    await _launch(third, log, "Standby: not polling", "tgbot", "run")
     third.proc.send_signal(signal.SIGTERM)
     stopping = time.monotonic()
     code = await asyncio.wait_for(third.proc.wait(), 10)
@@ -181,14 +181,8 @@ async def test_a_poller_whose_lock_connection_is_cut_stops_and_the_standby_takes
     env = _env(postgres_url, 0.5)
     poller = _bot(server, children, tmp_path, "poller", env)
     standby = _bot(server, children, tmp_path, "standby", env)
-    await poller.start()
-    assert poller.proc is not None
-    log.pids.add(poller.proc.pid)
-    await _started_as(poller, "Application started")
-    await standby.start()
-    assert standby.proc is not None
-    log.pids.add(standby.proc.pid)
-    await _started_as(standby, "Standby: not polling")
+    await _launch(poller, log, "Application started")
+    await _launch(standby, log, "Standby: not polling")
 
     alice = emu.add_user("Alice", language_code="en")
     emu.user_send(alice.id, "/slow 1")

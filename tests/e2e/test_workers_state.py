@@ -146,6 +146,21 @@ def _deposit_sent(wallet: Path, phone: str) -> str:
     return re.search(r"¥(0\.\d\d)", text).group(1)
 
 
+async def _link(workers: Workers, worker, emu, user: int, name: str) -> None:
+    """Link ``name``'s demo account (``/start link_demo_<name>``) through ``worker``."""
+    await workers.send(worker, user, f"/start link_demo_{name.lower()}")
+    await wait_until(lambda: len(_texts(emu, user)) >= 1, 60, f"{name} linked")
+
+
+async def _open_secure_page(workers: Workers, worker, emu, user: int, name: str) -> str:
+    """Through ``worker``: ``/cards``, then "Add a card"; return the secure page's link."""
+    await workers.send(worker, user, "/cards")
+    await wait_until(lambda: _last(emu, user).startswith(CARDS), 60, f"{name}'s cards")
+    await workers.press(worker, user, "➕ Add a card")
+    await wait_until(lambda: _last(emu, user).startswith(OPEN_SECURE), 60, f"{name}'s page")
+    return _secure_page(emu, user)
+
+
 async def test_the_card_watch_follows_the_stored_flow_and_outlives_its_worker(
     server: EmulatorServer,  # noqa: F811
     postgres_url: str,  # before children: the workers are killed before the schema is dropped
@@ -160,26 +175,18 @@ async def test_the_card_watch_follows_the_stored_flow_and_outlives_its_worker(
 
     # Alice opens the secure page through one worker, then goes back to her card list
     # through the other: the page she left is then filled in anyway.
-    await workers.send(other, alice, "/start link_demo_alice")
-    await wait_until(lambda: len(_texts(emu, alice)) >= 1, 60, "Alice linked")
-    await workers.send(other, alice, "/cards")
-    await wait_until(lambda: _last(emu, alice).startswith(CARDS), 60, "Alice's cards")
-    await workers.press(other, alice, "➕ Add a card")
-    await wait_until(lambda: _last(emu, alice).startswith(OPEN_SECURE), 60, "the secure page")
-    left_page = _secure_page(emu, alice)
+    await _link(workers, other, emu, alice, "Alice")
+    left_page = await _open_secure_page(workers, other, emu, alice, "Alice")
     await workers.send(holder, alice, "/cards")
     await wait_until(lambda: _last(emu, alice).startswith(CARDS), 60, "Alice's cards again")
     await _enter_card(left_page, "4242 4242 4242 4242")
 
     # Bob binds a card meanwhile, his page opened through the same worker: his watch tells
     # him (no earlier than one poll after Alice's card was entered).
-    await workers.send(other, bob, "/start link_demo_bob")
-    await wait_until(lambda: len(_texts(emu, bob)) >= 1, 60, "Bob linked")
-    await workers.send(other, bob, "/cards")
-    await wait_until(lambda: _last(emu, bob).startswith(CARDS), 60, "Bob's cards")
-    await workers.press(other, bob, "➕ Add a card")
-    await wait_until(lambda: _last(emu, bob).startswith(OPEN_SECURE), 60, "Bob's secure page")
-    await _enter_card(_secure_page(emu, bob), "4242 4242 4242 4242")
+    await _link(workers, other, emu, bob, "Bob")
+    await _enter_card(
+        await _open_secure_page(workers, other, emu, bob, "Bob"), "4242 4242 4242 4242"
+    )
     await wait_until(lambda: _count(emu, bob, DEPOSIT) == 1, 30, "Bob asked for the deposit")
     await emu.settle(quiet=0.5, timeout=30)
     # Alice left that step: nothing asks her for a deposit of the card she abandoned.
@@ -217,8 +224,7 @@ async def test_the_privacy_gate_holds_on_every_worker_and_the_erasure_survives_i
     holder, other = await workers.start()
     emu = server.emulator
     alice = emu.add_user("Alice", language_code="en").id
-    await workers.send(other, alice, "/start link_demo_alice")
-    await wait_until(lambda: len(_texts(emu, alice)) >= 1, 60, "Alice linked")
+    await _link(workers, other, emu, alice, "Alice")
     await workers.send(other, alice, "/privacy")
     await wait_until(lambda: _has(emu, alice, "🗑 Delete my data"), 60, "/privacy")
     await workers.press(other, alice, "🗑 Delete my data")
