@@ -390,16 +390,14 @@ class WalletApplication(Application):
                     first=min(5.0, self.config.refund_poll_interval),
                     name="poll-refunds",
                 ),
-            ]
-            # Reset links sent (from the audit log): the "password changed" notice.
-            self._duty_jobs.append(
+                # Reset links sent (from the audit log): the "password changed" notice.
                 queue.run_repeating(
                     password.watch_passwords,
                     interval=password.PASSWORD_POLL_SECONDS,
                     first=password.PASSWORD_POLL_SECONDS,
                     name="watch-passwords",
-                )
-            )
+                ),
+            ]
             if self.cluster is not None:
                 # Several workers: users on the secure card page are watched from the
                 # database here, not by the worker that opened the page (it may die).
