@@ -1,0 +1,289 @@
+"""Statements run in place on the event loop's thread (storage/db.py): which ones, and that
+none of them can make the loop wait (a lock held elsewhere, a long statement) or lose a row."""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+import tempfile
+import threading
+from collections.abc import Awaitable
+from pathlib import Path
+from typing import Any
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+import storage.db
+from storage import Database
+
+#: A query that runs far past the in-place budget (a few hundred ms of SQLite work).
+LONG_QUERY = (
+    "WITH RECURSIVE n(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM n WHERE x < 3000000) "
+    "SELECT COUNT(*) FROM n"
+)
+
+
+@pytest.fixture
+async def plain(db_path: Path) -> Any:
+    """An open database with one table ``t(k PRIMARY KEY, v)``."""
+    db = await Database.open(db_path)
+    try:
+        async with db.transaction() as conn:
+            await conn.execute("CREATE TABLE t (k INTEGER PRIMARY KEY, v TEXT)")
+        yield db
+    finally:
+        await db.close()
+
+
+async def runs_in_place(call: Awaitable[Any]) -> tuple[Any, bool]:
+    """Await ``call``; return its result and True if it finished without the loop running
+    anything else (no trip to the connection's thread)."""
+    ran: list[object] = []
+    asyncio.get_running_loop().call_soon(ran.append, "loop ran")
+    result = await call
+    in_place = not ran
+    await asyncio.sleep(0)
+    return result, in_place
+
+
+class Ticker:
+    """Counts event-loop turns while it runs: the loop was free if it moved."""
+
+    def __init__(self) -> None:
+        self.ticks = 0
+        self._task: asyncio.Task[None] | None = None
+
+    async def _run(self) -> None:
+        while True:
+            self.ticks += 1
+            await asyncio.sleep(0.001)
+
+    async def __aenter__(self) -> Ticker:
+        self._task = asyncio.create_task(self._run())
+        await asyncio.sleep(0)
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        assert self._task is not None
+        self._task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await self._task
+
+
+async def test_a_query_runs_in_place_and_sees_what_was_committed(plain: Database) -> None:
+    await plain.write("INSERT INTO t VALUES (1, 'one')")
+    row, in_place = await runs_in_place(plain.fetchone("SELECT v FROM t WHERE k = 1"))
+    assert row is not None and row["v"] == "one" and in_place
+
+
+async def test_a_write_runs_in_place_when_the_connection_is_idle(plain: Database) -> None:
+    rows, in_place = await runs_in_place(plain.write("INSERT INTO t VALUES (2, 'two') RETURNING k"))
+    assert [tuple(r) for r in rows] == [(2,)] and in_place
+    assert (await plain.fetchone("SELECT v FROM t WHERE k = 2"))["v"] == "two"
+
+
+async def test_inside_its_own_transaction_a_task_reads_its_uncommitted_rows(
+    plain: Database,
+) -> None:
+    async with plain.transaction() as conn:
+        await conn.execute("INSERT INTO t VALUES (3, 'mine')")
+        row, in_place = await runs_in_place(plain.fetchone("SELECT v FROM t WHERE k = 3"))
+        assert row is not None and row["v"] == "mine"
+        assert not in_place  # on the transaction's connection, through its thread
+
+
+async def test_another_tasks_open_transaction_is_invisible_until_it_commits(
+    plain: Database,
+) -> None:
+    inside, release = asyncio.Event(), asyncio.Event()
+
+    async def writer() -> None:
+        async with plain.transaction() as conn:
+            await conn.execute("INSERT INTO t VALUES (4, 'pending')")
+            inside.set()
+            await release.wait()
+
+    task = asyncio.create_task(writer())
+    await inside.wait()
+    assert await plain.fetchone("SELECT v FROM t WHERE k = 4") is None
+    release.set()
+    await task
+    assert (await plain.fetchone("SELECT v FROM t WHERE k = 4"))["v"] == "pending"
+
+
+async def test_a_query_that_writes_gives_way_to_the_writing_connection(plain: Database) -> None:
+    # The read-only connection refuses it before it changes anything; it runs where writes do.
+    await plain.fetchall("INSERT INTO t VALUES (5, 'via fetchall')")
+    await plain.fetchall("CREATE TABLE extra (a)")
+    assert (await plain.fetchone("SELECT v FROM t WHERE k = 5"))["v"] == "via fetchall"
+    assert await plain.fetchall("SELECT * FROM extra") == []
+
+
+async def test_a_long_query_never_holds_the_event_loop(plain: Database) -> None:
+    async with Ticker() as ticker:
+        before = ticker.ticks
+        row = await plain.fetchone(LONG_QUERY)
+        assert row is not None and row[0] == 3_000_000
+        assert ticker.ticks > before  # the loop kept turning: it ran on the thread
+
+
+async def test_a_long_write_is_stopped_in_place_and_done_once_on_the_thread(
+    plain: Database,
+) -> None:
+    async with Ticker() as ticker:
+        before = ticker.ticks
+        await plain.write(
+            "INSERT INTO t (k, v) SELECT x, 'bulk' FROM (WITH RECURSIVE n(x) AS "
+            "(SELECT 100 UNION ALL SELECT x + 1 FROM n WHERE x < 300099) SELECT x FROM n)"
+        )
+        assert ticker.ticks > before
+    # Stopped in place, the statement left nothing; on the thread it ran once, whole.
+    row = await plain.fetchone("SELECT COUNT(*), MIN(k), MAX(k) FROM t WHERE v = 'bulk'")
+    assert tuple(row) == (300_000, 100, 300_099)
+
+
+async def test_a_long_write_inside_a_transaction_keeps_the_transaction_whole(
+    plain: Database,
+) -> None:
+    """Stopping a write inside a transaction would roll the whole transaction back: inside
+    one, statements never run in place."""
+    async with plain.transaction() as conn:
+        await conn.execute("INSERT INTO t VALUES (1, 'first')")
+        await plain.write(
+            "INSERT INTO t (k, v) SELECT x, 'bulk' FROM (WITH RECURSIVE n(x) AS "
+            "(SELECT 100 UNION ALL SELECT x + 1 FROM n WHERE x < 300099) SELECT x FROM n)"
+        )
+    row = await plain.fetchone("SELECT COUNT(*) FROM t")
+    assert row[0] == 300_001
+    assert (await plain.fetchone("SELECT v FROM t WHERE k = 1"))["v"] == "first"
+
+
+async def test_a_write_never_waits_on_the_loop_for_a_lock_held_elsewhere(
+    plain: Database, db_path: Path
+) -> None:
+    """Another process (here a plain connection) holds the write lock; it lets go only when the
+    event loop runs its commit, so the write succeeds only if it waited off the loop."""
+    other = sqlite3.connect(db_path, isolation_level=None)
+    try:
+        other.execute("BEGIN IMMEDIATE")
+        other.execute("INSERT INTO t VALUES (6, 'other')")
+        asyncio.get_running_loop().call_later(0.2, other.execute, "COMMIT")
+        async with Ticker() as ticker:
+            before = ticker.ticks
+            await plain.write("INSERT INTO t VALUES (7, 'ours')")
+            assert ticker.ticks > before
+    finally:
+        other.close()
+    rows = await plain.fetchall("SELECT k, v FROM t ORDER BY k")
+    assert [tuple(r) for r in rows] == [(6, "other"), (7, "ours")]
+
+
+async def test_writes_in_place_are_checkpointed_off_the_loop(
+    plain: Database, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """SQLite's own checkpoint would run inside the statement that commits, in place too; the
+    connection checkpoints every CHECKPOINT_EVERY changed rows on its thread instead."""
+    monkeypatch.setattr(storage.db, "CHECKPOINT_EVERY", 20)
+    checkpoints: list[threading.Thread] = []
+
+    def trace(sql: str) -> None:
+        if sql.startswith("PRAGMA wal_checkpoint"):
+            checkpoints.append(threading.current_thread())
+
+    await plain.set_trace(trace)
+    try:
+        placed = 0
+        for k in range(100, 200):
+            _, in_place = await runs_in_place(plain.write("INSERT INTO t VALUES (?, 'x')", (k,)))
+            placed += in_place
+        for _ in range(200):
+            if len(checkpoints) >= 4:
+                break
+            await asyncio.sleep(0.01)
+    finally:
+        await plain.set_trace(None)
+    assert placed >= 50  # (a write queues behind a checkpoint the thread is doing)
+    assert len(checkpoints) >= 4
+    assert set(checkpoints) == {plain.worker_thread}
+    assert (await plain.fetchone("SELECT COUNT(*) FROM t"))[0] == 100
+
+
+async def test_a_closed_database_refuses_queries_as_before(db_path: Path) -> None:
+    db = await Database.open(db_path)
+    await db.close()
+    with pytest.raises(ValueError, match="closed"):
+        await db.fetchone("SELECT 1")
+    with pytest.raises(ValueError, match="closed"):
+        await db.write("CREATE TABLE x (a)")
+
+
+# Any mix of single writes, transactions and queries, run together: every committed row is
+# there exactly once, a failed transaction left none of its rows, and each query saw only
+# whole transactions (never one's rows without the others).
+_op = st.one_of(
+    st.tuples(st.just("write"), st.integers(0, 10_000)),
+    st.tuples(st.just("tx"), st.lists(st.integers(0, 10_000), min_size=1, max_size=4)),
+    st.tuples(st.just("failing tx"), st.lists(st.integers(0, 10_000), min_size=1, max_size=3)),
+    st.tuples(st.just("read"), st.just(0)),
+)
+
+
+@settings(max_examples=25, deadline=None)
+@given(ops=st.lists(_op, min_size=1, max_size=30))
+def test_mixed_concurrent_work_keeps_every_row_once(ops: list[tuple[str, Any]]) -> None:
+    with tempfile.TemporaryDirectory() as tmp:
+        asyncio.run(_mixed(Path(tmp) / "mix.db", ops))
+
+
+async def _mixed(path: Path, ops: list[tuple[str, Any]]) -> None:
+    db = await Database.open(path)
+    try:
+        async with db.transaction() as conn:
+            await conn.execute("CREATE TABLE t (k INTEGER PRIMARY KEY, tx INTEGER)")
+        expected: set[tuple[int, int]] = set()
+        groups: dict[int, int] = {}  # transaction number -> its size
+        used: set[int] = set()
+        seen: list[list[tuple[int, int]]] = []
+
+        def fresh(key: int) -> int:
+            while key in used:
+                key += 10_001
+            used.add(key)
+            return key
+
+        async def run(number: int, op: tuple[str, Any]) -> None:
+            kind, arg = op
+            if kind == "write":
+                key = fresh(arg)
+                await db.write("INSERT INTO t VALUES (?, ?)", (key, -number))
+                expected.add((key, -number))
+            elif kind == "read":
+                await asyncio.sleep(0)
+                rows = await db.fetchall("SELECT k, tx FROM t")
+                seen.append([tuple(r) for r in rows])
+            else:
+                keys = [fresh(k) for k in arg]
+                try:
+                    async with db.transaction() as conn:
+                        for key in keys:
+                            await conn.execute("INSERT INTO t VALUES (?, ?)", (key, number))
+                            await asyncio.sleep(0)
+                        if kind == "failing tx":
+                            raise RuntimeError("rolled back")
+                except RuntimeError:
+                    return
+                groups[number] = len(keys)
+                expected.update((key, number) for key in keys)
+
+        await asyncio.gather(*(run(n + 1, op) for n, op in enumerate(ops)))
+        rows = await db.fetchall("SELECT k, tx FROM t")
+        assert {tuple(r) for r in rows} == expected
+        assert len(rows) == len(expected)
+        for snapshot in seen:
+            for number, size in groups.items():
+                assert sum(1 for _, tx in snapshot if tx == number) in (0, size)
+            assert all(tx <= 0 or tx in groups for _, tx in snapshot)
+    finally:
+        await db.close()
