@@ -10,7 +10,6 @@ import threading
 import time
 from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
-from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -20,30 +19,23 @@ from storage.errors import StorageError
 
 Params = Sequence[Any] | dict[str, Any]
 
-#: How long a statement run in place (on the event loop's thread) may take before SQLite stops
-#: it and it runs again on the connection's thread, in seconds.
+#: How long a query run in place (on the event loop's thread) may take before SQLite stops it
+#: and it runs again on the connection's thread, in seconds.
 INLINE_BUDGET = 0.001
 #: SQLite calls the budget check every this many virtual-machine instructions.
 _PROGRESS_STEPS = 1000
-#: Rows changed between two checkpoints of the write-ahead log. SQLite's automatic checkpoint is
-#: off: it runs inside whichever statement commits, a statement run in place included, and copies
-#: and syncs up to thousands of pages there.
-CHECKPOINT_EVERY = 1000
-#: Why a statement run in place gives way: a lock held by another connection (it would have to
-#: wait), the budget spent, or a write sent to the read-only connection.
+#: Why a query run in place gives way: a lock it would have to wait for, the budget spent, or
+#: a statement that writes (the connection is read-only).
 _GIVE_WAY = frozenset(
     {sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED, sqlite3.SQLITE_INTERRUPT, sqlite3.SQLITE_READONLY}
 )
-#: How long a statement on the thread waits for a lock another connection holds, in seconds.
-BUSY_TIMEOUT = 5.0
 
 
 class _Budget:
-    """SQLite progress handler for statements run in place: stops one at :data:`INLINE_BUDGET`.
+    """SQLite progress handler for queries run in place: stops one at :data:`INLINE_BUDGET`.
 
-    Set on a connection only while it runs statements in place (SQLite calls it every
-    ``_PROGRESS_STEPS`` instructions, counted over all of a cached statement's runs, so the
-    check is on the clock, not on a count).
+    SQLite calls it every ``_PROGRESS_STEPS`` instructions, counted over all of a cached
+    statement's runs, so the check is on the clock, not on a count.
     """
 
     __slots__ = ("deadline",)
@@ -55,11 +47,8 @@ class _Budget:
         return time.perf_counter() > self.deadline
 
     def run(self, conn: sqlite3.Connection, sql: str, params: Params) -> list[Any] | None:
-        """Run one statement on ``conn`` here and now; None: it has to run elsewhere.
-
-        A statement stopped or refused here had no effect: it ran outside any transaction
-        (callers make sure), so SQLite rolled it back whole.
-        """
+        """Run one statement on ``conn`` here and now; None: it has to run elsewhere (a
+        statement stopped or refused here had no effect)."""
         self.deadline = time.perf_counter() + INLINE_BUDGET
         try:
             return conn.execute(sql, params).fetchall()
@@ -67,98 +56,6 @@ class _Budget:
             if exc.sqlite_errorcode & 0xFF in _GIVE_WAY:
                 return None
             raise
-
-
-class _Connection(aiosqlite.Connection):
-    """aiosqlite's connection that runs a short write in place when its thread is idle.
-
-    A trip to the connection's thread costs the event loop more than most statements cost
-    SQLite (a one-row write takes microseconds; the hand-off, the wake-up and the future tens
-    of them). :meth:`run_inline` runs a statement on the calling (event loop) thread only when
-    nothing is queued for or running on the thread, so it never overtakes an earlier
-    statement, and when no transaction is open, so a transaction's statements all stay on the
-    thread. It never waits: in place the connection has no busy timeout and a
-    :class:`_Budget`; a busy or stopped statement runs again on the thread, with the busy
-    timeout and no budget. Everything else (transactions, cursors, backups) goes to the thread
-    as in aiosqlite.
-
-    The two modes switch on the thread, around its jobs: a job starts in the thread's mode, and
-    the last one queued, ending outside a transaction, hands back. The counters are each
-    written by one thread only (jobs submitted by the loop, finished by the worker), so the
-    loop sees the worker idle exactly when they are equal.
-    """
-
-    def __init__(self, connector: Callable[[], sqlite3.Connection]) -> None:
-        super().__init__(connector, 64)
-        self._submitted = 0
-        self._finished = 0
-        self._inline = False
-        self._budget = _Budget()
-        self._changes_at_checkpoint = 0
-        self._checkpoint: asyncio.Task[Any] | None = None
-
-    async def _execute(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
-        if not self._running or not self._connection:
-            raise ValueError("Connection closed")
-        self._submitted += 1
-        return await super()._execute(self._on_thread, partial(fn, *args, **kwargs))
-
-    def _on_thread(self, job: Callable[[], Any]) -> Any:
-        """Run ``job`` on the worker thread in the thread's mode; hand back when idle after it."""
-        conn = self._conn
-        try:
-            if self._inline:
-                conn.set_progress_handler(None, 0)
-                conn.execute(f"PRAGMA busy_timeout={int(BUSY_TIMEOUT * 1000)}")
-                self._inline = False
-            return job()
-        finally:
-            try:
-                if not conn.in_transaction:
-                    if conn.total_changes - self._changes_at_checkpoint >= CHECKPOINT_EVERY:
-                        conn.execute("PRAGMA wal_checkpoint(PASSIVE)")
-                        self._changes_at_checkpoint = conn.total_changes
-                    if self._submitted == self._finished + 1:
-                        conn.execute("PRAGMA busy_timeout=0")
-                        conn.set_progress_handler(self._budget, _PROGRESS_STEPS)
-                        self._inline = True
-            except sqlite3.Error:
-                # The job closed the connection, or the checkpoint failed (the next job tries
-                # again): either way the job's own outcome stands, and statements stay on the
-                # thread until a job hands back.
-                pass
-            finally:
-                self._finished += 1
-
-    def run_inline(self, sql: str, params: Params) -> list[Any] | None:
-        """Run one statement in place and return its rows; None: it has to go to the thread."""
-        conn = self._connection
-        if (
-            conn is None
-            or not self._inline
-            or self._submitted != self._finished
-            or conn.in_transaction
-        ):
-            return None
-        rows = self._budget.run(conn, sql, params)
-        if conn.total_changes - self._changes_at_checkpoint >= CHECKPOINT_EVERY:
-            self._schedule_checkpoint()
-        return rows
-
-    def _schedule_checkpoint(self) -> None:
-        """Have the thread checkpoint (it does after any of its jobs, when due)."""
-        if self._checkpoint is None:
-            self._checkpoint = asyncio.get_running_loop().create_task(self._execute(_nothing))
-            self._checkpoint.add_done_callback(self._checkpointed)
-
-    def _checkpointed(self, task: asyncio.Task[Any]) -> None:
-        self._checkpoint = None
-        if not task.cancelled():
-            task.exception()  # the connection closed meanwhile: nothing left to checkpoint
-
-
-def _nothing() -> None:
-    """A job for the thread whose point is what the thread does after every job."""
 
 
 def _open_reader(path: Path) -> sqlite3.Connection:
@@ -174,19 +71,21 @@ def _open_reader(path: Path) -> sqlite3.Connection:
 
 
 class Database:
-    """One aiosqlite connection with serialized write transactions, and one for reads.
+    """One aiosqlite connection with serialized write transactions, and one for queries.
 
-    Queries (``fetchone``/``fetchall``) run in place on a second, read-only connection: in WAL
-    mode a reader never waits for the writer, and each query sees what was committed when it
-    started. Inside a task's own transaction they run on the transaction's connection instead,
-    where they see its uncommitted rows. Writes outside a transaction run in place too when the
-    connection's thread is idle (see :class:`_Connection`).
+    Queries (``fetchone``/``fetchall``) run in place, on the event loop's thread, on a second,
+    read-only connection: a trip to aiosqlite's thread (a future, its queue, a wake-up of the
+    loop) cost more than a point query does, and in WAL mode a reader never waits for the
+    writer. Each sees what was committed when it started. Inside a task's own transaction
+    they run on the transaction's connection instead, where they see its uncommitted rows.
+    Writes all go to aiosqlite's thread: measured, writes in place cost the loop more at high
+    rates than their trips saved (docs/performance.md, issue 17's fourth pass).
     """
 
     dialect = "sqlite"
 
     def __init__(
-        self, path: Path, conn: _Connection, reader: sqlite3.Connection | None = None
+        self, path: Path, conn: aiosqlite.Connection, reader: sqlite3.Connection | None = None
     ) -> None:
         self.path = path
         self._conn = conn
@@ -221,21 +120,11 @@ class Database:
             await asyncio.to_thread(_probe, path)
         except sqlite3.Error as exc:
             raise StorageError(f"Cannot open database {path}: {exc}") from exc
-        conn = await _Connection(
-            # The timeout is the busy timeout, set first: switching to WAL itself may have to
-            # wait for a lock. Statements run in place on the event loop's thread as well.
-            partial(
-                sqlite3.connect,
-                path,
-                timeout=BUSY_TIMEOUT,
-                isolation_level=None,
-                check_same_thread=False,
-            )
-        )
+        conn = await aiosqlite.connect(path, isolation_level=None)
         try:
             conn.row_factory = aiosqlite.Row
-            # Checkpoints are the connection's own (see CHECKPOINT_EVERY).
-            await conn.execute("PRAGMA wal_autocheckpoint=0")
+            # Set first: switching to WAL itself may have to wait for a lock.
+            await conn.execute("PRAGMA busy_timeout=5000")
             mode = await conn.execute_fetchall("PRAGMA journal_mode=WAL")
             # In-memory databases cannot use WAL; anything else silently not in WAL
             # would lose the concurrent-reader guarantee the design relies on.
@@ -297,22 +186,18 @@ class Database:
     async def write(self, sql: str, params: Params = ()) -> list[aiosqlite.Row]:
         """Run one writing statement as its own transaction; return its RETURNING rows.
 
-        One statement instead of three (BEGIN, the statement, COMMIT): a single statement is
-        atomic in autocommit mode. It takes the same lock as :meth:`transaction`, so it never
-        lands inside another task's open transaction; inside the calling task's own
-        transaction it simply joins it. With the connection's thread idle and no transaction
-        open it runs in place (see :class:`_Connection`).
+        One job on the connection's thread instead of three (BEGIN, the statement, COMMIT):
+        a single statement is atomic in autocommit mode. It takes the same lock as
+        :meth:`transaction`, so it never lands inside another task's open transaction; inside
+        the calling task's own transaction it simply joins it.
         """
         task = asyncio.current_task()
         if (task is not None and self._owner.get() is task) or not self._lock.locked():
             # Inside the caller's own transaction it joins it. With no transaction open, no
-            # lock is needed: the statement runs in place or is queued on the connection's
-            # thread at once (before this call first yields), so a transaction begun after it
-            # queues its BEGIN behind it. Waiting for the lock there cost each of many
-            # concurrent writes a hand-off of the lock (a loop iteration).
-            rows = self._conn.run_inline(sql, params)
-            if rows is not None:
-                return rows
+            # lock is needed: the statement is queued on the connection's thread at once
+            # (before this call first yields), so a transaction begun after it queues its
+            # BEGIN behind it. Waiting for the lock there cost each of many concurrent writes
+            # a hand-off of the lock (a loop iteration) on top of its thread round trip.
             return list(await self._conn.execute_fetchall(sql, params))
         async with self._lock:
             return list(await self._conn.execute_fetchall(sql, params))
@@ -361,9 +246,6 @@ class Database:
                 rows = self._reader_budget.run(self._reader, sql, params)
                 if rows is not None:
                     return rows
-        rows = self._conn.run_inline(sql, params)
-        if rows is not None:
-            return rows
         return list(await self._conn.execute_fetchall(sql, params))
 
     @property

@@ -47,13 +47,9 @@ async def test_open_configures_connection(sqlite_db: Database) -> None:
     assert await setting("synchronous") == 1  # NORMAL
     # On its thread a statement waits up to 5 s for a lock another connection holds.
     assert await setting("busy_timeout") == 5000
-    # The connection checkpoints itself (never inside a statement run on the event loop).
-    assert await setting("wal_autocheckpoint") == 0
     # Queries outside a transaction run in place on a read-only connection that never waits.
     assert (await db.fetchone("PRAGMA query_only"))[0] == 1
     assert (await db.fetchone("PRAGMA busy_timeout"))[0] == 0
-    # So do writes while the thread is idle, and they do not wait either.
-    assert [tuple(r) for r in await db.write("PRAGMA busy_timeout")] == [(0,)]
 
 
 async def test_migrate_from_empty_creates_every_table(db_path: Path) -> None:

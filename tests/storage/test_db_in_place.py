@@ -1,12 +1,12 @@
-"""Statements run in place on the event loop's thread (storage/db.py): which ones, and that
-none of them can make the loop wait (a lock held elsewhere, a long statement) or lose a row."""
+"""Queries run in place on the event loop's thread, on a read-only connection (storage/db.py):
+which ones, what they see, and that nothing can make the loop wait (a long statement, a lock
+held elsewhere) or lose a row."""
 
 from __future__ import annotations
 
 import asyncio
 import sqlite3
 import tempfile
-import threading
 from collections.abc import Awaitable
 from pathlib import Path
 from typing import Any
@@ -15,7 +15,6 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-import storage.db
 from storage import Database
 
 #: A query that runs far past the in-place budget (a few hundred ms of SQLite work).
@@ -78,12 +77,6 @@ async def test_a_query_runs_in_place_and_sees_what_was_committed(plain: Database
     assert row is not None and row["v"] == "one" and in_place
 
 
-async def test_a_write_runs_in_place_when_the_connection_is_idle(plain: Database) -> None:
-    rows, in_place = await runs_in_place(plain.write("INSERT INTO t VALUES (2, 'two') RETURNING k"))
-    assert [tuple(r) for r in rows] == [(2,)] and in_place
-    assert (await plain.fetchone("SELECT v FROM t WHERE k = 2"))["v"] == "two"
-
-
 async def test_inside_its_own_transaction_a_task_reads_its_uncommitted_rows(
     plain: Database,
 ) -> None:
@@ -106,10 +99,14 @@ async def test_another_tasks_open_transaction_is_invisible_until_it_commits(
             await release.wait()
 
     task = asyncio.create_task(writer())
-    await inside.wait()
-    assert await plain.fetchone("SELECT v FROM t WHERE k = 4") is None
-    release.set()
-    await task
+    try:
+        await inside.wait()
+        # In place even while the writing connection is in use: queries never queue behind it.
+        row, in_place = await runs_in_place(plain.fetchone("SELECT v FROM t WHERE k = 4"))
+        assert row is None and in_place
+    finally:
+        release.set()
+        await task
     assert (await plain.fetchone("SELECT v FROM t WHERE k = 4"))["v"] == "pending"
 
 
@@ -129,7 +126,7 @@ async def test_a_long_query_never_holds_the_event_loop(plain: Database) -> None:
         assert ticker.ticks > before  # the loop kept turning: it ran on the thread
 
 
-async def test_a_long_write_is_stopped_in_place_and_done_once_on_the_thread(
+async def test_a_long_write_runs_off_the_loop_and_once(
     plain: Database,
 ) -> None:
     async with Ticker() as ticker:
@@ -139,16 +136,15 @@ async def test_a_long_write_is_stopped_in_place_and_done_once_on_the_thread(
             "(SELECT 100 UNION ALL SELECT x + 1 FROM n WHERE x < 300099) SELECT x FROM n)"
         )
         assert ticker.ticks > before
-    # Stopped in place, the statement left nothing; on the thread it ran once, whole.
     row = await plain.fetchone("SELECT COUNT(*), MIN(k), MAX(k) FROM t WHERE v = 'bulk'")
     assert tuple(row) == (300_000, 100, 300_099)
 
 
-async def test_a_long_write_inside_a_transaction_keeps_the_transaction_whole(
+async def test_a_long_statement_inside_a_transaction_keeps_the_transaction_whole(
     plain: Database,
 ) -> None:
-    """Stopping a write inside a transaction would roll the whole transaction back: inside
-    one, statements never run in place."""
+    """Stopping a statement inside a transaction would roll the whole transaction back: inside
+    one, nothing runs in place."""
     async with plain.transaction() as conn:
         await conn.execute("INSERT INTO t VALUES (1, 'first')")
         await plain.write(
@@ -178,36 +174,6 @@ async def test_a_write_never_waits_on_the_loop_for_a_lock_held_elsewhere(
         other.close()
     rows = await plain.fetchall("SELECT k, v FROM t ORDER BY k")
     assert [tuple(r) for r in rows] == [(6, "other"), (7, "ours")]
-
-
-async def test_writes_in_place_are_checkpointed_off_the_loop(
-    plain: Database, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """SQLite's own checkpoint would run inside the statement that commits, in place too; the
-    connection checkpoints every CHECKPOINT_EVERY changed rows on its thread instead."""
-    monkeypatch.setattr(storage.db, "CHECKPOINT_EVERY", 20)
-    checkpoints: list[threading.Thread] = []
-
-    def trace(sql: str) -> None:
-        if sql.startswith("PRAGMA wal_checkpoint"):
-            checkpoints.append(threading.current_thread())
-
-    await plain.set_trace(trace)
-    try:
-        placed = 0
-        for k in range(100, 200):
-            _, in_place = await runs_in_place(plain.write("INSERT INTO t VALUES (?, 'x')", (k,)))
-            placed += in_place
-        for _ in range(200):
-            if len(checkpoints) >= 4:
-                break
-            await asyncio.sleep(0.01)
-    finally:
-        await plain.set_trace(None)
-    assert placed >= 50  # (a write queues behind a checkpoint the thread is doing)
-    assert len(checkpoints) >= 4
-    assert set(checkpoints) == {plain.worker_thread}
-    assert (await plain.fetchone("SELECT COUNT(*) FROM t"))[0] == 100
 
 
 async def test_a_closed_database_refuses_queries_as_before(db_path: Path) -> None:
