@@ -20,9 +20,7 @@ difference is the bot's stack, not the size of its messages). The bot's steps:
   button steps include the demo wallet's own work; ``sql_per_update`` splits the statements
   per update into the bot's and the demo wallet's, counted in a separate small round, and
   ``demo_wallet_sql_thread_cpu_ms_per_update`` is the CPU of the demo wallet's SQLite thread
-  (read from that thread's own clock), taken off in ``bot_without_demo_wallet_sql...``. Queries
-  run in place on the event loop (``storage.db``), so the demo wallet's reads are no longer
-  on that thread: ``wallet_apart`` is the figure that separates the wallet.
+  (read from that thread's own clock), taken off in ``bot_without_demo_wallet_sql...``.
 * wallet apart (always): the walk again with the same demo wallet on an event loop and a
   thread of its own (``bench._wallet_thread``): each wallet call crosses threads and back, as
   a fast network would, and all of the wallet's CPU (its Python too, not only its SQLite

@@ -7,7 +7,6 @@ import contextvars
 import os
 import sqlite3
 import threading
-import time
 from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -19,81 +18,22 @@ from storage.errors import StorageError
 
 Params = Sequence[Any] | dict[str, Any]
 
-#: How long a query run in place (on the event loop's thread) may take before SQLite stops it
-#: and it runs again on the connection's thread, in seconds.
-INLINE_BUDGET = 0.001
-#: SQLite calls the budget check every this many virtual-machine instructions.
-_PROGRESS_STEPS = 1000
-#: Why a query run in place gives way: a lock it would have to wait for, the budget spent, or
-#: a statement that writes (the connection is read-only).
-_GIVE_WAY = frozenset(
-    {sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED, sqlite3.SQLITE_INTERRUPT, sqlite3.SQLITE_READONLY}
-)
-
-
-class _Budget:
-    """SQLite progress handler for queries run in place: stops one at :data:`INLINE_BUDGET`.
-
-    SQLite calls it every ``_PROGRESS_STEPS`` instructions, counted over all of a cached
-    statement's runs, so the check is on the clock, not on a count.
-    """
-
-    __slots__ = ("deadline",)
-
-    def __init__(self) -> None:
-        self.deadline = 0.0
-
-    def __call__(self) -> bool:
-        return time.perf_counter() > self.deadline
-
-    def run(self, conn: sqlite3.Connection, sql: str, params: Params) -> list[Any] | None:
-        """Run one statement on ``conn`` here and now; None: it has to run elsewhere (a
-        statement stopped or refused here had no effect)."""
-        self.deadline = time.perf_counter() + INLINE_BUDGET
-        try:
-            return conn.execute(sql, params).fetchall()
-        except sqlite3.OperationalError as exc:
-            if exc.sqlite_errorcode & 0xFF in _GIVE_WAY:
-                return None
-            raise
-
-
-def _open_reader(path: Path) -> sqlite3.Connection:
-    """Open the read-only connection queries run on in place (see :meth:`Database.fetchall`)."""
-    reader = sqlite3.connect(path, timeout=0, isolation_level=None, check_same_thread=False)
-    try:
-        reader.row_factory = aiosqlite.Row
-        reader.execute("PRAGMA query_only=1")
-    except BaseException:
-        reader.close()
-        raise
-    return reader
-
 
 class Database:
-    """One aiosqlite connection with serialized write transactions, and one for queries.
+    """One aiosqlite connection with serialized write transactions.
 
-    Queries (``fetchone``/``fetchall``) run in place, on the event loop's thread, on a second,
-    read-only connection: a trip to aiosqlite's thread (a future, its queue, a wake-up of the
-    loop) cost more than a point query does, and in WAL mode a reader never waits for the
-    writer. Each sees what was committed when it started. Inside a task's own transaction
-    they run on the transaction's connection instead, where they see its uncommitted rows.
-    Writes all go to aiosqlite's thread: measured, writes in place cost the loop more at high
-    rates than their trips saved (docs/performance.md, issue 17's fourth pass).
+    Reads (``fetchone``/``fetchall``) run without the lock, each as one job on the
+    connection's thread (never split around another task's statement). They share the
+    one connection, so a read issued while another task's transaction is open sees
+    that transaction's uncommitted rows; repositories only read what they may act on,
+    so this is acceptable and keeps reads cheap.
     """
 
     dialect = "sqlite"
 
-    def __init__(
-        self, path: Path, conn: aiosqlite.Connection, reader: sqlite3.Connection | None = None
-    ) -> None:
+    def __init__(self, path: Path, conn: aiosqlite.Connection) -> None:
         self.path = path
         self._conn = conn
-        # None for ":memory:", where a second connection would open another, empty database.
-        self._reader = reader
-        self._reader_budget = _Budget()
-        if reader is not None:
-            reader.set_progress_handler(self._reader_budget, _PROGRESS_STEPS)
         self._lock = asyncio.Lock()
         # The task that currently owns this database's write transaction. A nested
         # ``transaction()`` in the same task joins it through a SAVEPOINT instead of
@@ -137,21 +77,15 @@ class Database:
             # Deleted and overwritten content is zeroed, not left in free space: what a user
             # asked to delete (or retention purged) cannot be read back from the file.
             await conn.execute("PRAGMA secure_delete=ON")
-            reader = (
-                None if str(path) == ":memory:" else await asyncio.to_thread(_open_reader, path)
-            )
         except BaseException:
             await conn.close()
             raise
-        return cls(path, conn, reader)
+        return cls(path, conn)
 
     async def close(self) -> None:
-        """Close the connections, waiting for a running transaction to finish."""
+        """Close the connection, waiting for a running transaction to finish."""
         async with self._lock:
             self._closed = True
-            if self._reader is not None:
-                self._reader.close()
-                self._reader = None  # queries now fail as the closed connection's do
             await self._conn.close()
 
     @asynccontextmanager
@@ -235,17 +169,7 @@ class Database:
         same connection, and SQLite leaves the rows of a statement whose table changed midway
         undefined: a GROUP BY status once came back with a NULL status, and a broadcast was
         marked done with recipients still queued.
-
-        Outside the calling task's own transaction the query runs in place on the read-only
-        connection (a query that would write, or runs past :data:`INLINE_BUDGET`, has no effect
-        there and goes to the connection's thread).
         """
-        if self._reader is not None:
-            task = asyncio.current_task()
-            if task is None or self._owner.get() is not task:
-                rows = self._reader_budget.run(self._reader, sql, params)
-                if rows is not None:
-                    return rows
         return list(await self._conn.execute_fetchall(sql, params))
 
     @property
@@ -257,8 +181,6 @@ class Database:
     async def set_trace(self, callback: Callable[[str], None] | None) -> None:
         """Call ``callback(sql)`` for every statement run (benchmarks count them); None: stop."""
         await self._conn.set_trace_callback(callback)
-        if self._reader is not None:
-            self._reader.set_trace_callback(callback)
 
     async def backup(self, dest: str | Path) -> None:
         """Copy the committed database into ``dest`` with SQLite's online backup API.
