@@ -146,6 +146,12 @@ def mocked(status: int, body: bytes, content_type: str = "application/json") -> 
     return httpx.AsyncClient(transport=httpx.MockTransport(handler))
 
 
+async def until_held(inside: list[int], count: int) -> None:
+    """Wait until the wallet of :func:`held` holds ``count`` requests."""
+    while inside[0] < count:  # noqa: ASYNC110 -- waits for the handler's own counter
+        await asyncio.sleep(0.001)
+
+
 @pytest.mark.parametrize(
     ("status", "body", "error", "reason"),
     [
@@ -358,8 +364,7 @@ async def test_at_most_max_in_flight_requests_reach_the_wallet_at_once():
     async with held(release, seen, inside) as client:
         wallet = HttpWallet("http://wallet.test/api", client=client, max_in_flight=3)
         calls = [asyncio.create_task(wallet.get_account(f"U{i}")) for i in range(10)]
-        while inside[0] < 3:  # noqa: ASYNC110 -- waits for the handler's own counter
-            await asyncio.sleep(0.001)
+        await until_held(inside, 3)
         await asyncio.sleep(0.05)  # the seven others had every chance to go out
         assert inside[0] == 3
         release.set()
@@ -377,8 +382,7 @@ async def test_a_write_that_never_got_a_place_is_unavailable_not_unknown():
             "http://wallet.test/api", client=client, max_in_flight=1, timeout=0.2, retries=0
         )
         first = asyncio.create_task(wallet.get_account("U1"))
-        while inside[0] < 1:  # noqa: ASYNC110 -- waits for the handler's own counter
-            await asyncio.sleep(0.001)
+        await until_held(inside, 1)
         with pytest.raises(Unavailable) as busy:
             await wallet.create_refund("U1", "TX1", Decimal("1.00"), "not received", "key-1")
         assert not isinstance(busy.value, OutcomeUnknown)

@@ -216,12 +216,11 @@ class HttpWallet:
         self._set_key(self._read_key_file() or api_key)
         self._owns_client = client is None
         self._timeout = httpx.Timeout(timeout, connect=min(timeout, 3.0))
-        self._in_flight = asyncio.Semaphore(max(max_in_flight, 1))
+        places = max(max_in_flight, 1)
+        self._in_flight = asyncio.Semaphore(places)
         self._client = client or httpx.AsyncClient(
             timeout=self._timeout,
-            limits=httpx.Limits(
-                max_connections=max_in_flight, max_keepalive_connections=max_in_flight
-            ),
+            limits=httpx.Limits(max_connections=places, max_keepalive_connections=places),
         )
 
     async def close(self) -> None:

@@ -20,6 +20,11 @@ LONG_QUERY = (
     "WITH RECURSIVE n(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM n WHERE x < 3000000) "
     "SELECT COUNT(*) FROM n"
 )
+#: A write of 300,000 rows (k 100 to 300,099, v 'bulk').
+BULK_INSERT = (
+    "INSERT INTO t (k, v) SELECT x, 'bulk' FROM (WITH RECURSIVE n(x) AS "
+    "(SELECT 100 UNION ALL SELECT x + 1 FROM n WHERE x < 300099) SELECT x FROM n)"
+)
 
 
 @pytest.fixture
@@ -71,10 +76,7 @@ async def test_a_long_write_runs_off_the_loop_and_once(
 ) -> None:
     async with Ticker() as ticker:
         before = ticker.ticks
-        await plain.write(
-            "INSERT INTO t (k, v) SELECT x, 'bulk' FROM (WITH RECURSIVE n(x) AS "
-            "(SELECT 100 UNION ALL SELECT x + 1 FROM n WHERE x < 300099) SELECT x FROM n)"
-        )
+        await plain.write(BULK_INSERT)
         assert ticker.ticks > before
     row = await plain.fetchone("SELECT COUNT(*), MIN(k), MAX(k) FROM t WHERE v = 'bulk'")
     assert tuple(row) == (300_000, 100, 300_099)
@@ -85,10 +87,7 @@ async def test_a_long_statement_inside_a_transaction_keeps_the_transaction_whole
 ) -> None:
     async with plain.transaction() as conn:
         await conn.execute("INSERT INTO t VALUES (1, 'first')")
-        await plain.write(
-            "INSERT INTO t (k, v) SELECT x, 'bulk' FROM (WITH RECURSIVE n(x) AS "
-            "(SELECT 100 UNION ALL SELECT x + 1 FROM n WHERE x < 300099) SELECT x FROM n)"
-        )
+        await plain.write(BULK_INSERT)
     row = await plain.fetchone("SELECT COUNT(*) FROM t")
     assert row[0] == 300_001
     assert (await plain.fetchone("SELECT v FROM t WHERE k = 1"))["v"] == "first"
@@ -114,7 +113,7 @@ async def test_a_write_never_waits_on_the_loop_for_a_lock_held_elsewhere(
     assert [tuple(r) for r in rows] == [(6, "other"), (7, "ours")]
 
 
-async def test_a_closed_database_refuses_queries_as_before(db_path: Path) -> None:
+async def test_a_closed_database_refuses_queries_and_writes(db_path: Path) -> None:
     db = await Database.open(db_path)
     await db.close()
     with pytest.raises(ValueError, match="closed"):
@@ -146,9 +145,7 @@ async def _mixed(path: Path, ops: list[tuple[str, Any]]) -> None:
         async with db.transaction() as conn:
             await conn.execute("CREATE TABLE t (k INTEGER PRIMARY KEY, tx INTEGER)")
         expected: set[tuple[int, int]] = set()
-        groups: dict[int, int] = {}  # transaction number -> its size
         used: set[int] = set()
-        seen: list[list[tuple[int, int]]] = []
 
         def fresh(key: int) -> int:
             while key in used:
@@ -164,8 +161,7 @@ async def _mixed(path: Path, ops: list[tuple[str, Any]]) -> None:
                 expected.add((key, -number))
             elif kind == "read":
                 await asyncio.sleep(0)
-                rows = await db.fetchall("SELECT k, tx FROM t")
-                seen.append([tuple(r) for r in rows])
+                await db.fetchall("SELECT k, tx FROM t")
             else:
                 keys = [fresh(k) for k in arg]
                 try:
@@ -177,7 +173,6 @@ async def _mixed(path: Path, ops: list[tuple[str, Any]]) -> None:
                             raise RuntimeError("rolled back")
                 except RuntimeError:
                     return
-                groups[number] = len(keys)
                 expected.update((key, number) for key in keys)
 
         await asyncio.gather(*(run(n + 1, op) for n, op in enumerate(ops)))
