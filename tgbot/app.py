@@ -43,6 +43,7 @@ from storage.batch import GroupCommit
 from .cluster import Cluster
 from .config import Config
 from .context import BotContext
+from .heap import freeze_heap
 from .lanes import LaneRateLimiter
 from .logs import protect
 from .outbox import OutboxWorker
@@ -104,12 +105,16 @@ class WalletApplication(Application):
         #: Serve the demo wallet's pages (reset link, secure card entry) from this process;
         #: ``tgbot run`` turns it on, the sandbox demo mounts them on its own server.
         self.serve_wallet_pages = False
+        #: Freeze the heap once started (:func:`tgbot.heap.freeze_heap`): ``tgbot run`` turns it
+        #: on; tests and benchmarks that start many bots in one process leave it off.
+        self.freeze_heap_when_started = False
         self._wallet_pages: Any = None
         self._refund_events: Any = None
         self.refund_events_port: int | None = None
         #: A stop signal (Ctrl-C, SIGTERM) came while starting; see :meth:`_raise_system_exit`.
         self._stop_requested = False
-        self._startup_complete = False
+        #: Set once start-up has ended (waiters resume after the heap's freeze, when on).
+        self.started = asyncio.Event()
         self._done_marks: GroupCommit[int] = GroupCommit(self._write_done_marks)
         #: Several workers on PostgreSQL (webhook mode): this worker's part; None for one
         #: process (SQLite, or polling).
@@ -191,7 +196,7 @@ class WalletApplication(Application):
         stopped, a database closed under a query, an updater lock never released). So during
         start-up the signal is only noted; a second one stops at once, as before.
         """
-        if self._startup_complete or self._stop_requested:
+        if self.started.is_set() or self._stop_requested:
             raise SystemExit
         self._stop_requested = True
         self._stop_event.set()
@@ -216,9 +221,11 @@ class WalletApplication(Application):
         asyncio.get_running_loop().call_later(_AFTER_STARTUP, self._startup_done)
 
     def _startup_done(self) -> None:
-        self._startup_complete = True
+        self.started.set()
         if self._stop_requested:
             raise SystemExit
+        if self.freeze_heap_when_started:
+            _LOGGER.info("Started: %d objects left out of garbage collection", freeze_heap())
         if self.poller_lock_lost:  # lost during start-up: the transport asked nothing since
             self._fence_task = asyncio.create_task(self._fence(), name="poller-fence")
 
@@ -280,7 +287,7 @@ class WalletApplication(Application):
             "Lost the poller lock (its database connection ended or stopped answering): "
             "stopping, so that a standby polls instead"
         )
-        if self._startup_complete:
+        if self.started.is_set():
             self._fence_task = asyncio.create_task(self._fence(), name="poller-fence")
         # Still starting: the end of initialize, or of start-up, sees the flag and stops.
 

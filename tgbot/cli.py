@@ -17,6 +17,7 @@ from storage import AlreadyRunning, Database, InstanceLock, StorageError, migrat
 from storage.base import redact_url
 
 from .config import Config, ConfigError, demo_wallet_problem, load_config, webhook_problem
+from .heap import tune_collector
 
 _LOGGER = logging.getLogger("tgbot")
 
@@ -124,8 +125,10 @@ def run_bot(config: Config) -> int:
         print(f"config error: {problem}", file=sys.stderr)
         return 2
     _use_uvloop()
+    tune_collector()
     app = build_application(config)
     app.serve_wallet_pages = config.backend == "demo"
+    app.freeze_heap_when_started = True
     return serve(app, config)
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import collections
 import os
+import re
 import signal
 import socket
 import sqlite3
@@ -243,10 +244,15 @@ async def test_tgbot_run_answers_against_a_bot_api_server(server, process_bot):
     assert _texts(emu, alice.id)[0].startswith("Hello, Alice!")
     methods = {method for method, _ in emu.calls}
     assert {"getMe", "getUpdates", "sendMessage", "setMyCommands"} <= methods
+    # Once started, the heap (PTB, the catalogs, the router...) is out of the collector's view.
+    started = r"Started: (\d+) objects left out of garbage collection"
+    await wait_until(lambda: re.search(started, bot.log_path.read_text()), what="the freeze")
     assert await bot.interrupt() == 0
     log = bot.log_path.read_text()
     assert "Traceback" not in log
     assert TOKEN.split(":")[1] not in log  # the token never reaches the log
+    frozen = re.search(started, log)
+    assert frozen is not None and int(frozen[1]) > 50_000
 
 
 async def test_debug_log_of_tgbot_run_has_no_token(server, process_bot, tmp_path):
