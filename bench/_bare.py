@@ -10,9 +10,10 @@ wallet's latency and nothing else.
 
 Spec: ``mode`` "sequential" (PTB's default, one update at a time) or "concurrent" (64 at
 once, as the bot); ``templates`` and ``wallet_calls``, or a ``traffic_file`` holding both;
-optional ``wallet``; ``uvloop`` to run on uvloop. Settings come from
-``TGBOT_TOKEN`` and ``TGBOT_API_BASE_URL``. Prints ``READY`` once polling, and on SIGTERM one
-JSON line (CPU seconds since ready, RSS).
+optional ``wallet``; ``uvloop`` to run on uvloop; ``tuned_gc`` for ``tgbot run``'s
+garbage-collector settings (:mod:`tgbot.heap`; the heap is frozen once started). Settings
+come from ``TGBOT_TOKEN`` and ``TGBOT_API_BASE_URL``. Prints ``READY`` once polling, and on
+SIGTERM one JSON line (CPU seconds since ready, RSS).
 """
 
 from __future__ import annotations
@@ -34,6 +35,8 @@ from telegram.ext import (
     MessageHandler,
     filters,
 )
+
+from tgbot.heap import freeze_heap, tune_collector
 
 #: Which recorded step a pressed button replays (by callback data prefix); anything else is
 #: the light path's "first button under the answer".
@@ -125,6 +128,8 @@ async def run(spec: dict[str, Any]) -> dict[str, Any]:
     await app.initialize()
     await app.updater.start_polling(poll_interval=0.0, timeout=10, allowed_updates=Update.ALL_TYPES)
     await app.start()
+    if spec.get("tuned_gc"):
+        freeze_heap()
     started_cpu = cpu_seconds()
     print("READY", flush=True)
     await stop.wait()
@@ -140,6 +145,8 @@ def main() -> int:
 
     logging.basicConfig(level=logging.WARNING, stream=sys.stderr)
     spec = json.loads(sys.argv[1])
+    if spec.get("tuned_gc"):
+        tune_collector()
     if spec.get("uvloop"):
         import uvloop
 

@@ -3,8 +3,8 @@
 Settings come from ``TGBOT_*`` variables (as ``tgbot run``) plus the spec's ``config``
 overrides; ``wallet`` wraps the backend in :class:`bench._common.SlowWallet`; ``profile``
 names a file for a pyinstrument (or cProfile) report of the whole run; ``uvloop`` runs it on
-uvloop. Prints ``READY`` once
-polling, and on SIGTERM/SIGINT stops gracefully and prints one JSON line.
+uvloop; ``tuned_gc`` applies ``tgbot run``'s garbage-collector settings (:mod:`tgbot.heap`).
+Prints ``READY`` once polling, and on SIGTERM/SIGINT stops gracefully and prints one JSON line.
 """
 
 from __future__ import annotations
@@ -63,7 +63,7 @@ def _finish_profile(profiler: Any, path: str) -> None:
 
 
 async def run(spec: dict[str, Any]) -> dict[str, Any]:
-    from bench._common import SlowWallet, cpu_seconds, rss_mb
+    from bench._common import GcClock, SlowWallet, cpu_seconds, rss_mb
     from tgbot.app import build_application
     from tgbot.config import load_config
 
@@ -74,6 +74,7 @@ async def run(spec: dict[str, Any]) -> dict[str, Any]:
         overrides["admin_ids"] = frozenset(overrides["admin_ids"])
     config = load_config(**overrides)
     app = build_application(config)
+    app.freeze_heap_when_started = bool(spec.get("tuned_gc"))
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
@@ -94,15 +95,23 @@ async def run(spec: dict[str, Any]) -> dict[str, Any]:
         app.outbox.retry_scale = spec["retry_scale"]
     await app.updater.start_polling(poll_interval=0.0, timeout=10, allowed_updates=Update.ALL_TYPES)
     await app.start()
+    await app.started.wait()  # what start-up does last (the heap's freeze) included
     started_cpu = cpu_seconds()
+    collector = GcClock()
     print("READY", flush=True)
     await stop.wait()
     cpu = cpu_seconds() - started_cpu
+    collected = collector.report()
     processed = getattr(app.update_processor, "in_progress", 0)
     await app.updater.stop()
     await app.stop()
     await app.shutdown()
-    report = {"cpu_s_after_ready": round(cpu, 3), "in_progress_at_stop": processed, **rss_mb()}
+    report = {
+        "cpu_s_after_ready": round(cpu, 3),
+        "gc_after_ready": collected,
+        "in_progress_at_stop": processed,
+        **rss_mb(),
+    }
     if wallet is not None:
         report["wallet_calls"] = wallet.calls
         report["wallet_timeouts"] = wallet.timeouts
@@ -116,6 +125,10 @@ def main() -> int:
     logging.basicConfig(level=logging.WARNING, stream=sys.stderr)
     profiler = _profiler(spec.get("profile"))
     started = time.perf_counter()
+    if spec.get("tuned_gc"):
+        from tgbot.heap import tune_collector
+
+        tune_collector()
     if spec.get("uvloop"):
         import uvloop
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import gc
 import json
 import os
 import platform
@@ -120,6 +121,35 @@ def cpu_seconds() -> float:
     """Return this process's CPU time (user + system) in seconds."""
     usage = resource.getrusage(resource.RUSAGE_SELF)
     return usage.ru_utime + usage.ru_stime
+
+
+class GcClock:
+    """Time spent in the cyclic garbage collector from now on (its callbacks): a collection
+    stops the whole process, so its wall time is CPU every running step paid for."""
+
+    def __init__(self) -> None:
+        self.seconds = 0.0
+        self.longest = 0.0
+        self.collections = [0, 0, 0]
+        self._started = 0.0
+        gc.callbacks.append(self._on_collect)
+
+    def _on_collect(self, phase: str, info: dict[str, int]) -> None:
+        if phase == "start":
+            self._started = time.perf_counter()
+            return
+        took = time.perf_counter() - self._started
+        self.seconds += took
+        self.longest = max(self.longest, took)
+        self.collections[info["generation"]] += 1
+
+    def report(self) -> dict[str, Any]:
+        """Collections per generation, their total and the longest, in ms."""
+        return {
+            "collections_per_generation": list(self.collections),
+            "ms": round(self.seconds * 1000, 1),
+            "longest_ms": round(self.longest * 1000, 1),
+        }
 
 
 def emit(result: dict[str, Any]) -> None:
@@ -488,6 +518,13 @@ class Watcher:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(waiter.wait(), remaining)
         return self.seen[chat_id][count][0]
+
+    async def wait_all(self, before: dict[int, int], timeout: float = 60.0) -> None:
+        """Wait until every chat in ``before`` (chat id -> count) has a new event; raise
+        TimeoutError naming the first chat that does not within ``timeout`` s each."""
+        for chat_id, count in before.items():
+            if await self.wait_beyond(chat_id, count, timeout) is None:
+                raise TimeoutError(f"no reply in chat {chat_id}")
 
     def button_message(self, chat_id: int, prefix: str) -> tuple[int, str] | None:
         """Return (message id, callback data) of the newest button whose data starts with

@@ -10,7 +10,8 @@ Telegram), which adds 50 ms to every Bot API call and enforces Telegram's caps:
 Bare PTB answers each step with exactly the Bot API calls the bot made for it (recorded from
 the bot at the start of the run: same texts, HTML, keyboards), so the subjects differ only in
 what runs between receiving an update and sending the answer. Every subject runs on the same
-event loop: uvloop (what ``tgbot run`` uses), or asyncio's with ``--loop asyncio``.
+event loop: uvloop (what ``tgbot run`` uses), or asyncio's with ``--loop asyncio``, and the same
+garbage-collector settings: ``tgbot run``'s (:mod:`tgbot.heap`), or CPython's with ``--gc default``.
 
 Users arrive at random (Poisson) at a fixed rate for ``--duration`` seconds, thinking 1-3 s
 between steps. Two flows:
@@ -94,6 +95,7 @@ async def trial(
     profile: str | None = None,
     bot_config: dict[str, Any] | None = None,
     uvloop: bool = False,
+    tuned_gc: bool = False,
 ) -> dict[str, Any]:
     """Run one open-loop trial of ``subject`` on ``flow`` at ``rate`` users a second."""
     rng = random.Random(seed)
@@ -128,6 +130,7 @@ async def trial(
                     profile=profile,
                     preload_answers=True,
                     uvloop=uvloop,
+                    tuned_gc=tuned_gc,
                 )
             else:
                 assert traffic_file is not None
@@ -141,6 +144,7 @@ async def trial(
                     wallet=wallet if flow == "wallet" else None,
                     seed=seed,
                     uvloop=uvloop,
+                    tuned_gc=tuned_gc,
                 )
             await child.start()
             watcher = Watcher(emu)
@@ -400,6 +404,7 @@ async def main_async(args: Any) -> dict[str, Any]:
                 traffic_file=traffic_file,
                 drain=drain,
                 uvloop=args.loop == "uvloop",
+                tuned_gc=args.gc == "tuned",
             )
     goals: dict[str, Any] = {}
     light = results.get("light", {})
@@ -432,6 +437,7 @@ async def main_async(args: Any) -> dict[str, Any]:
             "p99_limit_ms": P99_LIMIT_MS,
             "runs_per_point": args.repeat,
             "event_loop": args.loop,
+            "gc": args.gc,
             "bare_ptb_replays": {step: len(calls) for step, calls in traffic["templates"].items()},
             "wallet_calls_per_step": traffic["wallet_calls"],
             "wallet_floor_p99_ms": floor,
@@ -459,6 +465,12 @@ def main() -> None:
         choices=("uvloop", "asyncio"),
         default="uvloop",
         help="every subject's event loop (uvloop: what tgbot run uses)",
+    )
+    p.add_argument(
+        "--gc",
+        choices=("tuned", "default"),
+        default="tuned",
+        help="every subject's garbage-collector settings (tuned: tgbot run's, tgbot.heap)",
     )
     args = p.parse_args()
     emit(asyncio.run(main_async(args)))

@@ -28,6 +28,11 @@ difference is the bot's stack, not the size of its messages). The bot's steps:
 * ``--http-wallet``: the walk again with the demo wallet in a child process behind its
   documented HTTP API (``bench._wallet_server``), as a real wallet: the bot pays for its HTTP
   client (httpx) instead of the wallet's queries.
+* ``collector``: per step, the mean CPU over the rounds and the cyclic garbage collector's ms
+  per update (read from its callbacks) in the best round and over all rounds: a full
+  collection lands in one round, which the best-of-3 figure leaves out. ``--tuned-gc``
+  measures ``tgbot run``'s collector settings (:mod:`tgbot.heap`) for the bot and bare PTB
+  alike; each subject's heap is frozen once it has started.
 
     python -m bench.cost                  # 200 users a step, best of 3 rounds
     python -m bench.cost --http-wallet    # and the walk with the wallet over HTTP
@@ -38,6 +43,7 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import gc
 import sys
 import time
 from pathlib import Path
@@ -58,6 +64,7 @@ from bench._common import (
     STEP_NAMES,
     TOKEN,
     UNCAPPED,
+    GcClock,
     InProcessBot,
     Watcher,
     emit,
@@ -72,6 +79,7 @@ from bench._common import (
 )
 from bench._wallet_thread import ThreadWallet
 from tgbot.config import demo_wallet_beside
+from tgbot.heap import freeze_heap, tune_collector
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -83,12 +91,6 @@ LIGHT_STEPS = (
     ("answer_button", "first_button", ""),
     ("help", "send", "/help"),
 )
-
-
-async def _wait_counts(watcher: Watcher, before: dict[int, int], timeout: float = 60.0) -> None:
-    for user_id, count in before.items():
-        if await watcher.wait_beyond(user_id, count, timeout) is None:
-            raise TimeoutError(f"no reply in chat {user_id}")
 
 
 def _first_button(emu: Any, user_id: int) -> tuple[int, str]:
@@ -122,6 +124,46 @@ def _thread_cpu(thread: Any) -> float:
     if thread is None:
         return 0.0
     return time.clock_gettime(time.pthread_getcpuclockid(thread.ident))
+
+
+GC_CLOCK = GcClock()
+#: ``--tuned-gc``: each subject's heap is frozen once it has started (as ``tgbot run`` does).
+FREEZE_AFTER_WARM_UP = False
+
+
+class _Rounds:
+    """Per step and round: process CPU ms per update and the collector's share of it."""
+
+    def __init__(self) -> None:
+        self.cpu: dict[str, list[float]] = {}
+        self.gc: dict[str, list[float]] = {}
+        self._mark = (0.0, 0.0)
+
+    def start(self) -> None:
+        self._mark = (time.process_time(), GC_CLOCK.seconds)
+
+    def stop(self, name: str, updates: int) -> None:
+        cpu0, gc0 = self._mark
+        self.cpu.setdefault(name, []).append((time.process_time() - cpu0) * 1000 / updates)
+        self.gc.setdefault(name, []).append((GC_CLOCK.seconds - gc0) * 1000 / updates)
+
+    def best(self) -> dict[str, float]:
+        """The figure reported: each step's cheapest round."""
+        return {name: round(min(values), 3) for name, values in self.cpu.items()}
+
+    def collector(self) -> dict[str, dict[str, float]]:
+        """Each step's mean CPU over its rounds, and the collector's ms per update in its
+        cheapest round and over all rounds (a full collection lands in one round and is
+        left out of the cheapest; the mean pays for it)."""
+        out = {}
+        for name, values in self.cpu.items():
+            gcs = self.gc[name]
+            out[name] = {
+                "mean_cpu_ms": round(sum(values) / len(values), 3),
+                "gc_ms_best_round": round(gcs[values.index(min(values))], 3),
+                "gc_ms_mean": round(sum(gcs) / len(gcs), 3),
+            }
+        return out
 
 
 async def _start_wallet_server(path: Any) -> tuple[Any, dict[str, Any]]:
@@ -179,6 +221,7 @@ async def measure_bot(
     wallet_out: dict[str, float] | None = None,
     http_wallet: bool = False,
     threaded_wallet: bool = False,
+    collector_out: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """Return CPU ms per update for the light path and each step of the refund walk (or,
     with ``count_sql``, SQL statements per update instead). ``templates`` receives the Bot
@@ -189,8 +232,9 @@ async def measure_bot(
     ``http_wallet`` the demo wallet runs in a child process behind its documented HTTP API
     (as a real wallet would: the bot pays for its HTTP client only). With ``threaded_wallet``
     it runs on its own event loop and thread (:mod:`bench._wallet_thread`), and
-    ``wallet_out`` receives all of its CPU (its loop's thread and its SQLite thread)."""
-    costs: dict[str, list[float]] = {}
+    ``wallet_out`` receives all of its CPU (its loop's thread and its SQLite thread).
+    ``collector_out`` receives :meth:`_Rounds.collector`."""
+    rec = _Rounds()
     wallet_costs: dict[str, list[float]] = {}
     sql: dict[str, dict[str, float]] = {}
     with workdir() as tmp:
@@ -236,7 +280,7 @@ async def measure_bot(
             before = {u.id: watcher.count(u.id) for u in warmup}
             mark = len(emu.calls)
             _act(emu, watcher, warmup[0], 0, action, what)
-            await _wait_counts(watcher, {warmup[0].id: before[warmup[0].id]})
+            await watcher.wait_all({warmup[0].id: before[warmup[0].id]})
             await bot.settle()
             if templates is not None:
                 templates[name] = [
@@ -246,13 +290,13 @@ async def measure_bot(
                 ]
             for index, user in enumerate(warmup[1:], start=1):
                 _act(emu, watcher, user, index, action, what)
-            await _wait_counts(watcher, before)
+            await watcher.wait_all(before)
             await bot.settle()
         for name, (action, what) in zip(STEP_NAMES, REFUND_WALK, strict=True):
             before = {walk_recorder.id: watcher.count(walk_recorder.id)}
             mark = len(emu.calls)
             _act(emu, watcher, walk_recorder, 0, action, what)
-            await _wait_counts(watcher, before)
+            await watcher.wait_all(before)
             await bot.settle()
             if templates is not None:
                 templates[name] = [
@@ -265,20 +309,21 @@ async def measure_bot(
             (name, action, what, walkers)
             for name, (action, what) in zip(STEP_NAMES, REFUND_WALK, strict=True)
         ]
+        if FREEZE_AFTER_WARM_UP:
+            freeze_heap()
         try:
             for r in range(rounds):
                 for name, action, what, people in steps:
                     group = people[r * users : (r + 1) * users]
                     before = {u.id: watcher.count(u.id) for u in group}
                     counter.bot = counter.wallet = 0
-                    cpu0, wallet0 = time.process_time(), wallet_cpu()
+                    wallet0 = wallet_cpu()
+                    rec.start()
                     for index, user in enumerate(group):
                         _act(emu, watcher, user, index, action, what)
-                    await _wait_counts(watcher, before)
+                    await watcher.wait_all(before)
                     await bot.settle()
-                    costs.setdefault(name, []).append(
-                        (time.process_time() - cpu0) * 1000 / len(group)
-                    )
+                    rec.stop(name, len(group))
                     wallet_costs.setdefault(name, []).append(
                         (wallet_cpu() - wallet0) * 1000 / len(group)
                     )
@@ -296,12 +341,14 @@ async def measure_bot(
                 await threaded.stop()
     if count_sql:
         return sql
-    result: dict[str, Any] = {name: round(min(values), 3) for name, values in costs.items()}
+    result: dict[str, Any] = rec.best()
+    if collector_out is not None:
+        collector_out.update(rec.collector())
     if refunds_out is not None:
         refunds_out.append(refunds)
     if wallet_out is not None:
         # The round the figure above comes from (the cheapest one).
-        for name, values in costs.items():
+        for name, values in rec.cpu.items():
             best = values.index(min(values))
             wallet_out[name] = round(wallet_costs[name][best], 3)
     return result
@@ -311,6 +358,7 @@ async def measure_bare_ptb(
     users: int,
     rounds: int,
     templates: dict[str, list[tuple[str, dict[str, Any]]]] | None = None,
+    collector_out: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """Return CPU ms per update of a bare PTB application on the same emulator transport.
 
@@ -372,6 +420,8 @@ async def measure_bare_ptb(
     await app.initialize()
     await app.updater.start_polling(poll_interval=0.0, timeout=1, allowed_updates=Update.ALL_TYPES)
     await app.start()
+    if FREEZE_AFTER_WARM_UP:
+        freeze_heap()
     watcher = Watcher(emu)
     steps = (
         ("command_reply", "send", "/start"),
@@ -381,7 +431,7 @@ async def measure_bare_ptb(
     if templates:
         walk = zip(STEP_NAMES, REFUND_WALK, strict=True)
         steps += tuple((name, action, what) for name, (action, what) in walk)
-    costs: dict[str, list[float]] = {name: [] for name, _, _ in steps}
+    rec = _Rounds()
     try:
         for r in range(rounds):
             people = [
@@ -390,17 +440,19 @@ async def measure_bare_ptb(
             ]
             for name, action, what in steps:
                 before = {u.id: watcher.count(u.id) for u in people}
-                cpu0 = time.process_time()
+                rec.start()
                 for index, user in enumerate(people):
                     _act(emu, watcher, user, index, action, what)
-                await _wait_counts(watcher, before)
-                costs[name].append((time.process_time() - cpu0) * 1000 / users)
+                await watcher.wait_all(before)
+                rec.stop(name, users)
     finally:
         await app.updater.stop()
         await app.stop()
         await app.shutdown()
         await emu.aclose()
-    return {name: round(min(values), 3) for name, values in costs.items()}
+    if collector_out is not None:
+        collector_out.update(rec.collector())
+    return rec.best()
 
 
 #: Which recorded step a pressed button replays (by callback data prefix).
@@ -421,12 +473,19 @@ async def main_async(args: Any) -> dict[str, Any]:
     users = args.users or (10 if args.small else 200)
     rounds = 1 if args.small else 3
     started = time.monotonic()
-    bare = await measure_bare_ptb(users, rounds)
+    bare_gc: dict[str, Any] = {}
+    bare = await measure_bare_ptb(users, rounds, collector_out=bare_gc)
     templates: dict[str, list[tuple[str, dict[str, Any]]]] = {}
     refunds: list[int] = []
     wallet_sql: dict[str, float] = {}
+    bot_gc: dict[str, Any] = {}
     bot = await measure_bot(
-        users, rounds, templates=templates, refunds_out=refunds, wallet_out=wallet_sql
+        users,
+        rounds,
+        templates=templates,
+        refunds_out=refunds,
+        wallet_out=wallet_sql,
+        collector_out=bot_gc,
     )
     # The bot without the demo wallet's SQLite thread: a real wallet runs elsewhere (its
     # Python, run on the bot's event loop in the demo, stays counted).
@@ -462,6 +521,8 @@ async def main_async(args: Any) -> dict[str, Any]:
             "users_per_step": users,
             "rounds": rounds,
             "figure": "min over rounds of process CPU ms per update (emulator included)",
+            "gc": "tuned (tgbot run's)" if FREEZE_AFTER_WARM_UP else "CPython's defaults",
+            "gc_threshold": list(gc.get_threshold()),
         },
         "bare_ptb_cpu_ms_per_update": bare,
         "bot_cpu_ms_per_update": bot,
@@ -507,6 +568,7 @@ async def main_async(args: Any) -> dict[str, Any]:
             "refunds_created": apart_refunds[0],
         },
         "sql_per_update": sql,
+        "collector": {"bare_ptb": bare_gc, "bot": bot_gc},
         "bot_http_wallet_cpu_ms_per_update": http,
         "refunds_created": refunds[0],
         "duration_s": round(time.monotonic() - started, 1),
@@ -524,10 +586,19 @@ def main() -> None:
     )
     p.add_argument("--uvloop", action="store_true", help="run on uvloop (measuring it)")
     p.add_argument(
+        "--tuned-gc",
+        action="store_true",
+        help="tgbot run's garbage-collector settings (tgbot.heap), for the bot and bare PTB alike",
+    )
+    p.add_argument(
         "--orjson", action="store_true", help="parse Bot API answers with orjson (measuring it)"
     )
     args = p.parse_args()
     quiet_logs()
+    if args.tuned_gc:
+        global FREEZE_AFTER_WARM_UP
+        FREEZE_AFTER_WARM_UP = True
+        tune_collector()
     if args.orjson:
         import orjson
         from telegram.request import BaseRequest

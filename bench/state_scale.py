@@ -1,6 +1,10 @@
 """Scale of state: the bot's RSS and start-up time (process start -> first update answered)
 with 10k / 100k users, each linked, verified and in the middle of a guided flow (a persisted
 conversation state and ``user_data``), with the free-text router (trained at start) loaded.
+Then a burst: ``--burst`` new users each send ``/start`` and ``/help`` at once; the bot's CPU
+per update and its garbage collector's work during the burst (collections, total and longest
+pause) show what a heap this size costs each update. The bot runs with ``tgbot run``'s
+collector settings (:mod:`tgbot.heap`), or CPython's with ``--gc default``.
 
 The persisted rows are real: one user walks lookup -> refund up to the reason step on the
 real bot, which is stopped gracefully; its ``ptb_conversations`` and ``ptb_user_data`` rows
@@ -90,7 +94,9 @@ def fill(db: Path, users: int, conversations: list[tuple], user_data: list[tuple
         )
 
 
-async def startup(users: int, rows: tuple[list, list], router: bool) -> dict[str, Any]:
+async def startup(
+    users: int, rows: tuple[list, list], router: bool, burst: int, tuned_gc: bool
+) -> dict[str, Any]:
     with workdir() as tmp:
         db = tmp / "bot.db"
         await prepare_database(db, accounts=1, tx_per_account=3)
@@ -104,13 +110,24 @@ async def startup(users: int, rows: tuple[list, list], router: bool) -> dict[str
         async with emulator_server(emu) as server:
             emu.user_send(newcomer.id, "/start")  # waiting for the bot as it starts
             child = ChildBot(
-                server.base_url, db, tmp / "bot.log", config=dict(UNCAPPED), preload_answers=router
+                server.base_url,
+                db,
+                tmp / "bot.log",
+                config=dict(UNCAPPED),
+                preload_answers=router,
+                tuned_gc=tuned_gc,
             )
             await child.start(wait_ready=False)
             answered = await watcher.wait_beyond(newcomer.id, 0, 300.0)
             first_answer_s = answered - child.started_at if answered is not None else None
             ready_s = await child.wait_ready(300.0)
             rss = child.rss()
+            crowd = [emu.add_user(f"B{i}", language_code="en") for i in range(burst)]
+            for command in ("/start", "/help"):
+                before = {u.id: watcher.count(u.id) for u in crowd}
+                for user in crowd:
+                    emu.user_send(user.id, command)
+                await watcher.wait_all(before, 120.0)
             report = await child.stop(timeout=300.0)
     return {
         "users": users,
@@ -123,6 +140,11 @@ async def startup(users: int, rows: tuple[list, list], router: bool) -> dict[str
         "rss_mb": rss["rss_mb"],
         "peak_rss_mb": rss["peak_rss_mb"],
         "graceful_stop_ok": bool(report),
+        "burst_updates": 2 * burst,
+        "burst_cpu_ms_per_update": (
+            round(report["cpu_s_after_ready"] * 1000 / (2 * burst), 3) if report and burst else None
+        ),
+        "burst_gc": report.get("gc_after_ready") if report else None,
     }
 
 
@@ -131,12 +153,15 @@ async def main_async(args: Any) -> dict[str, Any]:
     started = time.monotonic()
     with workdir() as tmp:
         rows = await template_rows(tmp)
-    runs = [await startup(n, rows, router=not args.no_router) for n in sizes]
+    burst = 50 if args.small else args.burst
+    tuned = args.gc == "tuned"
+    runs = [await startup(n, rows, not args.no_router, burst, tuned) for n in sizes]
     return {
         "bench": "state_scale",
         "small": args.small,
         "machine": machine(),
         "template": {"conversations_per_user": len(rows[0]), "user_data_rows": len(rows[1])},
+        "gc": args.gc,
         "runs": runs,
         "duration_s": round(time.monotonic() - started, 1),
     }
@@ -146,6 +171,13 @@ def main() -> None:
     p = parser(__doc__.splitlines()[0])
     p.add_argument("--sizes", default="0,10000,100000", help="comma-separated user counts")
     p.add_argument("--no-router", action="store_true", help="do not train the question router")
+    p.add_argument("--burst", type=int, default=1000, help="new users in the burst after start")
+    p.add_argument(
+        "--gc",
+        choices=("tuned", "default"),
+        default="tuned",
+        help="the bot's garbage-collector settings (tuned: tgbot run's, tgbot.heap)",
+    )
     args = p.parse_args()
     quiet_logs()
     emit(asyncio.run(main_async(args)))

@@ -47,7 +47,7 @@ def results(tmp_path_factory) -> dict[str, dict]:
         for name in BENCHES:
             extra = {
                 "profile": ["--out", str(tmp / "profile.txt")],
-                "cost": ["--http-wallet"],
+                "cost": ["--http-wallet", "--tuned-gc"],
             }.get(name, [])
             with (tmp / f"{name}.err").open("wb") as err:
                 procs[name] = stack.enter_context(
@@ -127,11 +127,20 @@ def test_cost(results):
     http = dict(r["bot_http_wallet_cpu_ms_per_update"])
     assert http.pop("refunds_created") == r["refunds_created"]
     assert set(http) == light | walk and all(v > 0 for v in http.values())
+    # The collector's share, per step, for bare PTB and the bot (one round: the mean is the
+    # figure); --tuned-gc ran with tgbot run's settings.
+    assert r["params"]["gc"].startswith("tuned") and r["params"]["gc_threshold"][0] == 10_000
+    collector = r["collector"]
+    assert set(collector["bare_ptb"]) == bare and set(collector["bot"]) == light | walk
+    for step, shares in collector["bot"].items():
+        assert shares["mean_cpu_ms"] == bot[step]
+        assert 0 <= shares["gc_ms_best_round"] == shares["gc_ms_mean"] <= bot[step]
 
 
 def test_capacity(results):
     r = results["capacity"]
     _common(r, "capacity")
+    assert r["params"]["gc"] == "tuned"  # tgbot run's collector settings, every subject
     assert set(r["results"]) == {"light", "wallet"}
     for flow, subjects in r["results"].items():
         assert set(subjects) == {"bot", "ptb_concurrent", "ptb_sequential"}
@@ -212,7 +221,13 @@ def test_state_scale(results):
     assert [run["users"] for run in r["runs"]] == [0, 2000]
     for run in r["runs"]:
         assert run["first_update_answered_s"] > 0 and run["rss_mb"] > 0
+        # The burst after start: 50 new users, /start and /help each, all answered.
+        assert run["burst_updates"] == 100 and run["burst_cpu_ms_per_update"] > 0
+        collected = run["burst_gc"]
+        assert len(collected["collections_per_generation"]) == 3
+        assert 0 <= collected["longest_ms"] <= collected["ms"]
     assert r["runs"][1]["persisted_conversations"] >= 2000
+    assert r["gc"] == "tuned"
 
 
 def test_profile(results):
