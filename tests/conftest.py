@@ -96,8 +96,13 @@ def pytest_collection_modifyitems(items):
     items.sort(key=lambda item: item.get_closest_marker("after_all") is not None)
 
 
-#: Rates high enough that tests never wait for the send lanes (lane tests set their own).
-FAST = {"rate_bulk_per_second": 10_000.0, "rate_chat_per_second": 10_000.0}
+#: Rates high enough that tests never wait for the send lanes, replies, bulk sends and relays
+#: into groups alike (the tests of the lanes and of coalescing set their own).
+FAST = {
+    "rate_bulk_per_second": 10_000.0,
+    "rate_chat_per_second": 10_000.0,
+    "rate_group_per_minute": 600_000.0,
+}
 
 
 @pytest.fixture

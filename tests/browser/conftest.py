@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.conftest import FAST
 from tests.harness import PTB_EXTRAS
 from tgbot.config import Config
 from tgbot.sandbox.demo import DemoHandle, demo_emulator, start_demo
@@ -31,8 +32,6 @@ CHROMIUM_ARGS = [
     "--no-first-run",
 ]
 SCREENSHOTS = Path(__file__).resolve().parents[2] / "docs" / "screenshots"
-#: Send rates high enough that tests never wait for the bot's send lanes.
-FAST = {"rate_bulk_per_second": 10_000.0, "rate_chat_per_second": 10_000.0}
 
 
 def update_screenshots() -> bool:
