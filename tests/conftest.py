@@ -10,7 +10,8 @@ import pytest
 from hypothesis import HealthCheck, settings
 
 from tests.harness import BotHarness
-from tests.support.generators import remember
+from tests.support.disk_scan import SESSION_LOG, scan
+from tests.support.generators import TYPED_SECRETS, remember
 from tests.support.leaks import card_numbers_in
 from tests.support.postgres import PostgresServer, find_bindir, find_in_schema, missing_reason
 from tests.support.processes import ChildProcesses
@@ -40,9 +41,6 @@ settings.load_profile("deep" if os.environ.get("TGBOT_HYPOTHESIS_EXAMPLES") else
 #: Card numbers the tests type into chats (Luhn-valid test numbers).
 TEST_CARDS = ("4111111111111111", "4242424242424242", "5555555555554444")
 remember(*TEST_CARDS, *(" ".join(n[i : i + 4] for i in range(0, 16, 4)) for n in TEST_CARDS))
-
-#: The session's log, every record at every level (the scan after the suite reads it).
-SESSION_LOG = "session.log"
 
 
 @pytest.fixture(scope="session", autouse=True)
@@ -91,9 +89,65 @@ async def postgres_url(postgres_server):
     await postgres_server.drop_schema(url)
 
 
-def pytest_collection_modifyitems(items):
-    """Run the tests marked ``after_all`` (the scan of what the bot wrote) last."""
-    items.sort(key=lambda item: item.get_closest_marker("after_all") is not None)
+#: On pytest-xdist's controller: the secrets every worker's tests typed, and whether any worker
+#: left a test marked ``after_all`` to it (the scan runs only then, as the test would).
+_WORKER_SECRETS = pytest.StashKey[set[str]]()
+_SCAN_LEFT = pytest.StashKey[bool]()
+
+
+def pytest_collection_modifyitems(config, items):
+    """Run the tests marked ``after_all`` (the scan of what the bot wrote) last. On pytest-xdist's
+    workers (README's ``-n 2``) no test runs after every other worker's: there the test is
+    deselected and the controller runs the scan once they have all finished
+    (:func:`pytest_sessionfinish`)."""
+    after = [item for item in items if item.get_closest_marker("after_all") is not None]
+    if hasattr(config, "workerinput"):
+        items[:] = [item for item in items if item not in after]
+        config.hook.pytest_deselected(items=after)
+        config.stash[_SCAN_LEFT] = bool(after)
+        return
+    items.sort(key=lambda item: item in after)
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_testnodedown(node, error):
+    """pytest-xdist's controller: keep what each worker sent at its end."""
+    output = node.workeroutput
+    node.config.stash.setdefault(_WORKER_SECRETS, set()).update(output.get("typed_secrets", ()))
+    if output.get("scan_left"):
+        node.config.stash[_SCAN_LEFT] = True
+
+
+def pytest_sessionfinish(session):
+    """On a worker, send the secrets its tests typed to the controller; on the controller, once
+    every worker has finished, scan every file under the run's base directory (each worker's
+    is below it) for every worker's secrets: the after-all scan of a run on several workers."""
+    config = session.config
+    if hasattr(config, "workeroutput"):
+        config.workeroutput["typed_secrets"] = sorted(TYPED_SECRETS)
+        config.workeroutput["scan_left"] = config.stash.get(_SCAN_LEFT, False)
+        return
+    if not config.stash.get(_SCAN_LEFT, False) or session.exitstatus not in (0, 1):
+        return  # one process (the test scans), no scan selected, or interrupted
+    remember("4111 1111 1111 1111")
+    secrets = config.stash.get(_WORKER_SECRETS, set()) | TYPED_SECRETS
+    base = config._tmp_path_factory.getbasetemp()  # pytest-xdist's own way to its workers' dirs
+    try:
+        found = scan(base, secrets)
+    except AssertionError as exc:
+        found = [f"nothing the suite writes was found: {exc}"]
+    if found:
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED
+    report = config.pluginmanager.get_plugin("terminalreporter")
+    if report is not None:
+        verdict = "FOUND SECRETS" if found else "none found"
+        report.write_line("")
+        report.write_line(
+            f"after every worker: scanned {base} for {len(secrets)} typed secrets: {verdict}",
+            red=bool(found),
+        )
+        for line in found:
+            report.write_line(f"  {line}", red=True)
 
 
 #: Rates high enough that tests never wait for the send lanes, replies, bulk sends and relays
