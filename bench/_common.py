@@ -165,6 +165,25 @@ def parser(description: str) -> argparse.ArgumentParser:
     return p
 
 
+def runtime_options(p: argparse.ArgumentParser, loop: bool = True) -> None:
+    """Add ``--loop`` (unless ``loop`` is False) and ``--gc``: the event loop and the garbage
+    collector's settings the measured processes run with, by default ``tgbot run``'s (uvloop,
+    :mod:`tgbot.heap`'s settings)."""
+    if loop:
+        p.add_argument(
+            "--loop",
+            choices=("uvloop", "asyncio"),
+            default="uvloop",
+            help="the event loop (uvloop: what tgbot run uses)",
+        )
+    p.add_argument(
+        "--gc",
+        choices=("tuned", "default"),
+        default="tuned",
+        help="the garbage collector's settings (tuned: tgbot run's, tgbot.heap)",
+    )
+
+
 def quiet_logs() -> None:
     """Keep the bot's INFO logs off the benchmark's output."""
     import logging
@@ -712,20 +731,23 @@ async def walk_light(
     return "done"
 
 
-class _CallCounter:
-    """A wallet backend wrapper that counts calls (for the bare-PTB replay's wallet waits)."""
+class CallCounter:
+    """A wallet backend wrapper that counts calls (for the bare-PTB replay's wallet waits)
+    and logs each one's method and arguments (for ``bench.cost``'s same-work replay)."""
 
     def __init__(self, inner: Any) -> None:
-        self._inner = inner
+        self.inner = inner
         self.calls = 0
+        self.log: list[tuple[str, tuple[Any, ...], dict[str, Any]]] = []
 
     def __getattr__(self, name: str) -> Any:
-        target = getattr(self._inner, name)
+        target = getattr(self.inner, name)
         if not asyncio.iscoroutinefunction(target) or name == "close":
             return target
 
         async def counted(*args: Any, **kwargs: Any) -> Any:
             self.calls += 1
+            self.log.append((name, args, kwargs))
             return await target(*args, **kwargs)
 
         return counted
@@ -746,7 +768,7 @@ async def record_bot_traffic(tmp: Path) -> dict[str, Any]:
     link_users(db, [(walker.id, walker.first_name, "en", "B0000000")])
     bot = InProcessBot(db, emu, verification_max_age=86400.0, refund_poll_interval=3600.0)
     await bot.start()
-    counter = _CallCounter(bot.app.backend)
+    counter = CallCounter(bot.app.backend)
     bot.app.backend = counter
     watcher = Watcher(emu)
     templates: dict[str, list[tuple[str, dict[str, Any]]]] = {}

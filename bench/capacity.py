@@ -67,6 +67,7 @@ from bench._common import (
     percentiles,
     prepare_database,
     record_bot_traffic,
+    runtime_options,
     trim_emulator_log,
     walk_light,
     walk_refund,
@@ -389,8 +390,8 @@ async def main_async(args: Any) -> dict[str, Any]:
         traffic_file = tmp / "traffic.json"
         traffic_file.write_text(json.dumps(traffic), encoding="utf-8")
         floor = wallet_floor_p99_ms(wallet, traffic["wallet_calls"], list(STEP_NAMES))
-        for flow in flows:
-            results[flow] = await search_flow(
+        searches = {
+            flow: search_flow(
                 flow,
                 rates[flow],
                 subjects,
@@ -406,6 +407,12 @@ async def main_async(args: Any) -> dict[str, Any]:
                 uvloop=args.loop == "uvloop",
                 tuned_gc=args.gc == "tuned",
             )
+            for flow in flows
+        }
+        if args.small:  # a smoke run (CI): both flows at once, its figures are not compared
+            results = dict(zip(searches, await asyncio.gather(*searches.values()), strict=True))
+        else:
+            results = {flow: await search for flow, search in searches.items()}
     goals: dict[str, Any] = {}
     light = results.get("light", {})
     if light:
@@ -460,18 +467,7 @@ def main() -> None:
     p.add_argument(
         "--repeat", type=int, default=1, help="runs per point, the best counts (noisy machine)"
     )
-    p.add_argument(
-        "--loop",
-        choices=("uvloop", "asyncio"),
-        default="uvloop",
-        help="every subject's event loop (uvloop: what tgbot run uses)",
-    )
-    p.add_argument(
-        "--gc",
-        choices=("tuned", "default"),
-        default="tuned",
-        help="every subject's garbage-collector settings (tuned: tgbot run's, tgbot.heap)",
-    )
+    runtime_options(p)  # every subject's
     args = p.parse_args()
     emit(asyncio.run(main_async(args)))
 

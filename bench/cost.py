@@ -25,14 +25,21 @@ difference is the bot's stack, not the size of its messages). The bot's steps:
   thread of its own (``bench._wallet_thread``): each wallet call crosses threads and back, as
   a fast network would, and all of the wallet's CPU (its Python too, not only its SQLite
   thread) is read from its threads' clocks and taken off: ``wallet_apart`` is the bot's own.
+* same work: bare PTB once more, each handler making the same Bot API calls *and* the same
+  wallet calls the bot made for that step (recorded from the bot, same arguments), to the
+  same demo wallet apart, whose CPU is taken off as for the bot (``bare_ptb_same_work``;
+  ``wallet_apart.wallet_walk_ratios_same_work``): what a wallet step costs the bot beyond
+  the calls any bot answering it must make.
 * ``--http-wallet``: the walk again with the demo wallet in a child process behind its
   documented HTTP API (``bench._wallet_server``), as a real wallet: the bot pays for its HTTP
   client (httpx) instead of the wallet's queries.
 * ``collector``: per step, the mean CPU over the rounds and the cyclic garbage collector's ms
   per update (read from its callbacks) in the best round and over all rounds: a full
-  collection lands in one round, which the best-of-3 figure leaves out. ``--tuned-gc``
-  measures ``tgbot run``'s collector settings (:mod:`tgbot.heap`) for the bot and bare PTB
-  alike; each subject's heap is frozen once it has started.
+  collection lands in one round, which the best-of-3 figure leaves out.
+
+Everything runs as ``tgbot run`` runs the bot, for the bot and bare PTB alike: on uvloop
+(``--loop asyncio``: asyncio's loop) with its collector settings (:mod:`tgbot.heap`; each
+subject's heap is frozen once it has started; ``--gc default``: CPython's settings).
 
     python -m bench.cost                  # 200 users a step, best of 3 rounds
     python -m bench.cost --http-wallet    # and the walk with the wallet over HTTP
@@ -42,10 +49,12 @@ difference is the bot's stack, not the size of its messages). The bot's steps:
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
 import gc
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -64,6 +73,7 @@ from bench._common import (
     STEP_NAMES,
     TOKEN,
     UNCAPPED,
+    CallCounter,
     GcClock,
     InProcessBot,
     Watcher,
@@ -75,6 +85,7 @@ from bench._common import (
     peak_rss_mb,
     prepare_database,
     quiet_logs,
+    runtime_options,
     workdir,
 )
 from bench._wallet_thread import ThreadWallet
@@ -126,30 +137,44 @@ def _thread_cpu(thread: Any) -> float:
     return time.clock_gettime(time.pthread_getcpuclockid(thread.ident))
 
 
+#: A wallet call as the bot made it: (method, positional arguments, keyword arguments).
+WalletCall = tuple[str, tuple[Any, ...], dict[str, Any]]
+
 GC_CLOCK = GcClock()
-#: ``--tuned-gc``: each subject's heap is frozen once it has started (as ``tgbot run`` does).
+#: ``--gc tuned``: each subject's heap is frozen once it has started (as ``tgbot run`` does).
 FREEZE_AFTER_WARM_UP = False
 
 
 class _Rounds:
-    """Per step and round: process CPU ms per update and the collector's share of it."""
+    """Per step and round: process CPU ms per update, the collector's share of it, and the
+    share of the wallet's threads (``wallet_cpu``: their CPU seconds so far)."""
 
-    def __init__(self) -> None:
+    def __init__(self, wallet_cpu: Callable[[], float] = lambda: 0.0) -> None:
         self.cpu: dict[str, list[float]] = {}
         self.gc: dict[str, list[float]] = {}
-        self._mark = (0.0, 0.0)
+        self.wallet: dict[str, list[float]] = {}
+        self._wallet_cpu = wallet_cpu
+        self._mark = (0.0, 0.0, 0.0)
 
     def start(self) -> None:
-        self._mark = (time.process_time(), GC_CLOCK.seconds)
+        self._mark = (time.process_time(), GC_CLOCK.seconds, self._wallet_cpu())
 
     def stop(self, name: str, updates: int) -> None:
-        cpu0, gc0 = self._mark
+        cpu0, gc0, wallet0 = self._mark
         self.cpu.setdefault(name, []).append((time.process_time() - cpu0) * 1000 / updates)
         self.gc.setdefault(name, []).append((GC_CLOCK.seconds - gc0) * 1000 / updates)
+        self.wallet.setdefault(name, []).append((self._wallet_cpu() - wallet0) * 1000 / updates)
 
     def best(self) -> dict[str, float]:
         """The figure reported: each step's cheapest round."""
         return {name: round(min(values), 3) for name, values in self.cpu.items()}
+
+    def wallet_in_best(self) -> dict[str, float]:
+        """The wallet's threads' ms per update in each step's cheapest round (part of it)."""
+        return {
+            name: round(self.wallet[name][values.index(min(values))], 3)
+            for name, values in self.cpu.items()
+        }
 
     def collector(self) -> dict[str, dict[str, float]]:
         """Each step's mean CPU over its rounds, and the collector's ms per update in its
@@ -222,6 +247,7 @@ async def measure_bot(
     http_wallet: bool = False,
     threaded_wallet: bool = False,
     collector_out: dict[str, Any] | None = None,
+    wallet_calls: dict[str, list[WalletCall]] | None = None,
 ) -> dict[str, Any]:
     """Return CPU ms per update for the light path and each step of the refund walk (or,
     with ``count_sql``, SQL statements per update instead). ``templates`` receives the Bot
@@ -233,9 +259,8 @@ async def measure_bot(
     (as a real wallet would: the bot pays for its HTTP client only). With ``threaded_wallet``
     it runs on its own event loop and thread (:mod:`bench._wallet_thread`), and
     ``wallet_out`` receives all of its CPU (its loop's thread and its SQLite thread).
-    ``collector_out`` receives :meth:`_Rounds.collector`."""
-    rec = _Rounds()
-    wallet_costs: dict[str, list[float]] = {}
+    ``collector_out`` receives :meth:`_Rounds.collector`; ``wallet_calls`` the wallet calls
+    (method, arguments) the bot made for each step of the walk."""
     sql: dict[str, dict[str, float]] = {}
     with workdir() as tmp:
         db = tmp / "bot.db"
@@ -268,6 +293,7 @@ async def measure_bot(
             threaded = await ThreadWallet(demo_wallet_beside(db)).start()
             bot.app.backend = threaded
             wallet_cpu = threaded.cpu_seconds
+        rec = _Rounds(wallet_cpu)
         if count_sql:
             await bot.app.db.set_trace(counter.on_bot)
             await bot.app.backend.store.db.set_trace(counter.on_wallet)
@@ -292,9 +318,10 @@ async def measure_bot(
                 _act(emu, watcher, user, index, action, what)
             await watcher.wait_all(before)
             await bot.settle()
+        logged = bot.app.backend = CallCounter(bot.app.backend)
         for name, (action, what) in zip(STEP_NAMES, REFUND_WALK, strict=True):
             before = {walk_recorder.id: watcher.count(walk_recorder.id)}
-            mark = len(emu.calls)
+            mark, called = len(emu.calls), len(logged.log)
             _act(emu, watcher, walk_recorder, 0, action, what)
             await watcher.wait_all(before)
             await bot.settle()
@@ -304,6 +331,9 @@ async def measure_bot(
                     for method, params in emu.calls[mark:]
                     if method != "getUpdates"
                 ]
+            if wallet_calls is not None:
+                wallet_calls[name] = logged.log[called:]
+        bot.app.backend = logged.inner
         steps = [(name, action, what, newcomers) for name, action, what in LIGHT_STEPS]
         steps += [
             (name, action, what, walkers)
@@ -317,16 +347,12 @@ async def measure_bot(
                     group = people[r * users : (r + 1) * users]
                     before = {u.id: watcher.count(u.id) for u in group}
                     counter.bot = counter.wallet = 0
-                    wallet0 = wallet_cpu()
                     rec.start()
                     for index, user in enumerate(group):
                         _act(emu, watcher, user, index, action, what)
                     await watcher.wait_all(before)
                     await bot.settle()
                     rec.stop(name, len(group))
-                    wallet_costs.setdefault(name, []).append(
-                        (wallet_cpu() - wallet0) * 1000 / len(group)
-                    )
                     sql[name] = {
                         "bot": round(counter.bot / len(group), 2),
                         "demo_wallet": round(counter.wallet / len(group), 2),
@@ -347,10 +373,7 @@ async def measure_bot(
     if refunds_out is not None:
         refunds_out.append(refunds)
     if wallet_out is not None:
-        # The round the figure above comes from (the cheapest one).
-        for name, values in rec.cpu.items():
-            best = values.index(min(values))
-            wallet_out[name] = round(wallet_costs[name][best], 3)
+        wallet_out.update(rec.wallet_in_best())  # the round the figure above comes from
     return result
 
 
@@ -359,13 +382,40 @@ async def measure_bare_ptb(
     rounds: int,
     templates: dict[str, list[tuple[str, dict[str, Any]]]] | None = None,
     collector_out: dict[str, Any] | None = None,
+    wallet_calls: dict[str, list[WalletCall]] | None = None,
+    wallet_out: dict[str, float] | None = None,
 ) -> dict[str, Any]:
     """Return CPU ms per update of a bare PTB application on the same emulator transport.
 
     Without ``templates``: minimal replies ("Hello" and one button). With them: each handler
     makes exactly the Bot API calls the bot made for that step (its texts, HTML, keyboards),
     so the difference to the bot is the bot's own stack and not the size of its messages.
+    With ``wallet_calls`` as well ("same work"), each handler first makes the wallet calls the
+    bot made for that step, with the same arguments, to the same demo wallet on a loop and
+    thread of its own (:mod:`bench._wallet_thread`, as the bot's wallet-apart run);
+    ``wallet_out`` receives that wallet's CPU ms per update, part of the figures returned.
     """
+    async with contextlib.AsyncExitStack() as stack:
+        wallet = None
+        if wallet_calls is not None:
+            tmp = stack.enter_context(workdir())
+            await prepare_database(tmp / "bare.db", accounts=users * rounds + 1, tx_per_account=3)
+            wallet = await ThreadWallet(demo_wallet_beside(tmp / "bare.db")).start()
+            stack.push_async_callback(wallet.stop)
+        return await _measure_bare_ptb(
+            users, rounds, templates, collector_out, wallet, wallet_calls or {}, wallet_out
+        )
+
+
+async def _measure_bare_ptb(
+    users: int,
+    rounds: int,
+    templates: dict[str, list[tuple[str, dict[str, Any]]]] | None,
+    collector_out: dict[str, Any] | None,
+    wallet: ThreadWallet | None,
+    wallet_calls: dict[str, list[WalletCall]],
+    wallet_out: dict[str, float] | None,
+) -> dict[str, Any]:
     from tgbot.sandbox.request import EmulatorRequest
 
     emu = make_emulator()
@@ -373,6 +423,8 @@ async def measure_bare_ptb(
 
     async def replay(update: Update, context: Any, step: str) -> None:
         assert templates is not None
+        for method, args, kwargs in wallet_calls.get(step, ()):
+            await getattr(wallet, method)(*args, **kwargs)
         query = update.callback_query
         for method, params in templates[step]:
             params = dict(params)
@@ -431,7 +483,7 @@ async def measure_bare_ptb(
     if templates:
         walk = zip(STEP_NAMES, REFUND_WALK, strict=True)
         steps += tuple((name, action, what) for name, (action, what) in walk)
-    rec = _Rounds()
+    rec = _Rounds(wallet.cpu_seconds if wallet is not None else lambda: 0.0)
     try:
         for r in range(rounds):
             people = [
@@ -452,6 +504,8 @@ async def measure_bare_ptb(
         await emu.aclose()
     if collector_out is not None:
         collector_out.update(rec.collector())
+    if wallet_out is not None:
+        wallet_out.update(rec.wallet_in_best())
     return rec.best()
 
 
@@ -479,6 +533,7 @@ async def main_async(args: Any) -> dict[str, Any]:
     refunds: list[int] = []
     wallet_sql: dict[str, float] = {}
     bot_gc: dict[str, Any] = {}
+    wallet_calls: dict[str, list[WalletCall]] = {}
     bot = await measure_bot(
         users,
         rounds,
@@ -486,6 +541,7 @@ async def main_async(args: Any) -> dict[str, Any]:
         refunds_out=refunds,
         wallet_out=wallet_sql,
         collector_out=bot_gc,
+        wallet_calls=wallet_calls,
     )
     # The bot without the demo wallet's SQLite thread: a real wallet runs elsewhere (its
     # Python, run on the bot's event loop in the demo, stays counted).
@@ -505,6 +561,16 @@ async def main_async(args: Any) -> dict[str, Any]:
         step: round(apart_process[step] - apart_wallet.get(step, 0.0), 3) for step in apart_process
     }
     apart_walk_mean = sum(apart[s] for s in STEP_NAMES[1:]) / len(STEP_NAMES[1:])
+    # Bare PTB doing the same work: the same Bot API calls and the same wallet calls to the
+    # same wallet apart, whose CPU is taken off as for the bot.
+    same_work_wallet: dict[str, float] = {}
+    same_work_process = await measure_bare_ptb(
+        users, rounds, templates, wallet_calls=wallet_calls, wallet_out=same_work_wallet
+    )
+    same_work = {
+        step: round(cpu - same_work_wallet.get(step, 0.0), 3)
+        for step, cpu in same_work_process.items()
+    }
     http: dict[str, Any] | None = None
     if args.http_wallet:
         http_refunds: list[int] = []
@@ -565,7 +631,18 @@ async def main_async(args: Any) -> dict[str, Any]:
             "wallet_walk_ratios_same_traffic": {
                 step: _ratio(apart[step], same.get(step)) for step in STEP_NAMES
             },
+            "wallet_walk_ratios_same_work": {
+                step: _ratio(apart[step], same_work.get(step)) for step in STEP_NAMES
+            },
             "refunds_created": apart_refunds[0],
+        },
+        "bare_ptb_same_work": {
+            "process_cpu_ms_per_update": same_work_process,
+            "wallet_threads_cpu_ms_per_update": same_work_wallet,
+            "cpu_ms_per_update": same_work,
+            "wallet_calls": {
+                step: [method for method, _, _ in calls] for step, calls in wallet_calls.items()
+            },
         },
         "sql_per_update": sql,
         "collector": {"bare_ptb": bare_gc, "bot": bot_gc},
@@ -584,18 +661,13 @@ def main() -> None:
         action="store_true",
         help="also measure the bot with the demo wallet in a child process behind its HTTP API",
     )
-    p.add_argument("--uvloop", action="store_true", help="run on uvloop (measuring it)")
-    p.add_argument(
-        "--tuned-gc",
-        action="store_true",
-        help="tgbot run's garbage-collector settings (tgbot.heap), for the bot and bare PTB alike",
-    )
+    runtime_options(p)  # for the bot and bare PTB alike
     p.add_argument(
         "--orjson", action="store_true", help="parse Bot API answers with orjson (measuring it)"
     )
     args = p.parse_args()
     quiet_logs()
-    if args.tuned_gc:
+    if args.gc == "tuned":
         global FREEZE_AFTER_WARM_UP
         FREEZE_AFTER_WARM_UP = True
         tune_collector()
@@ -605,14 +677,13 @@ def main() -> None:
 
         # PTB's documented hook for another JSON library; for the bot and bare PTB alike.
         BaseRequest.parse_json_payload = staticmethod(orjson.loads)  # type: ignore[method-assign]
-    if args.uvloop:
+    if args.loop == "uvloop":
         import uvloop
 
         result = uvloop.run(main_async(args))
-        result["event_loop"] = "uvloop"
     else:
         result = asyncio.run(main_async(args))
-        result["event_loop"] = "asyncio"
+    result["event_loop"] = args.loop
     result["json_decoder"] = "orjson" if args.orjson else "json"
     emit(result)
 

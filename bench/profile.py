@@ -20,7 +20,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from bench._common import emit, machine, parser
+from bench._common import emit, machine, parser, runtime_options
 from bench.capacity import SLOW_WALLET, trial
 
 
@@ -67,7 +67,16 @@ async def main_async(args: Any) -> dict[str, Any]:
         }
         rate = args.rate
     started = time.monotonic()
-    result = await trial("bot", args.flow, rate, seed=args.seed, profile=str(out), **kw)
+    result = await trial(
+        "bot",
+        args.flow,
+        rate,
+        seed=args.seed,
+        profile=str(out),
+        uvloop=args.loop == "uvloop",
+        tuned_gc=args.gc == "tuned",
+        **kw,
+    )
     report, total = read_reports(out)
     try:
         import pyinstrument  # noqa: F401
@@ -87,6 +96,8 @@ async def main_async(args: Any) -> dict[str, Any]:
             for k in ("rate_users_per_s", "updates", "updates_per_s", "latency_ms", "walks")
         },
         "flow": args.flow,
+        "event_loop": args.loop,
+        "gc": args.gc,
         "bot_cpu_ms_per_update": result["cpu_ms_per_update"],
         "top_self_s": top_frames(report, args.top),
         "top_total_s": [line for line in top_frames(total, 200) if "bench/" not in line][
@@ -103,6 +114,7 @@ def main() -> None:
     p.add_argument("--duration", type=float, default=20.0, help="seconds of arrivals")
     p.add_argument("--out", help="where to write the text report")
     p.add_argument("--top", type=int, default=40, help="lines of the report in the JSON")
+    runtime_options(p)  # the bot's
     args = p.parse_args()
     emit(asyncio.run(main_async(args)))
 

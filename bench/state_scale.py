@@ -38,6 +38,7 @@ from bench._common import (
     parser,
     prepare_database,
     quiet_logs,
+    runtime_options,
     workdir,
 )
 
@@ -172,12 +173,7 @@ def main() -> None:
     p.add_argument("--sizes", default="0,10000,100000", help="comma-separated user counts")
     p.add_argument("--no-router", action="store_true", help="do not train the question router")
     p.add_argument("--burst", type=int, default=1000, help="new users in the burst after start")
-    p.add_argument(
-        "--gc",
-        choices=("tuned", "default"),
-        default="tuned",
-        help="the bot's garbage-collector settings (tuned: tgbot run's, tgbot.heap)",
-    )
+    runtime_options(p, loop=False)
     args = p.parse_args()
     quiet_logs()
     emit(asyncio.run(main_async(args)))

@@ -47,7 +47,7 @@ def results(tmp_path_factory) -> dict[str, dict]:
         for name in BENCHES:
             extra = {
                 "profile": ["--out", str(tmp / "profile.txt")],
-                "cost": ["--http-wallet", "--tuned-gc"],
+                "cost": ["--http-wallet"],
             }.get(name, [])
             with (tmp / f"{name}.err").open("wb") as err:
                 procs[name] = stack.enter_context(
@@ -123,13 +123,26 @@ def test_cost(results):
     assert apart["bot_cpu_ms_per_update"]["confirm"] == round(
         process["confirm"] - wallet["confirm"], 3
     )
+    # Bare PTB doing the same work made the bot's wallet calls, step by step, to a wallet
+    # whose threads worked for exactly the steps that call it; its figure is less theirs.
+    same_work = r["bare_ptb_same_work"]
+    called = {step for step, methods in same_work["wallet_calls"].items() if methods}
+    assert "create_refund" in same_work["wallet_calls"]["confirm"]
+    assert "reason" not in called and "detail" in called
+    worked = same_work["wallet_threads_cpu_ms_per_update"]
+    assert {step for step, ms in worked.items() if ms > 0} == called
+    assert same_work["cpu_ms_per_update"]["confirm"] == round(
+        same_work["process_cpu_ms_per_update"]["confirm"] - worked["confirm"], 3
+    )
+    assert set(apart["wallet_walk_ratios_same_work"]) == walk
     # With the wallet over HTTP every step of the walk still did its work.
     http = dict(r["bot_http_wallet_cpu_ms_per_update"])
     assert http.pop("refunds_created") == r["refunds_created"]
     assert set(http) == light | walk and all(v > 0 for v in http.values())
     # The collector's share, per step, for bare PTB and the bot (one round: the mean is the
-    # figure); --tuned-gc ran with tgbot run's settings.
+    # figure); it ran as tgbot run runs (uvloop, the tuned collector).
     assert r["params"]["gc"].startswith("tuned") and r["params"]["gc_threshold"][0] == 10_000
+    assert r["event_loop"] == "uvloop"
     collector = r["collector"]
     assert set(collector["bare_ptb"]) == bare and set(collector["bot"]) == light | walk
     for step, shares in collector["bot"].items():
@@ -247,6 +260,7 @@ def test_profile(results):
         assert seconds and seconds == sorted(seconds, reverse=True)
     # ... and they profile the bot's process handling updates, not the load generator.
     assert any("WalletApplication.process_update" in line for line in r["top_total_s"])
+    assert (r["event_loop"], r["gc"]) == ("uvloop", "tuned")  # as tgbot run runs the bot
     assert any("tgbot/runtime.py" in line for line in r["top_total_s"])
 
 
