@@ -54,7 +54,7 @@ import functools
 import gc
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
 
@@ -377,6 +377,19 @@ async def measure_bot(
     return result
 
 
+@contextlib.asynccontextmanager
+async def _wallet_apart(accounts: int) -> AsyncIterator[ThreadWallet]:
+    """The demo wallet with ``accounts`` synthetic accounts (those ``measure_bot`` walks), on
+    a loop and thread of its own."""
+    with workdir() as tmp:
+        await prepare_database(tmp / "bare.db", accounts=accounts, tx_per_account=3)
+        wallet = await ThreadWallet(demo_wallet_beside(tmp / "bare.db")).start()
+        try:
+            yield wallet
+        finally:
+            await wallet.stop()
+
+
 async def measure_bare_ptb(
     users: int,
     rounds: int,
@@ -395,35 +408,20 @@ async def measure_bare_ptb(
     thread of its own (:mod:`bench._wallet_thread`, as the bot's wallet-apart run);
     ``wallet_out`` receives that wallet's CPU ms per update, part of the figures returned.
     """
-    async with contextlib.AsyncExitStack() as stack:
-        wallet = None
-        if wallet_calls is not None:
-            tmp = stack.enter_context(workdir())
-            await prepare_database(tmp / "bare.db", accounts=users * rounds + 1, tx_per_account=3)
-            wallet = await ThreadWallet(demo_wallet_beside(tmp / "bare.db")).start()
-            stack.push_async_callback(wallet.stop)
-        return await _measure_bare_ptb(
-            users, rounds, templates, collector_out, wallet, wallet_calls or {}, wallet_out
-        )
-
-
-async def _measure_bare_ptb(
-    users: int,
-    rounds: int,
-    templates: dict[str, list[tuple[str, dict[str, Any]]]] | None,
-    collector_out: dict[str, Any] | None,
-    wallet: ThreadWallet | None,
-    wallet_calls: dict[str, list[WalletCall]],
-    wallet_out: dict[str, float] | None,
-) -> dict[str, Any]:
     from tgbot.sandbox.request import EmulatorRequest
+
+    # First, so that its start-up is over before anything is measured; closed last (finally).
+    apart = contextlib.AsyncExitStack()
+    wallet = None
+    if wallet_calls is not None:
+        wallet = await apart.enter_async_context(_wallet_apart(users * rounds + 1))
 
     emu = make_emulator()
     keyboard = InlineKeyboardMarkup([[InlineKeyboardButton("Go", callback_data="go")]])
 
     async def replay(update: Update, context: Any, step: str) -> None:
         assert templates is not None
-        for method, args, kwargs in wallet_calls.get(step, ()):
+        for method, args, kwargs in (wallet_calls or {}).get(step, ()):
             await getattr(wallet, method)(*args, **kwargs)
         query = update.callback_query
         for method, params in templates[step]:
@@ -502,6 +500,7 @@ async def _measure_bare_ptb(
         await app.stop()
         await app.shutdown()
         await emu.aclose()
+        await apart.aclose()
     if collector_out is not None:
         collector_out.update(rec.collector())
     if wallet_out is not None:
