@@ -184,6 +184,11 @@ def runtime_options(p: argparse.ArgumentParser, loop: bool = True) -> None:
     )
 
 
+def runtime_flags(args: argparse.Namespace) -> dict[str, bool]:
+    """The child specs' ``uvloop`` and ``tuned_gc`` for :func:`runtime_options`' choices."""
+    return {"uvloop": args.loop == "uvloop", "tuned_gc": args.gc == "tuned"}
+
+
 def quiet_logs() -> None:
     """Keep the bot's INFO logs off the benchmark's output."""
     import logging

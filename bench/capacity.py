@@ -67,6 +67,7 @@ from bench._common import (
     percentiles,
     prepare_database,
     record_bot_traffic,
+    runtime_flags,
     runtime_options,
     trim_emulator_log,
     walk_light,
@@ -404,8 +405,7 @@ async def main_async(args: Any) -> dict[str, Any]:
                 seed=args.seed,
                 traffic_file=traffic_file,
                 drain=drain,
-                uvloop=args.loop == "uvloop",
-                tuned_gc=args.gc == "tuned",
+                **runtime_flags(args),
             )
             for flow in flows
         }

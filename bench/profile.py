@@ -20,7 +20,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from bench._common import emit, machine, parser, runtime_options
+from bench._common import emit, machine, parser, runtime_flags, runtime_options
 from bench.capacity import SLOW_WALLET, trial
 
 
@@ -68,14 +68,7 @@ async def main_async(args: Any) -> dict[str, Any]:
         rate = args.rate
     started = time.monotonic()
     result = await trial(
-        "bot",
-        args.flow,
-        rate,
-        seed=args.seed,
-        profile=str(out),
-        uvloop=args.loop == "uvloop",
-        tuned_gc=args.gc == "tuned",
-        **kw,
+        "bot", args.flow, rate, seed=args.seed, profile=str(out), **runtime_flags(args), **kw
     )
     report, total = read_reports(out)
     try:
