@@ -455,12 +455,7 @@ async def create_refund(update: Update, context: BotContext, account_id: str) ->
         refund.currency,
         truncate(reason, REASON_LIMIT),
         refund.status,
-    )
-    await context.repos.audit.record(
-        user_id,
-        "refund.create",
-        refund.id,
-        {"tx": refund.transaction_id, "amount": str(refund.amount)},
+        audit={"tx": refund.transaction_id, "amount": str(refund.amount)},
     )
     text = context._(CREATED).format(
         id=escape(refund.id),

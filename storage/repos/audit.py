@@ -35,6 +35,22 @@ def _entry(row: Any) -> AuditEntry:
     )
 
 
+#: The start of an insert of one entry; :func:`entry_values` gives its five values.
+INSERT = "INSERT INTO audit_log (at, actor_id, action, target, details) "
+
+
+def entry_values(
+    actor_id: int | None,
+    action: str,
+    target: str | int | None,
+    details: dict[str, Any] | None,
+    now: float,
+) -> tuple[float, int | None, str, str | None, str]:
+    """Return an entry's column values in :data:`INSERT`'s order (details as JSON text)."""
+    text = json.dumps(details or {}, ensure_ascii=False)
+    return (now, actor_id, action, None if target is None else str(target), text)
+
+
 class AuditRepository:
     """Append-only audit log."""
 
@@ -60,15 +76,8 @@ class AuditRepository:
         """
         now = time.time() if now is None else now
         rows = await self._db.write(
-            "INSERT INTO audit_log (at, actor_id, action, target, details) "
-            "VALUES (?, ?, ?, ?, ?) RETURNING id",
-            (
-                now,
-                actor_id,
-                action,
-                None if target is None else str(target),
-                json.dumps(details or {}, ensure_ascii=False),
-            ),
+            INSERT + "VALUES (?, ?, ?, ?, ?) RETURNING id",
+            entry_values(actor_id, action, target, details, now),
         )
         return int(rows[0][0])
 

@@ -5,8 +5,10 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass
 from decimal import Decimal
+from typing import Any
 
 from storage.db import Database
+from storage.repos.audit import INSERT, entry_values
 
 
 @dataclass(frozen=True, slots=True)
@@ -42,23 +44,31 @@ class RefundRepository:
         reason: str,
         status: str,
         now: float | None = None,
+        *,
+        audit: dict[str, Any] | None = None,
     ) -> bool:
-        """Remember a refund the user asked for; False if it was already known."""
+        """Remember a refund the user asked for; False if it was already known.
+
+        With ``audit`` (its details), the user's ``refund.create`` audit entry is written in
+        the same transaction, and only if the refund is new (a replayed update or a second
+        "check again" logs nothing twice).
+        """
         now = time.time() if now is None else now
-        rows = await self._db.write(
+        values = (refund_id, user_id, account_id, transaction_id, str(amount), currency)
+        insert = (
             "INSERT OR IGNORE INTO refunds VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id",
-            (
-                refund_id,
-                user_id,
-                account_id,
-                transaction_id,
-                str(amount),
-                currency,
-                reason,
-                status,
-                now,
-                now,
-            ),
+            (*values, reason, status, now, now),
+        )
+        if audit is None:
+            return bool(await self._db.write(*insert))
+        rows, _ = await self._db.write_all(
+            [
+                insert,
+                (  # changes(): the rows the insert above added (0 when it was known)
+                    INSERT + "SELECT ?, ?, ?, ?, ? WHERE changes() = 1",
+                    entry_values(user_id, "refund.create", refund_id, audit, now),
+                ),
+            ]
         )
         return bool(rows)
 

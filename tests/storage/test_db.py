@@ -175,6 +175,39 @@ async def test_a_write_never_lands_in_another_tasks_transaction(sqlite_db: Datab
     assert {row[0]: row[1] for row in rows} == {"single": 200}
 
 
+async def test_write_all_writes_every_statement_or_none(sqlite_db: Database) -> None:
+    """Several statements in one job: all land, or a failing one takes the others back (and
+    the connection is left with no transaction open); inside a task's own transaction they
+    join it; around other tasks' transactions that roll back, none of theirs stays."""
+    db = sqlite_db
+    ok = "INSERT INTO audit_log (at, action) VALUES (?, ?) RETURNING action"
+    rows = await db.write_all([(ok, (1, "a")), (ok, (2, "b"))])
+    assert [[tuple(r) for r in part] for part in rows] == [[("a",)], [("b",)]]
+    with pytest.raises(sqlite3.IntegrityError):
+        await db.write_all([(ok, (3, "c")), ("INSERT INTO audit_log (at) VALUES (4)", ())])
+    assert not db._conn.in_transaction
+    with pytest.raises(RuntimeError):
+        async with db.transaction():
+            await db.write_all([(ok, (5, "inside")), (ok, (6, "inside"))])
+            raise RuntimeError("roll back")
+
+    async def doomed(i: int) -> None:
+        with pytest.raises(RuntimeError):
+            async with db.transaction() as conn:
+                await conn.execute("INSERT INTO audit_log (at, action) VALUES (?, 'doomed')", (i,))
+                await asyncio.sleep(0)
+                raise RuntimeError("roll back")
+
+    async def pair(i: int) -> None:
+        for _ in range(i % 3):
+            await asyncio.sleep(0)
+        await db.write_all([(ok, (i, "pair")), (ok, (i, "pair"))])
+
+    await asyncio.gather(*(doomed(i) for i in range(10)), *(pair(i) for i in range(50)))
+    counts = await db.fetchall("SELECT action, COUNT(*) FROM audit_log GROUP BY action")
+    assert {row[0]: row[1] for row in counts} == {"a": 1, "b": 1, "pair": 100}
+
+
 async def test_reads_are_never_torn_by_another_tasks_writes(sqlite_db: Database) -> None:
     """A read runs as one job: another task's UPDATE on the shared connection cannot land
     between its execute and its fetch (SQLite leaves such rows undefined: a broadcast once

@@ -520,3 +520,20 @@ async def test_json_keeps_the_order_it_was_written_in(repos: Repositories) -> No
     assert list(ticket.context) == ["flow", "tx"]
     item = await repos.outbox.enqueue(0, 7, "sendMessage", {"text": "a", "chat_id": 7})
     assert list((await repos.outbox.get(item)).params) == ["text", "chat_id"]  # type: ignore[union-attr]
+
+
+async def test_a_refund_and_its_audit_entry_are_written_together_once(repos: Repositories) -> None:
+    """With its audit details the refund's "refund.create" entry is written with it, and
+    only when the refund is new: a replayed confirm logs nothing twice."""
+    from decimal import Decimal
+
+    details = {"tx": "T1", "amount": "5.50", "note": "退款"}
+    args = ("R1", 7, "U1", "T1", Decimal("5.50"), "CNY", "why", "submitted")
+    assert await repos.refunds.record(*args, now=10.0, audit=details)
+    assert not await repos.refunds.record(*args, now=11.0, audit=details)
+    assert await repos.refunds.record("R2", 7, "U1", "T2", Decimal("1"), "CNY", "x", "submitted")
+    entries = await repos.audit.recent()
+    assert [(e.actor_id, e.action, e.target, e.details, e.at) for e in entries] == [
+        (7, "refund.create", "R1", details, 10.0)
+    ]
+    assert (await repos.refunds.get("R1")).created_at == 10.0

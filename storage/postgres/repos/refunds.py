@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import time
 from decimal import Decimal
+from typing import Any
 
 from storage.postgres.db import PostgresDatabase
+from storage.repos.audit import INSERT as AUDIT_INSERT
+from storage.repos.audit import entry_values
 from storage.repos.refunds import _ORDER, RefundRecord, _record
 
 #: A status's place in the wallet's order (one we do not know, a wallet's own initial one,
@@ -34,27 +37,39 @@ class RefundRepository:
         reason: str,
         status: str,
         now: float | None = None,
+        *,
+        audit: dict[str, Any] | None = None,
     ) -> bool:
-        """Remember a refund the user asked for; False if it was already known."""
+        """Remember a refund the user asked for; False if it was already known. With
+        ``audit``, its ``refund.create`` entry is written too, in the same statement, only
+        if the refund is new."""
         now = time.time() if now is None else now
-        rows = await self._db.write(
+        insert = (
             "INSERT INTO refunds (id, user_id, account_id, transaction_id, amount, currency, "
             "reason, status, created_at, updated_at) "
             "VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $9) ON CONFLICT (id) DO NOTHING "
-            "RETURNING id",
-            (
-                refund_id,
-                user_id,
-                account_id,
-                transaction_id,
-                Decimal(str(amount)),
-                currency,
-                reason,
-                status,
-                now,
-            ),
+            "RETURNING id"
         )
-        return bool(rows)
+        values = [
+            refund_id,
+            user_id,
+            account_id,
+            transaction_id,
+            Decimal(str(amount)),
+            currency,
+            reason,
+            status,
+            now,
+        ]
+        if audit is not None:
+            # One statement: the audit row is inserted from the refund's RETURNING rows,
+            # so none when the refund was known already.
+            insert = (
+                f"WITH new AS ({insert}), logged AS ({AUDIT_INSERT}"
+                "SELECT $9, $2, 'refund.create', id, $10::json FROM new) SELECT id FROM new"
+            )
+            values.append(entry_values(user_id, "refund.create", refund_id, audit, now)[4])
+        return bool(await self._db.write(insert, values))
 
     async def get(self, refund_id: str) -> RefundRecord | None:
         """Return a known refund."""
