@@ -168,15 +168,31 @@ def scratch(context: BotContext) -> dict[str, Any]:
     return context.user_data.setdefault(SCRATCH_KEY, {})
 
 
+#: The way-forward buttons every step shows, built once per language: (translator, label,
+#: data) -> button. PTB's buttons cannot be changed once made, so one serves every message.
+_NAV_BUTTONS: dict[tuple[int, str, str], tuple[object, InlineKeyboardButton]] = {}
+
+
+def nav_button(context: BotContext, label: str, data: str) -> InlineKeyboardButton:
+    """Return the button ``label`` (translated) sending ``data``, made once per language;
+    for the fixed buttons of every step (``data`` constant, or the cache would grow)."""
+    tr = context.tr
+    key = (id(tr), label, data)
+    made = _NAV_BUTTONS.get(key)
+    if made is None or made[0] is not tr:  # the translator is kept, so its id stays its own
+        made = _NAV_BUTTONS[key] = (tr, InlineKeyboardButton(tr.gettext(label), callback_data=data))
+    return made[1]
+
+
 def main_menu_row(context: BotContext) -> list[InlineKeyboardButton]:
     """Return a keyboard row with the "main menu" button."""
-    return [InlineKeyboardButton(context._(MAIN_MENU_LABEL), callback_data=MAIN_MENU)]
+    return [nav_button(context, MAIN_MENU_LABEL, MAIN_MENU)]
 
 
 def human_button(context: BotContext) -> InlineKeyboardButton:
     """Return the "talk to a human" button (works from any step; the flow's context goes
     into the ticket)."""
-    return InlineKeyboardButton(context._(HUMAN_LABEL), callback_data="menu:human")
+    return nav_button(context, HUMAN_LABEL, "menu:human")
 
 
 def nav_rows(context: BotContext, back: str | None = None) -> list[list[InlineKeyboardButton]]:
@@ -184,8 +200,8 @@ def nav_rows(context: BotContext, back: str | None = None) -> list[list[InlineKe
     human and the main menu."""
     row = []
     if back:
-        row.append(InlineKeyboardButton(context._(BACK_LABEL), callback_data=back))
-    row.append(InlineKeyboardButton(context._(CANCEL_LABEL), callback_data="flow:cancel"))
+        row.append(nav_button(context, BACK_LABEL, back))
+    row.append(nav_button(context, CANCEL_LABEL, "flow:cancel"))
     return [row, [human_button(context), *main_menu_row(context)]]
 
 
