@@ -303,4 +303,7 @@ SQLitePersistence = DatabasePersistence
 
 
 def _key_json(key: ConversationKey) -> str:
+    """Return a conversation key as the JSON text it is stored under (``[chat,user]``)."""
+    if all(type(part) is int for part in key):  # PTB's usual keys: written directly
+        return "[" + ",".join(map(str, key)) + "]"
     return json.dumps(list(key), separators=(",", ":"))
