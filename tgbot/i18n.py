@@ -120,9 +120,7 @@ class Translator:
 
     def date_time(self, moment: datetime, zone: ZoneInfo, *, year: bool = False) -> str:
         """Return a date and time without seconds or zone (for lists and buttons)."""
-        day = format_skeleton("yMMMd" if year else "MMMd", moment, tzinfo=zone, locale=self.locale)
-        hour = format_skeleton("Hm", moment, tzinfo=zone, locale=self.locale)
-        return self.locale.datetime_formats["medium"].format(hour, day)
+        return _date_time(self.locale, moment, zone, year)
 
     def time_with_zone(self, moment: datetime, zone: ZoneInfo) -> str:
         """Return a time (today) or a date and time, with the zone named."""
@@ -156,6 +154,13 @@ def _number(locale: Locale, value: Decimal | int | float) -> str:
 @lru_cache(maxsize=8192)
 def _datetime(locale: Locale, moment: datetime, zone: ZoneInfo, fmt: str) -> str:
     return babel_format_datetime(moment, fmt, tzinfo=zone, locale=locale)
+
+
+@lru_cache(maxsize=8192)
+def _date_time(locale: Locale, moment: datetime, zone: ZoneInfo, year: bool) -> str:
+    day = format_skeleton("yMMMd" if year else "MMMd", moment, tzinfo=zone, locale=locale)
+    hour = format_skeleton("Hm", moment, tzinfo=zone, locale=locale)
+    return locale.datetime_formats["medium"].format(hour, day)
 
 
 @cache

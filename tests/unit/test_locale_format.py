@@ -50,3 +50,25 @@ def test_facts_carry_the_currency_of_their_amounts():
         assert "¥1.00" in values["micro_deposit"]
         assert "¥0.10" in values["withdrawal_fee"]
         assert "{" not in "".join(values.values())
+
+
+@given(
+    st.datetimes(
+        min_value=datetime(2000, 1, 1),
+        max_value=datetime(2100, 1, 1),
+        timezones=st.sampled_from([UTC, SHANGHAI, ZoneInfo("America/New_York")]),
+    ),
+    st.sampled_from([SHANGHAI, ZoneInfo("Europe/Berlin"), UTC]),
+    st.booleans(),
+)
+def test_a_cached_date_and_time_is_what_babel_gives_for_that_very_moment(moment, zone, year):
+    """Formatted dates are cached; one instant written in another zone is an equal key and
+    must read the same (it does: the zone to show comes with the key)."""
+    from tgbot.i18n import _date_time
+
+    for tr in (ZH, EN):
+        elsewhere = moment.astimezone(ZoneInfo("Asia/Tokyo"))
+        assert tr.date_time(elsewhere, zone, year=year) == tr.date_time(moment, zone, year=year)
+        assert tr.date_time(moment, zone, year=year) == _date_time.__wrapped__(
+            tr.locale, moment, zone, year
+        )
