@@ -52,6 +52,7 @@ import asyncio
 import contextlib
 import functools
 import gc
+import statistics
 import sys
 import time
 from collections.abc import AsyncIterator, Callable
@@ -176,6 +177,13 @@ class _Rounds:
             for name, values in self.cpu.items()
         }
 
+    def own_by_round(self) -> dict[str, list[float]]:
+        """Each step's ms per update in every round, the wallet's threads' share taken off."""
+        return {
+            name: [cpu - wallet for cpu, wallet in zip(values, self.wallet[name], strict=True)]
+            for name, values in self.cpu.items()
+        }
+
     def collector(self) -> dict[str, dict[str, float]]:
         """Each step's mean CPU over its rounds, and the collector's ms per update in its
         cheapest round and over all rounds (a full collection lands in one round and is
@@ -248,6 +256,8 @@ async def measure_bot(
     threaded_wallet: bool = False,
     collector_out: dict[str, Any] | None = None,
     wallet_calls: dict[str, list[WalletCall]] | None = None,
+    paired: BarePtb | None = None,
+    rounds_out: dict[str, list[float]] | None = None,
 ) -> dict[str, Any]:
     """Return CPU ms per update for the light path and each step of the refund walk (or,
     with ``count_sql``, SQL statements per update instead). ``templates`` receives the Bot
@@ -260,7 +270,11 @@ async def measure_bot(
     it runs on its own event loop and thread (:mod:`bench._wallet_thread`), and
     ``wallet_out`` receives all of its CPU (its loop's thread and its SQLite thread).
     ``collector_out`` receives :meth:`_Rounds.collector`; ``wallet_calls`` the wallet calls
-    (method, arguments) the bot made for each step of the walk."""
+    (method, arguments) the bot made for each step of the walk. With ``paired`` (a minimal
+    :class:`BarePtb`, started), its command and button are measured again just before each
+    of the bot's steps; ``rounds_out`` receives each step's ms per update in every round,
+    the wallet's share taken off. Each step's figure includes writing what it changed (PTB's
+    persistence is run at its end, as its timer would soon after)."""
     sql: dict[str, dict[str, float]] = {}
     with workdir() as tmp:
         db = tmp / "bot.db"
@@ -344,6 +358,8 @@ async def measure_bot(
         try:
             for r in range(rounds):
                 for name, action, what, people in steps:
+                    if paired is not None:
+                        await paired.minimal_pair()
                     group = people[r * users : (r + 1) * users]
                     before = {u.id: watcher.count(u.id) for u in group}
                     counter.bot = counter.wallet = 0
@@ -352,6 +368,7 @@ async def measure_bot(
                         _act(emu, watcher, user, index, action, what)
                     await watcher.wait_all(before)
                     await bot.settle()
+                    await bot.app.update_persistence()
                     rec.stop(name, len(group))
                     sql[name] = {
                         "bot": round(counter.bot / len(group), 2),
@@ -374,6 +391,8 @@ async def measure_bot(
         refunds_out.append(refunds)
     if wallet_out is not None:
         wallet_out.update(rec.wallet_in_best())  # the round the figure above comes from
+    if rounds_out is not None:
+        rounds_out.update(rec.own_by_round())
     return result
 
 
@@ -390,6 +409,150 @@ async def _wallet_apart(accounts: int) -> AsyncIterator[ThreadWallet]:
             await wallet.stop()
 
 
+class BarePtb:
+    """A bare PTB application on its own emulator transport, started (``async with``) and
+    measured one step at a time into :attr:`rec`.
+
+    Without ``templates``: minimal replies ("Hello" and one button). With them: each handler
+    makes exactly the Bot API calls the bot made for that step (its texts, HTML, keyboards),
+    so the difference to the bot is the bot's own stack and not the size of its messages.
+    With ``wallet_calls`` as well ("same work"), each handler first makes the wallet calls the
+    bot made for that step, with the same arguments, to the same demo wallet on a loop and
+    thread of its own (:mod:`bench._wallet_thread`, as the bot's wallet-apart run), whose CPU
+    :attr:`rec` reads apart.
+    """
+
+    def __init__(
+        self,
+        users: int,
+        rounds: int,
+        templates: dict[str, list[tuple[str, dict[str, Any]]]] | None = None,
+        wallet_calls: dict[str, list[WalletCall]] | None = None,
+    ) -> None:
+        self.users = users
+        self._rounds = rounds
+        self._templates = templates
+        self._wallet_calls = wallet_calls
+        self._stack = contextlib.AsyncExitStack()
+        self._emu: Any = None
+        self._app: Any = None
+        self._watcher: Any = None
+        self._people = 0
+        self.rec = _Rounds()
+        self.steps: tuple[tuple[str, str, str], ...] = (
+            ("command_reply", "send", "/start"),
+            ("text_reply", "question", ""),
+            ("button_answer_edit", "first_button", ""),
+        )
+        if templates:
+            walk = zip(STEP_NAMES, REFUND_WALK, strict=True)
+            self.steps += tuple((name, action, what) for name, (action, what) in walk)
+
+    async def __aenter__(self) -> BarePtb:
+        from tgbot.sandbox.request import EmulatorRequest
+
+        templates, wallet_calls = self._templates, self._wallet_calls
+        # First, so that its start-up is over before anything is measured; closed last.
+        wallet = None
+        if wallet_calls is not None:
+            wallet = await self._stack.enter_async_context(
+                _wallet_apart(self.users * self._rounds + 1)
+            )
+            self.rec = _Rounds(wallet.cpu_seconds)
+        emu = self._emu = make_emulator()
+        self._stack.push_async_callback(emu.aclose)
+        keyboard = InlineKeyboardMarkup([[InlineKeyboardButton("Go", callback_data="go")]])
+
+        async def replay(update: Update, context: Any, step: str) -> None:
+            assert templates is not None
+            for method, args, kwargs in (wallet_calls or {}).get(step, ()):
+                await getattr(wallet, method)(*args, **kwargs)
+            query = update.callback_query
+            for method, params in templates[step]:
+                params = dict(params)
+                if "chat_id" in params:
+                    params["chat_id"] = update.effective_chat.id
+                if method == "answerCallbackQuery":
+                    params["callback_query_id"] = query.id
+                elif query is not None and "message_id" in params:
+                    params["message_id"] = query.message.message_id
+                await getattr(context.bot, method)(**params)
+
+        async def start(update: Update, context: Any) -> None:
+            if templates:
+                return await replay(update, context, "start")
+            await update.effective_message.reply_text("Hello", reply_markup=keyboard)
+
+        async def transactions(update: Update, context: Any) -> None:
+            await replay(update, context, "list")
+
+        async def text(update: Update, context: Any) -> None:
+            if templates:
+                return await replay(update, context, "question")
+            await update.effective_message.reply_text("An answer", reply_markup=keyboard)
+
+        async def go(update: Update, context: Any) -> None:
+            if templates:
+                data = update.callback_query.data or ""
+                step = next((n for prefix, n in _WALK_BUTTONS if data.startswith(prefix)), None)
+                return await replay(update, context, step or "answer_button")
+            await update.callback_query.answer()
+            await update.callback_query.edit_message_text("Pressed")
+
+        app = self._app = (
+            ApplicationBuilder()
+            .token(TOKEN)
+            .request(EmulatorRequest(emu))
+            .get_updates_request(EmulatorRequest(emu, read_timeout=None))
+            .concurrent_updates(64)
+            .build()
+        )
+        app.add_handler(CommandHandler("start", start))
+        app.add_handler(CommandHandler("transactions", transactions))
+        app.add_handler(MessageHandler(filters.TEXT & ~filters.COMMAND, text))
+        app.add_handler(CallbackQueryHandler(go))
+        await app.initialize()
+        self._stack.push_async_callback(app.shutdown)
+        await app.updater.start_polling(
+            poll_interval=0.0, timeout=1, allowed_updates=Update.ALL_TYPES
+        )
+        await app.start()
+        # Unwound last-in first: the updater stops first, then the application.
+        self._stack.push_async_callback(app.stop)
+        self._stack.push_async_callback(app.updater.stop)
+        if FREEZE_AFTER_WARM_UP:
+            freeze_heap()
+        self._watcher = Watcher(emu)
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self._stack.aclose()
+
+    def new_people(self) -> list[Any]:
+        """Return :attr:`users` users who never wrote (each step's chats are fresh ones)."""
+        first, self._people = self._people, self._people + self.users
+        return [
+            self._emu.add_user(f"P{n}", language_code=QUESTIONS[n % len(QUESTIONS)][0])
+            for n in range(first, self._people)
+        ]
+
+    async def run_step(self, name: str, action: str, what: str, people: list[Any]) -> None:
+        """Measure one step done by each of ``people`` at once."""
+        before = {u.id: self._watcher.count(u.id) for u in people}
+        self.rec.start()
+        for index, user in enumerate(people):
+            _act(self._emu, self._watcher, user, index, action, what)
+        await self._watcher.wait_all(before)
+        self.rec.stop(name, len(people))
+
+    async def minimal_pair(self) -> None:
+        """Measure the minimal command and button once more, with new users (``bench.cost``
+        runs this just before each of the bot's steps it pairs with them)."""
+        people = self.new_people()
+        for name, action, what in self.steps[0], self.steps[2]:
+            await self.run_step(name, action, what, people)
+
+
 async def measure_bare_ptb(
     users: int,
     rounds: int,
@@ -398,114 +561,19 @@ async def measure_bare_ptb(
     wallet_calls: dict[str, list[WalletCall]] | None = None,
     wallet_out: dict[str, float] | None = None,
 ) -> dict[str, Any]:
-    """Return CPU ms per update of a bare PTB application on the same emulator transport.
-
-    Without ``templates``: minimal replies ("Hello" and one button). With them: each handler
-    makes exactly the Bot API calls the bot made for that step (its texts, HTML, keyboards),
-    so the difference to the bot is the bot's own stack and not the size of its messages.
-    With ``wallet_calls`` as well ("same work"), each handler first makes the wallet calls the
-    bot made for that step, with the same arguments, to the same demo wallet on a loop and
-    thread of its own (:mod:`bench._wallet_thread`, as the bot's wallet-apart run);
-    ``wallet_out`` receives that wallet's CPU ms per update, part of the figures returned.
-    """
-    from tgbot.sandbox.request import EmulatorRequest
-
-    # First, so that its start-up is over before anything is measured; closed last (finally).
-    apart = contextlib.AsyncExitStack()
-    wallet = None
-    if wallet_calls is not None:
-        wallet = await apart.enter_async_context(_wallet_apart(users * rounds + 1))
-
-    emu = make_emulator()
-    keyboard = InlineKeyboardMarkup([[InlineKeyboardButton("Go", callback_data="go")]])
-
-    async def replay(update: Update, context: Any, step: str) -> None:
-        assert templates is not None
-        for method, args, kwargs in (wallet_calls or {}).get(step, ()):
-            await getattr(wallet, method)(*args, **kwargs)
-        query = update.callback_query
-        for method, params in templates[step]:
-            params = dict(params)
-            if "chat_id" in params:
-                params["chat_id"] = update.effective_chat.id
-            if method == "answerCallbackQuery":
-                params["callback_query_id"] = query.id
-            elif query is not None and "message_id" in params:
-                params["message_id"] = query.message.message_id
-            await getattr(context.bot, method)(**params)
-
-    async def start(update: Update, context: Any) -> None:
-        if templates:
-            return await replay(update, context, "start")
-        await update.effective_message.reply_text("Hello", reply_markup=keyboard)
-
-    async def transactions(update: Update, context: Any) -> None:
-        await replay(update, context, "list")
-
-    async def text(update: Update, context: Any) -> None:
-        if templates:
-            return await replay(update, context, "question")
-        await update.effective_message.reply_text("An answer", reply_markup=keyboard)
-
-    async def go(update: Update, context: Any) -> None:
-        if templates:
-            data = update.callback_query.data or ""
-            step = next((name for prefix, name in _WALK_BUTTONS if data.startswith(prefix)), None)
-            return await replay(update, context, step or "answer_button")
-        await update.callback_query.answer()
-        await update.callback_query.edit_message_text("Pressed")
-
-    app = (
-        ApplicationBuilder()
-        .token(TOKEN)
-        .request(EmulatorRequest(emu))
-        .get_updates_request(EmulatorRequest(emu, read_timeout=None))
-        .concurrent_updates(64)
-        .build()
-    )
-    app.add_handler(CommandHandler("start", start))
-    app.add_handler(CommandHandler("transactions", transactions))
-    app.add_handler(MessageHandler(filters.TEXT & ~filters.COMMAND, text))
-    app.add_handler(CallbackQueryHandler(go))
-    await app.initialize()
-    await app.updater.start_polling(poll_interval=0.0, timeout=1, allowed_updates=Update.ALL_TYPES)
-    await app.start()
-    if FREEZE_AFTER_WARM_UP:
-        freeze_heap()
-    watcher = Watcher(emu)
-    steps = (
-        ("command_reply", "send", "/start"),
-        ("text_reply", "question", ""),
-        ("button_answer_edit", "first_button", ""),
-    )
-    if templates:
-        walk = zip(STEP_NAMES, REFUND_WALK, strict=True)
-        steps += tuple((name, action, what) for name, (action, what) in walk)
-    rec = _Rounds(wallet.cpu_seconds if wallet is not None else lambda: 0.0)
-    try:
-        for r in range(rounds):
-            people = [
-                emu.add_user(f"P{r}-{i}", language_code=QUESTIONS[i % len(QUESTIONS)][0])
-                for i in range(users)
-            ]
-            for name, action, what in steps:
-                before = {u.id: watcher.count(u.id) for u in people}
-                rec.start()
-                for index, user in enumerate(people):
-                    _act(emu, watcher, user, index, action, what)
-                await watcher.wait_all(before)
-                rec.stop(name, users)
-    finally:
-        await app.updater.stop()
-        await app.stop()
-        await app.shutdown()
-        await emu.aclose()
-        await apart.aclose()
+    """Return CPU ms per update of a bare PTB application (:class:`BarePtb`) on the same
+    emulator transport, each step's cheapest of ``rounds``; ``wallet_out`` receives the
+    wallet's CPU ms per update (same work), part of the figures returned."""
+    async with BarePtb(users, rounds, templates, wallet_calls) as bare:
+        for _ in range(rounds):
+            people = bare.new_people()
+            for name, action, what in bare.steps:
+                await bare.run_step(name, action, what, people)
     if collector_out is not None:
-        collector_out.update(rec.collector())
+        collector_out.update(bare.rec.collector())
     if wallet_out is not None:
-        wallet_out.update(rec.wallet_in_best())
-    return rec.best()
+        wallet_out.update(bare.rec.wallet_in_best())
+    return bare.rec.best()
 
 
 #: Which recorded step a pressed button replays (by callback data prefix).
@@ -520,6 +588,41 @@ _WALK_BUTTONS = (
 
 def _ratio(a: float | None, b: float | None) -> float | None:
     return round(a / b, 2) if a and b else None
+
+
+#: The bot's steps in the order each round runs them (light path, then the walk).
+_ROUND_ORDER = (*(name for name, _, _ in LIGHT_STEPS), *STEP_NAMES)
+_COMMAND_STEPS = ("start", "help", "list")
+
+
+def _paired_ratios(bot: dict[str, list[float]], bare: dict[str, list[float]]) -> dict[str, Any]:
+    """Ratios of the bot's steps (``bot``: ms per update per round) to bare PTB's minimal
+    command or button measured just before each of them (``bare``: in the same order)."""
+    steps = len(_ROUND_ORDER)
+    rounds = len(bot[_ROUND_ORDER[0]])
+
+    def paired(step: str, r: int) -> float:
+        kind = "command_reply" if step in _COMMAND_STEPS else "button_answer_edit"
+        return bare[kind][r * steps + _ROUND_ORDER.index(step)]
+
+    compared = [step for step in _ROUND_ORDER if step != "question"]  # no minimal text here
+    minimal = {step: [paired(step, r) for r in range(rounds)] for step in compared}
+    by_round = {step: [bot[step][r] / minimal[step][r] for r in range(rounds)] for step in compared}
+    walk = STEP_NAMES[1:]  # the walk's button steps (the list is a command)
+    walk_by_round = [
+        sum(bot[s][r] for s in walk) / sum(paired(s, r) for s in walk) for r in range(rounds)
+    ]
+    return {
+        "how": (
+            "bot (wallet apart) / bare PTB's minimal command or button measured just before "
+            "that step, per round; median over rounds"
+        ),
+        "minimal_ms_before_step": {s: [round(x, 3) for x in v] for s, v in minimal.items()},
+        "ratio_by_round": {s: [round(x, 2) for x in v] for s, v in by_round.items()},
+        "ratio_median": {s: round(statistics.median(v), 2) for s, v in by_round.items()},
+        "wallet_walk_button_ratio_by_round": [round(x, 2) for x in walk_by_round],
+        "wallet_walk_button_ratio_median": round(statistics.median(walk_by_round), 2),
+    }
 
 
 async def main_async(args: Any) -> dict[str, Any]:
@@ -553,9 +656,21 @@ async def main_async(args: Any) -> dict[str, Any]:
     # remains is the bot's (its calls to the wallet cross threads, as a fast network would).
     apart_wallet: dict[str, float] = {}
     apart_refunds: list[int] = []
-    apart_process = await measure_bot(
-        users, rounds, refunds_out=apart_refunds, wallet_out=apart_wallet, threaded_wallet=True
-    )
+    apart_rounds: dict[str, list[float]] = {}
+    # Bare PTB's minimal command and button are measured again just before each step of
+    # this run: each ratio compares two figures taken moments apart (the machine's noise
+    # moves both), and the median over rounds leaves out a round that one burst spoilt.
+    async with BarePtb(users, rounds) as minimal:
+        apart_process = await measure_bot(
+            users,
+            rounds,
+            refunds_out=apart_refunds,
+            wallet_out=apart_wallet,
+            threaded_wallet=True,
+            paired=minimal,
+            rounds_out=apart_rounds,
+        )
+    paired = _paired_ratios(apart_rounds, minimal.rec.cpu)
     apart = {
         step: round(apart_process[step] - apart_wallet.get(step, 0.0), 3) for step in apart_process
     }
@@ -634,6 +749,7 @@ async def main_async(args: Any) -> dict[str, Any]:
                 step: _ratio(apart[step], same_work.get(step)) for step in STEP_NAMES
             },
             "refunds_created": apart_refunds[0],
+            "paired_with_minimal": paired,
         },
         "bare_ptb_same_work": {
             "process_cpu_ms_per_update": same_work_process,

@@ -135,6 +135,20 @@ def test_cost(results):
         same_work["process_cpu_ms_per_update"]["confirm"] - worked["confirm"], 3
     )
     assert set(apart["wallet_walk_ratios_same_work"]) == walk
+    # Paired: bare PTB's minimal command or button measured just before each of the bot's
+    # steps (one round here), and each ratio is the bot's step over the one before it.
+    paired = apart["paired_with_minimal"]
+    before = paired["minimal_ms_before_step"]
+    assert set(before) == (light | walk) - {"question"} and all(
+        len(v) == 1 for v in before.values()
+    )
+    for step, (ms,) in before.items():
+        assert ms > 0
+        expected = apart["bot_cpu_ms_per_update"][step] / ms
+        assert paired["ratio_by_round"][step][0] == pytest.approx(expected, abs=0.011)
+    assert (
+        paired["wallet_walk_button_ratio_median"] == paired["wallet_walk_button_ratio_by_round"][0]
+    )
     # With the wallet over HTTP every step of the walk still did its work.
     http = dict(r["bot_http_wallet_cpu_ms_per_update"])
     assert http.pop("refunds_created") == r["refunds_created"]
