@@ -25,6 +25,12 @@ difference is the bot's stack, not the size of its messages). The bot's steps:
   thread of its own (``bench._wallet_thread``): each wallet call crosses threads and back, as
   a fast network would, and all of the wallet's CPU (its Python too, not only its SQLite
   thread) is read from its threads' clocks and taken off: ``wallet_apart`` is the bot's own.
+* paired (in the wallet-apart run): bare PTB's minimal command and button are measured again
+  just before each of the bot's steps, by a second bare application alive beside the bot,
+  and each step is divided by the one measured just before it; the median over the rounds
+  (``wallet_apart.paired_with_minimal``) does not swing with the machine's noise as a ratio
+  of figures measured a minute apart does. Each of the bot's steps includes the persistence
+  write it caused (run at the step's end).
 * same work: bare PTB once more, each handler making the same Bot API calls *and* the same
   wallet calls the bot made for that step (recorded from the bot, same arguments), to the
   same demo wallet apart, whose CPU is taken off as for the bot (``bare_ptb_same_work``;
@@ -68,6 +74,7 @@ from telegram.ext import (
     filters,
 )
 
+from bench._bare import replay as replay_calls
 from bench._common import (
     QUESTIONS,
     REFUND_WALK,
@@ -467,16 +474,7 @@ class BarePtb:
             assert templates is not None
             for method, args, kwargs in (wallet_calls or {}).get(step, ()):
                 await getattr(wallet, method)(*args, **kwargs)
-            query = update.callback_query
-            for method, params in templates[step]:
-                params = dict(params)
-                if "chat_id" in params:
-                    params["chat_id"] = update.effective_chat.id
-                if method == "answerCallbackQuery":
-                    params["callback_query_id"] = query.id
-                elif query is not None and "message_id" in params:
-                    params["message_id"] = query.message.message_id
-                await getattr(context.bot, method)(**params)
+            await replay_calls(update, context, templates[step])
 
         async def start(update: Update, context: Any) -> None:
             if templates:
