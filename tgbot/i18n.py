@@ -26,6 +26,8 @@ from babel.messages.pofile import read_po
 from babel.numbers import format_currency, format_decimal
 from markupsafe import Markup
 
+from tgbot.text import CatalogText
+
 LOCALES_DIR = Path(__file__).resolve().parent.parent / "locales"
 DOMAIN = "messages"
 #: Supported languages: code -> the language's own name (shown on the language buttons).
@@ -83,11 +85,11 @@ class Translator:
     def gettext(self, message: str) -> Markup:
         """Translate ``message``: HTML from the catalog, whose ``format()`` escapes every
         value (see :mod:`tgbot.text`)."""
-        return Markup(self.catalog.gettext(message))
+        return CatalogText(self.catalog.gettext(message))
 
     def ngettext(self, singular: str, plural: str, n: int) -> Markup:
         """Translate the form of ``singular``/``plural`` that fits ``n`` (HTML, as above)."""
-        return Markup(self.catalog.ngettext(singular, plural, n))
+        return CatalogText(self.catalog.ngettext(singular, plural, n))
 
     def money(self, amount: Decimal, currency: str) -> str:
         """Format ``amount`` of ``currency`` for this locale (e.g. ``¥88.00`` / ``US$5.00``)."""

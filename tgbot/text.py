@@ -11,7 +11,9 @@ escaped twice.
 from __future__ import annotations
 
 import re
+import string
 import unicodedata
+from functools import lru_cache
 
 from markupsafe import Markup
 from markupsafe import escape as _markup_escape
@@ -24,6 +26,55 @@ CALLBACK_DATA_LIMIT = 64
 DEEP_LINK_LIMIT = 64
 
 _SPACES = re.compile(r"\s+")
+
+
+class CatalogText(Markup):
+    """A catalog text: :class:`~markupsafe.Markup` whose :meth:`format` gives markupsafe's
+    result (every value escaped, Markup values kept) faster when every field of the template
+    is a plain ``{name}`` or ``{0}`` (no attribute, index, conversion or format spec): each
+    value is escaped as markupsafe's formatter escapes it, then put in by ``str.format``, which
+    runs in C instead of markupsafe's formatter written in Python. Any other template is
+    formatted by markupsafe itself."""
+
+    __slots__ = ()
+
+    def format(self, /, *args: object, **kwargs: object) -> CatalogText:
+        if not _plain_fields(str(self)):
+            return super().format(*args, **kwargs)
+        fields = {name: _escaped(value) for name, value in kwargs.items()}
+        return CatalogText(str.format(self, *map(_escaped, args), **fields))
+
+
+@lru_cache(maxsize=4096)
+def _plain_fields(template: str) -> bool:
+    """Whether every replacement field of ``template`` is a bare name or position."""
+    try:
+        parsed = list(_FORMATTER.parse(template))
+    except ValueError:
+        return False  # let markupsafe raise what it raises
+    return all(
+        field is None
+        or (
+            not spec
+            and not conversion
+            and (field.isidentifier() or field == "" or field.isdecimal())
+        )
+        for _, field, spec, conversion in parsed
+    )
+
+
+def _escaped(value: object) -> str:
+    """Return ``value`` as markupsafe's formatter puts it into a template (empty spec)."""
+    if hasattr(value, "__html_format__"):
+        text = value.__html_format__("")
+    elif hasattr(value, "__html__"):
+        text = value.__html__()
+    else:
+        text = format(value, "")
+    return str(_markup_escape(text))
+
+
+_FORMATTER = string.Formatter()
 
 
 def escape(text: object) -> Markup:
