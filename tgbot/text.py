@@ -32,35 +32,50 @@ class CatalogText(Markup):
     """A catalog text: :class:`~markupsafe.Markup` whose :meth:`format` gives markupsafe's
     result (every value escaped, Markup values kept) faster when every field of the template
     is a plain ``{name}`` or ``{0}`` (no attribute, index, conversion or format spec): each
-    value is escaped as markupsafe's formatter escapes it, then put in by ``str.format``, which
-    runs in C instead of markupsafe's formatter written in Python. Any other template is
-    formatted by markupsafe itself."""
+    value the template uses is escaped as markupsafe's formatter escapes it, then put in by
+    ``str.format``, which runs in C instead of markupsafe's formatter written in Python. Any
+    other template is formatted by markupsafe itself."""
 
     __slots__ = ()
 
     def format(self, /, *args: object, **kwargs: object) -> CatalogText:
-        if not _plain_fields(str(self)):
+        used = _plain_fields(str(self))
+        if used is None:
             return super().format(*args, **kwargs)
-        fields = {name: _escaped(value) for name, value in kwargs.items()}
-        return CatalogText(str.format(self, *map(_escaped, args), **fields))
+        names, positions = used
+        # Only what the template uses is escaped (markupsafe never touches the rest); a
+        # missing one is left for str.format to report.
+        fields = {name: _escaped(kwargs[name]) for name in names if name in kwargs}
+        values = [_escaped(v) if i in positions else v for i, v in enumerate(args)]
+        return CatalogText(str.format(self, *values, **{**kwargs, **fields}))
 
 
 @lru_cache(maxsize=4096)
-def _plain_fields(template: str) -> bool:
-    """Whether every replacement field of ``template`` is a bare name or position."""
+def _plain_fields(template: str) -> tuple[frozenset[str], frozenset[int]] | None:
+    """The names and positions ``template``'s fields use, when every field is a bare name
+    or position; None otherwise."""
     try:
         parsed = list(_FORMATTER.parse(template))
     except ValueError:
-        return False  # let markupsafe raise what it raises
-    return all(
-        field is None
-        or (
-            not spec
-            and not conversion
-            and (field.isidentifier() or field == "" or field.isdecimal())
-        )
-        for _, field, spec, conversion in parsed
-    )
+        return None  # let markupsafe raise what it raises
+    names: set[str] = set()
+    positions: set[int] = set()
+    automatic = 0
+    for _, field, spec, conversion in parsed:
+        if field is None:
+            continue
+        if spec or conversion:
+            return None
+        if field == "":
+            positions.add(automatic)
+            automatic += 1
+        elif field.isdecimal():
+            positions.add(int(field))
+        elif field.isidentifier():
+            names.add(field)
+        else:
+            return None
+    return frozenset(names), frozenset(positions)
 
 
 def _escaped(value: object) -> str:

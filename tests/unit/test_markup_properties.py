@@ -89,6 +89,13 @@ class _Html:
         return self.html
 
 
+class _Broken:
+    """A value that fails whenever it is formatted (markupsafe formats only what is used)."""
+
+    def __html__(self) -> str:
+        raise RuntimeError("formatted")
+
+
 #: Values formatted into catalog texts: text with HTML's special characters, numbers,
 #: amounts, Markup (kept as it is), and objects with their own HTML.
 VALUES = st.one_of(
@@ -151,7 +158,8 @@ TEMPLATE_PARTS = st.sampled_from(
 def test_any_template_formats_or_fails_as_markupsafe_does(template, args, value):
     """Templates with attributes, indexes, conversions, specs or broken braces: the same
     result or the same kind of error as markupsafe's formatter."""
-    kwargs = {"a": value, "b": [value], "名": value}
+    kwargs = {"a": value, "b": [value], "名": value, "unused": _Broken()}
+    args = [*args, _Broken()]  # past every position the templates use
 
     def run(text: Markup) -> object:
         try:
