@@ -12,6 +12,7 @@ To change a fact: change it here, run ``tgbot i18n update`` and translate the ch
 from __future__ import annotations
 
 from decimal import Decimal
+from functools import cache
 
 from .i18n import N_, Translator
 
@@ -58,7 +59,13 @@ def micro_deposit(tr: Translator) -> str:
 
 
 def values(tr: Translator) -> dict[str, str]:
-    """Return every fact as a ``{placeholder}`` value in ``tr``'s language."""
+    """Return every fact as a ``{placeholder}`` value in ``tr``'s language (a new dict; the
+    texts are made once per language)."""
+    return dict(_values(tr))
+
+
+@cache
+def _values(tr: Translator) -> dict[str, str]:
     return {
         "processing": tr.gettext(PROCESSING),
         "processing_human": tr.gettext(PROCESSING_HUMAN),
