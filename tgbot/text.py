@@ -1,8 +1,9 @@
 """Text safety helpers: HTML escaping, Telegram length limits, input normalization.
 
 Messages are sent as HTML. Escaping happens in one place: a catalog text
-(:meth:`tgbot.i18n.Translator.gettext`, ``context._``) is a :class:`markupsafe.Markup`, so
-its ``format()`` escapes every value that is not itself Markup — a wallet display name, a
+(:meth:`tgbot.i18n.Translator.gettext`, ``context._``) is a :class:`markupsafe.Markup`
+(:class:`CatalogText`, the same result computed faster), so its ``format()`` escapes every
+value that is not itself Markup — a wallet display name, a
 Telegram name, a merchant, anything typed by a user or an agent. :func:`escape` is the same
 escaping for text sent without a catalog template; its result is Markup, so it is never
 escaped twice.
