@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
+import time
+from collections.abc import Callable
+
 from telegram import InlineKeyboardButton, InlineKeyboardMarkup, Update
 from telegram.ext import Application, CallbackQueryHandler, CommandHandler, ContextTypes
 
@@ -25,6 +29,13 @@ async def balance(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     await update.callback_query.edit_message_text("Balance: 10.00 USDT")
 
 
+async def _until(condition: Callable[[], object], timeout: float = 30.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, "the application did not answer"
+        await asyncio.sleep(0.01)
+
+
 async def converse(emu: TelegramEmulator, app: Application) -> None:
     """Drive one user session against a running application."""
     app.add_handler(CommandHandler("start", start))
@@ -34,11 +45,20 @@ async def converse(emu: TelegramEmulator, app: Application) -> None:
         await app.start()
         await app.updater.start_polling(poll_interval=0, timeout=1)
         emu.user_send(li.id, "/start")
+        # The reply is waited for, not a quiet moment: on a loaded machine the handler can
+        # be quiet for longer than settle's 50 ms before it sends.
+        await _until(lambda: emu.bot_messages(li.id))
         await emu.settle()
         menu = emu.last_bot_message(li.id)
         assert menu["text"] == "Hi 李雷"
         assert emu.buttons(menu) == [["Balance"]]
         query_id = emu.press_button(li.id, li.id, menu["message_id"], "Balance")
+        await _until(
+            lambda: (
+                query_id in emu.callback_answers
+                and emu.last_bot_message(li.id)["text"] != "Hi 李雷"
+            )
+        )
         await emu.settle()
         assert emu.callback_answers[query_id]["text"] is None
         assert emu.last_bot_message(li.id)["text"] == "Balance: 10.00 USDT"
