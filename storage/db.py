@@ -7,7 +7,7 @@ import contextvars
 import os
 import sqlite3
 import threading
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
@@ -96,13 +96,12 @@ class Database:
         transaction of the same task nests through a SAVEPOINT, so a caller can
         group several repository calls into one atomic unit.
         """
-        task = asyncio.current_task()
-        if task is not None and self._owner.get() is task:
+        if self._in_own_transaction():
             async with self._savepoint():
                 yield self._conn
             return
         async with self._lock:
-            token = self._owner.set(task)
+            token = self._owner.set(asyncio.current_task())
             try:
                 await self._conn.execute("BEGIN IMMEDIATE")
                 try:
@@ -125,16 +124,9 @@ class Database:
         :meth:`transaction`, so it never lands inside another task's open transaction; inside
         the calling task's own transaction it simply joins it.
         """
-        task = asyncio.current_task()
-        if (task is not None and self._owner.get() is task) or not self._lock.locked():
-            # Inside the caller's own transaction it joins it. With no transaction open, no
-            # lock is needed: the statement is queued on the connection's thread at once
-            # (before this call first yields), so a transaction begun after it queues its
-            # BEGIN behind it. Waiting for the lock there cost each of many concurrent writes
-            # a hand-off of the lock (a loop iteration) on top of its thread round trip.
-            return list(await self._conn.execute_fetchall(sql, params))
-        async with self._lock:
-            return list(await self._conn.execute_fetchall(sql, params))
+        if self._in_own_transaction():
+            return list(await self._conn.execute_fetchall(sql, params))  # it joins it
+        return list(await self._outside_transactions(self._conn.execute_fetchall, sql, params))
 
     async def write_all(self, statements: Sequence[tuple[str, Params]]) -> list[list[Any]]:
         """Run several writing statements as one transaction; return each one's RETURNING
@@ -145,19 +137,30 @@ class Database:
         transaction the statements simply join it. A later statement may depend on an
         earlier one's outcome through SQL (``changes()``: rows the previous one changed).
         """
-        task = asyncio.current_task()
-        if task is not None and self._owner.get() is task:
+        if self._in_own_transaction():
             return [list(await self._conn.execute_fetchall(sql, p)) for sql, p in statements]
-        if not self._lock.locked():
-            return await self._in_thread(_run_all, statements)
-        async with self._lock:
-            return await self._in_thread(_run_all, statements)
+        # aiosqlite keeps both private (its job queue, the sqlite3 connection); stable since
+        # 0.17, and the lock file pins the version.
+        return await self._outside_transactions(
+            self._conn._execute, _run_all, self._conn._conn, statements
+        )
 
-    async def _in_thread(self, job: Callable[..., Any], *args: Any) -> Any:
-        """Run ``job(sqlite3_connection, *args)`` as one job on the connection's thread."""
-        # aiosqlite keeps both private (the job queue and the sqlite3 connection); stable
-        # since 0.17, and the lock file pins the version.
-        return await self._conn._execute(job, self._conn._conn, *args)
+    def _in_own_transaction(self) -> bool:
+        task = asyncio.current_task()
+        return task is not None and self._owner.get() is task
+
+    async def _outside_transactions(self, call: Callable[..., Awaitable[Any]], *args: Any) -> Any:
+        """Run one job on the connection's thread, never inside another task's transaction.
+
+        With no transaction open no lock is needed: the job is queued on the connection's
+        thread at once (before this call first yields), so a transaction begun after it
+        queues its BEGIN behind it. Waiting for the lock there cost each of many concurrent
+        writes a hand-off of the lock (a loop iteration) on top of its thread round trip.
+        """
+        if not self._lock.locked():
+            return await call(*args)
+        async with self._lock:
+            return await call(*args)
 
     @asynccontextmanager
     async def _savepoint(self) -> AsyncIterator[None]:
