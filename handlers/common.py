@@ -43,7 +43,7 @@ from telegram.warnings import PTBUserWarning
 
 from services.wording import HUMAN_LABEL, MAIN_MENU_LABEL, MENU
 from tgbot.context import BotContext
-from tgbot.i18n import N_
+from tgbot.i18n import N_, Translator
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -168,20 +168,16 @@ def scratch(context: BotContext) -> dict[str, Any]:
     return context.user_data.setdefault(SCRATCH_KEY, {})
 
 
-#: The way-forward buttons every step shows, built once per language: (translator, label,
-#: data) -> button. PTB's buttons cannot be changed once made, so one serves every message.
-_NAV_BUTTONS: dict[tuple[int, str, str], tuple[object, InlineKeyboardButton]] = {}
-
-
 def nav_button(context: BotContext, label: str, data: str) -> InlineKeyboardButton:
     """Return the button ``label`` (translated) sending ``data``, made once per language;
-    for the fixed buttons of every step (``data`` constant, or the cache would grow)."""
-    tr = context.tr
-    key = (id(tr), label, data)
-    made = _NAV_BUTTONS.get(key)
-    if made is None or made[0] is not tr:  # the translator is kept, so its id stays its own
-        made = _NAV_BUTTONS[key] = (tr, InlineKeyboardButton(tr.gettext(label), callback_data=data))
-    return made[1]
+    for the fixed buttons of every step (``data`` constant, or the cache would grow). PTB's
+    buttons cannot be changed once made, so one serves every message."""
+    return _nav_button(context.tr, label, data)
+
+
+@functools.cache
+def _nav_button(tr: Translator, label: str, data: str) -> InlineKeyboardButton:
+    return InlineKeyboardButton(tr.gettext(label), callback_data=data)
 
 
 def main_menu_row(context: BotContext) -> list[InlineKeyboardButton]:
