@@ -40,7 +40,7 @@ class CatalogText(Markup):
     __slots__ = ()
 
     def format(self, /, *args: object, **kwargs: object) -> CatalogText:
-        used = _plain_fields(str(self))
+        used = _plain_fields(self)
         if used is None:
             return super().format(*args, **kwargs)
         names, positions = used
