@@ -736,6 +736,10 @@ async def walk_light(
     return "done"
 
 
+#: A wallet call as the bot made it: (method, positional arguments, keyword arguments).
+WalletCall = tuple[str, tuple[Any, ...], dict[str, Any]]
+
+
 class CallCounter:
     """A wallet backend wrapper that counts calls (for the bare-PTB replay's wallet waits)
     and logs each one's method and arguments (for ``bench.cost``'s same-work replay)."""
@@ -743,7 +747,7 @@ class CallCounter:
     def __init__(self, inner: Any) -> None:
         self.inner = inner
         self.calls = 0
-        self.log: list[tuple[str, tuple[Any, ...], dict[str, Any]]] = []
+        self.log: list[WalletCall] = []
 
     def __getattr__(self, name: str) -> Any:
         target = getattr(self.inner, name)

@@ -84,6 +84,7 @@ from bench._common import (
     CallCounter,
     GcClock,
     InProcessBot,
+    WalletCall,
     Watcher,
     emit,
     link_users,
@@ -93,6 +94,7 @@ from bench._common import (
     peak_rss_mb,
     prepare_database,
     quiet_logs,
+    runtime_flags,
     runtime_options,
     workdir,
 )
@@ -144,9 +146,6 @@ def _thread_cpu(thread: Any) -> float:
         return 0.0
     return time.clock_gettime(time.pthread_getcpuclockid(thread.ident))
 
-
-#: A wallet call as the bot made it: (method, positional arguments, keyword arguments).
-WalletCall = tuple[str, tuple[Any, ...], dict[str, Any]]
 
 GC_CLOCK = GcClock()
 #: ``--gc tuned``: each subject's heap is frozen once it has started (as ``tgbot run`` does).
@@ -442,7 +441,6 @@ class BarePtb:
         self._wallet_calls = wallet_calls
         self._stack = contextlib.AsyncExitStack()
         self._emu: Any = None
-        self._app: Any = None
         self._watcher: Any = None
         self._people = 0
         self.rec = _Rounds()
@@ -497,7 +495,7 @@ class BarePtb:
             await update.callback_query.answer()
             await update.callback_query.edit_message_text("Pressed")
 
-        app = self._app = (
+        app = (
             ApplicationBuilder()
             .token(TOKEN)
             .request(EmulatorRequest(emu))
@@ -547,8 +545,9 @@ class BarePtb:
         """Measure the minimal command and button once more, with new users (``bench.cost``
         runs this just before each of the bot's steps it pairs with them)."""
         people = self.new_people()
-        for name, action, what in self.steps[0], self.steps[2]:
-            await self.run_step(name, action, what, people)
+        for name, action, what in self.steps:
+            if name in ("command_reply", "button_answer_edit"):
+                await self.run_step(name, action, what, people)
 
 
 async def measure_bare_ptb(
@@ -608,7 +607,7 @@ def _paired_ratios(bot: dict[str, list[float]], bare: dict[str, list[float]]) ->
     by_round = {step: [bot[step][r] / minimal[step][r] for r in range(rounds)] for step in compared}
     walk = STEP_NAMES[1:]  # the walk's button steps (the list is a command)
     walk_by_round = [
-        sum(bot[s][r] for s in walk) / sum(paired(s, r) for s in walk) for r in range(rounds)
+        sum(bot[s][r] for s in walk) / sum(minimal[s][r] for s in walk) for r in range(rounds)
     ]
     return {
         "how": (
@@ -780,7 +779,8 @@ def main() -> None:
     )
     args = p.parse_args()
     quiet_logs()
-    if args.gc == "tuned":
+    flags = runtime_flags(args)
+    if flags["tuned_gc"]:
         global FREEZE_AFTER_WARM_UP
         FREEZE_AFTER_WARM_UP = True
         tune_collector()
@@ -790,7 +790,7 @@ def main() -> None:
 
         # PTB's documented hook for another JSON library; for the bot and bare PTB alike.
         BaseRequest.parse_json_payload = staticmethod(orjson.loads)  # type: ignore[method-assign]
-    if args.loop == "uvloop":
+    if flags["uvloop"]:
         import uvloop
 
         result = uvloop.run(main_async(args))
