@@ -129,7 +129,6 @@ def pytest_sessionfinish(session):
         return
     if not config.stash.get(_SCAN_LEFT, False) or session.exitstatus not in (0, 1):
         return  # one process (the test scans), no scan selected, or interrupted
-    remember("4111 1111 1111 1111")
     secrets = config.stash.get(_WORKER_SECRETS, set()) | TYPED_SECRETS
     base = config._tmp_path_factory.getbasetemp()  # pytest-xdist's own way to its workers' dirs
     try:

@@ -2,13 +2,10 @@
 
 from __future__ import annotations
 
-import asyncio
-import time
-from collections.abc import Callable
-
 from telegram import InlineKeyboardButton, InlineKeyboardMarkup, Update
 from telegram.ext import Application, CallbackQueryHandler, CommandHandler, ContextTypes
 
+from tests.e2e.test_process import wait_until
 from tgbot.sandbox.emulator import TelegramEmulator
 from tgbot.sandbox.request import EmulatorRequest
 from tgbot.sandbox.server import EmulatorServer
@@ -29,13 +26,6 @@ async def balance(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     await update.callback_query.edit_message_text("Balance: 10.00 USDT")
 
 
-async def _until(condition: Callable[[], object], timeout: float = 30.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        assert time.monotonic() < deadline, "the application did not answer"
-        await asyncio.sleep(0.01)
-
-
 async def converse(emu: TelegramEmulator, app: Application) -> None:
     """Drive one user session against a running application."""
     app.add_handler(CommandHandler("start", start))
@@ -47,17 +37,19 @@ async def converse(emu: TelegramEmulator, app: Application) -> None:
         emu.user_send(li.id, "/start")
         # The reply is waited for, not a quiet moment: on a loaded machine the handler can
         # be quiet for longer than settle's 50 ms before it sends.
-        await _until(lambda: emu.bot_messages(li.id))
+        await wait_until(lambda: emu.bot_messages(li.id), 30, "the reply")
         await emu.settle()
         menu = emu.last_bot_message(li.id)
         assert menu["text"] == "Hi 李雷"
         assert emu.buttons(menu) == [["Balance"]]
         query_id = emu.press_button(li.id, li.id, menu["message_id"], "Balance")
-        await _until(
+        await wait_until(
             lambda: (
                 query_id in emu.callback_answers
                 and emu.last_bot_message(li.id)["text"] != "Hi 李雷"
-            )
+            ),
+            30,
+            "the button's answer and edit",
         )
         await emu.settle()
         assert emu.callback_answers[query_id]["text"] is None
