@@ -274,7 +274,7 @@ class BotHarness:
                 raise TimeoutError(f"timed out waiting for {what}")
             await asyncio.sleep(0.01)
 
-    async def settle(self, timeout: float = 10.0, *, outbox: bool = True) -> None:
+    async def settle(self, timeout: float = 30.0, *, outbox: bool = True) -> None:
         """Wait until every update so far is handled and (unless ``outbox`` is False) the
         outbox has nothing due."""
         app = self.app
