@@ -541,7 +541,7 @@ async def test_after_a_stop_mid_deletion_the_user_is_held_back_from_the_first_up
         await user.send(f"Tamsin's note {n}")
     await user.send("/privacy")
     await user.click("🗑 Delete my data")
-    emu.faults = Faults(latency=0.3, methods=frozenset({"deleteMessage"}))
+    emu.faults = Faults(latency=2.0, methods=frozenset({"deleteMessage"}))
     await user.click("🗑 Yes, delete my data")
     deadline = time.monotonic() + 10
     while (await bot.app.repos.privacy.erasure_of(user.user_id)).step != "delete_posts":
