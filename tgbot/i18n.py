@@ -16,11 +16,12 @@ from datetime import datetime
 from decimal import Decimal
 from functools import cache, lru_cache
 from pathlib import Path
+from string import Formatter
 from zoneinfo import ZoneInfo
 
 from babel import Locale
+from babel.dates import DateTimePattern, format_skeleton, get_timezone_name, match_skeleton
 from babel.dates import format_datetime as babel_format_datetime
-from babel.dates import format_skeleton, get_timezone_name
 from babel.messages.mofile import write_mo
 from babel.messages.pofile import read_po
 from babel.numbers import format_currency, format_decimal
@@ -160,9 +161,33 @@ def _datetime(locale: Locale, moment: datetime, zone: ZoneInfo, fmt: str) -> str
 
 @lru_cache(maxsize=8192)
 def _date_time(locale: Locale, moment: datetime, zone: ZoneInfo, year: bool) -> str:
-    day = format_skeleton("yMMMd" if year else "MMMd", moment, tzinfo=zone, locale=locale)
-    hour = format_skeleton("Hm", moment, tzinfo=zone, locale=locale)
-    return locale.datetime_formats["medium"].format(hour, day)
+    # One pass of Babel's formatter over one pattern instead of two format_skeleton calls
+    # (each a skeleton lookup and a pattern application): a list of new transactions misses
+    # the cache above on every line.
+    return babel_format_datetime(moment, _date_time_pattern(locale, year), zone, locale)
+
+
+@cache
+def _date_time_pattern(locale: Locale, year: bool) -> DateTimePattern:
+    """The locale's day ("yMMMd"/"MMMd") and hour ("Hm") skeletons as one pattern, joined as
+    its medium date-time format joins them: the same text as formatting each skeleton with
+    ``format_skeleton`` and joining the results."""
+    skeletons = locale.datetime_skeletons
+
+    def pattern(skeleton: str) -> DateTimePattern:
+        if skeleton not in skeletons:  # as format_skeleton (fuzzy) does
+            skeleton = match_skeleton(skeleton, skeletons)
+        return skeletons[skeleton]
+
+    fields = {"0": pattern("Hm"), "1": pattern("yMMMd" if year else "MMMd")}
+    shown, applied = [], []  # the pattern's text (for its repr), its %-format
+    for text, field, _spec, _conversion in Formatter().parse(locale.datetime_formats["medium"]):
+        shown.append(text)
+        applied.append(text.replace("%", "%%"))  # a literal in a %-format
+        if field is not None:
+            shown.append(fields[field].pattern)
+            applied.append(fields[field].format)
+    return DateTimePattern("".join(shown), "".join(applied))
 
 
 @cache

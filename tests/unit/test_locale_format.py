@@ -6,7 +6,10 @@ from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from zoneinfo import ZoneInfo
 
-from hypothesis import given
+from babel import Locale
+from babel.dates import format_skeleton
+from babel.localedata import locale_identifiers
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from tgbot import facts
@@ -64,11 +67,39 @@ def test_facts_carry_the_currency_of_their_amounts():
 def test_a_cached_date_and_time_is_what_babel_gives_for_that_very_moment(moment, zone, year):
     """Formatted dates are cached; one instant written in another zone is an equal key and
     must read the same (it does: the zone to show comes with the key)."""
-    from tgbot.i18n import _date_time
-
     for tr in (ZH, EN):
         elsewhere = moment.astimezone(ZoneInfo("Asia/Tokyo"))
         assert tr.date_time(elsewhere, zone, year=year) == tr.date_time(moment, zone, year=year)
-        assert tr.date_time(moment, zone, year=year) == _date_time.__wrapped__(
+        assert tr.date_time(moment, zone, year=year) == _babel_date_time(
             tr.locale, moment, zone, year
         )
+
+
+def _babel_date_time(locale: Locale, moment: datetime, zone: ZoneInfo, year: bool) -> str:
+    """Babel's own text: the day and hour skeletons formatted apart, joined by the locale's
+    medium date-time format."""
+    day = format_skeleton("yMMMd" if year else "MMMd", moment, tzinfo=zone, locale=locale)
+    hour = format_skeleton("Hm", moment, tzinfo=zone, locale=locale)
+    return locale.datetime_formats["medium"].format(hour, day)
+
+
+@settings(max_examples=300)
+@given(
+    st.sampled_from(sorted(locale_identifiers())),
+    st.datetimes(
+        min_value=datetime(1970, 1, 2),
+        max_value=datetime(2200, 1, 1),
+        timezones=st.sampled_from([UTC, SHANGHAI, ZoneInfo("America/St_Johns")]),
+    ),
+    st.sampled_from([SHANGHAI, ZoneInfo("Asia/Kathmandu"), UTC]),
+    st.booleans(),
+)
+def test_the_joined_pattern_writes_what_babel_writes_in_any_locale(name, moment, zone, year):
+    """The date and time are formatted with one joined pattern: in every locale Babel knows
+    (joining texts with letters, quotes, other orders), the same text as Babel's own."""
+    from tgbot.i18n import _date_time
+
+    locale = Locale.parse(name)
+    assert _date_time.__wrapped__(locale, moment, zone, year) == _babel_date_time(
+        locale, moment, zone, year
+    )
