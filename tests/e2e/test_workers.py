@@ -50,6 +50,38 @@ async def _walk(emu, user, word: str) -> None:
     await wait_until(lambda: all(d in _texts(emu, user.id) for d in done), 60, "the burst")
 
 
+async def _what_happened(
+    conn: asyncpg.Connection, emu, stuck, workers, leader, killed_wall: float
+) -> str:
+    """What a failed walk needs to be understood after the run's files are gone: each stuck
+    user's answers and stored updates, and what the workers logged besides routine jobs."""
+    lines = [f"killed {leader.log_path.name} at {killed_wall:.3f}, now {time.time():.3f}"]
+    for user in stuck:
+        rows = await conn.fetch(
+            "SELECT update_id, received_at, done_at, left(payload, 40) AS kind FROM inbox "
+            "WHERE chat_id = $1 "
+            "ORDER BY update_id",
+            user.id,
+        )
+        states = await conn.fetch(
+            "SELECT name, key, state, updated_at FROM ptb_conversations WHERE key LIKE $1",
+            f"%{user.id}%",
+        )
+        lines += [
+            f"user {user.id}: answers {_texts(emu, user.id)}",
+            *(f"  inbox {dict(row)}" for row in rows),
+            *(f"  state {dict(row)}" for row in states),
+        ]
+    for worker in workers:
+        logged = [
+            line
+            for line in worker.log_path.read_text().splitlines()
+            if "apscheduler" not in line and "Application started" not in line
+        ]
+        lines += [f"{worker.log_path.name}:", *logged[-60:]]
+    return "\n".join(lines)
+
+
 async def _holder(conn: asyncpg.Connection) -> tuple[str, int] | None:
     row = await conn.fetchrow(
         "SELECT holder, token FROM leases WHERE name = 'duties' "
@@ -104,7 +136,7 @@ async def test_three_workers_lose_nothing_when_one_is_killed(
             "load to build up",
         )
         await leader.kill()
-        killed_at = time.monotonic()
+        killed_at, killed_wall = time.monotonic(), time.time()
         in_flight = await conn.fetchval("SELECT COUNT(*) FROM inbox WHERE done_at IS NULL")
 
         # The duties move to another worker within the lease time (plus one renewal step).
@@ -118,7 +150,13 @@ async def test_three_workers_lose_nothing_when_one_is_killed(
         takeover = time.monotonic() - killed_at
         assert takeover <= LEASE_TTL + LEASE_TTL / 3 + 2
 
-        await asyncio.gather(*walks)  # every user got every answer (else a wait times out)
+        try:
+            await asyncio.gather(*walks)  # every user got every answer (else a wait times out)
+        except AssertionError as exc:
+            stuck = [u for u, w in zip(users, walks, strict=True) if w.done() and w.exception()]
+            raise AssertionError(
+                f"{exc}\n{await _what_happened(conn, emu, stuck, workers, leader, killed_wall)}"
+            ) from exc
 
         for i, user in enumerate(users):
             texts = _texts(emu, user.id)
