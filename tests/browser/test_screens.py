@@ -10,7 +10,9 @@ one language per screen, times with their zone, status icons, signed amounts, a 
 
 from __future__ import annotations
 
+import asyncio
 import re
+import time
 from typing import Any
 
 import pytest
@@ -64,14 +66,19 @@ async def latest(demo: DemoHandle, chat_id: int, condition: Any) -> dict[str, An
 page_of: dict[int, Any] = {}
 
 
-async def ticket_thread(demo: DemoHandle, user: int) -> int:
+async def ticket_thread(demo: DemoHandle, user: int, timeout: float = 30.0) -> int:
     """Wait until the user's ticket has its forum topic; return the topic's id."""
-    for _ in range(200):
+    # Each look sleeps: neither the ticket lookup (no query for a user without tickets) nor
+    # a quiet emulator's settle() has to wait, and a loop of looks that never waits keeps the
+    # bot (on the same event loop) from ever creating the ticket (CI failed so, under load).
+    deadline = time.monotonic() + timeout
+    while True:
         ticket = await demo.app.repos.tickets.open_for_user(user)  # type: ignore[attr-defined]
         if ticket is not None and ticket.thread_id is not None:
             return ticket.thread_id
-        await demo.emu.settle(quiet=0.05)
-    raise AssertionError("no topic for the ticket")
+        if time.monotonic() > deadline:
+            raise AssertionError(f"no topic for the ticket after {timeout:g} s: {ticket}")
+        await asyncio.sleep(0.05)
 
 
 @pytest.mark.parametrize("lang", ["zh", "en"])
