@@ -418,6 +418,9 @@ class TelegramEmulator(ClientActions):
         """
         loop = asyncio.get_running_loop()
         deadline = loop.time() + timeout
+        # Always let the bot run first: a quiet emulator may only mean that the bot is still
+        # between calls, and a caller polling with settle() must not keep it from running.
+        await asyncio.sleep(0)
         await self.wait_fetched(timeout)
         while True:
             idle = time.monotonic() - self._last_activity
