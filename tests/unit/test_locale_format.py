@@ -13,7 +13,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from tgbot import facts
-from tgbot.i18n import translator
+from tgbot.i18n import _date_time, translator
 
 ZH, EN = translator("zh_Hans"), translator("en")
 SHANGHAI = ZoneInfo("Asia/Shanghai")
@@ -55,15 +55,16 @@ def test_facts_carry_the_currency_of_their_amounts():
         assert "{" not in "".join(values.values())
 
 
-@given(
-    st.datetimes(
-        min_value=datetime(2000, 1, 1),
-        max_value=datetime(2100, 1, 1),
-        timezones=st.sampled_from([UTC, SHANGHAI, ZoneInfo("America/New_York")]),
-    ),
-    st.sampled_from([SHANGHAI, ZoneInfo("Europe/Berlin"), UTC]),
-    st.booleans(),
+#: Instants written in several zones (a half-hour offset among them), and zones to show them in.
+MOMENTS = st.datetimes(
+    min_value=datetime(1970, 1, 2),
+    max_value=datetime(2200, 1, 1),
+    timezones=st.sampled_from([UTC, SHANGHAI, ZoneInfo("America/St_Johns")]),
 )
+SHOWN_IN = st.sampled_from([SHANGHAI, ZoneInfo("Europe/Berlin"), ZoneInfo("Asia/Kathmandu"), UTC])
+
+
+@given(MOMENTS, SHOWN_IN, st.booleans())
 def test_a_cached_date_and_time_is_what_babel_gives_for_that_very_moment(moment, zone, year):
     """Formatted dates are cached; one instant written in another zone is an equal key and
     must read the same (it does: the zone to show comes with the key)."""
@@ -84,21 +85,10 @@ def _babel_date_time(locale: Locale, moment: datetime, zone: ZoneInfo, year: boo
 
 
 @settings(max_examples=300)
-@given(
-    st.sampled_from(sorted(locale_identifiers())),
-    st.datetimes(
-        min_value=datetime(1970, 1, 2),
-        max_value=datetime(2200, 1, 1),
-        timezones=st.sampled_from([UTC, SHANGHAI, ZoneInfo("America/St_Johns")]),
-    ),
-    st.sampled_from([SHANGHAI, ZoneInfo("Asia/Kathmandu"), UTC]),
-    st.booleans(),
-)
+@given(st.sampled_from(sorted(locale_identifiers())), MOMENTS, SHOWN_IN, st.booleans())
 def test_the_joined_pattern_writes_what_babel_writes_in_any_locale(name, moment, zone, year):
     """The date and time are formatted with one joined pattern: in every locale Babel knows
     (joining texts with letters, quotes, other orders), the same text as Babel's own."""
-    from tgbot.i18n import _date_time
-
     locale = Locale.parse(name)
     assert _date_time.__wrapped__(locale, moment, zone, year) == _babel_date_time(
         locale, moment, zone, year
