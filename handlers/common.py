@@ -427,6 +427,8 @@ class GuidedFlow(ConversationHandler):
         chat = update.effective_chat
         if chat is None or chat.type != ChatType.PRIVATE:
             return None
+        if self._outside_and_not_entering(update):
+            return None
         result = super().check_update(update)
         if (
             result is not None
@@ -441,6 +443,25 @@ class GuidedFlow(ConversationHandler):
         ):
             return None
         return result
+
+    def _outside_and_not_entering(self, update: Update) -> bool:
+        """Return True if the update's user is not in this flow and none of its entry points
+        takes the update: PTB's ``check_update`` would return None too. Every update is
+        offered to each flow in turn, and PTB's way to that answer costs about 10 µs a flow
+        (most updates belong to at most one of them); the entry points' own checks decide
+        here, in PTB's order."""
+        user = update.effective_user  # (the chat is known: a private one)
+        if user is None:
+            return False  # PTB's own early answer applies
+        # The flow's key, as PTB's _get_key makes it for per_chat and per_user; PTB stores
+        # no None state (None means "stay"; END removes the key).
+        if (update.effective_chat.id, user.id) in self._conversations:
+            return False  # in this flow (or a step still running): PTB decides
+        for entry_point in self.entry_points:
+            check = entry_point.check_update(update)
+            if check is not None and check is not False:
+                return False
+        return True
 
     def takes_as_input(self, update: Update) -> bool:
         """Return True if this flow's current step for the update's user takes its text as
