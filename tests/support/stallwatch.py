@@ -26,7 +26,14 @@ STALL = 2.0
 #: Most stack dumps per stall (one a second).
 DUMPS = 30
 
-_state: dict[str, object] = {"beat": time.monotonic(), "watching": False, "dumps": 0}
+
+class _State:
+    beat = time.monotonic()  # the loop's last heartbeat
+    watching = False  # a test is running
+    dumps = 0  # stacks written in the current stall
+
+
+_state = _State()
 
 
 def _dump(stalled: float) -> str:
@@ -43,13 +50,13 @@ def _watch() -> None:
     path = os.environ.get("STALLWATCH_FILE", "stallwatch.txt")
     while True:
         time.sleep(1.0)
-        if not _state["watching"]:
+        if not _state.watching:
             continue
-        stalled = time.monotonic() - _state["beat"]  # type: ignore[operator]
+        stalled = time.monotonic() - _state.beat
         if stalled < STALL:
-            _state["dumps"] = 0
-        elif _state["dumps"] < DUMPS:  # type: ignore[operator]
-            _state["dumps"] += 1  # type: ignore[operator]
+            _state.dumps = 0
+        elif _state.dumps < DUMPS:
+            _state.dumps += 1
             text = _dump(stalled)
             sys.stderr.write(text)
             with open(path, "a", encoding="utf-8") as out:
@@ -63,14 +70,14 @@ threading.Thread(target=_watch, name="stallwatch", daemon=True).start()
 async def _stallwatch_heartbeat() -> AsyncIterator[None]:
     async def beat() -> None:
         while True:
-            _state["beat"] = time.monotonic()
+            _state.beat = time.monotonic()
             await asyncio.sleep(0.1)
 
-    _state["beat"] = time.monotonic()
+    _state.beat = time.monotonic()
     task = asyncio.ensure_future(beat())
-    _state["watching"] = True
+    _state.watching = True
     try:
         yield
     finally:
-        _state["watching"] = False
+        _state.watching = False
         task.cancel()
