@@ -14,7 +14,7 @@ import re
 from datetime import datetime
 
 from markupsafe import Markup
-from telegram import InlineKeyboardButton, InlineKeyboardMarkup, InputFile, Message, Update
+from telegram import InlineKeyboardButton, InputFile, Message, Update
 from telegram.constants import ChatType
 from telegram.error import TelegramError
 from telegram.ext import (
@@ -30,6 +30,7 @@ from storage import Ticket
 from tgbot import facts
 from tgbot.context import BotContext
 from tgbot.i18n import N_, translator
+from tgbot.keyboard import Keyboard
 from tgbot.links import links_in_message, refused
 from tgbot.text import escape, plain
 
@@ -306,9 +307,7 @@ async def _transfer_buttons(update: Update, context: BotContext, ticket: Ticket,
         [InlineKeyboardButton(a.name, callback_data=f"tk:to:{ticket.id}:{a.user_id}")]
         for a in others[:20]
     ]
-    await update.effective_message.reply_text(
-        context._(TRANSFER_PICK), reply_markup=InlineKeyboardMarkup(rows)
-    )
+    await update.effective_message.reply_text(context._(TRANSFER_PICK), reply_markup=Keyboard(rows))
 
 
 async def transfer_command(update: Update, context: BotContext) -> None:

@@ -29,7 +29,7 @@ import logging
 from enum import StrEnum
 
 from markupsafe import Markup
-from telegram import InlineKeyboardButton, InlineKeyboardMarkup, Update
+from telegram import InlineKeyboardButton, Update
 from telegram.error import BadRequest, TelegramError
 from telegram.ext import CallbackQueryHandler, CommandHandler, MessageHandler
 from telegram.ext import filters as f
@@ -37,6 +37,7 @@ from telegram.ext import filters as f
 from tgbot import telegram_html
 from tgbot.context import BotContext
 from tgbot.i18n import N_, translator
+from tgbot.keyboard import Keyboard
 from tgbot.links import judge_url, links_in_html, links_in_message, refused
 from tgbot.text import escape
 
@@ -289,7 +290,7 @@ async def preview(update: Update, context: BotContext) -> object:
         markup = None
         if data.get("link"):
             label = translator(language).gettext(N_("🔗 Read more"))
-            markup = InlineKeyboardMarkup([[InlineKeyboardButton(label, url=data["link"])]])
+            markup = Keyboard([[InlineKeyboardButton(label, url=data["link"])]])
         try:
             await context.bot.send_message(chat_id, context._(PREVIEW_HEAD).format(language=name))
             await context.bot.send_message(chat_id, text, reply_markup=markup)
@@ -373,7 +374,7 @@ async def _ask_approval(context: BotContext, broadcast_id: int, creator: int, na
         broadcast.audience, context.config.default_language
     )
     tr = translator(context.config.default_language)
-    markup = InlineKeyboardMarkup(
+    markup = Keyboard(
         [
             [
                 InlineKeyboardButton(
@@ -459,7 +460,7 @@ async def broadcast_button(update: Update, context: BotContext) -> object:
                 await context.repos.audit.record(admin_id, f"broadcast.{action}", broadcast_id)
         elif action == "recall":
             # Deleting a notice from every chat cannot be undone: confirm first.
-            keyboard = InlineKeyboardMarkup(
+            keyboard = Keyboard(
                 [
                     [
                         InlineKeyboardButton(
@@ -495,7 +496,7 @@ async def notices(update: Update, context: BotContext) -> None:
     items = await context.repos.broadcasts.sent_notices()
     if not items:
         await update.effective_message.reply_text(
-            context._(NO_NOTICES), reply_markup=InlineKeyboardMarkup([main_menu_row(context)])
+            context._(NO_NOTICES), reply_markup=Keyboard([main_menu_row(context)])
         )
         return
     await update.effective_message.reply_text(context._(NOTICES_HEAD))

@@ -28,7 +28,7 @@ from decimal import Decimal, InvalidOperation
 from enum import StrEnum
 from typing import Any
 
-from telegram import InlineKeyboardButton, InlineKeyboardMarkup, Update
+from telegram import InlineKeyboardButton, Update
 from telegram.error import BadRequest
 from telegram.ext import CallbackQueryHandler, CommandHandler, MessageHandler
 from telegram.ext import filters as f
@@ -46,6 +46,7 @@ from tgbot.backend.base import (
 )
 from tgbot.context import BotContext
 from tgbot.i18n import N_
+from tgbot.keyboard import Keyboard
 from tgbot.text import escape, normalize_input
 
 from .common import (
@@ -447,19 +448,19 @@ async def _binding_moved(context: BotContext, key: tuple[int, int], binding: Bin
         if record is not None:
             record["expects"] = "amount"
         text = _deposit_text(context, bank, last4)
-        markup = InlineKeyboardMarkup(nav_rows(context))
+        markup = Keyboard(nav_rows(context))
     elif binding.status == "bound":
         flow.end_for(key)
         clear_flow_data(app, user_id)
         record = None
         await app.repos.audit.record(user_id, "card.bind", binding.id, {"last4": last4})
         text = context._(BOUND).format(bank=bank, last4=last4)
-        markup = InlineKeyboardMarkup([main_menu_row(context)])
+        markup = Keyboard([main_menu_row(context)])
     else:
         # Refused by the bank (or another reason): the flow stays, another card is a tap away.
         flow.move_to(Cards.LIST, key)
         text, rows = _failed_view(context, binding)
-        markup = InlineKeyboardMarkup(rows)
+        markup = Keyboard(rows)
     stale = list(record["msgs"]) if record is not None else []
     message = await app.bot.send_message(chat_id, text, reply_markup=markup)
     # The secure-page step above is over: its buttons go.

@@ -44,6 +44,7 @@ from telegram.warnings import PTBUserWarning
 from services.wording import HUMAN_LABEL, MAIN_MENU_LABEL, MENU
 from tgbot.context import BotContext
 from tgbot.i18n import N_, Translator
+from tgbot.keyboard import Keyboard
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -72,7 +73,7 @@ def main_menu_markup(context: BotContext) -> InlineKeyboardMarkup:
     buttons = [InlineKeyboardButton(context._(e.label), callback_data=e.data) for e in MENU]
     rows = [buttons[i : i + 2] for i in range(0, len(buttons), 2)]
     rows.append([InlineKeyboardButton(LANGUAGE_LABEL, callback_data="lang:menu")])
-    return InlineKeyboardMarkup(rows)
+    return Keyboard(rows)
 
 
 async def show_main_menu(
@@ -227,7 +228,7 @@ async def send_step(
     if context.step_prefix:
         text = f"{context.step_prefix}\n\n{text}"
         context.step_prefix = None
-    markup = InlineKeyboardMarkup(keyboard) if keyboard else None
+    markup = Keyboard(keyboard) if keyboard else None
     chat = update.effective_chat
     assert chat is not None
     query = update.callback_query
@@ -656,7 +657,7 @@ async def answer_expired(update: Update, context: BotContext) -> None:
         if entry.data == menu:
             rows.append([InlineKeyboardButton(context._(entry.label), callback_data=entry.data)])
     rows.append(main_menu_row(context))
-    markup = InlineKeyboardMarkup(rows)
+    markup = Keyboard(rows)
     if isinstance(query.message, Message):
         try:
             await query.message.edit_reply_markup(reply_markup=markup)

@@ -17,7 +17,7 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
-from telegram import InlineKeyboardButton, InlineKeyboardMarkup, Message, Update
+from telegram import InlineKeyboardButton, Message, Update
 from telegram.constants import ChatType
 from telegram.error import BadRequest
 from telegram.ext import (
@@ -34,6 +34,7 @@ from storage import Ticket
 from tgbot.context import BotContext
 from tgbot.i18n import LANGUAGES, N_, translator
 from tgbot.intents import asks_for_human, is_complaint, says_not_solved
+from tgbot.keyboard import Keyboard
 from tgbot.text import plain, truncate
 
 from .common import (
@@ -419,7 +420,7 @@ async def reopen_button(update: Update, context: BotContext) -> None:
     if reopened is None:
         await answer_button(update, context, context._(TOO_LATE_TO_REOPEN))
         if isinstance(query.message, Message):
-            markup = InlineKeyboardMarkup([[human_button(context)], main_menu_row(context)])
+            markup = Keyboard([[human_button(context)], main_menu_row(context)])
             with contextlib.suppress(BadRequest):
                 await query.message.edit_reply_markup(reply_markup=markup)
         return
@@ -460,7 +461,7 @@ async def end_by_user(update: Update, context: BotContext) -> None:
     confirmed = query is not None and query.data == "tk:endok"
     if ticket.first_response_at is None and not confirmed:
         text = CONFIRM_END_URGENT if ticket.priority >= URGENT_PRIORITY else CONFIRM_END
-        keyboard = InlineKeyboardMarkup(
+        keyboard = Keyboard(
             [
                 [InlineKeyboardButton(context._(YES_END_LABEL), callback_data="tk:endok")],
                 [InlineKeyboardButton(context._(KEEP_WAITING_LABEL), callback_data="tk:keep")],

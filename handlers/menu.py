@@ -12,7 +12,6 @@ from telegram import (
     BotCommand,
     BotCommandScopeAllPrivateChats,
     InlineKeyboardButton,
-    InlineKeyboardMarkup,
     Message,
     Update,
 )
@@ -23,6 +22,7 @@ from telegram.ext import filters as f
 from services.wording import MENU
 from tgbot.context import BotContext
 from tgbot.i18n import LANGUAGES, N_, translator
+from tgbot.keyboard import Keyboard
 from tgbot.text import escape
 
 from .common import (
@@ -121,7 +121,7 @@ async def language_command(update: Update, context: BotContext) -> None:
     """Offer the language buttons (in place of the menu that asked for them)."""
     text = "\n".join(translator(code).gettext(CHOOSE_LANGUAGE) for code in LANGUAGES)
     query = update.callback_query
-    markup = InlineKeyboardMarkup(language_keyboard())
+    markup = Keyboard(language_keyboard())
     if query is not None and isinstance(query.message, Message):
         await answer_button(update, context)
         with contextlib.suppress(BadRequest):

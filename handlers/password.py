@@ -20,7 +20,7 @@ import time
 from datetime import UTC, datetime
 from enum import StrEnum
 
-from telegram import InlineKeyboardButton, InlineKeyboardMarkup, Update
+from telegram import InlineKeyboardButton, Update
 from telegram.ext import CallbackQueryHandler, CommandHandler
 from telegram.ext import filters as f
 
@@ -29,6 +29,7 @@ from storage.repos.audit import AuditEntry
 from tgbot.backend.base import Account, Frozen, Locked, NotEligible, NotFound, Unavailable
 from tgbot.context import BotContext
 from tgbot.i18n import N_
+from tgbot.keyboard import Keyboard
 from tgbot.lanes import Lane
 from tgbot.text import escape
 
@@ -252,7 +253,7 @@ async def _notify_password_changed(
         name=escape(account.display_name),
         time=context.tr.time_with_zone(changed, app.config.zone),
     )
-    markup = InlineKeyboardMarkup(
+    markup = Keyboard(
         [
             [InlineKeyboardButton(context._(FREEZE_LABEL), callback_data="menu:freeze")],
             [human_button(context)],

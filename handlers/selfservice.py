@@ -58,6 +58,7 @@ from tgbot.answers.articles import FREEZE, FREEZE_LABEL
 from tgbot.answers.router import Decision, Router, default_router, router_ready
 from tgbot.context import BotContext
 from tgbot.i18n import N_
+from tgbot.keyboard import Keyboard
 from tgbot.text import escape, truncate
 
 from . import freeze, lookup, refund
@@ -136,7 +137,7 @@ def article_keyboard(
         actions.append(InlineKeyboardButton(context._(FREEZE_LABEL), callback_data=FREEZE))
     rows.extend(actions[i : i + 2] for i in range(0, len(actions), 2))
     rows.append(_human_and_menu(context, answer_id))
-    return InlineKeyboardMarkup(rows)
+    return Keyboard(rows)
 
 
 def _human_and_menu(context: BotContext, answer_id: int) -> list[InlineKeyboardButton]:
@@ -194,7 +195,7 @@ async def answer_question(update: Update, context: BotContext) -> object:
         rows.append(freeze_row)
     rows.append(_human_and_menu(context, answer_id))
     text = SAFETY_ASK if decision.kind == "safety" else CANDIDATES_TEXT
-    await message.reply_text(context._(text), reply_markup=InlineKeyboardMarkup(rows))
+    await message.reply_text(context._(text), reply_markup=Keyboard(rows))
     return None
 
 
@@ -291,7 +292,7 @@ async def feedback(update: Update, context: BotContext) -> None:
         await context.bot.send_message(
             update.effective_chat.id,
             context._(SORRY).format(question=escape(truncate(record.question, 300))),
-            reply_markup=InlineKeyboardMarkup([_human_and_menu(context, record.id)]),
+            reply_markup=Keyboard([_human_and_menu(context, record.id)]),
         )
 
 

@@ -17,6 +17,7 @@ from telegram.error import Forbidden, TelegramError
 
 from storage import Broadcast, OutboxItem, Repositories
 from tgbot.i18n import N_, translator
+from tgbot.keyboard import Keyboard
 from tgbot.lanes import Lane
 from tgbot.outbox import OutboxWorker
 
@@ -339,7 +340,7 @@ async def progress_view(app: Any, broadcast: Broadcast) -> tuple[str, InlineKeyb
                 tr.gettext(RECALL_LABEL), callback_data=f"bc:recall:{broadcast.id}"
             )
         )
-    return text, InlineKeyboardMarkup([row] if row else [])
+    return text, Keyboard([row] if row else [])
 
 
 PROGRESS = N_(

@@ -13,6 +13,7 @@ from telegram import InlineKeyboardButton, InlineKeyboardMarkup
 from storage import Ticket
 from tgbot.context import BotContext
 from tgbot.i18n import LANGUAGES, N_
+from tgbot.keyboard import Keyboard
 from tgbot.text import TOPIC_NAME_LIMIT, truncate
 
 from .wording import HUMAN_LABEL, MAIN_MENU_LABEL
@@ -83,9 +84,7 @@ REOPEN_LABEL = N_("🔄 Not solved, reopen")
 
 def end_keyboard(context: BotContext) -> InlineKeyboardMarkup:
     """Return the "end conversation" button."""
-    return InlineKeyboardMarkup(
-        [[InlineKeyboardButton(context._(END_LABEL), callback_data="tk:end")]]
-    )
+    return Keyboard([[InlineKeyboardButton(context._(END_LABEL), callback_data="tk:end")]])
 
 
 async def queue_text(context: BotContext, ticket: Ticket) -> tuple[str, int]:
@@ -108,7 +107,7 @@ URGENT_PRIORITY = 2
 
 def rating_keyboard(ticket_id: int, tr: Any) -> InlineKeyboardMarkup:
     """Return the closing message's buttons: 1-5 stars, and "not solved, reopen"."""
-    return InlineKeyboardMarkup(
+    return Keyboard(
         [
             [
                 InlineKeyboardButton("⭐" * n, callback_data=f"tk:rate:{ticket_id}:{n}")
@@ -132,7 +131,7 @@ def closed_view(tr: Any, ticket: Ticket, by_user: bool) -> tuple[str, InlineKeyb
         lines = [tr.gettext(head).format(code=ticket.code)]
         if ticket.priority >= URGENT_PRIORITY:
             lines.append(tr.gettext(STAYS_FROZEN))
-        keyboard = InlineKeyboardMarkup(
+        keyboard = Keyboard(
             [
                 [InlineKeyboardButton(tr.gettext(HUMAN_LABEL), callback_data="menu:human")],
                 [InlineKeyboardButton(tr.gettext(MAIN_MENU_LABEL), callback_data="menu:main")],

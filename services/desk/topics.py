@@ -12,6 +12,7 @@ from telegram import InlineKeyboardButton, InlineKeyboardMarkup
 from storage import OutboxItem, Repositories, Ticket
 from tgbot.config import Config
 from tgbot.i18n import LANGUAGES
+from tgbot.keyboard import Keyboard
 from tgbot.lanes import Lane
 from tgbot.outbox import OutboxWorker
 from tgbot.text import escape
@@ -114,9 +115,9 @@ class Topics:
             tr.gettext(TRANSFER_LABEL), callback_data=f"tk:xfer:{ticket.id}"
         )
         if ticket.claimed_by is not None:
-            return InlineKeyboardMarkup([[close, transfer]])
+            return Keyboard([[close, transfer]])
         claim = InlineKeyboardButton(tr.gettext(CLAIM_LABEL), callback_data=f"tk:claim:{ticket.id}")
-        return InlineKeyboardMarkup([[claim, close], [transfer]])
+        return Keyboard([[claim, close], [transfer]])
 
     async def header_text(self, ticket: Ticket) -> str:
         """Return the header card: who, language, linked account (masked), context, state."""

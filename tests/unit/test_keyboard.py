@@ -5,7 +5,9 @@ PTB's :meth:`~telegram.TelegramObject.to_dict` gives, and what goes over the wir
 
 from __future__ import annotations
 
+import ast
 import json
+from pathlib import Path
 from typing import Any
 
 from hypothesis import given, settings
@@ -99,3 +101,24 @@ def test_plain_buttons_are_written_directly(label: str, data: str):
     assert written == {"inline_keyboard": rows}
     assert calls == []
 
+
+def test_the_bot_makes_its_keyboards_as_keyboard():
+    """Every inline keyboard the bot makes is a :class:`Keyboard` (a new
+    ``InlineKeyboardMarkup(...)`` would quietly take PTB's slow way again)."""
+    repo = Path(__file__).resolve().parents[2]
+    found = []
+    for package in ("tgbot", "handlers", "services"):
+        for path in sorted((repo / package).rglob("*.py")):
+            if path.name == "keyboard.py" or "sandbox" in path.parts:
+                continue
+            for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+                if isinstance(node, ast.Call) and _called(node) == "InlineKeyboardMarkup":
+                    found.append(f"{path.relative_to(repo)}:{node.lineno}")
+    assert found == []
+
+
+def _called(call: ast.Call) -> str | None:
+    """Return the name a call is made by (``f(...)`` or ``module.f(...)``)."""
+    if isinstance(call.func, ast.Name):
+        return call.func.id
+    return call.func.attr if isinstance(call.func, ast.Attribute) else None

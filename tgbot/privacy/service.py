@@ -39,12 +39,13 @@ import time
 from collections.abc import AsyncIterator
 from typing import Any
 
-from telegram import InlineKeyboardButton, InlineKeyboardMarkup
+from telegram import InlineKeyboardButton
 from telegram.error import BadRequest, Forbidden, NetworkError, RetryAfter
 
 from storage import Repositories
 from storage.repos.privacy import ERASURE_DONE, Erasure, UserTopic
 from tgbot.i18n import LANGUAGES, N_, translator
+from tgbot.keyboard import Keyboard
 from tgbot.lanes import Lane
 
 _LOGGER = logging.getLogger(__name__)
@@ -328,7 +329,7 @@ class PrivacyService:
         self._erasing.pop(user_id, None)
         await self._repos.privacy.forget_updates_of(user_id)
         tr = translator(erasure.language if erasure.language in LANGUAGES else "en")
-        keyboard = InlineKeyboardMarkup(
+        keyboard = Keyboard(
             [[InlineKeyboardButton(tr.gettext(MAIN_MENU_LABEL), callback_data="menu:main")]]
         )
         with contextlib.suppress(Forbidden, BadRequest):  # blocked the bot, or left
