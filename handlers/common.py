@@ -70,7 +70,7 @@ LANGUAGE_LABEL = "🌐 语言 / Language"
 
 def main_menu_markup(context: BotContext) -> InlineKeyboardMarkup:
     """Return the main menu keyboard in the user's language: registered flows, two a row."""
-    buttons = [InlineKeyboardButton(context._(e.label), callback_data=e.data) for e in MENU]
+    buttons = [nav_button(context, e.label, e.data) for e in MENU]
     rows = [buttons[i : i + 2] for i in range(0, len(buttons), 2)]
     rows.append([InlineKeyboardButton(LANGUAGE_LABEL, callback_data="lang:menu")])
     return Keyboard(rows)

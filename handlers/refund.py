@@ -58,6 +58,7 @@ from .common import (
     expect_numbers,
     human_button,
     main_menu_row,
+    nav_button,
     nav_rows,
     scratch,
     send_step,
@@ -281,10 +282,7 @@ async def check_transaction(update: Update, context: BotContext, account_id: str
         paid=str(tx.amount),
         destination=destination_text(context, tx),
     )
-    rows = [
-        [InlineKeyboardButton(context._(label), callback_data=f"refund:reason:{key}")]
-        for key, label in REASONS.items()
-    ]
+    rows = [[nav_button(context, label, f"refund:reason:{key}")] for key, label in REASONS.items()]
     text = context._(ASK_REASON).format(
         merchant=escape(data["merchant"]),
         amount=context.tr.money(tx.amount, tx.currency),

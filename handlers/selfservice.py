@@ -62,7 +62,7 @@ from tgbot.keyboard import Keyboard
 from tgbot.text import escape, truncate
 
 from . import freeze, lookup, refund
-from .common import CONTINUE, MAIN_MENU, answer_expired, main_menu_markup
+from .common import CONTINUE, MAIN_MENU, answer_expired, main_menu_markup, nav_button
 from .handoff import create_ticket
 
 _LOGGER = logging.getLogger(__name__)
@@ -130,11 +130,9 @@ def article_keyboard(
                 InlineKeyboardButton(context._(NO_LABEL), callback_data=f"ans:no:{answer_id}"),
             ]
         )
-    actions = [
-        InlineKeyboardButton(context._(a.label), callback_data=a.data) for a in article.actions
-    ]
+    actions = [nav_button(context, a.label, a.data) for a in article.actions]
     if freeze_button and all(a.data != FREEZE for a in article.actions):
-        actions.append(InlineKeyboardButton(context._(FREEZE_LABEL), callback_data=FREEZE))
+        actions.append(nav_button(context, FREEZE_LABEL, FREEZE))
     rows.extend(actions[i : i + 2] for i in range(0, len(actions), 2))
     rows.append(_human_and_menu(context, answer_id))
     return Keyboard(rows)
@@ -143,7 +141,7 @@ def article_keyboard(
 def _human_and_menu(context: BotContext, answer_id: int) -> list[InlineKeyboardButton]:
     return [
         InlineKeyboardButton(context._(HUMAN_LABEL), callback_data=f"ans:human:{answer_id}"),
-        InlineKeyboardButton(context._(MAIN_MENU_LABEL), callback_data=MAIN_MENU),
+        nav_button(context, MAIN_MENU_LABEL, MAIN_MENU),
     ]
 
 
