@@ -11,6 +11,7 @@ import json
 from typing import Any
 
 from tests.browser.conftest import SCREENSHOTS, update_screenshots
+from tests.support.waiting import wait_until
 from tgbot.sandbox.client import TINY_PNG
 from tgbot.sandbox.demo import DemoHandle
 
@@ -18,22 +19,9 @@ LI_LEI, ALICE, BOB = 10001, 10003, 10004
 VISIBLE = "[data-panel]:not([hidden])"
 
 
-async def wait_for(condition: Any, timeout: float = 10.0) -> Any:
-    """Poll ``condition()`` until it returns something truthy."""
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout
-    while True:
-        value = condition()
-        if value:
-            return value
-        if loop.time() > deadline:
-            raise AssertionError("condition not met in time")
-        await asyncio.sleep(0.05)
-
-
 async def bot_reply(demo: DemoHandle, chat_id: int, count_before: int) -> dict[str, Any]:
     """Wait until the bot sent a new message to ``chat_id``; return its latest."""
-    await wait_for(lambda: len(demo.emu.bot_messages(chat_id)) > count_before)
+    await wait_until(lambda: len(demo.emu.bot_messages(chat_id)) > count_before)
     await demo.emu.settle(quiet=0.2)
     return demo.emu.last_bot_message(chat_id)
 
@@ -137,7 +125,7 @@ async def edited_to(
     """Press ``data`` under a bubble; wait until the bot edited that message to a text with
     ``expect`` and the page shows it; return the message."""
     await press(page, message_id, data)
-    message = await wait_for(
+    message = await wait_until(
         lambda: (
             (m := demo.emu.message(chat_id, message_id).data) and expect in m.get("text", "") and m
         )
@@ -228,7 +216,7 @@ async def test_formatting_edits_deletions_toasts_and_reply_keyboard(
     # A press reaches the bot as a callback query; its answer shows as a toast.
     before = len(emu._queries)
     await shown.locator("button[data-callback-data='demo:ping']").click()
-    await wait_for(lambda: len(emu._queries) > before)
+    await wait_until(lambda: len(emu._queries) > before)
     query_id = list(emu._queries)[-1]
     assert emu._queries[query_id]["user_id"] == BOB
     await emu.settle(quiet=0.2)
@@ -271,7 +259,9 @@ async def test_formatting_edits_deletions_toasts_and_reply_keyboard(
     placeholder = page.locator(f"{VISIBLE} .composer .input")
     assert await placeholder.get_attribute("placeholder") == "Tap the button"
     await contact_button.click()
-    contact = await wait_for(lambda: [m for m in emu.chat_messages(BOB) if "contact" in m] or None)
+    contact = await wait_until(
+        lambda: [m for m in emu.chat_messages(BOB) if "contact" in m] or None
+    )
     assert contact[0]["contact"]["user_id"] == BOB
     assert "forward_origin" not in contact[0]
     await (await bubble(page, contact[0]["message_id"])).locator(".contact").wait_for()
@@ -281,7 +271,7 @@ async def test_formatting_edits_deletions_toasts_and_reply_keyboard(
     await page.locator(f"{VISIBLE} .file-input").set_input_files(
         {"name": "receipt.png", "mimeType": "image/png", "buffer": TINY_PNG}
     )
-    photo = await wait_for(lambda: [m for m in emu.chat_messages(BOB) if "photo" in m] or None)
+    photo = await wait_until(lambda: [m for m in emu.chat_messages(BOB) if "photo" in m] or None)
     assert photo[0]["from"]["id"] == BOB
     await (await bubble(page, photo[0]["message_id"])).locator("img.photo").wait_for()
     await emu.settle(quiet=0.2)
@@ -310,7 +300,7 @@ async def test_agents_group_tab_shows_topics_and_sends_as_agent(
     assert await panel.locator(".chat-name").text_content() == "李雷 · 退款 #1"
 
     await type_and_send(page, "您好，我是客服小王")
-    sent = await wait_for(
+    sent = await wait_until(
         lambda: (
             [
                 m
@@ -387,5 +377,5 @@ async def test_faults_panel_round_trips_to_the_emulator(demo: DemoHandle, page: 
     assert not await form.locator(f"input[name='blocked'][data-user-id='{BOB}']").is_checked()
 
     await form.locator("button[name='reset']").click()
-    await wait_for(lambda: emu.faults.rate_429 == 0 and emu.faults.latency == 0)
+    await wait_until(lambda: emu.faults.rate_429 == 0 and emu.faults.latency == 0)
     await emu.settle(quiet=0.2)

@@ -11,7 +11,8 @@ import re
 from typing import Any
 
 from tests.browser.conftest import SCREENSHOTS, update_screenshots
-from tests.browser.test_demo_page import LI_LEI, VISIBLE, bubble, press, type_and_send, wait_for
+from tests.browser.test_demo_page import LI_LEI, VISIBLE, bubble, press, type_and_send
+from tests.support.waiting import wait_until
 from tgbot.sandbox.demo import DemoHandle
 
 LI_LEI_PHONE = "+8613800138001"
@@ -39,7 +40,7 @@ async def test_user_verifies_with_the_code_from_the_wallet_panel(
     emu = demo.emu
     await page.locator(f"{VISIBLE} .person[data-user-id='{LI_LEI}']").click()
     await type_and_send(page, "/start")
-    menu = await wait_for(lambda: emu.bot_messages(LI_LEI) and emu.last_bot_message(LI_LEI))
+    menu = await wait_until(lambda: emu.bot_messages(LI_LEI) and emu.last_bot_message(LI_LEI))
     await press(page, menu["message_id"], "menu:cards")
 
     # The bot asks to share the contact with a request_contact reply-keyboard button.
@@ -78,7 +79,7 @@ async def test_user_verifies_with_the_code_from_the_wallet_panel(
     # Back in the chat: type the code; the bot deletes it and shows the cards.
     await page.locator("[data-tab='chats']").click()
     await type_and_send(page, shown)
-    typed = await wait_for(
+    typed = await wait_until(
         lambda: next(
             (
                 m
@@ -88,14 +89,14 @@ async def test_user_verifies_with_the_code_from_the_wallet_panel(
             None,
         )
     )
-    cards = await wait_for(
+    cards = await wait_until(
         lambda: next((m for m in emu.bot_messages(LI_LEI) if "尾号0017" in m.get("text", "")), None)
     )
     assert (
         "尾号0017"
         in await (await bubble(page, cards["message_id"])).locator(".text").text_content()
     )
-    await wait_for(lambda: typed.deleted)
+    await wait_until(lambda: typed.deleted)
     await page.locator(f"{VISIBLE} .msg[data-message-id='{typed.message_id}']").wait_for(
         state="detached"
     )

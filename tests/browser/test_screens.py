@@ -25,9 +25,9 @@ from tests.browser.test_demo_page import (
     bubble,
     press,
     type_and_send,
-    wait_for,
     wait_for_text,
 )
+from tests.support.waiting import wait_until
 from tgbot.sandbox.demo import DemoHandle
 
 HAN = re.compile(r"[\u4e00-\u9fff]")
@@ -54,7 +54,7 @@ def one_language(text: str, lang: str) -> bool:
 
 async def latest(demo: DemoHandle, chat_id: int, condition: Any) -> dict[str, Any]:
     """Wait for a bot message in ``chat_id`` matching ``condition``; let the page catch up."""
-    message = await wait_for(
+    message = await wait_until(
         lambda: next((m for m in reversed(demo.emu.bot_messages(chat_id)) if condition(m)), None)
     )
     await demo.emu.settle(quiet=0.2)

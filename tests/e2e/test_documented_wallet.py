@@ -10,7 +10,6 @@ and what the wallet holds.
 
 from __future__ import annotations
 
-import asyncio
 import time
 from collections.abc import AsyncIterator
 from datetime import timedelta
@@ -24,6 +23,7 @@ from services.refunds import poll_refunds
 from tests.backend.fake_server import TEST_KEY, FakeWalletApi
 from tests.backend.spec import checked_client
 from tests.backend.test_contract import refundable
+from tests.support.waiting import wait_until
 from tgbot.backend.demo import DemoWallet
 from tgbot.backend.demo_store import WalletStore, open_wallet_database
 from tgbot.backend.http import HttpWallet
@@ -264,14 +264,6 @@ async def test_a_new_card_pending_without_an_id_is_bound(make_bot, wallet):
     assert bob.last_message.text.startswith("✅ Your") and "4242" in bob.last_message.text
 
 
-async def wait_for(condition, timeout: float = 10.0) -> None:
-    """Wait until ``condition()`` holds (a job runs on its own schedule)."""
-    deadline = time.monotonic() + timeout
-    while not condition():
-        assert time.monotonic() < deadline, "the condition never held"
-        await asyncio.sleep(0.02)
-
-
 async def test_the_bot_sees_the_card_entered_and_asks_for_the_deposit_itself(
     make_bot, wallet, monkeypatch
 ):
@@ -288,7 +280,7 @@ async def test_the_bot_sees_the_card_entered_and_asks_for_the_deposit_itself(
         for b in row if "url" in b
     )  # fmt: skip
     await wallet.demo.submit_card(url.rsplit("/", 1)[-1], "4242 4242 4242 4242")
-    await wait_for(lambda: "card •••• 4242" in bob.last_message.text)
+    await wait_until(lambda: "card •••• 4242" in bob.last_message.text)
     assert bob.last_message.text.startswith("To check that the card is yours, U-Pay sent")
     sms = (await wallet.demo.sms_outbox("+447700900104"))[-1].text
     await bob.send(sms.split("¥")[1].split(" ")[0])

@@ -60,7 +60,8 @@ from tests.e2e.test_lookup_refund import (  # noqa: F401
     test_signed_refund_webhook_triggers_the_notification,
     test_two_polls_at_once_never_tell_an_older_status_after_a_newer_one,
 )
-from tests.e2e.test_process import ProcessBot, _texts, server, wait_until  # noqa: F401
+from tests.e2e.test_process import ProcessBot, _texts, server  # noqa: F401
+from tests.support.waiting import wait_until
 from tgbot.sandbox.server import EmulatorServer
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -8,8 +8,9 @@ import sqlite3
 import pytest
 
 from tests.e2e.privacy_support import EN, RIGHTS, ZH, Persona, scan_files, scan_rows, start_wallet
-from tests.e2e.test_process import ProcessBot, wait_until
+from tests.e2e.test_process import ProcessBot
 from tests.harness import TOKEN
+from tests.support.waiting import wait_until
 from tgbot.sandbox.emulator import TelegramEmulator
 from tgbot.sandbox.models import Caps, Faults
 from tgbot.sandbox.server import EmulatorServer

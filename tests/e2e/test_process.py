@@ -15,12 +15,12 @@ import signal
 import socket
 import sqlite3
 import sys
-import time
 from pathlib import Path
 
 import pytest
 
 from tests.harness import TOKEN
+from tests.support.waiting import wait_until
 from tgbot.config import demo_wallet_beside
 from tgbot.sandbox.emulator import TelegramEmulator
 from tgbot.sandbox.models import Caps, Faults
@@ -82,14 +82,6 @@ def _free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return sock.getsockname()[1]
-
-
-async def wait_until(predicate, timeout: float = 20.0, what: str = "condition") -> None:
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        await asyncio.sleep(0.02)
 
 
 def on_disk(db_path: Path, sql: str, *params: object) -> int:

@@ -13,6 +13,7 @@ import itertools
 import time
 from collections import defaultdict
 
+from tests.support.waiting import wait_until
 from tgbot.lanes import AimdSettings, Lane
 from tgbot.sandbox.models import Caps, Faults
 
@@ -43,13 +44,6 @@ def most_in_any_window(times: list[float], window: float) -> int:
     for i, start in enumerate(times):
         best = max(best, sum(1 for t in times[i:] if t < start + window))
     return best
-
-
-async def wait_for(predicate, timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        await asyncio.sleep(0.02)
 
 
 def limiter(bot):
@@ -131,8 +125,8 @@ async def test_bulk_sends_keep_to_the_bulk_budget_behind_replies_and_relays(make
     await bot.app.outbox.enqueue(
         agent_user.user_id, "sendMessage", {"text": "an agent's reply"}, lane=Lane.RELAY
     )
-    await wait_for(lambda: len(alice.texts) == 2, 5, "the reply")
-    await wait_for(lambda: "an agent's reply" in agent_user.texts, 5, "the relay")
+    await wait_until(lambda: len(alice.texts) == 2, 5, "the reply")
+    await wait_until(lambda: "an agent's reply" in agent_user.texts, 5, "the relay")
     reply_at = arrivals.times[alice.user_id][-1]
     relay_at = arrivals.times[agent_user.user_id][-1]
     assert reply_at - asked < 1.0 and relay_at - asked < 1.0
@@ -167,7 +161,7 @@ async def test_429s_across_chats_shrink_the_bulk_budget_and_it_grows_back(make_b
     # With no more 429s it grows back, additively (+4 every 0.5 s here), to the ceiling.
     lanes.bulk.settings = AimdSettings(window=1.0, distinct_chats=3, increase=4, increase_every=0.5)
     mark = len(lanes.bulk.history)
-    await wait_for(lambda: lanes.bulk_rate == 40.0, 15, "the budget to grow back")
+    await wait_until(lambda: lanes.bulk_rate == 40.0, 15, "the budget to grow back")
     rates = [rate for _, rate in list(lanes.bulk.history)[mark - 1 :]]
     steps = [b - a for a, b in itertools.pairwise(rates)]
     assert len(steps) >= 2 and all(0 < step <= 4.0 + 1e-9 for step in steps)
@@ -184,7 +178,7 @@ async def test_injected_429s_in_many_chats_cut_the_budget_and_pause_only_those_c
     alice = bot.user("Alice")
     for user in audience:
         await bot.app.outbox.enqueue(user.id, "sendMessage", {"text": "notice"}, lane=Lane.NOTIFY)
-    await wait_for(lambda: bot.emu.fault_counts["429"] >= 3, 10, "injected 429s")
+    await wait_until(lambda: bot.emu.fault_counts["429"] >= 3, 10, "injected 429s")
     bot.emu.faults = Faults()
     # A chat that got a 429 waits its retry_after; a user who writes meanwhile is answered.
     await alice.send("/start")
@@ -211,14 +205,14 @@ async def test_a_group_out_of_budget_does_not_hold_back_relays_to_users(make_bot
             )
 
     await relay_into_group(range(4))
-    await wait_for(lambda: len(arrivals.times[group.id]) == 4, 10, "the group's first lines")
+    await wait_until(lambda: len(arrivals.times[group.id]) == 4, 10, "the group's first lines")
     await relay_into_group(range(4, 12))  # the group's window is full for about 3 s
     await asyncio.sleep(0.3)  # the worker has picked them up by now
     asked = time.monotonic()
     await bot.app.outbox.enqueue(
         bob.user_id, "sendMessage", {"text": "an agent's reply"}, lane=Lane.RELAY
     )
-    await wait_for(lambda: "an agent's reply" in bob.texts, 10, "the relay to the user")
+    await wait_until(lambda: "an agent's reply" in bob.texts, 10, "the relay to the user")
     assert arrivals.times[bob.user_id][-1] - asked < 1.0
     assert len(arrivals.times[group.id]) < 12  # the group's lines are still waiting
     await bot.settle(timeout=30)

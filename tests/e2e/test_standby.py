@@ -13,8 +13,9 @@ import time
 import asyncpg
 
 from storage.postgres.db import lock_key
-from tests.e2e.test_process import ProcessBot, _texts, server, wait_until  # noqa: F401
+from tests.e2e.test_process import ProcessBot, _texts, server  # noqa: F401
 from tests.support.processes import socket_owner
+from tests.support.waiting import wait_until
 from tgbot.sandbox.server import EmulatorServer
 
 USERS = 10

@@ -12,8 +12,9 @@ import time
 
 import asyncpg
 
-from tests.e2e.test_process import ProcessBot, _free_port, _texts, server, wait_until  # noqa: F401
+from tests.e2e.test_process import ProcessBot, _free_port, _texts, server  # noqa: F401
 from tests.support.processes import alive, child_pids
+from tests.support.waiting import wait_until
 from tgbot.sandbox.server import EmulatorServer
 
 USERS = 24

@@ -17,7 +17,8 @@ from pathlib import Path
 import asyncpg
 import httpx
 
-from tests.e2e.test_process import ProcessBot, _free_port, _texts, server, wait_until  # noqa: F401
+from tests.e2e.test_process import ProcessBot, _free_port, _texts, server  # noqa: F401
+from tests.support.waiting import wait_until
 from tgbot.backend.demo_store import open_wallet_database
 from tgbot.sandbox.models import Faults
 from tgbot.sandbox.server import EmulatorServer

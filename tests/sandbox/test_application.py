@@ -5,7 +5,7 @@ from __future__ import annotations
 from telegram import InlineKeyboardButton, InlineKeyboardMarkup, Update
 from telegram.ext import Application, CallbackQueryHandler, CommandHandler, ContextTypes
 
-from tests.e2e.test_process import wait_until
+from tests.support.waiting import wait_until
 from tgbot.sandbox.emulator import TelegramEmulator
 from tgbot.sandbox.request import EmulatorRequest
 from tgbot.sandbox.server import EmulatorServer

@@ -10,6 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from telegram.error import NetworkError, RetryAfter
 
+from tests.support.waiting import wait_until
 from tgbot.lanes import (
     GUARD,
     AdaptiveRate,
@@ -29,12 +30,6 @@ async def _send(limiter, order, lane, chat_id, tag, endpoint="sendMessage"):
     await limiter.process_request(callback, (), {}, endpoint, {"chat_id": chat_id}, {"lane": lane})
 
 
-async def _until(condition) -> None:
-    async with asyncio.timeout(10):
-        while not condition():  # noqa: ASYNC110 -- polls state the limiter's tasks change
-            await asyncio.sleep(0.005)
-
-
 async def test_replies_never_wait_for_the_bulk_budget():
     limiter = LaneRateLimiter(bulk_per_second=5, chat_per_second=100)
     order: list[str] = []
@@ -42,7 +37,8 @@ async def test_replies_never_wait_for_the_bulk_budget():
         asyncio.create_task(_send(limiter, order, Lane.BROADCAST, 1000 + i, f"b{i}"))
         for i in range(40)
     ]
-    await _until(lambda: len(order) >= 1)  # the broadcast has started on its first tokens
+    # The broadcast has started on its first tokens.
+    await wait_until(lambda: len(order) >= 1, 10, interval=0.005)
     broadcast_before = len(order)
     replies = [
         asyncio.create_task(_send(limiter, order, Lane.REPLY, 5000 + i, f"r{i}")) for i in range(50)
@@ -65,7 +61,7 @@ async def test_notifications_go_before_broadcasts_within_the_bulk_budget():
         asyncio.create_task(_send(limiter, order, Lane.BROADCAST, 1000 + i, f"b{i}"))
         for i in range(60)
     ]
-    await _until(lambda: len(order) >= 1)  # the broadcast is under way
+    await wait_until(lambda: len(order) >= 1, 10, interval=0.005)  # the broadcast is under way
     notices = [
         asyncio.create_task(_send(limiter, order, Lane.NOTIFY, 2000 + i, f"n{i}")) for i in range(3)
     ]
