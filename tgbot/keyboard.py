@@ -8,10 +8,11 @@ the eight buttons of the refund reasons, on every send and edit (``bench.cost``)
 
 :class:`Keyboard` is an :class:`~telegram.InlineKeyboardMarkup` (PTB and the rest of the bot
 see no difference) whose :meth:`~Keyboard.to_dict` writes a button directly when all that is
-set on it are plain strings (a label and callback data or a link: every button of the bot);
-any other button, or extra API arguments, are left to PTB's own :meth:`to_dict`. The fields
-are read from the button class's own ``__slots__``, so a field a later PTB adds is written
-too (or, when it is not a string, left to PTB). A property test holds the result to PTB's.
+set on it are strings (a label, translated as ``Markup``, and callback data or a link: every
+button of the bot); any other button, or extra API arguments, are left to PTB's own
+:meth:`to_dict`. The fields are read from the button class's own ``__slots__``, so a field a
+later PTB adds is written too (or, when it is not a string, left to PTB). A property test
+holds the result to PTB's.
 """
 
 from __future__ import annotations
@@ -37,7 +38,7 @@ class Keyboard(InlineKeyboardMarkup):
 
 
 def _button(button: InlineKeyboardButton) -> dict[str, Any]:
-    """Return ``button`` as JSON: directly when every field set is a plain string."""
+    """Return ``button`` as JSON: directly when every field set is a string."""
     if type(button) is not InlineKeyboardButton or button.api_kwargs:
         return button.to_dict()
     out: dict[str, Any] = {}
@@ -45,7 +46,7 @@ def _button(button: InlineKeyboardButton) -> dict[str, Any]:
         value = getattr(button, name)
         if value is None:
             continue
-        if type(value) is not str:
+        if not isinstance(value, str):  # str subclasses too: the catalogs' Markup labels
             return button.to_dict()
         out[name] = value
     return out

@@ -6,12 +6,14 @@ PTB's :meth:`~telegram.TelegramObject.to_dict` gives, and what goes over the wir
 from __future__ import annotations
 
 import ast
+import enum
 import json
 from pathlib import Path
 from typing import Any
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from markupsafe import Markup
 from telegram import (
     CallbackGame,
     CopyTextButton,
@@ -24,8 +26,17 @@ from telegram import (
 
 from tgbot.keyboard import Keyboard
 
-#: Any text Telegram users or catalogs could put in a label or data: emoji, CJK, empty.
-TEXTS = st.text(max_size=20)
+
+class _Style(enum.StrEnum):
+    """A string enum, as PTB's constants are."""
+
+    X = "x"
+
+
+#: Any text Telegram users or catalogs could put in a label or data: emoji, CJK, empty; as
+#: ``str``, as the catalogs' ``Markup`` and as a string enum (str subclasses both).
+TEXTS = st.one_of(st.text(max_size=20), st.text(max_size=20).map(Markup), st.just(_Style.X))
+
 
 #: A value for each field of a button: strings where the Bot API has strings, objects where
 #: it has objects.
@@ -78,10 +89,12 @@ def test_keyboard_writes_what_ptb_writes(rows: list[list[InlineKeyboardButton]],
     assert ours == theirs and theirs == ours
 
 
-@given(label=TEXTS, data=TEXTS)
-def test_plain_buttons_are_written_directly(label: str, data: str):
-    """The bot's own buttons (a label and callback data, or a link) take the short way: they
-    come out as exactly the two fields, and PTB's to_dict is not asked."""
+@given(label=st.text(max_size=20), data=st.text(max_size=20), markup=st.booleans())
+def test_the_bots_buttons_are_written_directly(label: str, data: str, markup: bool):
+    """The bot's own buttons (a label, translated as ``Markup``, and callback data or a
+    link) take the short way: they come out as exactly the two fields, and PTB's to_dict is
+    not asked."""
+    label = Markup(label) if markup else label
     keyboard = Keyboard(
         [[InlineKeyboardButton(label, callback_data=data)], [InlineKeyboardButton(label, url=data)]]
     )
