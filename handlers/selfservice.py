@@ -50,7 +50,7 @@ from telegram.error import BadRequest
 from telegram.ext import CallbackQueryHandler, MessageHandler
 from telegram.ext import filters as f
 
-from services.wording import HUMAN_LABEL, MAIN_MENU_LABEL
+from services.wording import HUMAN_LABEL
 from storage.repos.answers import ANSWERED, CANDIDATES, AnswerRecord
 from tgbot import facts
 from tgbot.answers import HOURS_ALWAYS, HOURS_RANGE, Article, get_article
@@ -62,7 +62,7 @@ from tgbot.keyboard import Keyboard
 from tgbot.text import escape, truncate
 
 from . import freeze, lookup, refund
-from .common import CONTINUE, MAIN_MENU, answer_expired, main_menu_markup, nav_button
+from .common import CONTINUE, answer_expired, main_menu_markup, main_menu_row, nav_button
 from .handoff import create_ticket
 
 _LOGGER = logging.getLogger(__name__)
@@ -141,7 +141,7 @@ def article_keyboard(
 def _human_and_menu(context: BotContext, answer_id: int) -> list[InlineKeyboardButton]:
     return [
         InlineKeyboardButton(context._(HUMAN_LABEL), callback_data=f"ans:human:{answer_id}"),
-        nav_button(context, MAIN_MENU_LABEL, MAIN_MENU),
+        *main_menu_row(context),
     ]
 
 
