@@ -10,9 +10,7 @@ one language per screen, times with their zone, status icons, signed amounts, a 
 
 from __future__ import annotations
 
-import asyncio
 import re
-import time
 from typing import Any
 
 import pytest
@@ -68,17 +66,13 @@ page_of: dict[int, Any] = {}
 
 async def ticket_thread(demo: DemoHandle, user: int, timeout: float = 30.0) -> int:
     """Wait until the user's ticket has its forum topic; return the topic's id."""
-    # Each look sleeps: neither the ticket lookup (no query for a user without tickets) nor
-    # a quiet emulator's settle() has to wait, and a loop of looks that never waits keeps the
-    # bot (on the same event loop) from ever creating the ticket (CI failed so, under load).
-    deadline = time.monotonic() + timeout
-    while True:
+
+    async def topic() -> int | None:
         ticket = await demo.app.repos.tickets.open_for_user(user)  # type: ignore[attr-defined]
-        if ticket is not None and ticket.thread_id is not None:
-            return ticket.thread_id
-        if time.monotonic() > deadline:
-            raise AssertionError(f"no topic for the ticket after {timeout:g} s: {ticket}")
-        await asyncio.sleep(0.05)
+        return ticket.thread_id if ticket is not None else None
+
+    # Each look sleeps (the bot, on the same event loop, must get to create the ticket).
+    return await wait_until(topic, timeout, "a topic for the ticket", interval=0.05)
 
 
 @pytest.mark.parametrize("lang", ["zh", "en"])

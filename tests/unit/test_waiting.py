@@ -27,3 +27,14 @@ async def test_names_what_it_waited_for_when_the_time_runs_out():
     with pytest.raises(AssertionError, match=r"after 0\.1 s waiting for the ticket's topic"):
         await wait_until(never, 0.1, "the ticket's topic", interval=0.01)
     assert looks > 2
+
+
+async def test_awaits_a_coroutine_condition_at_each_look():
+    looks: list[int] = []
+
+    async def read() -> int | None:
+        looks.append(1)
+        return 7 if len(looks) == 3 else None
+
+    assert await wait_until(read, 5, "the third look", interval=0.01) == 7
+    assert len(looks) == 3
